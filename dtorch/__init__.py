@@ -1,0 +1,54 @@
+"""dtorch: a PyTorch-compatible deep-learning framework on numpy (CPU) and CuPy (CUDA).
+
+``import dtorch as torch`` and write torch code: tensors, autograd, nn, optim, data,
+distributed training over MPI/NCCL.
+"""
+from __future__ import annotations
+
+from . import _dtype
+from ._dtype import (  # noqa: F401
+    bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+    promote_types, set_default_dtype, uint8,
+)
+from ._device import device  # noqa: F401
+from .tensor import Size, Tensor  # noqa: F401
+from . import _ops
+from ._creation import (  # noqa: F401
+    arange, as_tensor, asarray, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace, ones,
+    ones_like, scalar_tensor, tensor, zeros, zeros_like,
+)
+from ._creation import range_ as range  # noqa: F401
+from .random import (  # noqa: F401
+    Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
+)
+from . import autograd  # noqa: F401
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .autograd.grad_mode import is_inference_mode_enabled  # noqa: F401
+from . import cuda  # noqa: F401
+
+globals().update(_ops.public_names())
+
+half, float, double = float16, float32, float64
+long, int, short = int64, int32, int16
+uint8 = uint8
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(t: Tensor) -> bool:
+    return t.is_floating_point()
+
+
+def numel(t: Tensor) -> int:
+    return t.numel()
+
+
+def result_type(tensor1, tensor2) -> dtype:
+    return _dtype.result_type(tensor1, tensor2)
+
+
+def can_cast(from_: dtype, to: dtype) -> bool:
+    return from_._category <= to._category

@@ -1,0 +1,307 @@
+"""The op registry: the one place every op goes through.
+
+An op is registered once with :func:`defop`: its forward kernel, written against the
+array module of its inputs (numpy or cupy), and its backward formula, side by side.
+Per-device kernels override the default with :meth:`OpDef.register_kernel`.
+Backward formulas take a namespace ``ns`` as first argument: ``ARRAY_NS`` (the
+registered kernels, on raw arrays) or ``TENSOR_NS`` (the public, recorded ops) —
+so the same formula runs fast or builds a differentiable graph (create_graph=True).
+"""
+from __future__ import annotations
+
+import numbers
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+
+from . import _dtype
+from .autograd.grad_mode import STATE
+from .autograd.graph import FREED_MSG, Node
+from .autograd import anomaly_mode
+from .tensor import Tensor, _make, _make_view, accumulator_of
+
+REGISTRY: dict[str, "OpDef"] = {}
+ARRAY_NS = SimpleNamespace()
+TENSOR_NS = SimpleNamespace()
+_ndarray = np.ndarray
+
+
+class OpNode(Node):
+    """Graph node of a registered op; one subclass per op (``MulBackward0`` ...)."""
+
+    __slots__ = ("_saved", "_saved_ver", "_in_meta", "_args", "_extra", "_outs_meta")
+    _bw: Callable | None = None
+    _save_out = -1  # index in _saved of the saved output, -1 if none
+    n_outputs = 1
+
+    def _apply(self, grads, create_graph: bool):
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(FREED_MSG)
+        if saved:
+            vals = _unpack(self, saved, create_graph)
+        else:
+            vals = ()
+        g = grads[0] if self.n_outputs == 1 else grads
+        if create_graph:
+            return self._bw(TENSOR_NS, self, g, *vals)
+        return self._bw(ARRAY_NS, self, g, *vals)
+
+    def _release(self) -> None:
+        if self._saved:
+            self._saved = None
+
+    def _out_meta(self, i: int):
+        return self._outs_meta[i]
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        return tuple(n is not None for n, _ in self.next_functions)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._saved is None:
+            raise RuntimeError(FREED_MSG)
+        return tuple(v for v in _unpack(self, self._saved, True) if isinstance(v, Tensor))
+
+
+def _unpack(node: OpNode, saved: tuple, as_tensors: bool) -> tuple:
+    vers = node._saved_ver
+    out = []
+    for i, v in enumerate(saved):
+        if type(v) is not Tensor and not isinstance(v, Tensor):
+            out.append(v)  # a Python scalar or None
+            continue
+        if v._vc[0] != vers[i]:
+            which = f"output 0 of {node.name()}" if i == node._save_out else f"an input of {node.name()}"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{_type_name(v)} {list(v._data.shape)}], which is {which}, is at version "
+                f"{v._vc[0]}; expected version {vers[i]} instead. Hint: the operation that failed was "
+                f"{node.name()}; replace the in-place operation by an out-of-place one."
+            )
+        if not as_tensors:
+            out.append(v._data)
+        elif i == node._save_out:
+            t = _make(v._data, True, node, 0)
+            t._vc = v._vc
+            out.append(t)
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def _type_name(t: Tensor) -> str:
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+             "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    prefix = "dtorch." if type(t._data) is _ndarray else "dtorch.cuda."
+    return f"{prefix}{names[t._data.dtype.name]}Tensor"
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+
+
+class OpDef:
+    """A registered op: forward kernels per device and the backward formula."""
+
+    __slots__ = ("name", "default", "cuda_kernel", "cpu_kernel", "node_cls", "save", "save_out",
+                 "extra", "n_out", "view", "array_call")
+
+    def __init__(self, name: str, fwd: Callable, save, save_out: bool, extra: bool, n_out: int, view: bool):
+        self.name = name
+        self.default = self.cpu_kernel = self.cuda_kernel = self.array_call = fwd
+        self.node_cls = None
+        self.save = tuple(save)
+        self.save_out = save_out
+        self.extra = extra
+        self.n_out = n_out
+        self.view = view
+
+    def backward(self, fn: Callable, node_name: str | None = None) -> Callable:
+        """Register the backward formula ``fn(ns, ctx, grad, *saved) -> grads per input``."""
+        attrs = {"__slots__": (), "_bw": staticmethod(fn), "n_outputs": self.n_out,
+                 "_save_out": len(self.save) if self.save_out else -1}
+        self.node_cls = type(node_name or _camel(self.name) + "Backward0", (OpNode,), attrs)
+        return fn
+
+    def register_kernel(self, device_type: str, fn: Callable) -> Callable:
+        """Override the default kernel on one device type ('cpu' or 'cuda')."""
+        if device_type == "cpu":
+            self.cpu_kernel = fn
+        elif device_type == "cuda":
+            self.cuda_kernel = fn
+        else:
+            raise ValueError(f"unknown device type {device_type!r}")
+        cpu, cuda = self.cpu_kernel, self.cuda_kernel
+
+        def array_call(*arrays, **params):
+            return (cpu if type(arrays[0]) is _ndarray else cuda)(*arrays, **params)
+
+        self.array_call = array_call
+        setattr(ARRAY_NS, self.name, array_call)
+        return fn
+
+    def __call__(self, *inputs, **params):
+        return apply(self, inputs, params)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+def defop(name: str, *, save=(), save_out: bool = False, extra: bool = False, n_out: int = 1,
+          view: bool = False) -> Callable[[Callable], OpDef]:
+    """Register a forward kernel ``fwd(*arrays, **params)``.
+
+    save: indices of inputs the backward needs; save_out: it needs the output too;
+    extra: the kernel returns ``(out, extra)`` and ``extra`` (non-differentiable, e.g.
+    argmax indices) is kept on the node as ``ctx._extra``; view: the output shares the
+    first input's storage.
+    """
+
+    def deco(fwd: Callable) -> OpDef:
+        if name in REGISTRY:
+            raise ValueError(f"op {name!r} registered twice")
+        op = OpDef(name, fwd, save, save_out, extra, n_out, view)
+        REGISTRY[name] = op
+        setattr(ARRAY_NS, name, fwd)
+        if not hasattr(TENSOR_NS, name):
+            setattr(TENSOR_NS, name, op)
+        return op
+
+    return deco
+
+
+def tensor_fn(name: str, fn: Callable) -> Callable:
+    """Make ``fn`` (the public function on Tensors) the TENSOR_NS entry for op ``name``."""
+    setattr(TENSOR_NS, name, fn)
+    return fn
+
+
+def device_mismatch(a, b, what: str):
+    from ._device import device_of
+
+    return RuntimeError(
+        f"Expected all tensors to be on the same device, but found at least two devices, "
+        f"{device_of(a._data)} and {device_of(b._data)}! (when checking arguments for {what})"
+    )
+
+
+def apply(op: OpDef, inputs: tuple, params: dict | None = None, cast=None):
+    """Run ``op`` on ``inputs`` (Tensors or Python scalars) and record it when needed.
+
+    cast: a numpy dtype all tensor inputs are converted to first (type promotion); the
+    node remembers the original dtypes so gradients come back in them.
+    """
+    arrays = []
+    first = None
+    needs_grad = False
+    for t in inputs:
+        if isinstance(t, Tensor):
+            a = t._data
+            if first is None:
+                first = t
+            elif type(a) is not type(first._data) or (type(a) is not _ndarray and a.device != first._data.device):
+                raise device_mismatch(first, t, f"argument of {op.name}")
+            if t._rg:
+                needs_grad = True
+            if cast is not None and a.dtype != cast:
+                a = a.astype(cast)
+            arrays.append(a)
+        else:
+            arrays.append(t)
+    kern = op.cpu_kernel if type(first._data) is _ndarray else op.cuda_kernel
+    out = kern(*arrays, **params) if params else kern(*arrays)
+    extra = None
+    if op.extra:
+        out, extra = out
+    if op.n_out == 1:
+        if type(out) is not _ndarray and type(first._data) is _ndarray:
+            out = np.asarray(out)  # numpy turns 0-d results into scalars
+    elif type(first._data) is _ndarray:
+        out = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
+    record = needs_grad and STATE.enabled and op.node_cls is not None
+    node = None
+    if record:
+        node = op.node_cls()
+        nexts = []
+        meta = []
+        for t in inputs:
+            if isinstance(t, Tensor):
+                meta.append((t._data.shape, t._data.dtype))
+                if t.grad_fn is not None:
+                    nexts.append((t.grad_fn, t._output_nr))
+                elif t._rg:
+                    nexts.append((accumulator_of(t), 0))
+                else:
+                    nexts.append((None, 0))
+            else:
+                meta.append(None)
+                nexts.append((None, 0))
+        node.next_functions = tuple(nexts)
+        node._in_meta = meta
+        node._args = params
+        node._extra = extra
+        if anomaly_mode._enabled[0]:
+            anomaly_mode.record(node)
+    if op.n_out == 1:
+        if op.view:
+            res = _make_view(out, first, record, node)
+        else:
+            res = _make(out, record, node)
+        if record:
+            _save(op, node, inputs, res)
+    else:
+        res = tuple(_make(o, record, node, i) for i, o in enumerate(out))
+        if record:
+            node._outs_meta = [(o.shape, o.dtype, np if type(o) is _ndarray else _cupy_mod()) for o in out]
+            _save(op, node, inputs, None)
+    if op.extra:
+        return res, extra
+    return res
+
+
+def _save(op: OpDef, node: OpNode, inputs: tuple, out: Tensor | None) -> None:
+    idx = op.save
+    if not idx and not op.save_out:
+        node._saved = ()
+        return
+    saved = [inputs[i] for i in idx]
+    if op.save_out:
+        alias = _make(out._data)
+        alias._vc = out._vc
+        saved.append(alias)
+    node._saved = tuple(saved)
+    node._saved_ver = tuple(v._vc[0] if isinstance(v, Tensor) else 0 for v in saved)
+
+
+def _cupy_mod():
+    from ._device import cupy_module
+
+    return cupy_module()
+
+
+# ---- type promotion for elementwise ops -------------------------------------------
+def promoted(a, b) -> tuple:
+    """(cast dtype or None, result dtorch dtype) for a binary op between tensors/scalars."""
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            da, db = a._data.dtype, b._data.dtype
+            if da == db:
+                return None, _dtype._FROM_NP[da]
+        else:
+            _check_scalar(b)
+            k = a._data.dtype.kind
+            tb = type(b)
+            if k == "f" or (k in "iu" and tb is int) or (k == "b" and tb is bool):
+                return None, _dtype._FROM_NP[a._data.dtype]
+    else:
+        _check_scalar(a)
+    r = _dtype.result_type(a, b)
+    return r.np, r
+
+
+def _check_scalar(x) -> None:
+    if not isinstance(x, numbers.Number):
+        raise TypeError(f"unsupported operand type: expected a Tensor or a number, got {type(x).__name__}")

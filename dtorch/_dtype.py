@@ -1,0 +1,147 @@
+"""dtype objects and torch's type-promotion rules."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class dtype:
+    """A tensor element type (``dtorch.float32`` ...), mapping to a numpy dtype."""
+
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_signed", "is_complex", "_category")
+
+    def __init__(self, name: str, np_dtype: type, category: int) -> None:
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize
+        self.is_floating_point = category == 2
+        self.is_complex = False
+        self.is_signed = name != "uint8" and name != "bool"
+        self._category = category  # 0 bool, 1 integer, 2 floating
+
+    def __repr__(self) -> str:
+        return f"dtorch.{self.name}"
+
+    def __reduce__(self):
+        return self.name
+
+    def to_real(self) -> "dtype":
+        return self
+
+
+bool_ = dtype("bool", np.bool_, 0)
+uint8 = dtype("uint8", np.uint8, 1)
+int8 = dtype("int8", np.int8, 1)
+int16 = dtype("int16", np.int16, 1)
+int32 = dtype("int32", np.int32, 1)
+int64 = dtype("int64", np.int64, 1)
+float16 = dtype("float16", np.float16, 2)
+float32 = dtype("float32", np.float32, 2)
+float64 = dtype("float64", np.float64, 2)
+
+ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+_FROM_NP = {d.np: d for d in ALL_DTYPES}
+_BY_NAME = {d.name: d for d in ALL_DTYPES}
+_BY_NAME.update(float="float32", double="float64", half="float16", long="int64", int="int32", short="int16")
+
+_default_float = [float32]
+
+
+def get_default_dtype() -> dtype:
+    """The dtype of Python floats turned into tensors (float32 unless changed)."""
+    return _default_float[0]
+
+
+def set_default_dtype(d: dtype) -> None:
+    if not isinstance(d, dtype) or not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    _default_float[0] = d
+
+
+def from_numpy_dtype(np_dtype) -> dtype:
+    try:
+        return _FROM_NP[np.dtype(np_dtype)]
+    except KeyError:
+        raise TypeError(
+            f"can't convert np.ndarray of type {np.dtype(np_dtype)}. The only supported types are: "
+            "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+        ) from None
+
+
+def to_dtype(d) -> dtype:
+    """Accept a dtorch dtype, a numpy dtype, a Python type or a name."""
+    if isinstance(d, dtype):
+        return d
+    if d is float:
+        return float64
+    if d is int:
+        return int64
+    if d is bool:
+        return bool_
+    if isinstance(d, str) and d in _BY_NAME:
+        v = _BY_NAME[d]
+        return _BY_NAME[v] if isinstance(v, str) else v
+    return from_numpy_dtype(d)
+
+
+def _promote_pair(a: dtype, b: dtype) -> dtype:
+    if a is b:
+        return a
+    if a._category != b._category:
+        hi, lo = (a, b) if a._category > b._category else (b, a)
+        return hi  # floating beats integer beats bool, whatever the widths
+    return _FROM_NP[np.promote_types(a.np, b.np)]
+
+
+_PAIR_CACHE: dict = {}
+
+
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """torch.promote_types: the smallest dtype both ``a`` and ``b`` convert to."""
+    key = (a, b)
+    r = _PAIR_CACHE.get(key)
+    if r is None:
+        r = _PAIR_CACHE[key] = _promote_pair(a, b)
+    return r
+
+
+def scalar_dtype(x) -> dtype:
+    """The dtype a Python scalar takes on its own (torch's 'wrapped number')."""
+    if isinstance(x, bool):
+        return bool_
+    if isinstance(x, int):
+        return int64
+    return _default_float[0]
+
+
+def combine_categories(higher: dtype | None, lower: dtype | None) -> dtype | None:
+    """torch's rule: a lower-priority operand only matters when its category is higher."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.is_floating_point:
+        return higher
+    if higher is bool_ or lower._category > higher._category:
+        return promote_types(higher, lower)
+    return higher
+
+
+def result_type(*operands) -> dtype:
+    """torch.result_type over tensors and Python scalars.
+
+    Dimensioned tensors take precedence over zero-dim tensors, which take precedence
+    over Python scalars; a lower group changes the result only by a higher category
+    (int tensor * 2.5 -> default float; float16 tensor * float64 scalar tensor -> float16).
+    """
+    dim_r = zero_r = scalar_r = None
+    for x in operands:
+        d = getattr(x, "dtype", None)
+        if isinstance(d, dtype):
+            if x._data.ndim:
+                dim_r = d if dim_r is None else promote_types(dim_r, d)
+            else:
+                zero_r = d if zero_r is None else promote_types(zero_r, d)
+        else:
+            d = scalar_dtype(x)
+            scalar_r = d if scalar_r is None else promote_types(scalar_r, d)
+    return combine_categories(dim_r, combine_categories(zero_r, scalar_r))

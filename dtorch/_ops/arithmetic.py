@@ -1,0 +1,426 @@
+"""Binary arithmetic, comparison and logical ops, with torch's type promotion."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype
+from .._dispatch import apply, defop, promoted, tensor_fn
+from ..tensor import Tensor
+from ._helpers import method, scalar, xp_of
+from ._inplace import inplace_binary
+
+__all__ = [
+    "add",
+    "sub",
+    "subtract",
+    "mul",
+    "multiply",
+    "div",
+    "divide",
+    "true_divide",
+    "floor_divide",
+    "remainder",
+    "fmod",
+    "pow",
+    "float_power",
+    "maximum",
+    "minimum",
+    "fmax",
+    "fmin",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "not_equal",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_not",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+]
+
+
+def _binary(op, a, b, params=None):
+    a = scalar(a)
+    b = scalar(b)
+    cast, _ = promoted(a, b)
+    return apply(op, (a, b), params, cast)
+
+
+# ---- add / sub ---------------------------------------------------------------------
+@defop("add")
+def _add(a, b, alpha=1):
+    return a + b if alpha == 1 else a + alpha * b
+
+
+@_add.backward
+def _add_bw(ns, ctx, g):
+    return g, (g * ctx._args["alpha"] if ctx._args else g)
+
+
+@defop("sub")
+def _sub(a, b, alpha=1):
+    return a - b if alpha == 1 else a - alpha * b
+
+
+@_sub.backward
+def _sub_bw(ns, ctx, g):
+    return g, (-g * ctx._args["alpha"] if ctx._args else -g)
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    return _binary(_add, input, other, {"alpha": alpha} if alpha != 1 else None)
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype == np.bool_ and isinstance(other, Tensor) \
+            and other._data.dtype == np.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    return _binary(_sub, input, other, {"alpha": alpha} if alpha != 1 else None)
+
+
+subtract = sub
+tensor_fn("add", add)
+tensor_fn("sub", sub)
+
+
+# ---- mul / div ---------------------------------------------------------------------
+@defop("mul", save=(0, 1))
+def _mul(a, b):
+    return a * b
+
+
+@_mul.backward
+def _mul_bw(ns, ctx, g, a, b):
+    nf = ctx.next_functions
+    return (g * b if nf[0][0] is not None else None), (g * a if nf[1][0] is not None else None)
+
+
+@defop("div", save=(0, 1))
+def _div(a, b, rounding_mode=None):
+    xp = xp_of(a) if not isinstance(a, (int, float, bool)) else xp_of(b)
+    if rounding_mode is None:
+        return xp.true_divide(a, b)
+    if rounding_mode == "floor":
+        return xp.floor_divide(a, b)
+    if rounding_mode == "trunc":
+        dt = a.dtype if hasattr(a, "dtype") else b.dtype
+        return xp.trunc(xp.true_divide(a, b)).astype(dt, copy=False)
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+
+
+@_div.backward
+def _div_bw(ns, ctx, g, a, b):
+    if ctx._args:  # floor / trunc division: gradient zero, as torch
+        return g * 0, (g * 0 if ctx.next_functions[1][0] is not None else None)
+    nf = ctx.next_functions
+    ga = g / b if nf[0][0] is not None else None
+    gb = -g * a / (b * b) if nf[1][0] is not None else None
+    return ga, gb
+
+
+def mul(input, other) -> Tensor:
+    return _binary(_mul, input, other)
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    a, b = scalar(input), scalar(other)
+    cast, rdt = promoted(a, b)
+    if rounding_mode is None and not rdt.is_floating_point:
+        cast = _dtype.get_default_dtype().np
+    return apply(_div, (a, b), {"rounding_mode": rounding_mode} if rounding_mode else None, cast)
+
+
+multiply = mul
+divide = true_divide = div
+tensor_fn("mul", mul)
+tensor_fn("div", div)
+
+
+def floor_divide(input, other) -> Tensor:
+    return div(input, other, rounding_mode="floor")
+
+
+@defop("remainder")
+def _remainder(a, b):
+    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).remainder(a, b)
+
+
+@_remainder.backward
+def _remainder_bw(ns, ctx, g):
+    return g, None
+
+
+def remainder(input, other) -> Tensor:
+    return _binary(_remainder, input, other)
+
+
+@defop("fmod")
+def _fmod(a, b):
+    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).fmod(a, b)
+
+
+@_fmod.backward
+def _fmod_bw(ns, ctx, g):
+    return g, None
+
+
+def fmod(input, other) -> Tensor:
+    return _binary(_fmod, input, other)
+
+
+# ---- pow -----------------------------------------------------------------------------
+@defop("pow", save=(0, 1), save_out=True)
+def _pow(a, b):
+    return a ** b
+
+
+@_pow.backward
+def _pow_bw(ns, ctx, g, a, b, out):
+    nf = ctx.next_functions
+    ga = gb = None
+    if nf[0][0] is not None:
+        if isinstance(b, (int, float)):
+            ga = g * 0 if b == 0 else g * b * a ** (b - 1)
+        else:
+            ga = ns.where(b == 0, 0.0, g * b * a ** (b - 1))
+    if nf[1][0] is not None:
+        # d/db a**b = a**b * log(a); torch defines it as 0 where a == 0 and b >= 0
+        ga_mask = (a == 0) & (b >= 0)
+        gb = ns.where(ga_mask, 0.0, g * out * ns.log(ns.where(ga_mask, 1.0, a)))
+    return ga, gb
+
+
+def pow(input, exponent) -> Tensor:
+    a, b = scalar(input), scalar(exponent)
+    cast, rdt = promoted(a, b)
+    if isinstance(a, Tensor) and not rdt.is_floating_point and isinstance(b, int) and b < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return apply(_pow, (a, b), None, cast)
+
+
+tensor_fn("pow", pow)
+
+
+def float_power(input, exponent) -> Tensor:
+    a = input.double() if isinstance(input, Tensor) else float(input)
+    b = exponent.double() if isinstance(exponent, Tensor) else exponent
+    return pow(a, b)
+
+
+# ---- maximum / minimum ---------------------------------------------------------------
+@defop("maximum", save=(0, 1))
+def _maximum(a, b):
+    return xp_of(a).maximum(a, b)
+
+
+@_maximum.backward
+def _maximum_bw(ns, ctx, g, a, b):
+    # ties split the gradient evenly, as torch does
+    gt = (a > b) + (a == b) * 0.5
+    return g * gt, g * (1 - gt)
+
+
+@defop("minimum", save=(0, 1))
+def _minimum(a, b):
+    return xp_of(a).minimum(a, b)
+
+
+@_minimum.backward
+def _minimum_bw(ns, ctx, g, a, b):
+    lt = (a < b) + (a == b) * 0.5
+    return g * lt, g * (1 - lt)
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:
+    return _binary(_maximum, input, other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:
+    return _binary(_minimum, input, other)
+
+
+fmax, fmin = maximum, minimum
+tensor_fn("maximum", maximum)
+tensor_fn("minimum", minimum)
+
+
+# ---- comparisons and logic (not differentiable) ---------------------------------------
+def _nondiff(name: str, fn):
+    op = defop(name)(fn)
+
+    def public(input, other) -> Tensor:
+        return _binary(op, input, other)
+
+    public.__name__ = name
+    tensor_fn(name, public)
+    return public
+
+
+eq = _nondiff("eq", lambda a, b: a == b)
+ne = _nondiff("ne", lambda a, b: a != b)
+lt = _nondiff("lt", lambda a, b: a < b)
+le = _nondiff("le", lambda a, b: a <= b)
+gt = _nondiff("gt", lambda a, b: a > b)
+ge = _nondiff("ge", lambda a, b: a >= b)
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def _bitwise(name: str, fn):
+    op = defop(name)(fn)
+
+    def public(input, other) -> Tensor:
+        a, b = scalar(input), scalar(other)
+        for x in (a, b):
+            if isinstance(x, Tensor) and x._data.dtype.kind == "f" or isinstance(x, float):
+                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
+        return _binary(op, a, b)
+
+    public.__name__ = name
+    return public
+
+
+bitwise_and = _bitwise("bitwise_and", lambda a, b: a & b)
+bitwise_or = _bitwise("bitwise_or", lambda a, b: a | b)
+bitwise_xor = _bitwise("bitwise_xor", lambda a, b: a ^ b)
+
+
+def _logical(name: str, ufunc_name: str):
+    op = defop(name)(lambda a, b: getattr(xp_of(a) if hasattr(a, "dtype") else xp_of(b), ufunc_name)(a, b))
+
+    def public(input, other) -> Tensor:
+        return apply(op, (scalar(input), scalar(other)))
+
+    public.__name__ = name
+    return public
+
+
+logical_and = _logical("logical_and", "logical_and")
+logical_or = _logical("logical_or", "logical_or")
+logical_xor = _logical("logical_xor", "logical_xor")
+
+
+@defop("logical_not")
+def _logical_not(a):
+    return xp_of(a).logical_not(a)
+
+
+def logical_not(input: Tensor) -> Tensor:
+    return apply(_logical_not, (input,))
+
+
+@defop("bitwise_not")
+def _bitwise_not(a):
+    return ~a
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    if input._data.dtype.kind == "f":
+        raise RuntimeError("\"bitwise_not_cpu\" not implemented for 'Float'")
+    return apply(_bitwise_not, (input,))
+
+
+# ---- Tensor methods and operators ----------------------------------------------------
+def _rev(fn):
+    return lambda self, other: fn(other, self)
+
+
+for _name, _fn in [("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow),
+                   ("remainder", remainder), ("fmod", fmod), ("maximum", maximum), ("minimum", minimum),
+                   ("eq", eq), ("ne", ne), ("lt", lt), ("le", le), ("gt", gt), ("ge", ge),
+                   ("logical_and", logical_and), ("logical_or", logical_or), ("logical_xor", logical_xor),
+                   ("logical_not", logical_not), ("bitwise_not", bitwise_not), ("floor_divide", floor_divide),
+                   ("bitwise_and", bitwise_and), ("bitwise_or", bitwise_or), ("bitwise_xor", bitwise_xor),
+                   ("float_power", float_power)]:
+    setattr(Tensor, _name, _fn)
+Tensor.subtract, Tensor.multiply, Tensor.divide, Tensor.true_divide = sub, mul, div, div
+Tensor.greater, Tensor.less, Tensor.greater_equal, Tensor.less_equal, Tensor.not_equal = gt, lt, ge, le, ne
+
+Tensor.__add__ = add
+Tensor.__radd__ = _rev(add)
+Tensor.__sub__ = sub
+Tensor.__rsub__ = _rev(sub)
+Tensor.__mul__ = mul
+Tensor.__rmul__ = _rev(mul)
+Tensor.__truediv__ = div
+Tensor.__rtruediv__ = _rev(div)
+Tensor.__floordiv__ = floor_divide
+Tensor.__rfloordiv__ = _rev(floor_divide)
+Tensor.__mod__ = remainder
+Tensor.__rmod__ = _rev(remainder)
+Tensor.__pow__ = pow
+Tensor.__rpow__ = _rev(pow)
+Tensor.__eq__ = eq
+Tensor.__ne__ = ne
+Tensor.__lt__ = lt
+Tensor.__le__ = le
+Tensor.__gt__ = gt
+Tensor.__ge__ = ge
+Tensor.__and__ = bitwise_and
+Tensor.__rand__ = _rev(bitwise_and)
+Tensor.__or__ = bitwise_or
+Tensor.__ror__ = _rev(bitwise_or)
+Tensor.__xor__ = bitwise_xor
+Tensor.__rxor__ = _rev(bitwise_xor)
+Tensor.__invert__ = bitwise_not
+Tensor.__hash__ = object.__hash__
+
+
+def _ip(op, fast):
+    def inplace(self, other, **kw):
+        params = {k: v for k, v in kw.items() if not (k == "alpha" and v == 1)} or None
+        if params and "alpha" in params:
+            a = params["alpha"]
+            return inplace_binary(op, self, other, params, lambda x, y: fast(x, y * a))
+        return inplace_binary(op, self, other, params, fast)
+
+    return inplace
+
+
+def _iadd(a, b):
+    a += b
+
+
+def _isub(a, b):
+    a -= b
+
+
+def _imul(a, b):
+    a *= b
+
+
+def _idiv(a, b):
+    a /= b
+
+
+def _ipow(a, b):
+    a **= b
+
+
+Tensor.add_ = Tensor.__iadd__ = _ip(_add, _iadd)
+Tensor.sub_ = Tensor.__isub__ = Tensor.subtract_ = _ip(_sub, _isub)
+Tensor.mul_ = Tensor.__imul__ = Tensor.multiply_ = _ip(_mul, _imul)
+Tensor.pow_ = Tensor.__ipow__ = _ip(_pow, _ipow)
+
+
+def _div_(self, other, *, rounding_mode=None):
+    if rounding_mode is None:
+        return inplace_binary(_div, self, other, None, _idiv)
+
+    def fast(a, b):
+        a[...] = _div.default(a, b, rounding_mode=rounding_mode)
+
+    return inplace_binary(_div, self, other, {"rounding_mode": rounding_mode}, fast)
+
+
+Tensor.div_ = Tensor.__itruediv__ = Tensor.divide_ = Tensor.true_divide_ = _div_

@@ -1,0 +1,555 @@
+"""View ops (sharing storage with their input) and shape manipulation.
+
+Every view op is registered with ``view=True``: its output shares storage and the
+version counter with its base, as in torch. In-place ops on views rebase the base's
+history through :class:`CopySlices` (see :func:`rebase_view`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._dispatch import apply, defop, tensor_fn
+from ..autograd.graph import Node
+from ..tensor import Size, Tensor, _wrap_dim
+from ._helpers import method, xp_of
+
+__all__ = [
+    "view_as",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "permute",
+    "transpose",
+    "swapaxes",
+    "swapdims",
+    "t",
+    "movedim",
+    "moveaxis",
+    "broadcast_to",
+    "unsqueeze",
+    "squeeze",
+    "narrow",
+    "select",
+    "unbind",
+    "split",
+    "chunk",
+    "tensor_split",
+    "as_strided",
+]
+
+
+def _shape_arg(args) -> tuple:
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return tuple(int(s) for s in args[0])
+    return tuple(int(s) for s in args)
+
+
+def infer_shape(shape: tuple, numel: int) -> tuple:
+    """Resolve one -1 in ``shape``; torch's error when the sizes do not fit."""
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s != -1:
+            if s < 0:
+                raise RuntimeError(f"invalid shape dimension {s}")
+            known *= s
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple):
+    """Strides (in bytes) viewing ``old`` as ``new_shape`` without a copy, or None (torch's computeStride)."""
+    if not old_shape:
+        return tuple(1 for _ in new_shape)
+    numel = 1
+    for s in old_shape:
+        numel *= s
+    if numel == 0:
+        return None if old_shape != new_shape else old_strides
+    new_strides = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base_stride = old_strides[-1]
+    tensor_numel = 1
+    view_numel = 1
+    for tensor_d in range(len(old_shape) - 1, -1, -1):
+        tensor_numel *= old_shape[tensor_d]
+        if tensor_d == 0 or (old_shape[tensor_d - 1] != 1 and
+                             old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new_strides[view_d] = view_numel * chunk_base_stride
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                chunk_base_stride = old_strides[tensor_d - 1]
+                tensor_numel = 1
+                view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(new_strides)
+
+
+def _as_strided_array(a, shape, strides_bytes, offset_bytes=0):
+    xp = xp_of(a)
+    if offset_bytes:
+        flat = a.reshape(-1) if a.flags.c_contiguous else None
+        if flat is None:
+            raise RuntimeError("as_strided with an offset needs a contiguous input")
+        a = flat[offset_bytes // a.itemsize:]
+    return xp.lib.stride_tricks.as_strided(a, shape, strides_bytes)
+
+
+# ---- view / reshape ----------------------------------------------------------------------
+@defop("view", view=True)
+def _view(a, shape):
+    if a.flags.c_contiguous:
+        return a.reshape(shape)
+    st = view_strides(a.shape, a.strides, shape)
+    if st is None:
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+            "across two contiguous subspaces). Use .reshape(...) instead."
+        )
+    return _as_strided_array(a, shape, st)
+
+
+@_view.backward
+def _view_bw(ns, ctx, g):
+    return (ns.reshape(g, shape=ctx._in_meta[0][0]),)
+
+
+@defop("reshape")
+def _reshape_copy(a, shape):
+    return a.reshape(shape)
+
+
+_reshape_copy.backward(_view_bw, "UnsafeViewBackward0")
+
+
+def _reshape_ns(t: Tensor, shape) -> Tensor:
+    return reshape(t, shape)
+
+
+tensor_fn("reshape", _reshape_ns)
+
+
+@method("view")
+def view(self: Tensor, *shape) -> Tensor:
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list, Size)):
+        from .convert import view_as_dtype
+
+        return view_as_dtype(self, shape[0])
+    shape = infer_shape(_shape_arg(shape), self._data.size)
+    return apply(_view, (self,), {"shape": shape})
+
+
+@method("reshape")
+def reshape(input: Tensor, *shape) -> Tensor:
+    shape = infer_shape(_shape_arg(shape), input._data.size)
+    a = input._data
+    if shape == a.shape and True:
+        return apply(_view, (input,), {"shape": shape})
+    if a.flags.c_contiguous or view_strides(a.shape, a.strides, shape) is not None:
+        return apply(_view, (input,), {"shape": shape})
+    return apply(_reshape_copy, (input,), {"shape": shape})
+
+
+def view_as(self: Tensor, other: Tensor) -> Tensor:
+    return view(self, other.shape)
+
+
+def reshape_as(self: Tensor, other: Tensor) -> Tensor:
+    return reshape(self, other.shape)
+
+
+Tensor.view_as, Tensor.reshape_as = view_as, reshape_as
+
+
+@method("flatten")
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    nd = input._data.ndim
+    if nd == 0:
+        return reshape(input, (1,))
+    s, e = _wrap_dim(start_dim, nd), _wrap_dim(end_dim, nd)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return input
+    shp = input._data.shape
+    return reshape(input, shp[:s] + (-1,) + shp[e + 1:]) if input._data.size else \
+        reshape(input, shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:])
+
+
+@method("unflatten")
+def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
+    d = _wrap_dim(dim, input._data.ndim)
+    shp = input._data.shape
+    sizes = infer_shape(tuple(sizes), shp[d])
+    return view(input, shp[:d] + sizes + shp[d + 1:])
+
+
+# ---- transpose / permute -------------------------------------------------------------------
+@defop("permute", view=True)
+def _permute(a, dims):
+    return a.transpose(dims)
+
+
+@_permute.backward
+def _permute_bw(ns, ctx, g):
+    dims = ctx._args["dims"]
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return (ns.permute(g, dims=tuple(inv)),)
+
+
+@defop("transpose", view=True)
+def _transpose(a, dim0, dim1):
+    return a.swapaxes(dim0, dim1)
+
+
+@_transpose.backward
+def _transpose_bw(ns, ctx, g):
+    return (ns.transpose(g, dim0=ctx._args["dim0"], dim1=ctx._args["dim1"]),)
+
+
+@method("permute")
+def permute(input: Tensor, *dims) -> Tensor:
+    nd = input._data.ndim
+    dims = tuple(_wrap_dim(d, nd) for d in _shape_arg(dims))
+    if len(dims) != nd:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
+        )
+    if sorted(dims) != list(range(nd)):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return apply(_permute, (input,), {"dims": dims})
+
+
+@method("transpose", "swapaxes", "swapdims")
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    nd = input._data.ndim
+    d0, d1 = _wrap_dim(dim0, nd), _wrap_dim(dim1, nd)
+    return apply(_transpose, (input,), {"dim0": d0, "dim1": d1})
+
+
+swapaxes = swapdims = transpose
+tensor_fn("transpose", lambda t, dim0, dim1: transpose(t, dim0, dim1))
+
+
+@method("t")
+def t(input: Tensor) -> Tensor:
+    nd = input._data.ndim
+    if nd > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
+    if nd < 2:
+        return apply(_view, (input,), {"shape": input._data.shape})
+    return apply(_transpose, (input,), {"dim0": 0, "dim1": 1})
+
+
+Tensor.T = property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1))))
+Tensor.mT = property(lambda self: transpose(self, -2, -1))
+
+
+def movedim(input: Tensor, source, destination) -> Tensor:
+    nd = input._data.ndim
+    src = [_wrap_dim(s, nd) for s in ((source,) if isinstance(source, int) else source)]
+    dst = [_wrap_dim(d, nd) for d in ((destination,) if isinstance(destination, int) else destination)]
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(input, tuple(order))
+
+
+Tensor.movedim = Tensor.moveaxis = movedim
+moveaxis = movedim
+
+
+# ---- expand / squeeze / unsqueeze ------------------------------------------------------------
+@defop("expand", view=True)
+def _expand(a, shape):
+    return xp_of(a).broadcast_to(a, shape)
+
+
+@_expand.backward
+def _expand_bw(ns, ctx, g):
+    return (g,)  # the engine sums the gradient back to the input's shape
+
+
+@method("expand")
+def expand(input: Tensor, *sizes) -> Tensor:
+    sizes = _shape_arg(sizes)
+    shp = input._data.shape
+    if len(sizes) < len(shp):
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{{list(shp)}}}, size={list(sizes)}): the number of sizes provided "
+            f"({len(sizes)}) must be greater or equal to the number of dimensions in the tensor ({len(shp)})"
+        )
+    lead = len(sizes) - len(shp)
+    out = []
+    for i, s in enumerate(sizes):
+        if i < lead:
+            if s < 0:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a leading, "
+                                   "non-existing dimension 0")
+            out.append(s)
+            continue
+        cur = shp[i - lead]
+        if s == -1:
+            s = cur
+        elif cur != 1 and cur != s:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at non-singleton "
+                f"dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shp)}"
+            )
+        out.append(s)
+    return apply(_expand, (input,), {"shape": tuple(out)})
+
+
+def expand_as(self: Tensor, other: Tensor) -> Tensor:
+    return expand(self, other.shape)
+
+
+Tensor.expand_as = expand_as
+
+
+def broadcast_to(input: Tensor, shape) -> Tensor:
+    return expand(input, tuple(shape))
+
+
+Tensor.broadcast_to = broadcast_to
+
+
+@method("unsqueeze")
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
+    nd = input._data.ndim
+    d = _wrap_dim(dim, nd + 1)
+    shp = input._data.shape
+    return apply(_view, (input,), {"shape": shp[:d] + (1,) + shp[d:]})
+
+
+@method("squeeze")
+def squeeze(input: Tensor, dim=None) -> Tensor:
+    shp = input._data.shape
+    nd = len(shp)
+    if dim is None:
+        new = tuple(s for s in shp if s != 1)
+    else:
+        dims = {_wrap_dim(d, nd) for d in ((dim,) if isinstance(dim, int) else dim)} if nd else set()
+        new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
+    return apply(_view, (input,), {"shape": new})
+
+
+# ---- basic indexing (ints, slices, None, Ellipsis): a view ---------------------------------
+@defop("slice", view=True)
+def _slice(a, index):
+    return a[index]
+
+
+@_slice.backward
+def _slice_bw(ns, ctx, g):
+    return (ns.slice_backward(g, shape=ctx._in_meta[0][0], index=ctx._args["index"]),)
+
+
+@defop("slice_backward")
+def _slice_backward(g, shape, index):
+    z = xp_of(g).zeros(shape, g.dtype)
+    z[index] = g
+    return z
+
+
+@_slice_backward.backward
+def _slice_backward_bw(ns, ctx, g):
+    return (ns.slice(g, index=ctx._args["index"]),)
+
+
+_select_names = {}
+
+
+def basic_index(input: Tensor, index: tuple) -> Tensor:
+    return apply(_slice, (input,), {"index": index})
+
+
+@method("narrow")
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    d = _wrap_dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    if isinstance(start, Tensor):
+        start = int(start.item())
+    if start < 0:
+        start += size
+    if start < 0 or start + length > size or length < 0:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    return basic_index(input, (slice(None),) * d + (slice(start, start + length),))
+
+
+@method("select")
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    nd = input._data.ndim
+    if nd == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, nd)
+    size = input._data.shape[d]
+    if not -size <= index < size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+                         f"dimension {d}")
+    return basic_index(input, (slice(None),) * d + (index,))
+
+
+@method("unbind")
+def unbind(input: Tensor, dim: int = 0) -> tuple:
+    d = _wrap_dim(dim, input._data.ndim)
+    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+
+
+@method("split")
+def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    d = _wrap_dim(dim, tensor._data.ndim)
+    size = tensor._data.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+        bounds = [(s, min(s + step, size)) for s in range(0, size, step)] if size else [(0, 0)]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at "
+                f"dimension {d}), but got split_sizes={sections}"
+            )
+        bounds, s = [], 0
+        for n in sections:
+            bounds.append((s, s + n))
+            s += n
+    pre = (slice(None),) * d
+    return tuple(basic_index(tensor, pre + (slice(a, b),)) for a, b in bounds)
+
+
+@method("chunk")
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    size = input._data.shape[_wrap_dim(dim, input._data.ndim)]
+    step = -(-size // chunks) if size else 1
+    return split(input, step, dim)
+
+
+def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+    d = _wrap_dim(dim, input._data.ndim)
+    size = input._data.shape[d]
+    if isinstance(indices_or_sections, int):
+        n = indices_or_sections
+        q, r = divmod(size, n)
+        sizes = [q + 1] * r + [q] * (n - r)
+    else:
+        idx = [0] + list(indices_or_sections) + [size]
+        sizes = [max(0, min(b, size) - min(a, size)) for a, b in zip(idx[:-1], idx[1:])]
+    return split(input, sizes, d)
+
+
+Tensor.tensor_split = tensor_split
+
+
+# ---- as_strided and in-place on views -------------------------------------------------------
+@defop("as_strided", view=True)
+def _as_strided(a, size, stride, storage_offset=0):
+    isz = a.itemsize
+    return _as_strided_array(a, size, tuple(s * isz for s in stride), storage_offset * isz)
+
+
+@_as_strided.backward
+def _as_strided_bw(ns, ctx, g):
+    shape = ctx._in_meta[0][0]
+    a = ctx._args
+    zeros = g.new_zeros(shape) if hasattr(g, "new_zeros") else xp_of(g).zeros(shape, g.dtype)
+    return (ns.as_strided_scatter(zeros, g, size=a["size"], stride=a["stride"],
+                                  storage_offset=a.get("storage_offset", 0)),)
+
+
+@defop("as_strided_scatter")
+def _as_strided_scatter(base, src, size, stride, storage_offset=0):
+    out = base.copy()
+    region = _as_strided(out, size, stride, storage_offset)
+    region[...] = src
+    return out
+
+
+@_as_strided_scatter.backward
+def _as_strided_scatter_bw(ns, ctx, g):
+    a = ctx._args
+    geo = dict(size=a["size"], stride=a["stride"], storage_offset=a.get("storage_offset", 0))
+    zeros_src = ns.as_strided(g, **geo) * 0
+    return ns.as_strided_scatter(g, zeros_src, **geo), ns.as_strided(g, **geo)
+
+
+@method("as_strided")
+def as_strided(input: Tensor, size, stride, storage_offset: int = 0) -> Tensor:
+    size, stride = tuple(size), tuple(stride)
+    if not input._data.flags.c_contiguous:
+        raise RuntimeError("as_strided on a non-contiguous tensor is not supported; call .contiguous() first")
+    return apply(_as_strided, (input,), {"size": size, "stride": stride, "storage_offset": storage_offset})
+
+
+class CopySlices(Node):
+    """History of a base after an in-place op on one of its views (torch's CopySlices)."""
+
+    __slots__ = ("_geo", "_fn", "_in_meta")
+
+    def __init__(self, base_edge, base_meta, geo: dict, fn) -> None:
+        Node.__init__(self)
+        self._geo = geo
+        self._fn = fn
+        self.next_functions = (base_edge,) + tuple(fn.next_functions[1:])
+        self._in_meta = [base_meta] + list(fn._in_meta[1:])
+
+    def _apply(self, grads, create_graph: bool):
+        from .._dispatch import ARRAY_NS, TENSOR_NS
+
+        ns = TENSOR_NS if create_graph else ARRAY_NS
+        g = grads[0]
+        region = ns.as_strided(g, **self._geo)
+        if not create_graph:
+            region = region.copy()
+        res = self._fn._apply([region], create_graph)
+        gv = res[0]
+        if gv is None:
+            gv = region * 0
+        elif gv.shape != region.shape:
+            gv = ns.expand(gv, shape=region.shape) if create_graph else xp_of(gv).broadcast_to(gv, region.shape)
+        return (ns.as_strided_scatter(g, gv, **self._geo),) + tuple(res[1:])
+
+    def _release(self) -> None:
+        self._fn._release()
+
+
+def rebase_view(view_t: Tensor, result: Tensor) -> None:
+    """After ``view_t`` was overwritten in place by ``result`` (recorded), rebase its base's history."""
+    from ..autograd.engine import grad_edge
+
+    base = view_t._base
+    b = base._data
+    if not b.flags.c_contiguous:
+        raise RuntimeError("in-place autograd on a view of a non-contiguous tensor is not supported")
+    v = view_t._data
+    isz = v.itemsize
+    offset = (view_t.data_ptr() - base.data_ptr()) // isz
+    geo = {"size": v.shape, "stride": tuple(s // isz for s in v.strides), "storage_offset": offset}
+    node = CopySlices(grad_edge(base), (b.shape, b.dtype), geo, result.grad_fn)
+    base.grad_fn = node
+    base._output_nr = 0
+    base._rg = True
+    # the view now reads from the new base
+    as_view = apply(_as_strided, (base,), geo)
+    view_t.grad_fn = as_view.grad_fn
+    view_t._output_nr = 0
+    view_t._rg = True

@@ -1,0 +1,397 @@
+"""Elementwise unary math and activations: forward kernel and backward side by side."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _dtype
+from .._dispatch import apply, defop, tensor_fn
+from ..tensor import Tensor
+from ._helpers import method, xp_of
+from ._inplace import inplace_unary
+
+__all__ = [
+    "neg",
+    "negative",
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "abs",
+    "absolute",
+    "sign",
+    "sgn",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "sigmoid",
+    "erf",
+    "floor",
+    "ceil",
+    "trunc",
+    "fix",
+    "frac",
+    "round",
+    "relu",
+    "gelu",
+    "silu",
+    "softplus",
+    "elu",
+    "leaky_relu",
+    "hardtanh",
+    "clamp",
+    "clip",
+    "clamp_min",
+    "clamp_max",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "isposinf",
+    "isneginf",
+    "signbit",
+    "nan_to_num",
+]
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _float_input(x: Tensor) -> Tensor:
+    """Integer inputs of floating functions (exp of an int tensor) become the default float."""
+    if x._data.dtype.kind in "biu":
+        from .convert import to_dtype
+
+        return to_dtype(x, _dtype.get_default_dtype())
+    return x
+
+
+def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=True, inplace=True, params=()):
+    """Register an elementwise op and its public function/method (+ ``name_`` in place)."""
+    op = defop(name, save=(0,) if save_in else (), save_out=save_out)(fwd)
+    if bw is not None:
+        op.backward(bw)
+
+    def public(input: Tensor, *args, **kwargs) -> Tensor:
+        if floating:
+            input = _float_input(input)
+        if args:
+            kwargs.update(zip(params, args))
+        return apply(op, (input,), kwargs or None)
+
+    public.__name__ = name
+    tensor_fn(name, public)
+    setattr(Tensor, name, public)
+    if inplace:
+        def inplace_fn(self: Tensor, *args, **kwargs) -> Tensor:
+            if args:
+                kwargs.update(zip(params, args))
+            return inplace_unary(op, self, kwargs or None)
+
+        setattr(Tensor, name + "_", inplace_fn)
+    return public
+
+
+def _x(a):
+    return xp_of(a)
+
+
+neg = _unary("neg", lambda a: -a, lambda ns, ctx, g: (-g,), floating=False)
+negative = neg
+Tensor.__neg__ = neg
+Tensor.negative = neg
+Tensor.__pos__ = lambda self: self
+exp = _unary("exp", lambda a: _x(a).exp(a), lambda ns, ctx, g, out: (g * out,), save_out=True)
+exp2 = _unary("exp2", lambda a: _x(a).exp2(a), lambda ns, ctx, g, out: (g * out * math.log(2.0),), save_out=True)
+expm1 = _unary("expm1", lambda a: _x(a).expm1(a), lambda ns, ctx, g, out: (g * (out + 1),), save_out=True)
+log = _unary("log", lambda a: _x(a).log(a), lambda ns, ctx, g, a: (g / a,), save_in=True)
+log2 = _unary("log2", lambda a: _x(a).log2(a), lambda ns, ctx, g, a: (g / (a * math.log(2.0)),), save_in=True)
+log10 = _unary("log10", lambda a: _x(a).log10(a), lambda ns, ctx, g, a: (g / (a * math.log(10.0)),),
+               save_in=True)
+log1p = _unary("log1p", lambda a: _x(a).log1p(a), lambda ns, ctx, g, a: (g / (a + 1),), save_in=True)
+sqrt = _unary("sqrt", lambda a: _x(a).sqrt(a), lambda ns, ctx, g, out: (g / (2 * out),), save_out=True)
+rsqrt = _unary("rsqrt", lambda a: 1 / _x(a).sqrt(a), lambda ns, ctx, g, out: (-0.5 * g * out * out * out,),
+               save_out=True)
+square = _unary("square", lambda a: a * a, lambda ns, ctx, g, a: (2 * g * a,), save_in=True, floating=False,
+                inplace=False)
+abs = _unary("abs", lambda a: _x(a).abs(a), lambda ns, ctx, g, a: (g * ns.sign(a),), save_in=True,
+             floating=False)
+absolute = abs
+Tensor.__abs__ = abs
+sign = _unary("sign", lambda a: _x(a).sign(a), lambda ns, ctx, g: (g * 0,), floating=False)
+sgn = sign
+reciprocal = _unary("reciprocal", lambda a: 1 / a, lambda ns, ctx, g, out: (-g * out * out,), save_out=True)
+sin = _unary("sin", lambda a: _x(a).sin(a), lambda ns, ctx, g, a: (g * ns.cos(a),), save_in=True)
+cos = _unary("cos", lambda a: _x(a).cos(a), lambda ns, ctx, g, a: (-g * ns.sin(a),), save_in=True)
+tan = _unary("tan", lambda a: _x(a).tan(a), lambda ns, ctx, g, out: (g * (1 + out * out),), save_out=True)
+asin = _unary("asin", lambda a: _x(a).arcsin(a), lambda ns, ctx, g, a: (g * ns.rsqrt(1 - a * a),), save_in=True)
+acos = _unary("acos", lambda a: _x(a).arccos(a), lambda ns, ctx, g, a: (-g * ns.rsqrt(1 - a * a),), save_in=True)
+atan = _unary("atan", lambda a: _x(a).arctan(a), lambda ns, ctx, g, a: (g / (1 + a * a),), save_in=True)
+sinh = _unary("sinh", lambda a: _x(a).sinh(a), lambda ns, ctx, g, a: (g * ns.cosh(a),), save_in=True)
+cosh = _unary("cosh", lambda a: _x(a).cosh(a), lambda ns, ctx, g, a: (g * ns.sinh(a),), save_in=True)
+tanh = _unary("tanh", lambda a: _x(a).tanh(a), lambda ns, ctx, g, out: (g * (1 - out * out),), save_out=True)
+asinh = _unary("asinh", lambda a: _x(a).arcsinh(a), lambda ns, ctx, g, a: (g * ns.rsqrt(a * a + 1),),
+               save_in=True)
+acosh = _unary("acosh", lambda a: _x(a).arccosh(a), lambda ns, ctx, g, a: (g * ns.rsqrt(a * a - 1),),
+               save_in=True)
+atanh = _unary("atanh", lambda a: _x(a).arctanh(a), lambda ns, ctx, g, a: (g / (1 - a * a),), save_in=True)
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+
+
+def _sigmoid_fwd(a):
+    xp = _x(a)
+    # exp(-|a|) never overflows
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+
+
+sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda ns, ctx, g, out: (g * out * (1 - out),), save_out=True)
+
+
+def _erf_array(a):
+    xp = _x(a)
+    if xp is np:
+        try:
+            from scipy.special import erf as _serf  # optional, exact
+
+            return _serf(a).astype(a.dtype, copy=False)
+        except ImportError:
+            return np.frompyfunc(math.erf, 1, 1)(a).astype(a.dtype)
+    import cupyx.scipy.special as cs
+
+    return cs.erf(a)
+
+
+erf = _unary("erf", _erf_array, lambda ns, ctx, g, a: (g * (2 / math.sqrt(math.pi)) * ns.exp(-a * a),),
+             save_in=True)
+
+# ---- rounding (zero gradient) --------------------------------------------------------
+floor = _unary("floor", lambda a: _x(a).floor(a), lambda ns, ctx, g: (g * 0,), floating=False)
+ceil = _unary("ceil", lambda a: _x(a).ceil(a), lambda ns, ctx, g: (g * 0,), floating=False)
+trunc = _unary("trunc", lambda a: _x(a).trunc(a), lambda ns, ctx, g: (g * 0,), floating=False)
+fix = trunc
+frac = _unary("frac", lambda a: a - _x(a).trunc(a), lambda ns, ctx, g: (g,))
+
+
+@defop("round")
+def _round(a, decimals=0):
+    return _x(a).round(a, decimals)
+
+
+_round.backward(lambda ns, ctx, g: (g * 0,))
+
+
+@method("round")
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    return apply(_round, (input,), {"decimals": decimals} if decimals else None)
+
+
+tensor_fn("round", round)
+
+# ---- activations -----------------------------------------------------------------------
+relu = _unary("relu", lambda a: _x(a).maximum(a, 0).astype(a.dtype, copy=False),
+              lambda ns, ctx, g, out: (g * (out > 0),), save_out=True, floating=False)
+
+
+def _gelu_fwd(a, approximate="none"):
+    xp = _x(a)
+    if approximate == "tanh":
+        return (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype, copy=False)
+    return (0.5 * a * (1 + _erf_array(a / _SQRT_2))).astype(a.dtype, copy=False)
+
+
+def _gelu_bw(ns, ctx, g, a):
+    if ctx._args and ctx._args.get("approximate") == "tanh":
+        inner = _SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)
+        t = ns.tanh(inner)
+        d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+        return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner),)
+    cdf = 0.5 * (1 + ns.erf(a * (1 / _SQRT_2)))
+    pdf = ns.exp(-0.5 * a * a) * (1 / math.sqrt(2 * math.pi))
+    return (g * (cdf + a * pdf),)
+
+
+gelu = _unary("gelu", _gelu_fwd, _gelu_bw, save_in=True, params=("approximate",), inplace=False)
+
+
+def _silu_fwd(a):
+    return a * _sigmoid_fwd(a)
+
+
+def _silu_bw(ns, ctx, g, a):
+    s = ns.sigmoid(a)
+    return (g * s * (1 + a * (1 - s)),)
+
+
+silu = _unary("silu", _silu_fwd, _silu_bw, save_in=True)
+
+
+def _softplus_fwd(a, beta=1.0, threshold=20.0):
+    xp = _x(a)
+    z = a * beta
+    return xp.where(z > threshold, a, xp.logaddexp(0, z) / beta).astype(a.dtype, copy=False)
+
+
+def _softplus_bw(ns, ctx, g, a):
+    beta = ctx._args.get("beta", 1.0) if ctx._args else 1.0
+    threshold = ctx._args.get("threshold", 20.0) if ctx._args else 20.0
+    z = a * beta
+    return (ns.where(z > threshold, g, g * ns.sigmoid(z)),)
+
+
+softplus = _unary("softplus", _softplus_fwd, _softplus_bw, save_in=True, params=("beta", "threshold"),
+                  inplace=False)
+
+
+def _elu_fwd(a, alpha=1.0):
+    xp = _x(a)
+    return xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype, copy=False)
+
+
+def _elu_bw(ns, ctx, g, a):
+    alpha = ctx._args.get("alpha", 1.0) if ctx._args else 1.0
+    return (ns.where(a > 0, g, g * alpha * ns.exp(ns.minimum(a, 0.0))),)
+
+
+elu = _unary("elu", _elu_fwd, _elu_bw, save_in=True, params=("alpha",))
+
+
+def _leaky_fwd(a, negative_slope=0.01):
+    return _x(a).where(a > 0, a, a * negative_slope).astype(a.dtype, copy=False)
+
+
+def _leaky_bw(ns, ctx, g, a):
+    slope = ctx._args.get("negative_slope", 0.01) if ctx._args else 0.01
+    return (ns.where(a > 0, g, g * slope),)
+
+
+leaky_relu = _unary("leaky_relu", _leaky_fwd, _leaky_bw, save_in=True, params=("negative_slope",))
+
+
+def _hardtanh_fwd(a, min_val=-1.0, max_val=1.0):
+    return _x(a).clip(a, min_val, max_val).astype(a.dtype, copy=False)
+
+
+def _hardtanh_bw(ns, ctx, g, a):
+    lo = ctx._args.get("min_val", -1.0) if ctx._args else -1.0
+    hi = ctx._args.get("max_val", 1.0) if ctx._args else 1.0
+    return (g * ((a > lo) & (a < hi)),)
+
+
+hardtanh = _unary("hardtanh", _hardtanh_fwd, _hardtanh_bw, save_in=True, params=("min_val", "max_val"))
+
+
+# ---- clamp ------------------------------------------------------------------------------
+@defop("clamp", save=(0,))
+def _clamp(a, min=None, max=None):
+    xp = _x(a)
+    if min is not None:
+        a = xp.maximum(a, min)
+    if max is not None:
+        a = xp.minimum(a, max)
+    return a
+
+
+@_clamp.backward
+def _clamp_bw(ns, ctx, g, a):
+    lo, hi = ctx._args.get("min"), ctx._args.get("max")
+    mask = None
+    if lo is not None:
+        mask = a >= lo
+    if hi is not None:
+        m = a <= hi
+        mask = m if mask is None else mask & m
+    return (g * mask,)
+
+
+@method("clamp", "clip")
+def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        from .arithmetic import maximum, minimum
+
+        out = input
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    return apply(_clamp, (input,), {"min": min, "max": max})
+
+
+clip = clamp
+tensor_fn("clamp", clamp)
+
+
+def _clamp_(self: Tensor, min=None, max=None) -> Tensor:
+    return inplace_unary(_clamp, self, {"min": min, "max": max})
+
+
+Tensor.clamp_ = Tensor.clip_ = _clamp_
+
+
+def clamp_min(input: Tensor, min) -> Tensor:
+    return clamp(input, min=min)
+
+
+def clamp_max(input: Tensor, max) -> Tensor:
+    return clamp(input, max=max)
+
+
+Tensor.clamp_min, Tensor.clamp_max = clamp_min, clamp_max
+
+
+# ---- predicates -----------------------------------------------------------------------
+def _predicate(name: str, fn):
+    op = defop(name)(fn)
+
+    def public(input: Tensor) -> Tensor:
+        return apply(op, (input,))
+
+    public.__name__ = name
+    setattr(Tensor, name, public)
+    return public
+
+
+isnan = _predicate("isnan", lambda a: _x(a).isnan(a))
+isinf = _predicate("isinf", lambda a: _x(a).isinf(a))
+isfinite = _predicate("isfinite", lambda a: _x(a).isfinite(a))
+isposinf = _predicate("isposinf", lambda a: _x(a).isposinf(a))
+isneginf = _predicate("isneginf", lambda a: _x(a).isneginf(a))
+signbit = _predicate("signbit", lambda a: _x(a).signbit(a))
+
+
+@defop("nan_to_num")
+def _nan_to_num(a, nan=0.0, posinf=None, neginf=None):
+    return _x(a).nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
+
+
+_nan_to_num.backward(lambda ns, ctx, g: (g,))
+
+
+@method("nan_to_num")
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
+    return apply(_nan_to_num, (input,), {"nan": nan, "posinf": posinf, "neginf": neginf})

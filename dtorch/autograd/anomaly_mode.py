@@ -1,0 +1,56 @@
+"""detect_anomaly / set_detect_anomaly: name the forward op whose backward produced NaN."""
+from __future__ import annotations
+
+import traceback
+
+_enabled = [False]
+
+
+def is_anomaly_enabled() -> bool:
+    return _enabled[0]
+
+
+class set_detect_anomaly:
+    def __init__(self, mode: bool, check_nan: bool = True) -> None:
+        self.prev = _enabled[0]
+        _enabled[0] = bool(mode)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        _enabled[0] = self.prev
+
+
+class detect_anomaly(set_detect_anomaly):
+    """Record forward stacks and raise when a backward function returns NaN."""
+
+    def __init__(self, check_nan: bool = True) -> None:
+        super().__init__(True, check_nan)
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with detect_anomaly():
+                return fn(*a, **k)
+
+        return wrapper
+
+
+def record(node) -> None:
+    node._trace = "".join(traceback.format_stack()[:-3])
+
+
+def check(node, in_grads) -> None:
+    for i, g in enumerate(in_grads):
+        if g is None:
+            continue
+        data = getattr(g, "_data", g)
+        xp = __import__("numpy") if type(data).__module__.startswith("numpy") else __import__("cupy")
+        if data.dtype.kind == "f" and bool(xp.isnan(data).any()):
+            msg = f"Function '{node.name()}' returned nan values in its {i}th output."
+            if node._trace:
+                msg += "\nTraceback of forward call that caused the error:\n" + node._trace
+            raise RuntimeError(msg)

@@ -1,0 +1,284 @@
+"""The backward engine: runs graph nodes in dependency order, accumulates into leaves.
+
+Gradients travel as raw arrays when ``create_graph`` is False (fast), and as Tensors
+when it is True, so the backward formulas themselves get recorded.
+"""
+from __future__ import annotations
+
+import heapq
+import sys
+
+import numpy as _np
+
+from ..tensor import Tensor, _make, accumulator_of
+from .grad_mode import STATE
+from .graph import AccumulateGrad
+from . import anomaly_mode
+
+
+_np_generic = _np.generic
+_generic_base = _np.float32
+
+
+def grad_edge(t: Tensor):
+    """(node, output_nr) through which a gradient reaches ``t``; (None, 0) when it needs none."""
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._output_nr)
+    if t._rg:
+        return (accumulator_of(t), 0)
+    return (None, 0)
+
+
+def _as_mode(g, create_graph: bool):
+    if create_graph:
+        return g if isinstance(g, Tensor) else _make(g)
+    return g._data if isinstance(g, Tensor) else g
+
+
+def _run_hooks(hooks: dict, g, create_graph: bool):
+    for fn in tuple(hooks.values()):
+        t = g if create_graph else _make(g)
+        r = fn(t)
+        if r is not None:
+            g = r if create_graph else r._data
+    return g
+
+
+def reduce_to(g, shape, dtype, node, i: int):
+    """Make an incoming gradient match its input's shape and dtype (torch's validate_outputs)."""
+    gshape = g.shape
+    if gshape != shape:
+        if isinstance(g, Tensor):
+            from .._ops.reduction import sum_to
+
+            g = sum_to(g, shape)
+        else:
+            from .._ops.reduction import sum_to_array
+
+            g = sum_to_array(g, shape, node, i)
+    if g.dtype != dtype:
+        if isinstance(g, Tensor):
+            from .. import _dtype
+
+            g = g.to(_dtype.from_numpy_dtype(dtype))
+        else:
+            g = g.astype(dtype)
+    return g
+
+
+def _add_grads(a, b):
+    return a + b
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None, accumulate: bool = True):
+    """Run backward from ``roots`` (list of (node, output_nr)) seeded with ``root_grads``.
+
+    ``targets``: {(node, output_nr): slot} whose incoming gradients are captured and
+    returned in a list (autograd.grad / backward(inputs=...)); only nodes that lead to a
+    target run then. ``accumulate``: whether captured leaf grads go into ``.grad``.
+    """
+    # 1. dependencies: how many edges from reachable nodes point at each node
+    deps: dict = {}
+    seen = set()
+    stack = []
+    for node, _ in roots:
+        if node not in seen:
+            seen.add(node)
+            stack.append(node)
+    while stack:
+        n = stack.pop()
+        for nxt, _ in n.next_functions:
+            if nxt is None:
+                continue
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+
+    needed = None
+    captured = None
+    if targets is not None:
+        captured = [None] * (max(targets.values()) + 1 if targets else 0)
+        needed = _nodes_leading_to({n for n, _ in targets}, seen, deps)
+
+    # 2. seed buffers
+    buffers: dict = {}
+    for (node, nr), g in zip(roots, root_grads):
+        _buffer_add(buffers, node, nr, g)
+    ready = []
+    counter = 0
+    for node in seen:
+        if deps.get(node, 0) == 0:
+            heapq.heappush(ready, (-node._seq, counter, node))
+            counter += 1
+
+    prev_enabled = STATE.enabled
+    STATE.enabled = create_graph
+    anomaly = anomaly_mode._enabled[0]
+    try:
+        while ready:
+            _, _, node = heapq.heappop(ready)
+            grads = buffers.pop(node, None)
+            n_out = node.n_outputs
+            if grads is not None:
+                if node._tensor_hooks is not None or node._retained is not None:
+                    _apply_tensor_hooks(node, grads, create_graph)
+                if node._pre_hooks is not None:
+                    grads = _run_pre_hooks(node, grads, create_graph)
+            if targets is not None and grads is not None:
+                for nr in range(n_out):
+                    slot = targets.get((node, nr))
+                    if slot is not None and not (accumulate and type(node) is AccumulateGrad):
+                        g = grads[nr]
+                        if type(node) is AccumulateGrad and g is not None:
+                            var = node.variable
+                            if var._hooks:
+                                g = _run_hooks(var._hooks, g, create_graph)
+                        captured[slot] = g
+                if needed is not None and node not in needed:
+                    continue
+            if type(node) is AccumulateGrad:
+                if grads is not None and grads[0] is not None and (targets is None or accumulate):
+                    g = grads[0]
+                    del grads
+                    var = node.variable
+                    if var._hooks:
+                        g = _run_hooks(var._hooks, g, create_graph)
+                    _accumulate(var, g, create_graph)
+                    if var._post_acc_hooks:
+                        for fn in tuple(var._post_acc_hooks.values()):
+                            fn(var)
+                continue
+            nexts = node.next_functions
+            if grads is None or all(g is None for g in grads):
+                in_grads = (None,) * len(nexts)
+            else:
+                if n_out > 1:
+                    grads = tuple(_zeros_for(node, i, create_graph) if g is None else g for i, g in enumerate(grads))
+                in_grads = node._apply(grads, create_graph)
+                if node._hooks is not None:
+                    in_grads = _run_post_hooks(node, in_grads, grads, create_graph)
+                if anomaly:
+                    anomaly_mode.check(node, in_grads)
+                if not retain_graph:
+                    node._release()
+                meta = node._in_meta
+                for i, (nxt, nr) in enumerate(nexts):
+                    g = in_grads[i]
+                    if nxt is None or g is None:
+                        continue
+                    if type(g) is _generic_base or isinstance(g, _np_generic):
+                        g = _np.asarray(g)  # numpy turns 0-d results into scalars
+                    shape, dt = meta[i]
+                    if g.shape != shape or g.dtype != dt:
+                        g = reduce_to(g, shape, dt, node, i)
+                    _buffer_add(buffers, nxt, nr, g)
+            for nxt, _ in nexts:
+                if nxt is None:
+                    continue
+                left = deps[nxt] - 1
+                deps[nxt] = left
+                if left == 0:
+                    heapq.heappush(ready, (-nxt._seq, counter, nxt))
+                    counter += 1
+    finally:
+        STATE.enabled = prev_enabled
+    return captured
+
+
+def _nodes_leading_to(target_nodes: set, seen: set, deps: dict) -> set:
+    """Nodes from which some target is reachable (the rest need not run)."""
+    # Kahn's order from the roots, then a reverse sweep.
+    indeg = dict(deps)
+    order = [n for n in seen if indeg.get(n, 0) == 0]
+    i = 0
+    while i < len(order):
+        for nxt, _ in order[i].next_functions:
+            if nxt is None:
+                continue
+            indeg[nxt] -= 1
+            if indeg[nxt] == 0:
+                order.append(nxt)
+        i += 1
+    needed = set()
+    for n in reversed(order):
+        if n in target_nodes or any(nxt in needed for nxt, _ in n.next_functions if nxt is not None):
+            needed.add(n)
+    return needed
+
+
+def _buffer_add(buffers: dict, node, nr: int, g) -> None:
+    slot = buffers.get(node)
+    if slot is None:
+        slot = buffers[node] = [None] * node.n_outputs
+    prev = slot[nr]
+    slot[nr] = g if prev is None else _add_grads(prev, g)
+
+
+def _zeros_for(node, i: int, create_graph: bool):
+    shape, dt, xp = node._out_meta(i)
+    z = xp.zeros(shape, dt)
+    return _make(z) if create_graph else z
+
+
+def _accumulate(var: Tensor, g, create_graph: bool) -> None:
+    if create_graph:
+        g = _as_mode(g, True)
+        var._grad = g if var._grad is None else var._grad + g
+        return
+    if isinstance(g, Tensor):
+        g = g._data
+    cur = var._grad
+    if cur is None:
+        # Steal the array when nobody else can see it (no view, no other reference: the engine's local,
+        # this parameter and getrefcount's argument make 3), as torch's AccumulateGrad does.
+        if g.base is not None or sys.getrefcount(g) > 3 or not g.flags.writeable:
+            g = g.copy()
+        var._grad = _make(g)
+    elif cur._rg:
+        var._grad = _make(cur._data + g)
+    else:
+        d = cur._data
+        if d.shape == g.shape:
+            d += g
+            cur._vc[0] += 1
+        else:
+            cur._data = d + g
+
+
+def _apply_tensor_hooks(node, grads: list, create_graph: bool) -> None:
+    th = node._tensor_hooks
+    if th:
+        for nr, hooks in th.items():
+            if hooks and grads[nr] is not None:
+                grads[nr] = _run_hooks(hooks, grads[nr], create_graph)
+    if node._retained:
+        for nr, ref in node._retained.items():
+            t = ref()
+            if t is None or grads[nr] is None:
+                continue
+            g = grads[nr]
+            gt = g if create_graph else _make(g.copy())
+            t._grad = gt if t._grad is None else t._grad + gt
+
+
+def _run_pre_hooks(node, grads: list, create_graph: bool):
+    for fn in tuple(node._pre_hooks.values()):
+        ts = tuple(None if g is None else _as_mode(g, True) for g in grads)
+        r = fn(ts)
+        if r is not None:
+            grads = [None if g is None else _as_mode(g, create_graph) for g in r]
+    return grads
+
+
+def _run_post_hooks(node, in_grads, grads, create_graph: bool):
+    outs = tuple(None if g is None else _as_mode(g, True) for g in grads)
+    for fn in tuple(node._hooks.values()):
+        ins = tuple(None if g is None else _as_mode(g, True) for g in in_grads)
+        r = fn(ins, outs)
+        if r is not None:
+            in_grads = tuple(None if g is None else _as_mode(g, create_graph) for g in r)
+    return in_grads

@@ -1,0 +1,114 @@
+"""gradcheck / gradgradcheck: analytic gradients against central finite differences (float64)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, _make
+
+
+class GradcheckError(RuntimeError):
+    pass
+
+
+def _outputs(fn, inputs) -> tuple:
+    out = fn(*inputs)
+    return (out,) if isinstance(out, Tensor) else tuple(o for o in out if isinstance(o, Tensor))
+
+
+def _host(a):
+    return a if type(a) is np.ndarray else a.get()
+
+
+def _numerical_jacobian(fn, inputs, i: int, eps: float) -> list[np.ndarray]:
+    """d(outputs)/d(inputs[i]) by central differences; one (n_in, n_out_k) matrix per output."""
+    from .grad_mode import no_grad
+
+    x = inputs[i]
+    flat = x._data.reshape(-1) if x._data.flags.c_contiguous else None
+    if flat is None:
+        raise GradcheckError("gradcheck needs contiguous inputs")
+    with no_grad():
+        base = _outputs(fn, inputs)
+        jac = [np.zeros((flat.size, o._data.size)) for o in base]
+        for k in range(flat.size):
+            orig = flat[k].item()
+            flat[k] = orig + eps
+            plus = [_host(o._data).astype(np.float64).ravel() for o in _outputs(fn, inputs)]
+            flat[k] = orig - eps
+            minus = [_host(o._data).astype(np.float64).ravel() for o in _outputs(fn, inputs)]
+            flat[k] = orig
+            for j in range(len(base)):
+                jac[j][k] = (plus[j] - minus[j]) / (2 * eps)
+    return jac
+
+
+def _analytic_jacobian(fn, inputs, diff_idx: list[int]) -> tuple[list, list]:
+    from . import grad
+
+    outs = _outputs(fn, inputs)
+    diff_inputs = [inputs[i] for i in diff_idx]
+    jac = {(i, j): np.zeros((inputs[i]._data.size, o._data.size)) for i in diff_idx for j, o in enumerate(outs)}
+    for j, o in enumerate(outs):
+        if not o._rg or o._data.dtype.kind != "f":
+            continue
+        for m in range(o._data.size):
+            g = np.zeros(o._data.size, o._data.dtype)
+            g[m] = 1
+            g = g.reshape(o._data.shape)
+            gt = _make(g if type(o._data) is np.ndarray else type(o._data)(g.shape, g.dtype) * 0 + g)
+            grads = grad(o, diff_inputs, gt, retain_graph=True, allow_unused=True)
+            for i, gr in zip(diff_idx, grads):
+                if gr is not None:
+                    jac[(i, j)][:, m] = _host(gr._data).astype(np.float64).ravel()
+    return outs, jac
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
+              fast_mode: bool = False, **_ignored) -> bool:
+    """Check ``func``'s gradients w.r.t. the float64 inputs that require grad."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    diff_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    for i in diff_idx:
+        if inputs[i].dtype.name != "float64":
+            import warnings
+
+            warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. "
+                          "This check will likely fail if all the inputs are not of double precision floating point.")
+    outs, analytic = _analytic_jacobian(func, inputs, diff_idx)
+    for i in diff_idx:
+        numeric = _numerical_jacobian(func, inputs, i, eps)
+        for j in range(len(outs)):
+            a, n = analytic[(i, j)], numeric[j]
+            if not np.allclose(a, n, rtol=rtol, atol=atol):
+                msg = (f"Jacobian mismatch for output {j} with respect to input {i},\n"
+                       f"numerical:{n}\nanalytical:{a}\n")
+                if raise_exception:
+                    raise GradcheckError(msg)
+                return False
+    return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+                  gen_non_contig_grad_outputs: bool = False, raise_exception: bool = True, **_ignored) -> bool:
+    """Check second derivatives: gradcheck of (inputs, grad_outputs) -> grad(func(inputs), inputs, grad_outputs)."""
+    from . import grad
+    from .._creation import randn
+
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    outs = _outputs(func, inputs)
+    if grad_outputs is None:
+        grad_outputs = tuple(randn(o.shape, dtype=o.dtype, device=o.device).requires_grad_() for o in outs)
+    else:
+        grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
+    n_in = len(inputs)
+    diff_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+
+    def first_grads(*args):
+        ins, gos = args[:n_in], args[n_in:]
+        o = _outputs(func, ins)
+        gs = grad(o, [ins[i] for i in diff_idx], gos, create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_grads, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)

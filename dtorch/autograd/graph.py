@@ -1,0 +1,95 @@
+"""Graph nodes: PyTorch's ``grad_fn`` objects (``MulBackward0``, ``AccumulateGrad``...)."""
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+from ..tensor import Tensor, _make, add_hook, _RemovableHandle
+
+_seq = itertools.count()
+
+FREED_MSG = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+
+class Node:
+    """A backward function in the graph; ``next_functions`` lead towards the leaves."""
+
+    __slots__ = (
+        "next_functions",   # tuple of (Node | None, input_nr), one per differentiable input
+        "_seq",             # creation order: later nodes run first when several are ready
+        "_hooks",           # dict of fn(grad_inputs, grad_outputs) or None
+        "_pre_hooks",       # dict of fn(grad_outputs) or None
+        "_tensor_hooks",    # {output_nr: {key: fn(grad)}} from Tensor.register_hook, or None
+        "_retained",        # {output_nr: weakref to tensor} for retain_grad, or None
+        "_trace",           # forward stack when anomaly mode is on
+        "metadata_",
+        "__weakref__",
+    )
+
+    def __init__(self) -> None:
+        self._seq = next(_seq)
+        self._hooks = self._pre_hooks = self._tensor_hooks = self._retained = self._trace = None
+        self.metadata_ = None
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def metadata(self) -> dict:
+        if self.metadata_ is None:
+            self.metadata_ = {}
+        return self.metadata_
+
+    def register_hook(self, fn: Callable) -> _RemovableHandle:
+        """``fn(grad_inputs, grad_outputs)`` after this node ran; may return new grad_inputs."""
+        if self._hooks is None:
+            self._hooks = {}
+        return add_hook(self._hooks, fn)
+
+    def register_prehook(self, fn: Callable) -> _RemovableHandle:
+        """``fn(grad_outputs)`` before this node runs; may return new grad_outputs."""
+        if self._pre_hooks is None:
+            self._pre_hooks = {}
+        return add_hook(self._pre_hooks, fn)
+
+    def _register_tensor_hook(self, output_nr: int, fn: Callable) -> _RemovableHandle:
+        if self._tensor_hooks is None:
+            self._tensor_hooks = {}
+        return add_hook(self._tensor_hooks.setdefault(output_nr, {}), fn)
+
+    def _retain_grad_for(self, t: Tensor) -> None:
+        import weakref
+
+        if self._retained is None:
+            self._retained = {}
+        self._retained[t._output_nr] = weakref.ref(t)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+    # Subclasses implement: n_outputs, _apply(grads, create_graph) -> tuple of input grads
+    n_outputs = 1
+
+    def _out_meta(self, i: int):  # (shape, numpy dtype, xp) of output i, to materialise zeros
+        raise NotImplementedError
+
+
+class AccumulateGrad(Node):
+    """Leaf sink: adds the incoming gradient into ``variable.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable: Tensor) -> None:
+        Node.__init__(self)
+        self._seq = 1 << 62  # run as soon as ready, as torch does
+        self.variable = variable
+        self.next_functions = ()
+
+    def _out_meta(self, i: int):
+        d = self.variable._data
+        return d.shape, d.dtype

@@ -1,0 +1,443 @@
+"""The Tensor: an n-d array (numpy or cupy) plus autograd metadata.
+
+This file holds storage, metadata, views bookkeeping and devices only. Every op
+(``x.add``, ``x.sum``, ``x @ y``, indexing...) is attached by the op modules in
+``dtorch/_ops`` when they register, so ``tensor.py`` imports no op.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+import numpy as np
+
+from . import _dtype
+from ._device import device, device_of
+
+_FROM_NP = _dtype._FROM_NP
+
+
+class Size(tuple):
+    """``x.shape``: a tuple of ints, printed as ``dtorch.Size([2, 3])``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"dtorch.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
+
+
+class _RemovableHandle:
+    """What ``register_*hook`` returns: ``handle.remove()`` unregisters."""
+
+    __slots__ = ("_container", "_key")
+    _next_id = 0
+
+    def __init__(self, container: dict) -> None:
+        self._container = container
+        self._key = _RemovableHandle._next_id
+        _RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._container.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def add_hook(container: dict, fn: Callable) -> _RemovableHandle:
+    h = _RemovableHandle(container)
+    container[h._key] = fn
+    return h
+
+
+class Tensor:
+    """A multi-dimensional array with autograd, on CPU (numpy) or CUDA (cupy)."""
+
+    __slots__ = (
+        "_data",       # numpy.ndarray or cupy.ndarray
+        "_rg",         # requires grad (leaf flag or part of a graph)
+        "grad_fn",     # Node that produced this tensor, None for leaves
+        "_output_nr",  # which output of grad_fn this is
+        "_vc",         # version counter, a one-item list shared with views
+        "_base",       # the tensor whose storage a view shares, else None
+        "_grad",       # accumulated gradient (a Tensor) or None
+        "_hooks",      # dict of gradient hooks (leaf) or None
+        "_post_acc_hooks",
+        "_retains_grad",
+        "_acc",        # weakref to this leaf's AccumulateGrad node
+        "__weakref__",
+        "__dict__",
+    )
+
+    def __init__(self, *args, dtype=None, device=None) -> None:
+        """Legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)``."""
+        from ._creation import tensor as _tensor_fn, empty
+
+        if len(args) == 1 and not isinstance(args[0], int):
+            src = _tensor_fn(args[0], dtype=dtype or _dtype.float32 if not isinstance(args[0], Tensor) else None)
+        else:
+            src = empty(*args, dtype=dtype, device=device)
+        _init_from(self, src._data)
+
+    # ---- metadata ------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    nelement = numel
+
+    @property
+    def dtype(self) -> _dtype.dtype:
+        return _FROM_NP[self._data.dtype]
+
+    @property
+    def device(self) -> device:
+        return device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return type(self._data) is not np.ndarray
+
+    @property
+    def is_cpu(self) -> bool:
+        return type(self._data) is np.ndarray
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def is_complex(self) -> bool:
+        return False
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def stride(self, dim: int | None = None):
+        isz = self._data.itemsize
+        st = tuple(s // isz for s in self._data.strides)
+        return st if dim is None else st[_wrap_dim(dim, self._data.ndim)]
+
+    def data_ptr(self) -> int:
+        a = self._data
+        if type(a) is np.ndarray:
+            return a.__array_interface__["data"][0]
+        return a.data.ptr
+
+    def storage_offset(self) -> int:
+        """Elements between the start of the underlying storage and this tensor's first one."""
+        root = self._data
+        while getattr(root, "base", None) is not None and hasattr(root.base, "dtype") and root.base.ndim >= 0:
+            root = root.base
+        if root is self._data:
+            return 0
+        a = self._data
+        if type(a) is np.ndarray:
+            start = root.__array_interface__["data"][0]
+        else:
+            start = root.data.ptr
+        return (self.data_ptr() - start) // a.itemsize
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        a = self._data
+        if a.flags.c_contiguous:
+            return True
+        # torch ignores strides of size-1 dimensions
+        expected = 1
+        for n, s in zip(reversed(a.shape), reversed(a.strides)):
+            if n != 1 and s // a.itemsize != expected:
+                return False
+            expected *= n
+        return True
+
+    @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to use a "
+                    "computed variable in a subgraph that doesn't require differentiation use "
+                    "var_no_grad = var.detach()."
+                )
+            return self
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._rg = bool(requires_grad)
+        return self
+
+    @property
+    def grad(self) -> "Tensor | None":
+        if self.grad_fn is not None and not self._retains_grad:
+            import warnings
+
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: "Tensor | None") -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: grad {list(value.shape)}, "
+                    f"tensor {list(self.shape)}"
+                )
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(f"assigned grad has data of type {value.dtype}, tensor is {self.dtype}")
+            if device_of(value._data) != device_of(self._data):
+                raise RuntimeError(f"assigned grad has data located on {value.device}, tensor is on {self.device}")
+        self._grad = value
+
+    @property
+    def data(self) -> "Tensor":
+        return _wrap_view_nograd(self)
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = value._data
+
+    def retain_grad(self) -> None:
+        if self.grad_fn is None:
+            if not self._rg:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        self._retains_grad = True
+        self.grad_fn._retain_grad_for(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook: Callable) -> _RemovableHandle:
+        """Run ``hook(grad)`` when the gradient for this tensor is computed; it may return a new grad."""
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn._register_tensor_hook(self._output_nr, hook)
+        if self._hooks is None:
+            self._hooks = {}
+        return add_hook(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable) -> _RemovableHandle:
+        """Run ``hook(tensor)`` after this leaf's ``.grad`` has been accumulated."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = {}
+        return add_hook(self._post_acc_hooks, hook)
+
+    def detach(self) -> "Tensor":
+        return _wrap_view_nograd(self)
+
+    def detach_(self) -> "Tensor":
+        if self._base is not None and self.grad_fn is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self.grad_fn = None
+        self._rg = False
+        return self
+
+    # ---- conversion to Python / numpy ----------------------------------------
+    def item(self):
+        a = self._data
+        if a.size != 1:
+            raise RuntimeError(f"a Tensor with {a.size} elements cannot be converted to Scalar")
+        return a.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if type(self._data) is not np.ndarray:
+            if force:
+                return self._data.get()
+            raise TypeError(
+                f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy "
+                "the tensor to host memory first."
+            )
+        if self._rg and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy(force=True) if type(self._data) is np.ndarray else self._data.get()
+        return a if dtype is None else a.astype(dtype)
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __complex__(self) -> complex:
+        return complex(self.item())
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        from ._repr import tensor_repr
+
+        return tensor_repr(self)
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __deepcopy__(self, memo):
+        with_grad = self._rg
+        t = _make(self._data.copy(), False)
+        t._rg = with_grad and self.grad_fn is None
+        if self._grad is not None:
+            t._grad = _make(self._grad._data.copy(), False)
+        if type(self) is not Tensor:
+            t.__class__ = type(self)
+            t.__dict__.update(self.__dict__)
+        memo[id(self)] = t
+        return t
+
+    def __reduce_ex__(self, proto):
+        raise TypeError(
+            "dtorch tensors are not picklable by design: use dtorch.save (safetensors + JSON) instead"
+        )
+
+
+def _init_from(t: Tensor, data, rg: bool = False) -> None:
+    t._data = data
+    t._rg = rg
+    t.grad_fn = None
+    t._output_nr = 0
+    t._vc = [0]
+    t._base = None
+    t._grad = None
+    t._hooks = None
+    t._post_acc_hooks = None
+    t._retains_grad = False
+    t._acc = None
+
+
+_new = object.__new__
+
+
+def _make(data, rg: bool = False, grad_fn=None, output_nr: int = 0) -> Tensor:
+    """Wrap an array (the hot path of every op: no checks)."""
+    t = _new(Tensor)
+    t._data = data
+    t._rg = rg
+    t.grad_fn = grad_fn
+    t._output_nr = output_nr
+    t._vc = [0]
+    t._base = None
+    t._grad = None
+    t._hooks = None
+    t._post_acc_hooks = None
+    t._retains_grad = False
+    t._acc = None
+    return t
+
+
+def _make_view(data, base: Tensor, rg: bool = False, grad_fn=None) -> Tensor:
+    """A tensor sharing ``base``'s storage and version counter."""
+    t = _make(data, rg, grad_fn)
+    t._vc = base._vc
+    t._base = base._base if base._base is not None else base
+    return t
+
+
+def _wrap_view_nograd(t: Tensor) -> Tensor:
+    return _make_view(t._data, t)
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    lo = -ndim if ndim else -1
+    hi = ndim - 1 if ndim else 0
+    if not lo <= dim <= hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+    return dim + ndim if dim < 0 else dim
+
+
+def accumulator_of(t: Tensor):
+    """The AccumulateGrad node of a leaf that requires grad (made on first use, held weakly)."""
+    ref = t._acc
+    node = ref() if ref is not None else None
+    if node is None:
+        from .autograd.graph import AccumulateGrad
+
+        node = AccumulateGrad(t)
+        t._acc = weakref.ref(node)
+    return node

@@ -1,0 +1,28 @@
+"""Shared fixtures: the devices to run on (cpu, plus cuda where a GPU is present)."""
+from __future__ import annotations
+
+import pytest
+
+import dtorch
+
+
+def _devices() -> list:
+    params = [pytest.param("cpu", id="cpu")]
+    params.append(pytest.param("cuda", id="cuda", marks=[
+        pytest.mark.cuda,
+        pytest.mark.skipif(not dtorch.cuda.is_available(), reason="no CUDA device (cupy + NVIDIA GPU)"),
+    ]))
+    return params
+
+
+@pytest.fixture(params=_devices())
+def device(request) -> str:
+    """Parametrize a test over every available device: ``def test_x(device): ...``."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_restore_defaults():
+    dtorch.manual_seed(0)
+    yield
+    dtorch.set_default_dtype(dtorch.float32)
