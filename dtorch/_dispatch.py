@@ -107,7 +107,7 @@ class OpDef:
     """A registered op: forward kernels per device and the backward formula."""
 
     __slots__ = ("name", "default", "cuda_kernel", "cpu_kernel", "node_cls", "save", "save_out",
-                 "extra", "n_out", "view", "array_call")
+                 "extra", "n_out", "view", "array_call", "simple")
 
     def __init__(self, name: str, fwd: Callable, save, save_out: bool, extra: bool, n_out: int, view: bool):
         self.name = name
@@ -118,12 +118,14 @@ class OpDef:
         self.extra = extra
         self.n_out = n_out
         self.view = view
+        self.simple = False  # differentiable, one output, no extra, not a view: the fast paths
 
     def backward(self, fn: Callable, node_name: str | None = None) -> Callable:
         """Register the backward formula ``fn(ns, ctx, grad, *saved) -> grads per input``."""
         attrs = {"__slots__": (), "_bw": staticmethod(fn), "n_outputs": self.n_out,
                  "_save_out": len(self.save) if self.save_out else -1}
         self.node_cls = type(node_name or _camel(self.name) + "Backward0", (OpNode,), attrs)
+        self.simple = self.n_out == 1 and not self.extra and not self.view
         return fn
 
     def register_kernel(self, device_type: str, fn: Callable) -> Callable:
@@ -213,34 +215,128 @@ def apply(op: OpDef, inputs: tuple, params: dict | None = None, cast=None):
             arrays.append(t)
     kern = op.cpu_kernel if type(first._data) is _ndarray else op.cuda_kernel
     out = kern(*arrays, **params) if params else kern(*arrays)
+    return finish(op, inputs, out, params, needs_grad, first)
+
+
+def apply_same(op: OpDef, a: Tensor, b: Tensor, params: dict | None = None):
+    """Fast path of :func:`apply` for two tensors of one dtype on one device."""
+    da = a._data
+    if type(da) is _ndarray:
+        out = op.cpu_kernel(da, b._data, **params) if params else op.cpu_kernel(da, b._data)
+        if type(out) is not _ndarray:
+            out = np.asarray(out)
+    else:
+        db = b._data
+        if type(db) is _ndarray or da.device != db.device:
+            raise device_mismatch(a, b, f"argument of {op.name}")
+        out = op.cuda_kernel(da, db, **params) if params else op.cuda_kernel(da, db)
+    if op.simple:
+        if (a._rg or b._rg) and STATE.enabled:
+            return _record_two(op, a, b, out, params)
+        return _make(out)
+    return finish(op, (a, b), out, params, a._rg or b._rg, a)
+
+
+def _record_two(op: OpDef, a: Tensor, b: Tensor, out, params) -> Tensor:
+    """Node for a two-tensor, one-output op (the hottest recording path, unrolled)."""
+    node = op.node_cls()
+    fa = a.grad_fn
+    ea = (fa, a._output_nr) if fa is not None else (accumulator_of(a), 0) if a._rg else _NO_EDGE
+    fb = b.grad_fn
+    eb = (fb, b._output_nr) if fb is not None else (accumulator_of(b), 0) if b._rg else _NO_EDGE
+    node.next_functions = (ea, eb)
+    da, db = a._data, b._data
+    node._in_meta = ((da.shape, da.dtype), (db.shape, db.dtype))
+    node._args = params
+    node._extra = None
+    if anomaly_mode._enabled[0]:
+        anomaly_mode.record(node)
+    res = _make(out, True, node)
+    if op.save or op.save_out:
+        _save(op, node, (a, b), res)
+    else:
+        node._saved = ()
+    return res
+
+
+def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
+    """Fast path of :func:`apply` for one tensor input."""
+    da = a._data
+    if type(da) is _ndarray:
+        out = op.cpu_kernel(da, **params) if params else op.cpu_kernel(da)
+        if op.n_out == 1 and not op.extra and type(out) is not _ndarray:
+            out = np.asarray(out)
+    else:
+        out = op.cuda_kernel(da, **params) if params else op.cuda_kernel(da)
+    if op.extra or op.n_out != 1:
+        return finish(op, (a,), out, params, a._rg, a)
+    if a._rg and STATE.enabled and op.node_cls is not None:
+        return _record_one(op, (a,), out, params, a)
+    if op.view:
+        return _make_view(out, a)
+    return _make(out)
+
+
+def _edges_and_meta(node: OpNode, inputs: tuple) -> None:
+    nexts = []
+    meta = []
+    for t in inputs:
+        if isinstance(t, Tensor):
+            d = t._data
+            meta.append((d.shape, d.dtype))
+            fn = t.grad_fn
+            if fn is not None:
+                nexts.append((fn, t._output_nr))
+            elif t._rg:
+                nexts.append((accumulator_of(t), 0))
+            else:
+                nexts.append(_NO_EDGE)
+        else:
+            meta.append(None)
+            nexts.append(_NO_EDGE)
+    node.next_functions = tuple(nexts)
+    node._in_meta = meta
+
+
+_NO_EDGE = (None, 0)
+
+
+def _record_one(op: OpDef, inputs: tuple, out, params, first: Tensor) -> Tensor:
+    node = op.node_cls()
+    _edges_and_meta(node, inputs)
+    node._args = params
+    node._extra = None
+    if anomaly_mode._enabled[0]:
+        anomaly_mode.record(node)
+    if op.view:
+        res = _make_view(out, first, True, node)
+    else:
+        res = _make(out, True, node)
+    if op.save or op.save_out:
+        _save(op, node, inputs, res)
+    else:
+        node._saved = ()
+    return res
+
+
+def finish(op: OpDef, inputs: tuple, out, params, needs_grad: bool, first: Tensor):
+    """Wrap a kernel's result and, when needed, record the node (general path)."""
     extra = None
     if op.extra:
         out, extra = out
+    is_np = type(first._data) is _ndarray
     if op.n_out == 1:
-        if type(out) is not _ndarray and type(first._data) is _ndarray:
+        if is_np and type(out) is not _ndarray:
             out = np.asarray(out)  # numpy turns 0-d results into scalars
-    elif type(first._data) is _ndarray:
+    elif is_np:
         out = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
     record = needs_grad and STATE.enabled and op.node_cls is not None
+    if record and op.n_out == 1 and not op.extra:
+        return _record_one(op, inputs, out, params, first)
     node = None
     if record:
         node = op.node_cls()
-        nexts = []
-        meta = []
-        for t in inputs:
-            if isinstance(t, Tensor):
-                meta.append((t._data.shape, t._data.dtype))
-                if t.grad_fn is not None:
-                    nexts.append((t.grad_fn, t._output_nr))
-                elif t._rg:
-                    nexts.append((accumulator_of(t), 0))
-                else:
-                    nexts.append((None, 0))
-            else:
-                meta.append(None)
-                nexts.append((None, 0))
-        node.next_functions = tuple(nexts)
-        node._in_meta = meta
+        _edges_and_meta(node, inputs)
         node._args = params
         node._extra = extra
         if anomaly_mode._enabled[0]:

@@ -6,7 +6,6 @@ This file holds storage, metadata, views bookkeeping and devices only. Every op
 """
 from __future__ import annotations
 
-import weakref
 from typing import Callable
 
 import numpy as np
@@ -69,21 +68,23 @@ def add_hook(container: dict, fn: Callable) -> _RemovableHandle:
 class Tensor:
     """A multi-dimensional array with autograd, on CPU (numpy) or CUDA (cupy)."""
 
+    # Only what every tensor sets lives in slots; the rest are class-level defaults that
+    # a tensor overrides in its __dict__ when needed (leaves, views, hooks) — fewer writes per op.
     __slots__ = (
         "_data",       # numpy.ndarray or cupy.ndarray
         "_rg",         # requires grad (leaf flag or part of a graph)
         "grad_fn",     # Node that produced this tensor, None for leaves
-        "_output_nr",  # which output of grad_fn this is
         "_vc",         # version counter, a one-item list shared with views
-        "_base",       # the tensor whose storage a view shares, else None
-        "_grad",       # accumulated gradient (a Tensor) or None
-        "_hooks",      # dict of gradient hooks (leaf) or None
-        "_post_acc_hooks",
-        "_retains_grad",
-        "_acc",        # weakref to this leaf's AccumulateGrad node
         "__weakref__",
         "__dict__",
     )
+    _output_nr = 0          # which output of grad_fn this is
+    _base = None            # the tensor whose storage a view shares
+    _grad = None            # accumulated gradient (a Tensor)
+    _hooks = None           # dict of gradient hooks on a leaf
+    _post_acc_hooks = None
+    _retains_grad = False
+    _acc = None             # this leaf's AccumulateGrad node
 
     def __init__(self, *args, dtype=None, device=None) -> None:
         """Legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)``."""
@@ -251,7 +252,8 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        return _wrap_view_nograd(self)
+        """The same storage without autograd history or version tracking (prefer ``detach()``)."""
+        return _make(self._data)
 
     @data.setter
     def data(self, value: "Tensor") -> None:
@@ -288,7 +290,10 @@ class Tensor:
         return add_hook(self._post_acc_hooks, hook)
 
     def detach(self) -> "Tensor":
-        return _wrap_view_nograd(self)
+        """The same storage and version counter, outside the graph (not a view for autograd, as torch)."""
+        t = _make(self._data)
+        t._vc = self._vc
+        return t
 
     def detach_(self) -> "Tensor":
         if self._base is not None and self.grad_fn is not None:
@@ -381,14 +386,7 @@ def _init_from(t: Tensor, data, rg: bool = False) -> None:
     t._data = data
     t._rg = rg
     t.grad_fn = None
-    t._output_nr = 0
     t._vc = [0]
-    t._base = None
-    t._grad = None
-    t._hooks = None
-    t._post_acc_hooks = None
-    t._retains_grad = False
-    t._acc = None
 
 
 _new = object.__new__
@@ -400,14 +398,9 @@ def _make(data, rg: bool = False, grad_fn=None, output_nr: int = 0) -> Tensor:
     t._data = data
     t._rg = rg
     t.grad_fn = grad_fn
-    t._output_nr = output_nr
     t._vc = [0]
-    t._base = None
-    t._grad = None
-    t._hooks = None
-    t._post_acc_hooks = None
-    t._retains_grad = False
-    t._acc = None
+    if output_nr:
+        t._output_nr = output_nr
     return t
 
 
@@ -419,10 +412,6 @@ def _make_view(data, base: Tensor, rg: bool = False, grad_fn=None) -> Tensor:
     return t
 
 
-def _wrap_view_nograd(t: Tensor) -> Tensor:
-    return _make_view(t._data, t)
-
-
 def _wrap_dim(dim: int, ndim: int) -> int:
     lo = -ndim if ndim else -1
     hi = ndim - 1 if ndim else 0
@@ -432,12 +421,14 @@ def _wrap_dim(dim: int, ndim: int) -> int:
 
 
 def accumulator_of(t: Tensor):
-    """The AccumulateGrad node of a leaf that requires grad (made on first use, held weakly)."""
-    ref = t._acc
-    node = ref() if ref is not None else None
+    """The AccumulateGrad node of a leaf that requires grad.
+
+    The leaf holds its node strongly and the node holds the leaf weakly: no reference
+    cycle, and one node per leaf for its whole life (torch makes one per graph).
+    """
+    node = t._acc
     if node is None:
         from .autograd.graph import AccumulateGrad
 
-        node = AccumulateGrad(t)
-        t._acc = weakref.ref(node)
+        node = t._acc = AccumulateGrad(t)
     return node

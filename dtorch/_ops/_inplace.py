@@ -67,7 +67,9 @@ def snapshot(self: Tensor) -> Tensor:
     """The pre-modification value of ``self`` with its graph edge, for ops that save their input."""
     t = _make(self._data.copy(), self._rg, self.grad_fn, self._output_nr)
     if self.grad_fn is None and self._rg:
-        t._acc = self._acc
+        from ..tensor import accumulator_of
+
+        t._acc = accumulator_of(self)
     return t
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._dispatch import apply, defop, tensor_fn
+from .._dispatch import apply, apply_unary, defop, tensor_fn
 from ..tensor import Tensor
 from ._helpers import method, xp_of
 from ._inplace import inplace_unary
@@ -95,11 +95,11 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
         op.backward(bw)
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
-        if floating:
+        if floating and input._data.dtype.kind != "f":
             input = _float_input(input)
         if args:
             kwargs.update(zip(params, args))
-        return apply(op, (input,), kwargs or None)
+        return apply_unary(op, input, kwargs or None)
 
     public.__name__ = name
     tensor_fn(name, public)
@@ -211,7 +211,7 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:
 tensor_fn("round", round)
 
 # ---- activations -----------------------------------------------------------------------
-relu = _unary("relu", lambda a: _x(a).maximum(a, 0).astype(a.dtype, copy=False),
+relu = _unary("relu", lambda a: _x(a).maximum(a, 0),
               lambda ns, ctx, g, out: (g * (out > 0),), save_out=True, floating=False)
 
 

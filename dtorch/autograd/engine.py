@@ -134,8 +134,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                     if slot is not None and not (accumulate and type(node) is AccumulateGrad):
                         g = grads[nr]
                         if type(node) is AccumulateGrad and g is not None:
-                            var = node.variable
-                            if var._hooks:
+                            var = node._var()
+                            if var is not None and var._hooks:
                                 g = _run_hooks(var._hooks, g, create_graph)
                         captured[slot] = g
                 if needed is not None and node not in needed:
@@ -144,7 +144,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                 if grads is not None and grads[0] is not None and (targets is None or accumulate):
                     g = grads[0]
                     del grads
-                    var = node.variable
+                    var = node._var()
+                    if var is None:  # the leaf is gone: nobody can read its grad
+                        continue
                     if var._hooks:
                         g = _run_hooks(var._hooks, g, create_graph)
                     _accumulate(var, g, create_graph)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Callable
 
 from ..tensor import Tensor, _make, add_hook, _RemovableHandle
 
-_seq = itertools.count()
+next_seq = itertools.count().__next__
 
 FREED_MSG = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -22,19 +23,19 @@ class Node:
     __slots__ = (
         "next_functions",   # tuple of (Node | None, input_nr), one per differentiable input
         "_seq",             # creation order: later nodes run first when several are ready
-        "_hooks",           # dict of fn(grad_inputs, grad_outputs) or None
-        "_pre_hooks",       # dict of fn(grad_outputs) or None
-        "_tensor_hooks",    # {output_nr: {key: fn(grad)}} from Tensor.register_hook, or None
-        "_retained",        # {output_nr: weakref to tensor} for retain_grad, or None
-        "_trace",           # forward stack when anomaly mode is on
-        "metadata_",
+        "__dict__",
         "__weakref__",
     )
+    # Rarely set, so class-level defaults (an instance gets its own only when used):
+    _hooks = None           # dict of fn(grad_inputs, grad_outputs)
+    _pre_hooks = None       # dict of fn(grad_outputs)
+    _tensor_hooks = None    # {output_nr: {key: fn(grad)}} from Tensor.register_hook
+    _retained = None        # {output_nr: weakref to tensor} for retain_grad
+    _trace = None           # forward stack when anomaly mode is on
+    metadata_ = None
 
     def __init__(self) -> None:
-        self._seq = next(_seq)
-        self._hooks = self._pre_hooks = self._tensor_hooks = self._retained = self._trace = None
-        self.metadata_ = None
+        self._seq = next_seq()
 
     def name(self) -> str:
         return type(self).__name__
@@ -82,14 +83,17 @@ class Node:
 class AccumulateGrad(Node):
     """Leaf sink: adds the incoming gradient into ``variable.grad``."""
 
-    __slots__ = ("variable",)
+    __slots__ = ("_var",)
 
     def __init__(self, variable: Tensor) -> None:
-        Node.__init__(self)
         self._seq = 1 << 62  # run as soon as ready, as torch does
-        self.variable = variable
+        self._var = weakref.ref(variable)
         self.next_functions = ()
+
+    @property
+    def variable(self) -> Tensor | None:
+        return self._var()
 
     def _out_meta(self, i: int):
         d = self.variable._data
-        return d.shape, d.dtype
+        return d.shape, d.dtype, type(d)
