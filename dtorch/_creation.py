@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -38,18 +39,17 @@ def _place(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
 
 def _infer_np_dtype(data, arr: np.ndarray) -> np.dtype:
     k = arr.dtype.kind
-    if isinstance(data, np.ndarray):
-        if k in "fiub":
-            return arr.dtype
+    if isinstance(data, (np.ndarray, np.generic)):  # numpy arrays and scalars keep their dtype
+        return _dtype.from_numpy_dtype(arr.dtype).np
+    if arr.dtype == np.uint64:  # a Python int above the int64 range
+        raise RuntimeError("Overflow when unpacking long long")
     if k == "f":
         return _dtype.get_default_dtype().np
     if k in "iu":
         return np.dtype(np.int64)
     if k == "b":
         return np.dtype(np.bool_)
-    if k == "O" or k == "U" or k == "S":
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
-    return arr.dtype
+    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
 
 
 def _to_array(data):
@@ -66,6 +66,12 @@ def _to_array(data):
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """A new tensor copying ``data`` (nested lists, numbers, numpy arrays, tensors)."""
+    if isinstance(data, Tensor):
+        warnings.warn(
+            "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
+            "sourceTensor.detach().clone().requires_grad_(True), rather than dtorch.tensor(sourceTensor).",
+            UserWarning, stacklevel=2,
+        )
     arr = _to_array(data)
     if type(arr) is np.ndarray:
         if dtype is not None:
@@ -193,7 +199,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) / step < 0:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         is_float = any(isinstance(v, float) for v in vals)
         dt = _dtype.get_default_dtype().np if is_float else np.dtype(np.int64)
@@ -214,8 +220,19 @@ def range_(start, end, step=1, *, dtype=None, device=None, requires_grad: bool =
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    arr = np.linspace(float(start), float(end), steps, dtype=np.float64).astype(_dt(dtype))
-    return _place(arr, device, requires_grad)
+    dt = _dt(dtype)
+    # torch's kernel: the first half counts up from start, the second half down from end, in the
+    # result's precision (double for integer results), so both ends are exact
+    ct = dt if dt.kind == "f" else np.dtype(np.float64)
+    lo, hi = ct.type(float(start)), ct.type(float(end))
+    idx = np.arange(steps)
+    if steps > 1:
+        step = (hi - lo) / ct.type(steps - 1)
+        half = steps // 2
+        vals = np.where(idx < half, lo + step * idx.astype(ct), hi - step * (steps - 1 - idx).astype(ct))
+    else:
+        vals = np.full(steps, lo, ct)
+    return _place(vals.astype(dt), device, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
@@ -225,6 +242,9 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    for v in (n, m):
+        if v is not None and v < 0:
+            raise RuntimeError(f"n must be greater or equal to 0, got {v}")
     return _place(np.eye(n, m, dtype=_dt(dtype)), device, requires_grad)
 
 

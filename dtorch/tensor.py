@@ -216,7 +216,7 @@ class Tensor:
                 )
             return self
         if requires_grad and self._data.dtype.kind != "f":
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         self._rg = bool(requires_grad)
         return self
 

@@ -67,12 +67,24 @@ def _new(arr, requires_grad: bool) -> Tensor:
     return t
 
 
+def _float_dt(dtype, kernel: str) -> np.dtype:
+    dt = _dt(dtype)
+    if dt.kind != "f":
+        from .._dtype import _FROM_NP
+        from ._inplace import _type_word
+
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_type_word(_FROM_NP[dt])}\'')
+    return dt
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _new(_draw("uniform", _size_arg(size), _dt(dtype), device, generator, low=0.0, high=1.0), requires_grad)
+    dt = _float_dt(dtype, "check_uniform_bounds")
+    return _new(_draw("uniform", _size_arg(size), dt, device, generator, low=0.0, high=1.0), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _new(_draw("normal", _size_arg(size), _dt(dtype), device, generator, mean=0.0, std=1.0), requires_grad)
+    dt = _float_dt(dtype, "normal_kernel_cpu")
+    return _new(_draw("normal", _size_arg(size), dt, device, generator, mean=0.0, std=1.0), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
@@ -122,7 +134,8 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         raise TypeError("normal() with float mean and std needs a size")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    arr = _draw("normal", _size_arg((size,)), _dt(dtype), device, generator, mean=mean, std=std)
+    arr = _draw("normal", _size_arg((size,)), _float_dt(dtype, "normal_kernel_cpu"), device, generator, mean=mean,
+                std=std)
     return _new(arr, requires_grad)
 
 
@@ -149,7 +162,13 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         s = row.sum()
         if s <= 0:
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        out[i] = r.choice(row.size, size=num_samples, replace=replacement, p=row / s)
+        if replacement:
+            out[i] = r.choice(row.size, size=num_samples, replace=True, p=row / s)
+        else:
+            # torch's way: the top num_samples of p / Exponential(1) keys; categories of probability
+            # zero come last (so asking for more samples than non-zero categories is allowed)
+            keys = row / r.exponential(1.0, row.size)
+            out[i] = np.argsort(-keys, kind="stable")[:num_samples]
     out = out.reshape(probs.shape[:-1] + (num_samples,))
     return _make(out).to(input.device)
 

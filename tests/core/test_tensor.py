@@ -238,9 +238,9 @@ def test_type_strings():
 
 
 def test_requires_grad_only_for_floats():
-    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require gradients"):
+    with pytest.raises(RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"):
         dtorch.tensor([1, 2]).requires_grad_()
-    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype"):
+    with pytest.raises(RuntimeError, match="Only Tensors of floating point"):
         dtorch.tensor([1, 2], requires_grad=True)
 
 
