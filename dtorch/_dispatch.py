@@ -30,7 +30,7 @@ _ndarray = np.ndarray
 class OpNode(Node):
     """Graph node of a registered op; one subclass per op (``MulBackward0`` ...)."""
 
-    __slots__ = ("_saved", "_saved_ver", "_in_meta", "_args", "_extra", "_outs_meta")
+    __slots__ = ("_saved", "_saved_ver", "_out_vc", "_in_meta", "_args", "_extra", "_outs_meta")
     _bw: Callable | None = None
     _save_out = -1  # index in _saved of the saved output, -1 if none
     n_outputs = 1
@@ -39,10 +39,7 @@ class OpNode(Node):
         saved = self._saved
         if saved is None:
             raise RuntimeError(FREED_MSG)
-        if saved:
-            vals = _unpack(self, saved, create_graph)
-        else:
-            vals = ()
+        vals = _unpack(self, saved, create_graph) if saved else ()
         g = grads[0] if self.n_outputs == 1 else grads
         if create_graph:
             return self._bw(TENSOR_NS, self, g, *vals)
@@ -68,35 +65,45 @@ class OpNode(Node):
 
 def _unpack(node: OpNode, saved: tuple, as_tensors: bool) -> tuple:
     vers = node._saved_ver
+    out_idx = node._save_out
     out = []
     for i, v in enumerate(saved):
-        if type(v) is not Tensor and not isinstance(v, Tensor):
-            out.append(v)  # a Python scalar or None
-            continue
-        if v._vc[0] != vers[i]:
-            which = f"output 0 of {node.name()}" if i == node._save_out else f"an input of {node.name()}"
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an inplace "
-                f"operation: [{_type_name(v)} {list(v._data.shape)}], which is {which}, is at version "
-                f"{v._vc[0]}; expected version {vers[i]} instead. Hint: the operation that failed was "
-                f"{node.name()}; replace the in-place operation by an out-of-place one."
-            )
-        if not as_tensors:
-            out.append(v._data)
-        elif i == node._save_out:
-            t = _make(v._data, True, node, 0)
-            t._vc = v._vc
-            out.append(t)
-        else:
-            out.append(v)
-    return tuple(out)
+        if i == out_idx:
+            vc = node._out_vc
+            if vc[0] != vers[i]:
+                _raise_modified(node, v, vc[0], vers[i], True)
+            if as_tensors:
+                t = _make(v, True, node)
+                t._vc = vc
+                v = t
+        elif isinstance(v, Tensor):
+            if v._vc[0] != vers[i]:
+                _raise_modified(node, v._data, v._vc[0], vers[i], False)
+            if not as_tensors:
+                v = v._data
+        out.append(v)
+    return out
+
+
+def _raise_modified(node: OpNode, arr, now: int, expected: int, is_output: bool):
+    which = f"output 0 of {node.name()}" if is_output else f"an input of {node.name()}"
+    raise RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{_type_name_of(arr)} {list(arr.shape)}], which is {which}, is at version "
+        f"{now}; expected version {expected} instead. Hint: the operation that failed was "
+        f"{node.name()}; replace the in-place operation by an out-of-place one."
+    )
 
 
 def _type_name(t: Tensor) -> str:
+    return _type_name_of(t._data)
+
+
+def _type_name_of(arr) -> str:
     names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
              "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-    prefix = "dtorch." if type(t._data) is _ndarray else "dtorch.cuda."
-    return f"{prefix}{names[t._data.dtype.name]}Tensor"
+    prefix = "dtorch." if type(arr) is _ndarray else "dtorch.cuda."
+    return f"{prefix}{names[arr.dtype.name]}Tensor"
 
 
 def _camel(name: str) -> str:
@@ -259,6 +266,33 @@ def _record_two(op: OpDef, a: Tensor, b: Tensor, out, params) -> Tensor:
     return res
 
 
+def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
+    """Fast path of :func:`apply` for ``tensor op python_scalar`` needing no promotion."""
+    da = a._data
+    kern = op.cpu_kernel if type(da) is _ndarray else op.cuda_kernel
+    out = kern(da, s, **params) if params else kern(da, s)
+    if type(out) is not type(da):
+        out = np.asarray(out)
+    if op.simple:
+        if a._rg and STATE.enabled:
+            node = op.node_cls()
+            fa = a.grad_fn
+            node.next_functions = ((fa, a._output_nr) if fa is not None else (accumulator_of(a), 0), _NO_EDGE)
+            node._in_meta = ((da.shape, da.dtype), None)
+            node._args = params
+            node._extra = None
+            if anomaly_mode._enabled[0]:
+                anomaly_mode.record(node)
+            res = _make(out, True, node)
+            if op.save or op.save_out:
+                _save(op, node, (a, s), res)
+            else:
+                node._saved = ()
+            return res
+        return _make(out)
+    return finish(op, (a, s), out, params, a._rg, a)
+
+
 def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
     """Fast path of :func:`apply` for one tensor input."""
     da = a._data
@@ -359,17 +393,16 @@ def finish(op: OpDef, inputs: tuple, out, params, needs_grad: bool, first: Tenso
 
 
 def _save(op: OpDef, node: OpNode, inputs: tuple, out: Tensor | None) -> None:
-    idx = op.save
-    if not idx and not op.save_out:
-        node._saved = ()
-        return
-    saved = [inputs[i] for i in idx]
+    """Keep what the backward needs: inputs by reference, the output as its raw array
+    plus its version counter (a Tensor would make a cycle output -> node -> output)."""
+    saved = tuple([inputs[i] for i in op.save])
+    vers = tuple([v._vc[0] if isinstance(v, Tensor) else 0 for v in saved])
     if op.save_out:
-        alias = _make(out._data)
-        alias._vc = out._vc
-        saved.append(alias)
-    node._saved = tuple(saved)
-    node._saved_ver = tuple(v._vc[0] if isinstance(v, Tensor) else 0 for v in saved)
+        node._out_vc = out._vc
+        saved += (out._data,)
+        vers += (out._vc[0],)
+    node._saved = saved
+    node._saved_ver = vers
 
 
 def _cupy_mod():

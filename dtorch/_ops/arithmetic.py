@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype
-from .._dispatch import apply, apply_same, defop, promoted, tensor_fn
+from .._dispatch import apply, apply_same, apply_scalar, defop, promoted, tensor_fn
 from ..tensor import Tensor
 from ._helpers import method, scalar, xp_of
 from ._inplace import inplace_binary
@@ -56,7 +56,7 @@ def _binary(op, a, b, params=None):
             if da.dtype == b._data.dtype:
                 return apply_same(op, a, b, params)
         elif (type(b) is float and da.dtype.kind == "f") or (type(b) is int and da.dtype.kind in "fiu"):
-            return apply(op, (a, b), params)
+            return apply_scalar(op, a, b, params)
     a = scalar(a)
     b = scalar(b)
     cast, _ = promoted(a, b)

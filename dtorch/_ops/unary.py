@@ -161,10 +161,12 @@ arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, aco
 
 
 def _sigmoid_fwd(a):
-    xp = _x(a)
-    # exp(-|a|) never overflows
-    e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    # 0.5 * tanh(a / 2) + 0.5: never overflows, and in place after the first product
+    t = a * 0.5
+    _x(a).tanh(t, out=t)
+    t *= 0.5
+    t += 0.5
+    return t
 
 
 sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda ns, ctx, g, out: (g * out * (1 - out),), save_out=True)
@@ -212,7 +214,7 @@ tensor_fn("round", round)
 
 # ---- activations -----------------------------------------------------------------------
 relu = _unary("relu", lambda a: _x(a).maximum(a, 0),
-              lambda ns, ctx, g, out: (g * (out > 0),), save_out=True, floating=False)
+              lambda ns, ctx, g, out: (g * ns.sign(out),), save_out=True, floating=False)  # out >= 0: sign is the mask
 
 
 def _gelu_fwd(a, approximate="none"):

@@ -79,30 +79,28 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     """
     # 1. dependencies: how many edges from reachable nodes point at each node
     deps: dict = {}
-    seen = set()
     stack = []
     for node, _ in roots:
-        if node not in seen:
-            seen.add(node)
+        if node not in deps:
+            deps[node] = 0
             stack.append(node)
+    root_nodes = list(stack)
     while stack:
-        n = stack.pop()
-        for nxt, _ in n.next_functions:
+        for nxt, _ in stack.pop().next_functions:
             if nxt is None:
                 continue
-            if nxt in deps:
-                deps[nxt] += 1
-            else:
+            c = deps.get(nxt)
+            if c is None:
                 deps[nxt] = 1
-            if nxt not in seen:
-                seen.add(nxt)
                 stack.append(nxt)
+            else:
+                deps[nxt] = c + 1
 
     needed = None
     captured = None
     if targets is not None:
         captured = [None] * (max(targets.values()) + 1 if targets else 0)
-        needed = _nodes_leading_to({n for n, _ in targets}, seen, deps)
+        needed = _nodes_leading_to({n for n, _ in targets}, root_nodes, deps)
 
     # 2. seed buffers
     buffers: dict = {}
@@ -110,57 +108,45 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
         _buffer_add(buffers, node, nr, g)
     ready = []
     counter = 0
-    for node in seen:
-        if deps.get(node, 0) == 0:
+    for node in root_nodes:
+        if deps[node] == 0:
             heapq.heappush(ready, (-node._seq, counter, node))
             counter += 1
 
     prev_enabled = STATE.enabled
     STATE.enabled = create_graph
     anomaly = anomaly_mode._enabled[0]
+    heappop, heappush = heapq.heappop, heapq.heappush
     try:
         while ready:
-            _, _, node = heapq.heappop(ready)
+            node = heappop(ready)[2]
             grads = buffers.pop(node, None)
-            n_out = node.n_outputs
             if grads is not None:
                 if node._tensor_hooks is not None or node._retained is not None:
                     _apply_tensor_hooks(node, grads, create_graph)
                 if node._pre_hooks is not None:
                     grads = _run_pre_hooks(node, grads, create_graph)
-            if targets is not None and grads is not None:
-                for nr in range(n_out):
-                    slot = targets.get((node, nr))
-                    if slot is not None and not (accumulate and type(node) is AccumulateGrad):
-                        g = grads[nr]
-                        if type(node) is AccumulateGrad and g is not None:
-                            var = node._var()
-                            if var is not None and var._hooks:
-                                g = _run_hooks(var._hooks, g, create_graph)
-                        captured[slot] = g
-                if needed is not None and node not in needed:
-                    continue
+                if targets is not None:
+                    _capture(node, grads, targets, captured, accumulate, create_graph)
+            if needed is not None and node not in needed:
+                continue
             if type(node) is AccumulateGrad:
                 if grads is not None and grads[0] is not None and (targets is None or accumulate):
                     g = grads[0]
                     del grads
-                    var = node._var()
-                    if var is None:  # the leaf is gone: nobody can read its grad
-                        continue
-                    if var._hooks:
-                        g = _run_hooks(var._hooks, g, create_graph)
-                    _accumulate(var, g, create_graph)
-                    if var._post_acc_hooks:
-                        for fn in tuple(var._post_acc_hooks.values()):
-                            fn(var)
+                    # only this frame holds g (getrefcount's argument makes 2): .grad may take it
+                    _sink(node, g, create_graph, sys.getrefcount(g) == 2)
                 continue
             nexts = node.next_functions
-            if grads is None or all(g is None for g in grads):
-                in_grads = (None,) * len(nexts)
-            else:
-                if n_out > 1:
+            in_grads = None
+            if grads is not None:
+                if node.n_outputs == 1:
+                    if grads[0] is not None:
+                        in_grads = node._apply(grads, create_graph)
+                elif any(g is not None for g in grads):
                     grads = tuple(_zeros_for(node, i, create_graph) if g is None else g for i, g in enumerate(grads))
-                in_grads = node._apply(grads, create_graph)
+                    in_grads = node._apply(grads, create_graph)
+            if in_grads is not None:
                 if node._hooks is not None:
                     in_grads = _run_post_hooks(node, in_grads, grads, create_graph)
                 if anomaly:
@@ -168,34 +154,68 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                 if not retain_graph:
                     node._release()
                 meta = node._in_meta
-                for i, (nxt, nr) in enumerate(nexts):
-                    g = in_grads[i]
-                    if nxt is None or g is None:
-                        continue
-                    if type(g) is _generic_base or isinstance(g, _np_generic):
-                        g = _np.asarray(g)  # numpy turns 0-d results into scalars
-                    shape, dt = meta[i]
-                    if g.shape != shape or g.dtype != dt:
-                        g = reduce_to(g, shape, dt, node, i)
-                    _buffer_add(buffers, nxt, nr, g)
-            for nxt, _ in nexts:
+            i = -1
+            for nxt, nr in nexts:
+                i += 1
                 if nxt is None:
                     continue
+                if in_grads is not None:
+                    g = in_grads[i]
+                    if g is not None:
+                        if g.__class__ is _generic_base or isinstance(g, _np_generic):
+                            g = _np.asarray(g)  # numpy turns 0-d results into scalars
+                        shape, dt = meta[i]
+                        if g.shape != shape or g.dtype != dt:
+                            g = reduce_to(g, shape, dt, node, i)
+                        slot = buffers.get(nxt)
+                        if slot is None:
+                            slot = buffers[nxt] = [None] * nxt.n_outputs
+                        prev = slot[nr]
+                        slot[nr] = g if prev is None else prev + g
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0:
-                    heapq.heappush(ready, (-nxt._seq, counter, nxt))
+                    heappush(ready, (-nxt._seq, counter, nxt))
                     counter += 1
     finally:
         STATE.enabled = prev_enabled
     return captured
 
 
-def _nodes_leading_to(target_nodes: set, seen: set, deps: dict) -> set:
+def _capture(node, grads, targets: dict, captured: list, accumulate: bool, create_graph: bool) -> None:
+    is_sink = type(node) is AccumulateGrad
+    if is_sink and accumulate:
+        return  # the leaf's .grad receives it; backward(inputs=) returns nothing
+    for nr in range(len(grads)):
+        slot = targets.get((node, nr))
+        if slot is not None:
+            g = grads[nr]
+            if is_sink and g is not None:
+                var = node._var()
+                if var is not None and var._hooks:
+                    g = _run_hooks(var._hooks, g, create_graph)
+            captured[slot] = g
+
+
+def _sink(node, g, create_graph: bool, sole_owner: bool) -> None:
+    """AccumulateGrad: tensor hooks, accumulation into .grad, post-accumulate hooks."""
+    var = node._var()
+    if var is None:  # the leaf is gone: nobody can read its grad
+        return
+    if var._hooks:
+        g = _run_hooks(var._hooks, g, create_graph)
+        sole_owner = False
+    _accumulate(var, g, create_graph, sole_owner)
+    if var._post_acc_hooks:
+        for fn in tuple(var._post_acc_hooks.values()):
+            fn(var)
+
+
+def _nodes_leading_to(target_nodes: set, root_nodes: list, deps: dict) -> set:
     """Nodes from which some target is reachable (the rest need not run)."""
     # Kahn's order from the roots, then a reverse sweep.
     indeg = dict(deps)
-    order = [n for n in seen if indeg.get(n, 0) == 0]
+    order = [n for n in root_nodes if indeg[n] == 0]
     i = 0
     while i < len(order):
         for nxt, _ in order[i].next_functions:
@@ -226,7 +246,7 @@ def _zeros_for(node, i: int, create_graph: bool):
     return _make(z) if create_graph else z
 
 
-def _accumulate(var: Tensor, g, create_graph: bool) -> None:
+def _accumulate(var: Tensor, g, create_graph: bool, sole_owner: bool = False) -> None:
     if create_graph:
         g = _as_mode(g, True)
         var._grad = g if var._grad is None else var._grad + g
@@ -235,9 +255,9 @@ def _accumulate(var: Tensor, g, create_graph: bool) -> None:
         g = g._data
     cur = var._grad
     if cur is None:
-        # Steal the array when nobody else can see it (no view, no other reference: the engine's local,
-        # this parameter and getrefcount's argument make 3), as torch's AccumulateGrad does.
-        if g.base is not None or sys.getrefcount(g) > 3 or not g.flags.writeable:
+        # Take the array when nobody else can see it (not a view, no other reference), as
+        # torch's AccumulateGrad steals; otherwise copy so that .grad never aliases anything.
+        if not sole_owner or g.base is not None or not g.flags.writeable:
             g = g.copy()
         var._grad = _make(g)
     elif cur._rg:
