@@ -1,0 +1,4 @@
+"""dtorch.nn: modules, functional, init and utils, as torch.nn."""
+from .parameter import *  # noqa: F401,F403
+from .modules import *  # noqa: F401,F403
+from . import functional, init, utils  # noqa: F401

@@ -1,0 +1,1 @@
+"""Implementation modules of dtorch.nn.functional, one file per family."""

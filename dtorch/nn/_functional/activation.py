@@ -1,0 +1,2 @@
+"""Functional activations."""
+__all__: list[str] = []

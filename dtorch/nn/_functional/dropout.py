@@ -1,0 +1,2 @@
+"""dropout."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""linear, bilinear."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""embedding, one_hot."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""pad, interpolate."""
+__all__: list[str] = []

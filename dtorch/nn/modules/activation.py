@@ -1,0 +1,2 @@
+"""Activation modules (ReLU, GELU, Softmax, ...) and MultiheadAttention."""
+__all__: list[str] = []

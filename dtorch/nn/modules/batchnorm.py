@@ -1,0 +1,2 @@
+"""BatchNorm1d, BatchNorm2d."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Dropout."""
+__all__: list[str] = []

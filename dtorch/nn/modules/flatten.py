@@ -1,0 +1,2 @@
+"""Flatten, Unflatten, Identity."""
+__all__: list[str] = []

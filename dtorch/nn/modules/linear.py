@@ -1,0 +1,2 @@
+"""Linear, Bilinear."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Module: the base class of every layer."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""LayerNorm, GroupNorm."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Embedding."""
+__all__: list[str] = []

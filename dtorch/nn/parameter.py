@@ -1,0 +1,2 @@
+"""dtorch.nn.Parameter."""
+__all__ = []

@@ -1,0 +1,1 @@
+"""dtorch.nn.utils: gradient clipping and parameter/vector conversion."""

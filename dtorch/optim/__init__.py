@@ -1,0 +1,1 @@
+"""dtorch.optim: optimizers and learning-rate schedulers with torch's update rules."""
