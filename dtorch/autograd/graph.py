@@ -5,7 +5,7 @@ import itertools
 import weakref
 from typing import Callable
 
-from ..tensor import Tensor, _make, add_hook, _RemovableHandle
+from ..tensor import Tensor, add_hook, _RemovableHandle
 
 next_seq = itertools.count().__next__
 
