@@ -496,7 +496,7 @@ def _as_strided_bw(ns, ctx, g):
 @defop("as_strided_scatter")
 def _as_strided_scatter(base, src, size, stride, storage_offset=0):
     out = base.copy()
-    region = _as_strided(out, size, stride, storage_offset)
+    region = _as_strided.default(out, size, stride, storage_offset)
     region[...] = src
     return out
 
