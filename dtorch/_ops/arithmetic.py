@@ -6,8 +6,8 @@ import numpy as np
 from .. import _dtype
 from .._dispatch import apply, apply_same, apply_scalar, defop, promoted, tensor_fn
 from ..tensor import Tensor
-from ._helpers import method, scalar, xp_of
-from ._inplace import inplace_binary
+from ._helpers import scalar, xp_of
+from ._inplace import check_cast, inplace_binary
 
 __all__ = [
     "add",
@@ -21,6 +21,7 @@ __all__ = [
     "floor_divide",
     "remainder",
     "fmod",
+    "rsub",
     "pow",
     "float_power",
     "maximum",
@@ -49,7 +50,26 @@ __all__ = [
 ]
 
 
+def _wrap_int(x: int, dt: np.dtype) -> int:
+    """A Python int outside an integer dtype's range wraps around, as torch's cast to that dtype does."""
+    info = np.iinfo(dt)
+    if info.min <= x <= info.max:
+        return x
+    return (x - info.min) % (1 << info.bits) + info.min
+
+
+def _int_scalars(a, b):
+    """Wrap a Python int operand into the range of the other operand's integer dtype (uint8 + -3)."""
+    if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind in "iu":
+        b = _wrap_int(b, a._data.dtype)
+    elif type(a) is int and isinstance(b, Tensor) and b._data.dtype.kind in "iu":
+        a = _wrap_int(a, b._data.dtype)
+    return a, b
+
+
 def _binary(op, a, b, params=None):
+    if type(a) is int or type(b) is int:
+        a, b = _int_scalars(a, b)
     if isinstance(a, Tensor):
         da = a._data
         if isinstance(b, Tensor):
@@ -64,9 +84,15 @@ def _binary(op, a, b, params=None):
 
 
 # ---- add / sub ---------------------------------------------------------------------
+def _like_operands(r, a, b):
+    """``r`` in the dtype of the array operand(s): a Python alpha must not promote."""
+    dt = a.dtype if hasattr(a, "dtype") else b.dtype
+    return r if r.dtype == dt else r.astype(dt)
+
+
 @defop("add")
 def _add(a, b, alpha=1):
-    return a + b if alpha == 1 else a + alpha * b
+    return a + b if alpha == 1 else _like_operands(a + alpha * b, a, b)
 
 
 @_add.backward
@@ -76,7 +102,7 @@ def _add_bw(ns, ctx, g):
 
 @defop("sub")
 def _sub(a, b, alpha=1):
-    return a - b if alpha == 1 else a - alpha * b
+    return a - b if alpha == 1 else _like_operands(a - alpha * b, a, b)
 
 
 @_sub.backward
@@ -84,16 +110,39 @@ def _sub_bw(ns, ctx, g):
     return g, (-g * ctx._args["alpha"] if ctx._args else -g)
 
 
+def _alpha_params(a, b, alpha):
+    if alpha == 1:
+        return None
+    if isinstance(alpha, float) and not _dtype.result_type(a, b).is_floating_point:
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    return {"alpha": alpha}
+
+
+def _is_bool(x) -> bool:
+    return type(x) is bool or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
+
+
+def _check_sub(a, b) -> None:
+    if _is_bool(a) and _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 def add(input, other, *, alpha=1) -> Tensor:
-    return _binary(_add, input, other, {"alpha": alpha} if alpha != 1 else None)
+    return _binary(_add, input, other, _alpha_params(input, other, alpha))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    if isinstance(input, Tensor) and input._data.dtype == np.bool_ and isinstance(other, Tensor) \
-            and other._data.dtype == np.bool_:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
-    return _binary(_sub, input, other, {"alpha": alpha} if alpha != 1 else None)
+    _check_sub(input, other)
+    return _binary(_sub, input, other, _alpha_params(input, other, alpha))
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """``other - alpha * input``."""
+    return sub(other, input, alpha=alpha) if alpha == 1 else sub(other, mul(input, alpha))
 
 
 subtract = sub
@@ -140,9 +189,20 @@ def mul(input, other) -> Tensor:
     return _binary(_mul, input, other)
 
 
+def _not_for_bool(kernel: str, rdt) -> None:
+    if rdt is _dtype.bool_:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
+
+
 def div(input, other, *, rounding_mode=None) -> Tensor:
     a, b = scalar(input), scalar(other)
+    if rounding_mode is not None:  # an integer result: Python ints wrap into its range
+        a, b = _int_scalars(a, b)
     cast, rdt = promoted(a, b)
+    if rounding_mode == "floor":
+        _not_for_bool("div_floor_cpu", rdt)
+    elif rounding_mode == "trunc":
+        _not_for_bool("div_trunc_cpu", rdt)
     if rounding_mode is None and not rdt.is_floating_point:
         cast = _dtype.get_default_dtype().np
     return apply(_div, (a, b), {"rounding_mode": rounding_mode} if rounding_mode else None, cast)
@@ -158,38 +218,54 @@ def floor_divide(input, other) -> Tensor:
     return div(input, other, rounding_mode="floor")
 
 
-@defop("remainder")
+@defop("remainder", save=(0, 1))
 def _remainder(a, b):
     return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).remainder(a, b)
 
 
 @_remainder.backward
-def _remainder_bw(ns, ctx, g):
-    return g, None
+def _remainder_bw(ns, ctx, g, a, b):
+    # a - floor(a / b) * b: d/da = 1, d/db = -floor(a / b)
+    gb = -g * ns.floor(a / b) if ctx.next_functions[1][0] is not None else None
+    return g, gb
 
 
 def remainder(input, other) -> Tensor:
-    return _binary(_remainder, input, other)
+    a, b = _int_scalars(scalar(input), scalar(other))
+    _not_for_bool("remainder_cpu", _dtype.result_type(a, b))
+    return _binary(_remainder, a, b)
 
 
-@defop("fmod")
+@defop("fmod", save=(0, 1))
 def _fmod(a, b):
     return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).fmod(a, b)
 
 
 @_fmod.backward
-def _fmod_bw(ns, ctx, g):
-    return g, None
+def _fmod_bw(ns, ctx, g, a, b):
+    # a - trunc(a / b) * b: d/da = 1, d/db = -trunc(a / b)
+    gb = -g * ns.trunc(a / b) if ctx.next_functions[1][0] is not None else None
+    return g, gb
 
 
 def fmod(input, other) -> Tensor:
-    return _binary(_fmod, input, other)
+    a, b = _int_scalars(scalar(input), scalar(other))
+    _not_for_bool("fmod_cpu", _dtype.result_type(a, b))
+    return _binary(_fmod, a, b)
 
 
 # ---- pow -----------------------------------------------------------------------------
 @defop("pow", save=(0, 1), save_out=True)
 def _pow(a, b):
-    return a ** b
+    try:
+        return a ** b
+    except ValueError:  # numpy refuses integer arrays to negative powers; torch gives 1, -1 or 0
+        xp = xp_of(a) if hasattr(a, "dtype") else xp_of(b)
+        neg = b < 0
+        r = a ** xp.where(neg, 0, b)
+        odd = (b % 2) == 1
+        at_neg = xp.where(a == 1, 1, xp.where(a == -1, xp.where(odd, -1, 1), 0))
+        return xp.where(neg, at_neg, r).astype(r.dtype, copy=False)
 
 
 @_pow.backward
@@ -210,9 +286,17 @@ def _pow_bw(ns, ctx, g, a, b, out):
 
 def pow(input, exponent) -> Tensor:
     a, b = scalar(input), scalar(exponent)
-    cast, rdt = promoted(a, b)
-    if isinstance(a, Tensor) and not rdt.is_floating_point and isinstance(b, int) and b < 0:
+    if isinstance(a, Tensor) and a._data.dtype.kind in "iub" and type(b) is int and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
+    if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind in "iu" and _wrap_int(b, a._data.dtype) != b:
+        # an exponent out of the dtype's range is refused (a base wraps, as in the other ops)
+        raise RuntimeError(f"value cannot be converted to type {a._data.dtype.name}_t without overflow")
+    a, b = _int_scalars(a, b)
+    cast, rdt = promoted(a, b)
+    if rdt is _dtype.bool_:
+        if not (isinstance(a, Tensor) and type(b) is bool):
+            raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+        return a.clone() if b else a.new_ones(a.shape)  # x ** True is x, x ** False is True
     return apply(_pow, (a, b), None, cast)
 
 
@@ -350,6 +434,7 @@ for _name, _fn in [("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow
                    ("bitwise_and", bitwise_and), ("bitwise_or", bitwise_or), ("bitwise_xor", bitwise_xor),
                    ("float_power", float_power)]:
     setattr(Tensor, _name, _fn)
+Tensor.rsub = rsub
 Tensor.subtract, Tensor.multiply, Tensor.divide, Tensor.true_divide = sub, mul, div, div
 Tensor.greater, Tensor.less, Tensor.greater_equal, Tensor.less_equal, Tensor.not_equal = gt, lt, ge, le, ne
 
@@ -385,44 +470,63 @@ Tensor.__hash__ = object.__hash__
 
 def _ip(op, fast):
     def inplace(self, other, **kw):
+        other = scalar(other)
+        if type(other) is int:
+            other = _int_scalars(self, other)[1]
+        if op is _sub:
+            _check_sub(self, other)
+        elif op is _pow and _dtype.result_type(self, other) is _dtype.bool_ and type(other) is not bool:
+            raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+        elif op is _remainder or op is _fmod:
+            _not_for_bool(op.name + "_cpu", _dtype.result_type(self, other))
         params = {k: v for k, v in kw.items() if not (k == "alpha" and v == 1)} or None
         if params and "alpha" in params:
             a = params["alpha"]
+            _alpha_params(self, other, a)
             return inplace_binary(op, self, other, params, lambda x, y: fast(x, y * a))
         return inplace_binary(op, self, other, params, fast)
 
     return inplace
 
 
-def _iadd(a, b):
-    a += b
+def _in_place_ufunc(name: str):
+    """``a <op>= b`` in place; like torch, a result of a wider dtype of the same kind is cast back
+    (uint8 += int64 tensor), which numpy's same-kind rule refuses."""
+    def fast(a, b):
+        try:
+            getattr(xp_of(a), name)(a, b, out=a)
+        except TypeError:
+            getattr(xp_of(a), name)(a, b, out=a, casting="unsafe")
+
+    return fast
 
 
-def _isub(a, b):
-    a -= b
-
-
-def _imul(a, b):
-    a *= b
-
-
-def _idiv(a, b):
-    a /= b
-
-
-def _ipow(a, b):
-    a **= b
-
+_iadd = _in_place_ufunc("add")
+_isub = _in_place_ufunc("subtract")
+_imul = _in_place_ufunc("multiply")
+_idiv = _in_place_ufunc("true_divide")
+_ipow = _in_place_ufunc("power")
+_iremainder = _in_place_ufunc("remainder")
+_ifmod = _in_place_ufunc("fmod")
 
 Tensor.add_ = Tensor.__iadd__ = _ip(_add, _iadd)
 Tensor.sub_ = Tensor.__isub__ = Tensor.subtract_ = _ip(_sub, _isub)
 Tensor.mul_ = Tensor.__imul__ = Tensor.multiply_ = _ip(_mul, _imul)
 Tensor.pow_ = Tensor.__ipow__ = _ip(_pow, _ipow)
+Tensor.remainder_ = Tensor.__imod__ = _ip(_remainder, _iremainder)
+Tensor.fmod_ = _ip(_fmod, _ifmod)
 
 
 def _div_(self, other, *, rounding_mode=None):
+    other = scalar(other)
+    if type(other) is int and rounding_mode is not None:
+        other = _int_scalars(self, other)[1]
     if rounding_mode is None:
+        rdt = _dtype.result_type(self, other)  # true division of integers gives the default float
+        check_cast(rdt if rdt.is_floating_point else _dtype.get_default_dtype(), self)
         return inplace_binary(_div, self, other, None, _idiv)
+    _not_for_bool("div_floor_cpu" if rounding_mode == "floor" else "div_trunc_cpu",
+                  _dtype.result_type(self, other))
 
     def fast(a, b):
         a[...] = _div.default(a, b, rounding_mode=rounding_mode)
@@ -430,4 +534,9 @@ def _div_(self, other, *, rounding_mode=None):
     return inplace_binary(_div, self, other, {"rounding_mode": rounding_mode}, fast)
 
 
+def _floor_divide_(self, other):
+    return _div_(self, other, rounding_mode="floor")
+
+
 Tensor.div_ = Tensor.__itruediv__ = Tensor.divide_ = Tensor.true_divide_ = _div_
+Tensor.floor_divide_ = Tensor.__ifloordiv__ = _floor_divide_

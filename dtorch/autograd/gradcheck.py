@@ -74,7 +74,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
             import warnings
 
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. "
-                          "This check will likely fail if all the inputs are not of double precision floating point.")
+                          "This check will likely fail if all the inputs are not of double precision floating point.",
+                          stacklevel=2)
     outs, analytic = _analytic_jacobian(func, inputs, diff_idx)
     for i in diff_idx:
         numeric = _numerical_jacobian(func, inputs, i, eps)
