@@ -54,4 +54,4 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     return from_._category <= to._category
 
 from .serialization import load, save  # noqa: E402,F401
-from . import nn, optim  # noqa: E402,F401  (after the core: they build on it)
+from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)

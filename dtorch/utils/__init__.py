@@ -1,0 +1,2 @@
+"""dtorch.utils: data loading (and, later, extensions)."""
+from . import data  # noqa: F401
