@@ -1,2 +1,260 @@
-"""batch_norm, layer_norm, group_norm, normalize."""
-__all__: list[str] = []
+"""batch_norm, layer_norm, group_norm, normalize.
+
+layer_norm, group_norm and batch_norm (training) are single graph nodes. Their kernels
+keep the standardized input ``xhat`` and ``rstd = 1/sqrt(var + eps)`` as by-products
+(``ctx._extra``) so the backward is a few passes over the data:
+
+    dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)),   gxhat = g * weight
+
+For ``create_graph=True`` the backward recomputes ``xhat`` and ``rstd`` from the saved
+input with recorded ops, so the same formula is differentiable again.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from ..._dispatch import ARRAY_NS, apply, defop
+from ..._ops._helpers import xp_of
+from ...tensor import Tensor
+
+__all__ = ["layer_norm", "group_norm", "batch_norm", "instance_norm", "normalize"]
+
+
+# ---- shared pieces ---------------------------------------------------------------------------------
+def _row_dot(ns, a, b):
+    """sum(a * b) over the last axis of 2-d rows, keepdim (one pass with einsum on arrays)."""
+    if ns is ARRAY_NS:
+        return xp_of(a).einsum("ij,ij->i", a, b)[:, None]
+    return ns.sum(a * b, dim=(1,), keepdim=True)
+
+
+def _standardize_rows(ns, x2, eps: float):
+    """(xhat, rstd) of 2-d rows ``x2`` normalized over their last axis."""
+    mean = ns.mean(x2, dim=(1,), keepdim=True)
+    xc = x2 - mean
+    var = _row_dot(ns, xc, xc) * (1.0 / x2.shape[1])
+    rstd = ns.rsqrt(var + eps)
+    if ns is ARRAY_NS:
+        xc *= rstd  # xc is a fresh temporary: normalize it in place
+        return xc, rstd
+    return xc * rstd, rstd
+
+
+def _rows_dx(ns, gxhat, xhat, rstd):
+    """Input gradient of row standardization given the gradient of xhat."""
+    inv_n = 1.0 / xhat.shape[1]
+    a = ns.mean(gxhat, dim=(1,), keepdim=True)
+    b = _row_dot(ns, gxhat, xhat) * inv_n
+    return (gxhat - xhat * b - a) * rstd
+
+
+def _affine(xhat, w, b):
+    if w is None and b is None:
+        return xhat.copy()
+    out = xhat * w if w is not None else xhat + b
+    if w is not None and b is not None:
+        out += b
+    return out
+
+
+def _sum_except(ns, a, keep: int):
+    """Sum over every axis but ``keep``."""
+    dims = tuple(d for d in range(a.ndim) if d != keep)
+    return ns.sum(a, dim=dims) if dims else a
+
+
+# ---- layer_norm --------------------------------------------------------------------------------------
+@defop("native_layer_norm", save=(0, 1), extra=True)
+def _layer_norm(x, w, b, n_axes, eps):
+    n = math.prod(x.shape[x.ndim - n_axes:])
+    xhat, rstd = _standardize_rows(ARRAY_NS, x.reshape(-1, n), eps)
+    xhat = xhat.reshape(x.shape)
+    return _affine(xhat, w, b), (xhat, rstd)
+
+
+@_layer_norm.backward
+def _layer_norm_bw(ns, ctx, g, x, w):
+    n_axes, eps = ctx._args["n_axes"], ctx._args["eps"]
+    n = math.prod(x.shape[x.ndim - n_axes:])
+    rows = (-1, n)
+    if ns is ARRAY_NS:
+        xhat, rstd = ctx._extra
+        xhat = xhat.reshape(rows)
+    else:
+        xhat, rstd = _standardize_rows(ns, ns.reshape(x, shape=(math.prod(x.shape) // n, n)), eps)
+    g2 = ns.reshape(g, shape=rows)
+    gx = gw = gb = None
+    need = ctx.needs_input_grad
+    if need[0]:
+        gxhat = g2 * ns.reshape(w, shape=(1, n)) if w is not None else g2
+        gx = ns.reshape(_rows_dx(ns, gxhat, xhat, rstd), shape=tuple(x.shape))
+    if w is not None and need[1]:
+        gw = ns.reshape(ns.sum(g2 * xhat, dim=(0,)), shape=tuple(w.shape))
+    if len(need) > 2 and need[2]:
+        gb = ns.reshape(ns.sum(g2, dim=(0,)), shape=ctx._in_meta[2][0])
+    return gx, gw, gb
+
+
+def layer_norm(input: Tensor, normalized_shape: Sequence[int] | int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing ``normalized_shape`` dims, then scale and shift (one graph node)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape [*, "
+                           f"{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of "
+                               f"shape {list(p.shape)} and normalized_shape = {list(shape)}")
+    out, _ = apply(_layer_norm, (input, weight, bias), {"n_axes": k, "eps": float(eps)})
+    return out
+
+
+# ---- group_norm --------------------------------------------------------------------------------------
+def _channel_shape(x, c: int) -> tuple:
+    return (1, c) + (1,) * (x.ndim - 2)
+
+
+@defop("native_group_norm", save=(0, 1), extra=True)
+def _group_norm(x, w, b, groups, eps):
+    xhat, rstd = _standardize_rows(ARRAY_NS, x.reshape(x.shape[0] * groups, -1), eps)
+    xhat = xhat.reshape(x.shape)
+    cs = _channel_shape(x, x.shape[1])
+    return _affine(xhat, None if w is None else w.reshape(cs), None if b is None else b.reshape(cs)), (xhat, rstd)
+
+
+@_group_norm.backward
+def _group_norm_bw(ns, ctx, g, x, w):
+    groups, eps = ctx._args["groups"], ctx._args["eps"]
+    shape = tuple(x.shape)
+    rows = (shape[0] * groups, math.prod(shape) // (shape[0] * groups))
+    if ns is ARRAY_NS:
+        xhat, rstd = ctx._extra
+    else:
+        xhat, rstd = _standardize_rows(ns, ns.reshape(x, shape=rows), eps)
+        xhat = ns.reshape(xhat, shape=shape)
+    need = ctx.needs_input_grad
+    gx = gw = gb = None
+    if need[0]:
+        gxhat = g * ns.reshape(w, shape=_channel_shape(x, shape[1])) if w is not None else g
+        dx = _rows_dx(ns, ns.reshape(gxhat, shape=rows), ns.reshape(xhat, shape=rows), rstd)
+        gx = ns.reshape(dx, shape=shape)
+    if w is not None and need[1]:
+        gw = _sum_except(ns, g * xhat, 1)
+    if len(need) > 2 and need[2]:
+        gb = _sum_except(ns, g, 1)
+    return gx, gw, gb
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalize each group of channels of each sample, then scale and shift per channel (one node)."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    c = input.shape[1]
+    if c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
+                           f"of shape {list(input.shape)} and num_groups={num_groups}")
+    out, _ = apply(_group_norm, (input, weight, bias), {"groups": int(num_groups), "eps": float(eps)})
+    return out
+
+
+# ---- batch_norm --------------------------------------------------------------------------------------
+def _bn_axes(ndim: int) -> tuple:
+    return (0,) + tuple(range(2, ndim))
+
+
+def _bn_stats(ns, x, eps: float):
+    axes = _bn_axes(x.ndim)
+    mean = ns.mean(x, dim=axes, keepdim=True)
+    xc = x - mean
+    var = ns.mean(xc * xc, dim=axes, keepdim=True)
+    return xc, mean, var, ns.rsqrt(var + eps)
+
+
+@defop("native_batch_norm", save=(0, 1), extra=True)
+def _batch_norm_train(x, w, b, eps):
+    xc, mean, var, rstd = _bn_stats(ARRAY_NS, x, eps)
+    xc *= rstd
+    cs = _channel_shape(x, x.shape[1])
+    out = _affine(xc, None if w is None else w.reshape(cs), None if b is None else b.reshape(cs))
+    return out, (xc, rstd, mean.reshape(-1), var.reshape(-1))
+
+
+@_batch_norm_train.backward
+def _batch_norm_bw(ns, ctx, g, x, w):
+    axes = _bn_axes(x.ndim)
+    if ns is ARRAY_NS:
+        xhat, rstd = ctx._extra[:2]
+    else:
+        xc, _, _, rstd = _bn_stats(ns, x, ctx._args["eps"])
+        xhat = xc * rstd
+    need = ctx.needs_input_grad
+    gx = gw = gb = None
+    cs = _channel_shape(x, x.shape[1])
+    if need[0]:
+        gxhat = g * ns.reshape(w, shape=cs) if w is not None else g
+        a = ns.mean(gxhat, dim=axes, keepdim=True)
+        bb = ns.mean(gxhat * xhat, dim=axes, keepdim=True)
+        gx = (gxhat - xhat * bb - a) * rstd
+    if w is not None and need[1]:
+        gw = ns.sum(g * xhat, dim=axes)
+    if len(need) > 2 and need[2]:
+        gb = ns.sum(g, dim=axes)
+    return gx, gw, gb
+
+
+def _update_running(running: Tensor | None, batch_value, momentum: float) -> None:
+    """running = (1 - momentum) * running + momentum * batch, in place (bumps the version as torch)."""
+    if running is None:
+        return
+    d = running._data
+    d *= 1.0 - momentum
+    d += momentum * batch_value.astype(d.dtype, copy=False)
+    running._vc[0] += 1
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalization; in training, batch statistics (one node) and an in-place running-stats update."""
+    if training:
+        count = input.numel() // input.shape[1] if input.ndim > 1 else input.numel()
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                             f"{input.shape}")
+        out, (_, _, mean, var) = apply(_batch_norm_train, (input, weight, bias), {"eps": float(eps)})
+        if running_mean is not None or running_var is not None:
+            _update_running(running_mean, mean, momentum)
+            _update_running(running_var, var * (count / (count - 1)), momentum)
+        return out
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    cs = _channel_shape(input, input.shape[1])
+    scale = (running_var + eps).rsqrt()
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return input * scale.reshape(cs) + shift.reshape(cs)
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel of each sample (group_norm with one group per channel, no running stats)."""
+    if not use_input_stats or running_mean is not None or running_var is not None:
+        raise NotImplementedError("instance_norm with running statistics is not supported by dtorch")
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
+# ---- normalize -----------------------------------------------------------------------------------------
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Tensor | None = None) -> Tensor:
+    """``input / max(||input||_p, eps)`` along ``dim``."""
+    if out is not None:
+        raise NotImplementedError("normalize(out=...) is not supported by dtorch")
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    return input / denom
