@@ -58,8 +58,9 @@ _CPP_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "
 # ---- array helpers -----------------------------------------------------------------------
 def _add_at(z, index, v) -> None:
     """``z[index] += v`` with repeated indices accumulating."""
-    if type(z) is np.ndarray:
-        np.add.at(z, index, v)
+    xp = xp_of(z)
+    if hasattr(xp.add, "at"):  # numpy; cupy >= 13
+        xp.add.at(z, index, v)
     else:
         import cupyx
 
@@ -71,8 +72,12 @@ def _on_device_of(arr, like):
 
 
 def _checked(arr, size: int, error: Callable[[int], Exception], negative: bool = True):
-    """``arr`` as int64 with negative indices wrapped; ``error(value)`` for one out of range."""
-    arr = arr.astype(np.int64, copy=False)
+    """A copy of ``arr`` as int64 with negative indices wrapped; ``error(value)`` for one out of range.
+
+    A copy, because nodes keep the index: changing the caller's index tensor in place
+    later must not change the gradient.
+    """
+    arr = arr.astype(np.int64)
     if arr.size == 0:
         return arr
     lo, hi = int(arr.min()), int(arr.max())
@@ -240,16 +245,12 @@ def _fit_values(values: Tensor, shape: tuple, target: Tensor) -> Tensor:
     return values
 
 
-def _inplace_put(self: Tensor, op: OpDef, values, params: dict) -> Tensor:
-    return _put(self, op, values, params, inplace=True)
-
-
 # ---- parsing x[index] ----------------------------------------------------------------------
 def _items(index) -> tuple:
     if isinstance(index, tuple):
         return index
     if isinstance(index, list) and len(index) < 32 and any(
-            i is None or i is Ellipsis or isinstance(i, (slice, Tensor, list, tuple)) for i in index):
+            i is None or i is Ellipsis or isinstance(i, (slice, Tensor, list, tuple, np.ndarray)) for i in index):
         return tuple(index)  # torch still reads x[[0, slice(None)]] as x[0, :]
     return (index,)
 
@@ -446,7 +447,7 @@ def _word(t: Tensor) -> str:
 def _iter(self: Tensor):
     if self._data.ndim == 0:
         raise TypeError("iteration over a 0-d tensor")
-    return iter([_basic_view(self, (i,)) for i in range(self._data.shape[0])])
+    return (_basic_view(self, (i,)) for i in range(self._data.shape[0]))
 
 
 # ---- index_put -------------------------------------------------------------------------------
@@ -499,12 +500,12 @@ def _check_index_dtype(index: Tensor, msg: str, allowed=_INT_DTYPES, exc=Runtime
         raise exc(msg.format(_word(index)))
 
 
-def _dim_checked(input: Tensor, dim: int, index: Tensor, name: str, negative: bool = False):
-    """index as int64 on input's device, within dim's size (torch's RuntimeError otherwise)."""
-    n = input._data.shape[dim] if input._data.ndim else 1
+def _dim_checked(input: Tensor, dim: int, index: Tensor):
+    """index as int64 on input's device, within [0, size of dim) (torch's RuntimeError otherwise)."""
+    n = input._data.shape[dim]
     arr = _on_device_of(index._data, input._data)
-    return _checked(arr, n, lambda v: RuntimeError(f"{name}index {v} is out of bounds for dimension {dim} with size "
-                                                   f"{n}"), negative)
+    return _checked(arr, n, lambda v: RuntimeError(f"index {v} is out of bounds for dimension {dim} with size {n}"),
+                    negative=False)
 
 
 @method("gather")
@@ -522,7 +523,7 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
         if k != d and ishape[k] > shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index {list(ishape)} to be no larger "
                                f"than self {list(shape)} apart from dimension {d}")
-    idx = _dim_checked(input, d, index, "")
+    idx = _dim_checked(input, d, index)
     return apply(_gather, (input,), {"index": _coords(idx, d)})
 
 
@@ -544,7 +545,7 @@ def _scatter_prepare(name: str, input: Tensor, dim: int, index: Tensor, src) -> 
     if too_big or (is_src and any(i > s for i, s in zip(ishape, src._data.shape))):
         msg = f"Expected index {list(ishape)} to be no larger than self {list(shape)} apart from dimension {d}"
         raise RuntimeError(msg + (f" and to be no larger size than src {list(src.shape)}" if is_src else ""))
-    idx = _dim_checked(input, d, index, "")
+    idx = _dim_checked(input, d, index)
     if is_src and src._data.shape != ishape:
         src = basic_index(src, tuple(slice(0, s) for s in ishape))
     return _coords(idx, d), src
@@ -636,7 +637,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     return apply(_index_select, (input,), {"index": _along(d, idx)})
 
 
-def _source_checks(name: str, input: Tensor, d: int, n_idx: int, source: Tensor, exc=RuntimeError) -> None:
+def _source_checks(name: str, input: Tensor, d: int, n_idx: int, source: Tensor) -> None:
     """Shared index_add/index_copy check: source is input with dim ``d`` resized to len(index)."""
     shape, sshape = input._data.shape, source._data.shape
     s_dim = sshape[d] if source._data.ndim > d else 1
@@ -666,7 +667,7 @@ def _index_add_impl(input: Tensor, dim: int, index: Tensor, source: Tensor, alph
                            "scalar type")
     d = _wrap_dim(dim, input._data.ndim)
     _source_checks("index_add_", input, d, index._data.size, source)
-    idx = _dim_checked(input, d, reshape(index, (-1,)), "")
+    idx = _dim_checked(input, d, reshape(index, (-1,)))
     return _put(input, _index_add, source, _put_params(_along(d, idx), True, alpha), inplace)
 
 
@@ -924,7 +925,13 @@ def where(condition: Tensor, input=None, other=None):
 
 
 tensor_fn("where", where)
-Tensor.where = lambda self, condition, other: where(condition, self, other)
+
+
+def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
+    return where(condition, self, other)
+
+
+Tensor.where = _where_method
 
 
 @method("nonzero")

@@ -812,3 +812,36 @@ def test_cpu_index_on_cuda_tensor():
     assert x[dtorch.tensor([5, 0])].tolist() == [5.0, 0.0]
     x[dtorch.tensor([1])] = dtorch.tensor(9.0)
     assert x[1].item() == 9.0 and x.masked_fill(dtorch.tensor([True] * 6), 0.0).sum().item() == 0.0
+
+
+# ---- autograd bookkeeping ------------------------------------------------------------------------------------
+def test_augmented_assignment_through_index(device):
+    x, v = _r(3, 4, device=device), _r(4, device=device)
+
+    def fn(m, x, v):
+        y = x * 1
+        y[1:] += v
+        y[[0, 2]] *= 2.0
+        y[y.detach() < 0] -= 1.0
+        return y
+
+    check_parity(fn, x, v)
+
+
+def test_index_changed_in_place_after_forward_does_not_change_grad():
+    x = _r(4)
+    idx = dtorch.tensor([0, 0, 3])
+    y = x[idx]
+    idx.fill_(1)
+    (g,) = dtorch.autograd.grad(y.sum(), x)
+    assert g.tolist() == [2.0, 0.0, 0.0, 1.0]
+
+
+def test_setitem_on_saved_tensor_is_detected():
+    x = _r(3)
+    y = x * 1
+    z = y * y
+    y[[0]] = 0.0
+    assert y._version == 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
