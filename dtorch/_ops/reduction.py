@@ -17,6 +17,7 @@ from .. import _dtype
 from .._dispatch import apply_unary, defop, tensor_fn
 from ..tensor import Tensor, _make, _wrap_dim
 from ._helpers import dims_tuple, method, xp_of
+from ._inplace import _type_word
 
 __all__ = [
     "sum",
@@ -64,7 +65,9 @@ def _dims(input: Tensor, dim):
 
 def _one_dim(input: Tensor, dim) -> int:
     """A single dim for ops that take one (max(dim), cumsum...); 0 for a 0-d tensor."""
-    return _wrap_dim(int(dim), input._data.ndim)
+    nd = input._data.ndim
+    d = _wrap_dim(int(dim), nd)
+    return d if nd else 0
 
 
 def _count(shape: tuple, dims) -> int:
@@ -129,9 +132,9 @@ def _reduced_params(dims, keepdim: bool, **extra) -> dict | None:
     return params or None
 
 
-def _float_dtype_error(name: str, input: Tensor) -> RuntimeError:
-    kind = _dtype._FROM_NP[input._data.dtype].name.capitalize()
-    return RuntimeError(f"{name}(): expected a floating point input, got {kind}")
+def type_word(t: Tensor) -> str:
+    """torch's scalar-type word in messages: Float, Long, Bool..."""
+    return _type_word(_dtype._FROM_NP[t._data.dtype])
 
 
 def _to_float(input: Tensor) -> Tensor:
@@ -159,9 +162,9 @@ def _along(index, dim: int) -> tuple:
 
 @defop("scatter_along_dim")
 def _scatter_along_dim(g, index, dim, shape):
-    out = xp_of(g).zeros(shape, g.dtype)
     if g.ndim == 0:
         return g.copy()
+    out = xp_of(g).zeros(shape, g.dtype)
     out[_along(index, dim)] = g
     return out
 
@@ -282,7 +285,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     if input._data.dtype.kind != "f" and dtype is None:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {_dtype._FROM_NP[input._data.dtype].name.capitalize()}"
+            f"dtype. Got: {type_word(input)}"
         )
     dims = _dims(input, dim)
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else None
@@ -708,7 +711,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtyp
         input = to_dtype(input, _dtype.to_dtype(dtype))
     if input._data.dtype.kind != "f":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
-                           f"{_dtype._FROM_NP[input._data.dtype].name.capitalize().replace('Int64', 'Long')}")
+                           f"{type_word(input)}")
     pv = _norm_p(p)
     dims = _dims(input, dim)
     if math.isinf(pv) and (input._data.size == 0 if dims is None else

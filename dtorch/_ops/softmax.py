@@ -9,6 +9,7 @@ from .. import _dtype
 from .._dispatch import apply_unary, defop, tensor_fn
 from ..tensor import Tensor, _wrap_dim
 from ._helpers import method, xp_of
+from .reduction import type_word
 
 __all__ = [
     "softmax",
@@ -68,8 +69,7 @@ def _apply(op, name: str, input: Tensor, dim, dtype) -> Tensor:
         dim = _legacy_dim(name, nd)
     d = _wrap_dim(int(dim), nd)
     if input._data.dtype.kind != "f":
-        kind = _dtype._FROM_NP[input._data.dtype].name.capitalize().replace("Int64", "Long")
-        raise NotImplementedError(f'"{name}_lastdim_kernel_impl" not implemented for \'{kind}\'')
+        raise NotImplementedError(f'"{name}_lastdim_kernel_impl" not implemented for \'{type_word(input)}\'')
     return apply_unary(op, input, {"dim": (d,) if nd else None})
 
 
