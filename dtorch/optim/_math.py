@@ -1,0 +1,74 @@
+"""Array formulas shared by the optimizers, written to round like torch's CPU kernels.
+
+``*_into`` functions work in place with ``out=`` on caller-given work arrays (the fast path);
+the others build new arrays (the per-parameter reference path).
+"""
+from __future__ import annotations
+
+from ._flat import FlatBucket
+
+
+def lerp_(xp, a, end, w: float, tmp) -> None:
+    """``a.lerp_(end, w)`` in place, torch's formula: a + w*(end-a), or end - (end-a)*(1-w) for w >= 0.5."""
+    xp.subtract(end, a, out=tmp)
+    if abs(w) < 0.5:
+        xp.multiply(tmp, w, out=tmp)
+        xp.add(a, tmp, out=a)
+    else:
+        xp.multiply(tmp, 1 - w, out=tmp)
+        xp.subtract(end, tmp, out=a)
+
+
+def addcmul_(xp, a, t1, t2, value: float, tmp) -> None:
+    """``a.addcmul_(t1, t2, value=value)``: a + value*t1*t2."""
+    xp.multiply(t1, value, out=tmp)
+    xp.multiply(tmp, t2, out=tmp)
+    xp.add(a, tmp, out=a)
+
+
+def addcdiv_(xp, a, t1, t2, value: float, tmp) -> None:
+    """``a.addcdiv_(t1, t2, value=value)``: a + value*(t1/t2). ``tmp`` may be ``t2``."""
+    xp.divide(t1, t2, out=tmp)
+    if value != 1:
+        xp.multiply(tmp, value, out=tmp)
+    xp.add(a, tmp, out=a)
+
+
+def add_scaled_(xp, a, b, alpha: float, tmp) -> None:
+    """``a.add_(b, alpha=alpha)``: a + alpha*b."""
+    if alpha == 1:
+        xp.add(a, b, out=a)
+        return
+    xp.multiply(b, alpha, out=tmp)
+    xp.add(a, tmp, out=a)
+
+
+def flat_grad(b: FlatBucket, grad, maximize: bool, weight_decay: float):
+    """The gradient the update uses: negated for ``maximize``, plus ``weight_decay * param`` (L2)."""
+    if not maximize and weight_decay == 0:
+        return grad
+    xp = b.xp
+    d = b.scratch("d")
+    if maximize:
+        xp.negative(grad, out=d)
+        grad = d
+    if weight_decay != 0:
+        t = b.scratch("t")
+        xp.multiply(b.flat, weight_decay, out=t)
+        xp.add(grad, t, out=d)
+    return d
+
+
+# ---- reference path (per parameter, new arrays) ----------------------------------------------
+def lerp(a, end, w: float):
+    if abs(w) < 0.5:
+        return a + w * (end - a)
+    return end - (end - a) * (1 - w)
+
+
+def ref_grad(g, p, maximize: bool, weight_decay: float):
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    return g
