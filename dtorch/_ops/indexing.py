@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _dtype
 from .._device import device_of, move_array
-from .._dispatch import OpDef, _type_name, apply, defop, promoted, tensor_fn
+from .._dispatch import OpDef, _type_name, apply, defop, device_mismatch, promoted, tensor_fn
 from ..tensor import Tensor, _make, _wrap_dim
 from ._helpers import method, scalar, xp_of
 from ._inplace import _type_word, check_inplace_allowed, needs_record, rebase
@@ -227,21 +227,28 @@ def _put(target: Tensor, op: OpDef, values, params: dict, inplace: bool) -> Tens
     return rebase(target, apply(op, (target, values), params))
 
 
-def _fit_values(values: Tensor, shape: tuple, target: Tensor) -> Tensor:
-    """Drop leading size-1 dims of ``values`` and check it broadcasts to ``shape`` (torch's rule)."""
+def _strip_leading_ones(values: Tensor, ndim: int) -> Tensor:
+    """torch lets assigned values carry extra leading size-1 dims: drop them."""
     vshape = values._data.shape
     k = 0
-    while len(vshape) - k > len(shape) and vshape[k] == 1:
+    while len(vshape) - k > ndim and vshape[k] == 1:
         k += 1
-    trimmed = vshape[k:]
+    return reshape(values, vshape[k:]) if k else values
+
+
+def _fit_values(values: Tensor, shape: tuple, target: Tensor) -> Tensor:
+    """``values`` ready to be put into a region of ``shape`` of ``target``, with torch's shape error."""
+    vshape = values._data.shape
+    values = _strip_leading_ones(values, len(shape))
+    trimmed = values._data.shape
     off = len(shape) - len(trimmed)
     if off < 0 or any(s != 1 and s != shape[off + i] for i, s in enumerate(trimmed)):
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(vshape)} cannot be broadcast to indexing "
                            f"result of shape {list(shape)}")
-    if k:
-        values = reshape(values, trimmed)
-    if values._data.ndim == 0 and type(values._data) is not type(target._data):
-        values = values.to(target.device)
+    if type(values._data) is not type(target._data):
+        if values._data.ndim:
+            raise device_mismatch(target, values, "argument of index_put_")
+        values = values.to(target.device)  # a 0-d value may live on another device, as in torch
     return values
 
 
@@ -422,12 +429,7 @@ def _setitem(self: Tensor, index, value) -> None:
 
 def _fit_basic_value(value: Tensor, shape: tuple) -> Tensor:
     """Strip leading 1s and expand to the view's shape (torch's copy_ errors)."""
-    vshape = value._data.shape
-    k = 0
-    while len(vshape) - k > len(shape) and vshape[k] == 1:
-        k += 1
-    if k:
-        value = reshape(value, vshape[k:])
+    value = _strip_leading_ones(value, len(shape))
     if value._data.shape != shape:
         value = expand(value, shape)
     return value
