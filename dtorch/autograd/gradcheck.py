@@ -94,10 +94,12 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
                   gen_non_contig_grad_outputs: bool = False, raise_exception: bool = True, **_ignored) -> bool:
     """Check second derivatives: gradcheck of (inputs, grad_outputs) -> grad(func(inputs), inputs, grad_outputs)."""
     from . import grad
-    from .._creation import randn
+    from .._ops.sampling import randn
+    from .grad_mode import enable_grad
 
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     outs = _outputs(func, inputs)
+    outs = tuple(o for o in outs if o.requires_grad)
     if grad_outputs is None:
         grad_outputs = tuple(randn(o.shape, dtype=o.dtype, device=o.device).requires_grad_() for o in outs)
     else:
@@ -107,8 +109,9 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
 
     def first_grads(*args):
         ins, gos = args[:n_in], args[n_in:]
-        o = _outputs(func, ins)
-        gs = grad(o, [ins[i] for i in diff_idx], gos, create_graph=True, allow_unused=True)
+        with enable_grad():  # also under the finite differences' no_grad
+            o = tuple(t for t in _outputs(func, ins) if t.requires_grad)
+            gs = grad(o, [ins[i] for i in diff_idx], gos, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_grads, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
