@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype
-from .._dispatch import apply, defop
+from .._dispatch import apply, apply_unary, defop
 from ..tensor import Size, Tensor, _make, _wrap_dim
 from ._helpers import method, xp_of
 from ._inplace import inplace_unary
@@ -212,7 +212,7 @@ def _unique_dims(dims, ndim: int) -> tuple:
 def flip(input: Tensor, *dims) -> Tensor:
     """Reverse the order of elements along ``dims`` (a copy, as torch)."""
     dims = _unique_dims(_int_tuple(dims), input._data.ndim)
-    return apply(_flip, (input,), {"dims": dims})
+    return apply_unary(_flip, input, {"dims": dims})
 
 
 @method("fliplr")
@@ -251,11 +251,11 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
     if not dims:
         if len(shifts) != 1:
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
-        return apply(_roll, (input,), {"shifts": shifts[0], "dims": None})
+        return apply_unary(_roll, input, {"shifts": shifts[0], "dims": None})
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     dims = tuple(_wrap_dim(d, input._data.ndim) for d in dims)
-    return apply(_roll, (input,), {"shifts": shifts, "dims": dims})
+    return apply_unary(_roll, input, {"shifts": shifts, "dims": dims})
 
 
 # ---- repeat / tile / repeat_interleave -----------------------------------------------------------
@@ -283,7 +283,7 @@ def repeat(self: Tensor, *sizes) -> Tensor:
     if len(reps) < self._data.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of "
                            "tensor")
-    return apply(_repeat, (self,), {"repeats": reps})
+    return apply_unary(_repeat, self, {"repeats": reps})
 
 
 @method("tile")
@@ -380,7 +380,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
         total = reps * size if isinstance(reps, int) else sum(reps)
         if total != output_size:
             raise RuntimeError(f"repeat_interleave: Invalid output_size, expected {total} but got {output_size}")
-    return apply(_repeat_interleave, (input,), {"repeats": reps, "dim": d})
+    return apply_unary(_repeat_interleave, input, {"repeats": reps, "dim": d})
 
 
 # ---- tril / triu -------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def _triangle(name: str):
 
     def public(input: Tensor, diagonal: int = 0) -> Tensor:
         check(input)
-        return apply(op, (input,), {"diagonal": int(diagonal)})
+        return apply_unary(op, input, {"diagonal": int(diagonal)})
 
     def inplace(self: Tensor, diagonal: int = 0) -> Tensor:
         check(self)
@@ -489,14 +489,14 @@ def _diag_dims(ndim: int, dim1: int, dim2: int) -> tuple[int, int]:
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes as a view, appended as the last dimension."""
     d1, d2 = _diag_dims(input._data.ndim, dim1, dim2)
-    return apply(_diagonal, (input,), {"offset": int(offset), "dim1": d1, "dim2": d2})
+    return apply_unary(_diagonal, input, {"offset": int(offset), "dim1": d1, "dim2": d2})
 
 
 @method("diag_embed")
 def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """Matrices (in dims dim1, dim2 of the result) whose diagonal is the last dimension of input."""
     d1, d2 = _diag_dims(input._data.ndim + 1, dim1, dim2)
-    return apply(_diag_embed, (input,), {"offset": int(offset), "dim1": d1, "dim2": d2})
+    return apply_unary(_diag_embed, input, {"offset": int(offset), "dim1": d1, "dim2": d2})
 
 
 @method("diag")
@@ -506,7 +506,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     if nd == 1:
         return diag_embed(input, diagonal, 0, 1)
     if nd == 2:
-        return apply(_diagonal_copy, (input,), {"offset": int(diagonal), "dim1": 0, "dim2": 1})
+        return apply_unary(_diagonal_copy, input, {"offset": int(diagonal), "dim1": 0, "dim2": 1})
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {nd}D")
 
 
@@ -529,7 +529,7 @@ def trace(input: Tensor) -> Tensor:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input._data.ndim}")
     if input._data.dtype == np.bool_:
         raise NotImplementedError("\"trace\" not implemented for 'Bool'")
-    return apply(_trace, (input,))
+    return apply_unary(_trace, input)
 
 
 # ---- meshgrid / broadcasting ---------------------------------------------------------------------

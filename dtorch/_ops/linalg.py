@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._dispatch import OpDef, apply, defop, tensor_fn
+from .._dispatch import OpDef, apply, apply_same, defop, tensor_fn
 from ..tensor import Tensor, _make, _wrap_dim
 from ._helpers import method, xp_of
 from .arithmetic import mul
@@ -124,7 +124,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     _check_m1_m2_dtype(input, mat2)
     _check_not_bool(input, "addmm_impl_cpu_")
     _check_mm_shapes(input._data.shape, mat2._data.shape)
-    return apply(_mm, (input, mat2))
+    return apply_same(_mm, input, mat2)
 
 
 @defop("bmm", save=(0, 1))
@@ -157,7 +157,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     _check_bmm(input, mat2)
     _check_scalar_type(input, mat2)
     _check_not_bool(input, "bmm")
-    return apply(_bmm, (input, mat2))
+    return apply_same(_bmm, input, mat2)
 
 
 @defop("mv", save=(0, 1))
@@ -185,7 +185,7 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
         raise RuntimeError(f"addmv input tensors must have the same dtype, but got {_word(vec)}, {_word(input)}, "
                            f"and {_word(vec)}")
     _check_not_bool(input, "addmv_impl_cpu")
-    return apply(_mv, (input, vec))
+    return apply_same(_mv, input, vec)
 
 
 def _dot_kernel(a, b):
@@ -222,14 +222,14 @@ def _check_dot(a: Tensor, b: Tensor, name: str) -> None:
 def dot(input: Tensor, other: Tensor) -> Tensor:
     """Inner product of two 1-D tensors of the same size and dtype."""
     _check_dot(input, other, "dot")
-    return apply(_dot, (input, other))
+    return apply_same(_dot, input, other)
 
 
 @method("vdot")
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """``dot`` with the first argument conjugated (the same for real tensors)."""
     _check_dot(input, other, "vdot")
-    return apply(_vdot, (input, other))
+    return apply_same(_vdot, input, other)
 
 
 # ---- matmul --------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     _check_matmul_nd(sa, sb)
     _check_m1_m2_dtype(input, other)
     _check_not_bool(input, "addmm_impl_cpu_")
-    return apply(_matmul, (input, other))
+    return apply_same(_matmul, input, other)
 
 
 def _rmatmul(self: Tensor, other) -> Tensor:

@@ -392,3 +392,17 @@ def test_cartesian_prod(device):
 
 def test_meshgrid_gradcheck(device):
     check_grads(lambda a, b: dtorch.meshgrid(a, b, indexing="xy"), _r(3, device=device), _r(2, device=device))
+
+
+def test_inplace_on_diagonal_view_records_copy_slices(device):
+    torch = torch_or_skip()
+    weights = dtorch.arange(12.0, device=device).reshape(3, 4)
+    x = dtorch.ones(3, 4, device=device, requires_grad=True)
+    y = x * 1
+    y.diagonal(1).mul_(2)
+    (y * weights).sum().backward()
+    tx = torch.ones(3, 4, requires_grad=True)
+    ty = tx * 1
+    ty.diagonal(1).mul_(2)
+    (ty * torch.arange(12.0).reshape(3, 4)).sum().backward()
+    assert_close(x.grad, tx.grad)
