@@ -1,0 +1,64 @@
+"""Arrival board: which collective each rank on this node has entered.
+
+Every rank writes (sequence number, op code) of the collective it enters into its row
+of an MPI shared-memory window (one store, no communication). A rank whose wait
+expires reads the other rows to say which ranks have not arrived — even when those
+ranks are busy computing or stuck outside MPI.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._mpi import mpi
+
+MAX_GROUPS = 64
+OP_CODES = ["?", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
+            "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
+            "broadcast_object_list", "all_gather_object", "gather_object", "detail_check"]
+
+
+class ArrivalBoard:
+    def __init__(self, world) -> None:
+        MPI = mpi()
+        self.node = world.Split_type(MPI.COMM_TYPE_SHARED, key=world.Get_rank())
+        self.local_rank = self.node.Get_rank()
+        n = self.node.Get_size()
+        itemsize = 8
+        size = n * MAX_GROUPS * 2 * itemsize if self.local_rank == 0 else 0
+        self.win = MPI.Win.Allocate_shared(size, itemsize, comm=self.node)
+        buf, _ = self.win.Shared_query(0)
+        self.table = np.ndarray(buffer=buf, dtype=np.int64, shape=(n, MAX_GROUPS, 2))
+        if self.local_rank == 0:
+            self.table[...] = 0
+        self.node.Barrier()
+        ranks = np.zeros(n, np.int64)
+        self.node.Allgather(np.array([world.Get_rank()], np.int64), ranks)
+        self.local_of = {int(g): i for i, g in enumerate(ranks)}  # global rank -> row
+
+    def enter(self, slot: int, seq: int, op: str) -> None:
+        self.table[self.local_rank, slot % MAX_GROUPS] = (seq, OP_CODES.index(op) if op in OP_CODES else 0)
+
+    def describe_missing(self, slot: int, seq: int, group_ranks: list[int]) -> str:
+        """'ranks not arrived: [1] (rank 1 is at seq 3 broadcast); ranks on other nodes: [...]'."""
+        behind, remote = [], []
+        for g in group_ranks:
+            row = self.local_of.get(g)
+            if row is None:
+                remote.append(g)
+                continue
+            their_seq, code = (int(v) for v in self.table[row, slot % MAX_GROUPS])
+            if their_seq < seq:
+                behind.append((g, their_seq, OP_CODES[code] if 0 <= code < len(OP_CODES) else "?"))
+        parts = [f"ranks not arrived: {[g for g, _, _ in behind]}"]
+        for g, s, op in behind:
+            parts.append(f"rank {g} last entered seq {s} ({op})" if s else f"rank {g} entered no collective yet")
+        if remote:
+            parts.append(f"ranks on other nodes (not visible from here): {remote}")
+        return "; ".join(parts)
+
+    def free(self) -> None:
+        try:
+            self.win.Free()
+            self.node.Free()
+        except Exception:  # finalising MPI may already have freed them
+            pass

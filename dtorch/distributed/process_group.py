@@ -1,0 +1,229 @@
+"""Process groups over MPI: init_process_group, new_group, ranks, backends.
+
+MPI is the bootstrap: rank and world size come from MPI (so `mpiexec` and
+`srun --mpi=pmi2` both work, and under `mpiexec` inside a Slurm allocation — where
+every rank sees SLURM_PROCID=0 — ranks are still right). NCCL communicators, when
+asked for, are built on top with MPI as the rendezvous.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from datetime import timedelta
+
+from ._mpi import mpi
+from .arrivals import ArrivalBoard
+from .work import abort_job
+
+DEFAULT_TIMEOUT = timedelta(minutes=10)
+
+
+class ProcessGroup:
+    """A set of ranks with its own MPI communicator and collective sequence numbers."""
+
+    def __init__(self, comm, ranks: list[int], name: str, timeout: float, slot: int, backend: str) -> None:
+        self.comm = comm
+        self.ranks = ranks            # global ranks, in group-rank order
+        self.name = name
+        self.timeout = timeout
+        self.slot = slot              # row of the arrival board
+        self.backend = backend
+        self.seq = 0
+        self._group_rank = {g: i for i, g in enumerate(ranks)}
+        self.nccl = None              # NCCL communicator, made on first CUDA collective
+
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    def size(self) -> int:
+        return self.comm.Get_size()
+
+    def group_rank(self, global_rank: int) -> int:
+        try:
+            return self._group_rank[global_rank]
+        except KeyError:
+            raise ValueError(f"Global rank {global_rank} is not part of group {self.name} "
+                             f"(ranks {self.ranks})") from None
+
+    def __repr__(self) -> str:
+        return f"<ProcessGroup {self.name} ranks={self.ranks} backend={self.backend}>"
+
+
+class _GroupMember:
+    WORLD: ProcessGroup | None = None
+    NON_GROUP_MEMBER = object()
+
+
+GroupMember = _GroupMember
+group = _GroupMember
+
+
+class _State:
+    def __init__(self) -> None:
+        self.world: ProcessGroup | None = None
+        self.board: ArrivalBoard | None = None
+        self.groups: list[ProcessGroup] = []
+        self.prev_excepthook = None
+
+
+STATE = _State()
+
+
+def is_available() -> bool:
+    from ._mpi import is_available as _avail
+
+    return _avail()
+
+
+def is_initialized() -> bool:
+    return STATE.world is not None
+
+
+def is_mpi_available() -> bool:
+    return is_available()
+
+
+def is_nccl_available() -> bool:
+    try:
+        from cupy.cuda import nccl  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _seconds(t) -> float:
+    return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
+
+
+def init_process_group(backend: str | None = None, init_method: str | None = None, timeout=None,
+                       world_size: int = -1, rank: int = -1, store=None, group_name: str = "", pg_options=None,
+                       device_id=None) -> None:
+    """Join the job's process group. backend: 'mpi' (default) or 'nccl' (CUDA tensors over NCCL)."""
+    if STATE.world is not None:
+        raise ValueError("trying to initialize the default process group twice!")
+    backend = (backend or "mpi").lower()
+    if backend not in ("mpi", "nccl", "gloo", "cpu:mpi,cuda:nccl"):
+        raise ValueError(f"Invalid backend: '{backend}'. dtorch supports 'mpi' and 'nccl'")
+    if backend == "gloo":
+        backend = "mpi"  # code written for torch's CPU backend runs over MPI here
+    MPI = mpi()
+    world = MPI.COMM_WORLD
+    mpi_rank, mpi_size = world.Get_rank(), world.Get_size()
+    checks = [("rank", rank, mpi_rank), ("world_size", world_size, mpi_size),
+              ("RANK", int(os.environ.get("RANK", -1)), mpi_rank),
+              ("WORLD_SIZE", int(os.environ.get("WORLD_SIZE", -1)), mpi_size)]
+    for what, given, actual in checks:
+        if given >= 0 and given != actual:
+            raise RuntimeError(
+                f"init_process_group: {what}={given} disagrees with MPI ({actual}); ranks come from MPI — "
+                "launch with mpiexec -n N or srun --mpi=pmi2"
+            )
+    timeout_s = _seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    STATE.board = ArrivalBoard(world)
+    comm = world.Dup()
+    STATE.world = ProcessGroup(comm, list(range(mpi_size)), "WORLD", timeout_s, 0, backend)
+    STATE.groups = [STATE.world]
+    _GroupMember.WORLD = STATE.world
+    _install_excepthook()
+
+
+def _install_excepthook() -> None:
+    """An uncaught exception on any rank ends the whole job at once, naming the rank."""
+    if STATE.prev_excepthook is not None:
+        return
+    STATE.prev_excepthook = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        rank = get_rank() if STATE.world is not None else -1
+        sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.rstrip().splitlines()))
+        abort_job(f"uncaught {exc_type.__name__} on rank {rank}")
+
+    sys.excepthook = hook
+
+
+def destroy_process_group(group: ProcessGroup | None = None) -> None:
+    if group is not None and group is not STATE.world:
+        if group in STATE.groups:
+            STATE.groups.remove(group)
+            group.comm.Free()
+        return
+    for g in STATE.groups:
+        if g is None:
+            continue
+        try:
+            g.comm.Free()
+        except Exception:  # already freed by MPI finalisation
+            pass
+    if STATE.board is not None:
+        STATE.board.free()
+    STATE.world = None
+    STATE.board = None
+    STATE.groups = []
+    _GroupMember.WORLD = None
+    if STATE.prev_excepthook is not None:
+        sys.excepthook = STATE.prev_excepthook
+        STATE.prev_excepthook = None
+
+
+def _default() -> ProcessGroup:
+    if STATE.world is None:
+        raise ValueError("Default process group has not been initialized, please make sure to call "
+                         "init_process_group.")
+    return STATE.world
+
+
+def resolve(group) -> ProcessGroup:
+    return _default() if group is None else group
+
+
+def get_rank(group: ProcessGroup | None = None) -> int:
+    """This process's rank in ``group`` (-1 when it is not a member)."""
+    if group is _GroupMember.NON_GROUP_MEMBER:
+        return -1
+    return resolve(group).rank()
+
+
+def get_world_size(group: ProcessGroup | None = None) -> int:
+    if group is _GroupMember.NON_GROUP_MEMBER:
+        return -1
+    return resolve(group).size()
+
+
+def get_backend(group: ProcessGroup | None = None) -> str:
+    return resolve(group).backend
+
+
+def get_process_group_ranks(group: ProcessGroup) -> list[int]:
+    return list(resolve(group).ranks)
+
+
+def get_global_rank(group: ProcessGroup, group_rank: int) -> int:
+    return resolve(group).ranks[group_rank]
+
+
+def get_group_rank(group: ProcessGroup, global_rank: int) -> int:
+    return resolve(group).group_rank(global_rank)
+
+
+def new_group(ranks: list[int] | None = None, timeout=None, backend: str | None = None, pg_options=None,
+              use_local_synchronization: bool = False, group_desc: str | None = None):
+    """A subgroup; like torch, every process of the world must call it (members or not)."""
+    world = _default()
+    size = world.size()
+    ranks = sorted(set(range(size) if ranks is None else ranks))
+    for r in ranks:
+        if not 0 <= r < size:
+            raise ValueError(f"new_group: rank {r} is out of range for world size {size}")
+    me = world.rank()
+    MPI = mpi()
+    comm = world.comm.Split(0 if me in ranks else MPI.UNDEFINED, key=ranks.index(me) if me in ranks else 0)
+    slot = len(STATE.groups)
+    if comm == MPI.COMM_NULL:
+        STATE.groups.append(None)  # keep slots aligned across ranks
+        return _GroupMember.NON_GROUP_MEMBER
+    t = _seconds(timeout) if timeout is not None else world.timeout
+    pg = ProcessGroup(comm, ranks, group_desc or f"group{slot}", t, slot, backend or world.backend)
+    STATE.groups.append(pg)
+    return pg

@@ -1,0 +1,95 @@
+"""Work: the handle of an asynchronous collective, with a deadline on every wait."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable
+
+from ._mpi import mpi
+
+
+class Work:
+    """``async_op=True`` returns this: ``wait(timeout)``, ``is_completed()``, ``result()``."""
+
+    def __init__(self, requests: list, finish: Callable[[], None] | None, describe: Callable[[], str],
+                 timeout: float, outputs: list | None = None) -> None:
+        self._requests = requests
+        self._finish = finish
+        self._describe = describe
+        self._timeout = timeout
+        self._outputs = outputs or []
+        self._done = False
+
+    def _complete(self) -> None:
+        if not self._done:
+            self._done = True
+            if self._finish is not None:
+                self._finish()
+
+    def is_completed(self) -> bool:
+        if self._done:
+            return True
+        if not self._requests or mpi().Request.Testall(self._requests):
+            self._complete()
+            return True
+        return False
+
+    def is_success(self) -> bool:
+        return self.is_completed()
+
+    def wait(self, timeout=None) -> bool:
+        """Block until done; past the deadline, report who is missing and abort the job."""
+        if self._done:
+            return True
+        limit = self._timeout if timeout is None else _seconds(timeout)
+        if self._requests:
+            wait_all(self._requests, limit, self._describe)
+        self._complete()
+        return True
+
+    def result(self) -> list:
+        self.wait()
+        return self._outputs
+
+    def exception(self):
+        return None
+
+    def source_rank(self) -> int:
+        self.wait()
+        return getattr(self, "_source", -1)
+
+
+def _seconds(t) -> float:
+    return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
+
+
+def wait_all(requests: list, limit: float, describe: Callable[[], str]) -> None:
+    """Test the requests (which also drives MPICH's progress) until done or the deadline."""
+    Request = mpi().Request
+    if Request.Testall(requests):
+        return
+    start = time.perf_counter()
+    deadline = start + limit
+    spins = 0
+    while True:
+        if Request.Testall(requests):
+            return
+        spins += 1
+        if spins & 63 == 0:
+            now = time.perf_counter()
+            if now > deadline:
+                abort_job(f"timed out after {limit:.1f} s waiting for {describe()}")
+            if now - start > 0.01:
+                time.sleep(0.0002)  # long waits need not burn a core
+
+
+def abort_job(message: str, code: int = 1) -> None:
+    """Print why on stderr, then end every rank of the job (never leave peers hanging)."""
+    MPI = mpi()
+    rank = MPI.COMM_WORLD.Get_rank() if MPI.Is_initialized() and not MPI.Is_finalized() else -1
+    sys.stderr.write(f"[rank {rank}] dtorch.distributed: {message}. Aborting the job.\n")
+    sys.stderr.flush()
+    if os.environ.get("DTORCH_DISTRIBUTED_NO_ABORT") == "1":
+        raise RuntimeError(message)
+    MPI.COMM_WORLD.Abort(code)
