@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.core.test_linalg import _gradgradcheck_randn, _r, _raises_like_torch, check_grads, check_parity  # noqa: F401
+from tests.core.test_linalg import _r, _raises_like_torch, check_grads, check_parity
 from tests.oracle import assert_close, torch_or_skip
 
 

@@ -5,37 +5,18 @@ import numpy as np
 import pytest
 
 import dtorch
-import dtorch._creation
 from dtorch.autograd import gradcheck, gradgradcheck
 from tests.oracle import assert_close, to_torch, torch_or_skip
-
-
-@pytest.fixture(autouse=True)
-def _gradgradcheck_randn(monkeypatch):
-    # gradgradcheck imports randn from dtorch._creation, where it does not live (reported bug)
-    monkeypatch.setattr(dtorch._creation, "randn", dtorch.randn, raising=False)
 
 
 def _r(*shape, device="cpu", dtype=dtorch.float64, rg=True):
     return dtorch.randn(*shape, dtype=dtype, device=device).requires_grad_(rg)
 
 
-def _with_grad(fn):
-    # gradgradcheck's finite differences run under no_grad; the first-order graph must still be built
-    def run(*args):
-        with dtorch.enable_grad():
-            return fn(*args)
-
-    return run
-
-
 def check_grads(fn, *inputs) -> None:
     """float64 gradcheck and gradgradcheck of ``fn`` at ``inputs``."""
     assert gradcheck(fn, inputs)
-    out = fn(*inputs)
-    outs = (out,) if isinstance(out, dtorch.Tensor) else tuple(out)
-    grad_outputs = tuple(dtorch.randn(o.shape, dtype=o.dtype, device=o.device).requires_grad_() for o in outs)
-    assert gradgradcheck(_with_grad(fn), inputs, grad_outputs)
+    assert gradgradcheck(fn, inputs)
 
 
 def check_parity(fn, tfn, *inputs, rtol=1e-5, atol=1e-6) -> None:
