@@ -1,0 +1,164 @@
+"""Activation functions and modules vs torch: forward, backward, in-place forms, reprs, gradcheck."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import dtorch
+import dtorch.nn as nn
+import dtorch.nn.functional as F
+from tests.oracle import assert_close, to_torch, torch_or_skip
+
+# (name, kwargs) for F.<name>(x, **kwargs); the same call on torch.nn.functional is the oracle
+FUNCTIONAL = [
+    ("relu", {}), ("relu6", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.2}),
+    ("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 1.5}),
+    ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}),
+    ("sigmoid", {}), ("tanh", {}), ("hardtanh", {}), ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
+    ("hardsigmoid", {}), ("hardswish", {}), ("logsigmoid", {}), ("softplus", {}),
+    ("softplus", {"beta": 2.0, "threshold": 1.0}), ("softsign", {}), ("tanhshrink", {}),
+    ("hardshrink", {}), ("softshrink", {"lambd": 0.3}), ("threshold", {"threshold": 0.1, "value": -2.0}),
+    ("glu", {}), ("glu", {"dim": 0}),
+    ("softmax", {"dim": 1}), ("softmax", {"dim": 0}), ("log_softmax", {"dim": -1}), ("softmin", {"dim": 1}),
+]
+
+
+def _input(device, dtype=dtorch.float32):
+    # avoid the kinks (0, +-1, +-3, +-0.5, 6...) where one-sided derivatives differ by convention
+    x = dtorch.randn(4, 6, dtype=dtype) * 3
+    x = x + (x.abs() < 0.05).to(dtype) * 0.1
+    return x.to(device)
+
+
+@pytest.mark.parametrize("name,kwargs", FUNCTIONAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUNCTIONAL)])
+def test_functional_forward_backward_vs_torch(name, kwargs, device):
+    torch = torch_or_skip()
+    x = _input(device).requires_grad_()
+    tx = to_torch(x)
+    out = getattr(F, name)(x, **kwargs)
+    tout = getattr(torch.nn.functional, name)(tx, **kwargs)
+    assert_close(out, tout, rtol=1e-5, atol=1e-6)
+    g = dtorch.randn(*out.shape).to(device)
+    out.backward(g)
+    tout.backward(to_torch(g))
+    assert_close(x.grad, tx.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,kwargs", FUNCTIONAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUNCTIONAL)])
+def test_functional_gradcheck_float64(name, kwargs):
+    x = _input("cpu", dtorch.float64).requires_grad_()
+    assert dtorch.autograd.gradcheck(lambda t: getattr(F, name)(t, **kwargs), (x,))
+
+
+def test_prelu_vs_torch():
+    torch = torch_or_skip()
+    x = _input("cpu").reshape(2, 3, 4).requires_grad_()
+    w = dtorch.tensor([0.1, 0.2, 0.3], requires_grad=True)
+    tx, tw = to_torch(x), to_torch(w)
+    out, tout = F.prelu(x, w), torch.nn.functional.prelu(tx, tw)
+    assert_close(out, tout)
+    out.sum().backward()
+    tout.sum().backward()
+    assert_close(x.grad, tx.grad)
+    assert_close(w.grad, tw.grad, rtol=1e-5, atol=1e-5)
+    m = nn.PReLU()
+    assert m.weight.shape == (1,) and m.weight.item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "hardtanh", "relu6", "silu", "selu", "celu",
+                                  "mish", "hardsigmoid", "hardswish", "threshold"])
+def test_inplace_forms_modify_input(name):
+    torch = torch_or_skip()
+    x = _input("cpu")
+    tx = to_torch(x)
+    args = (0.1, -1.0) if name == "threshold" else ()
+    out = getattr(F, name)(x, *args, inplace=True)
+    tout = getattr(torch.nn.functional, name)(tx, *args, inplace=True)
+    assert out is x and tout is tx
+    assert_close(x, tx, rtol=1e-5, atol=1e-6)
+
+
+def test_inplace_on_non_leaf_backprops():
+    torch = torch_or_skip()
+    x = _input("cpu").requires_grad_()
+    tx = to_torch(x)
+    y = F.relu(x * 2, inplace=True)
+    ty = torch.nn.functional.relu(tx * 2, inplace=True)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_trailing_underscore_functions():
+    x = dtorch.tensor([-1.0, 2.0])
+    assert F.relu_(x) is x and x.tolist() == [0.0, 2.0]
+    y = dtorch.tensor([-1.0, 2.0])
+    assert F.leaky_relu_(y, 0.5) is y and y.tolist() == [-0.5, 2.0]
+    z = dtorch.tensor([-3.0, 3.0])
+    assert F.hardtanh_(z) is z and z.tolist() == [-1.0, 1.0]
+
+
+def test_errors_like_torch():
+    with pytest.raises(RuntimeError, match="approximate argument must be either none or tanh"):
+        F.gelu(dtorch.zeros(2), approximate="erf")
+    with pytest.raises(RuntimeError, match="Halving dimension must be even, but dimension 1 is size 5"):
+        F.glu(dtorch.zeros(2, 5))
+    with pytest.raises(AssertionError, match="must be greater than min_val"):
+        nn.Hardtanh(1.0, 0.0)
+
+
+# (class name, constructor args) for module parity: forward and repr
+MODULES = [
+    ("ReLU", ()), ("ReLU", (True,)), ("ReLU6", ()), ("LeakyReLU", ()), ("LeakyReLU", (0.2, True)),
+    ("GELU", ()), ("GELU", ("tanh",)), ("SiLU", ()), ("SiLU", (True,)), ("Mish", ()), ("Sigmoid", ()),
+    ("Tanh", ()), ("Softmax", (1,)), ("Softmax", ()), ("LogSoftmax", (1,)), ("Softmin", (0,)), ("ELU", ()),
+    ("ELU", (0.5, True)), ("CELU", (2.0,)), ("SELU", ()), ("Softplus", ()), ("Softplus", (2, 10)),
+    ("Hardtanh", ()), ("Hardtanh", (-2.0, 3.0)), ("Hardsigmoid", ()), ("Hardswish", ()), ("LogSigmoid", ()),
+    ("Softsign", ()), ("Tanhshrink", ()), ("Hardshrink", ()), ("Softshrink", (0.2,)), ("GLU", ()),
+    ("Threshold", (0.1, 20.0)), ("PReLU", ()), ("PReLU", (3,)), ("Softmax2d", ()),
+]
+
+
+@pytest.mark.parametrize("name,args", MODULES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MODULES)])
+def test_modules_forward_and_repr_vs_torch(name, args):
+    torch = torch_or_skip()
+    m, tm = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(m) == repr(tm)
+    x = _input("cpu").reshape(2, 3, 4)
+    tx = to_torch(x)
+    if name == "Softmax":  # the implicit dim warns, as torch
+        ctx = pytest.warns(UserWarning, match="Implicit dimension") if not args else _no_warning()
+    else:
+        ctx = _no_warning()
+    with ctx:
+        out = m(x)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tout = tm(tx)
+    assert_close(out, tout, rtol=1e-5, atol=1e-6)
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_module_gradients_flow_to_prelu_weight():
+    torch = torch_or_skip()
+    m, tm = nn.PReLU(3), torch.nn.PReLU(3)
+    x = _input("cpu").reshape(2, 3, 4)
+    m(x).pow(2).sum().backward()
+    tm(to_torch(x)).pow(2).sum().backward()
+    assert_close(m.weight.grad, tm.weight.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_dtype_argument():
+    x = dtorch.randn(3, 4)
+    out = F.softmax(x, dim=1, dtype=dtorch.float64)
+    assert out.dtype == dtorch.float64
+    np.testing.assert_allclose(out.sum(1).numpy(), np.ones(3))
