@@ -6,6 +6,7 @@ This file holds storage, metadata, views bookkeeping and devices only. Every op
 """
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -85,6 +86,7 @@ class Tensor:
     _post_acc_hooks = None
     _retains_grad = False
     _acc = None             # this leaf's AccumulateGrad node
+    _views = None           # weakrefs to the differentiable views of a non-leaf base (see shape.refresh_views)
 
     def __init__(self, *args, dtype=None, device=None) -> None:
         """Legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)``."""
@@ -166,17 +168,20 @@ class Tensor:
 
     def storage_offset(self) -> int:
         """Elements between the start of the underlying storage and this tensor's first one."""
+        if self._base is not None:
+            return (self.data_ptr() - self._base.data_ptr()) // self._data.itemsize + self._base.storage_offset()
         root = self._data
-        while getattr(root, "base", None) is not None and hasattr(root.base, "dtype") and root.base.ndim >= 0:
-            root = root.base
+        while True:  # through numpy/cupy views (as_strided's base is a wrapper holding the array)
+            b = root.base
+            if b is not None and not hasattr(b, "dtype"):
+                b = getattr(b, "base", None)
+            if b is None or not hasattr(b, "dtype") or getattr(b, "ndim", -1) < 0:
+                break
+            root = b
         if root is self._data:
             return 0
-        a = self._data
-        if type(a) is np.ndarray:
-            start = root.__array_interface__["data"][0]
-        else:
-            start = root.data.ptr
-        return (self.data_ptr() - start) // a.itemsize
+        start = root.__array_interface__["data"][0] if type(root) is np.ndarray else root.data.ptr
+        return (self.data_ptr() - start) // self._data.itemsize
 
     def is_contiguous(self, memory_format=None) -> bool:
         a = self._data
@@ -410,7 +415,14 @@ def _make_view(data, base: Tensor, rg: bool = False, grad_fn=None) -> Tensor:
     """A tensor sharing ``base``'s storage and version counter."""
     t = _make(data, rg, grad_fn)
     t._vc = base._vc
-    t._base = base._base if base._base is not None else base
+    root = t._base = base._base if base._base is not None else base
+    if rg and root.grad_fn is not None:
+        # an in-place op through another view (or the base) rewrites the base's history: this view's
+        # grad_fn must then be rebuilt from it, so the base remembers its differentiable views
+        views = root._views
+        if views is None:
+            views = root._views = []
+        views.append(weakref.ref(t))
     return t
 
 

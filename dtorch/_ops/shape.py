@@ -192,7 +192,12 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     d = _wrap_dim(dim, input._data.ndim)
     shp = input._data.shape
-    sizes = infer_shape(tuple(sizes), shp[d])
+    sizes = tuple(int(n) for n in sizes)
+    try:
+        sizes = infer_shape(sizes, shp[d])
+    except RuntimeError:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({shp[d]}) in the input tensor") from None
     return view(input, shp[:d] + sizes + shp[d + 1:])
 
 
@@ -246,14 +251,22 @@ swapaxes = swapdims = transpose
 tensor_fn("transpose", lambda t, dim0, dim1: transpose(t, dim0, dim1))
 
 
+@defop("t", view=True)
+def _t(a):
+    return a.T
+
+
+@_t.backward
+def _t_bw(ns, ctx, g):
+    return (ns.t(g),)
+
+
 @method("t")
 def t(input: Tensor) -> Tensor:
     nd = input._data.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    if nd < 2:
-        return apply(_view, (input,), {"shape": input._data.shape})
-    return apply(_transpose, (input,), {"dim0": 0, "dim1": 1})
+    return apply(_t, (input,))
 
 
 Tensor.T = property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1))))
@@ -346,12 +359,33 @@ def broadcast_to(input: Tensor, shape) -> Tensor:
 Tensor.broadcast_to = broadcast_to
 
 
+def _back_to_input_shape(ns, ctx, g):
+    return (ns.reshape(g, shape=ctx._in_meta[0][0]),)
+
+
+@defop("unsqueeze", view=True)
+def _unsqueeze(a, dim):
+    return xp_of(a).expand_dims(a, dim)
+
+
+_unsqueeze.backward(_back_to_input_shape)
+
+
 @method("unsqueeze")
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
-    nd = input._data.ndim
-    d = _wrap_dim(dim, nd + 1)
-    shp = input._data.shape
-    return apply(_view, (input,), {"shape": shp[:d] + (1,) + shp[d:]})
+    return apply(_unsqueeze, (input,), {"dim": _wrap_dim(dim, input._data.ndim + 1)})
+
+
+def _squeeze_kernel(a, dims):
+    return xp_of(a).squeeze(a, axis=dims)
+
+
+# torch names the three overloads' nodes apart: squeeze(), squeeze(dim), squeeze(dims)
+_squeeze_ops = []
+for _i, _name in enumerate(("squeeze", "squeeze_dim", "squeeze_dims")):
+    _op = defop(_name, view=True)(_squeeze_kernel)
+    _op.backward(_back_to_input_shape, f"SqueezeBackward{_i}")
+    _squeeze_ops.append(_op)
 
 
 @method("squeeze")
@@ -359,11 +393,13 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
     shp = input._data.shape
     nd = len(shp)
     if dim is None:
-        new = tuple(s for s in shp if s != 1)
+        overload, dims = 0, tuple(i for i, s in enumerate(shp) if s == 1)
     else:
-        dims = {_wrap_dim(d, nd) for d in ((dim,) if isinstance(dim, int) else dim)} if nd else set()
-        new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
-    return apply(_view, (input,), {"shape": new})
+        overload = 1 if isinstance(dim, (int, np.integer)) else 2
+        wanted = (dim,) if overload == 1 else tuple(dim)
+        dims = tuple(sorted({_wrap_dim(int(d), nd) for d in wanted})) if nd else ()
+        dims = tuple(d for d in dims if shp[d] == 1)
+    return apply(_squeeze_ops[overload], (input,), {"dims": dims})
 
 
 # ---- basic indexing (ints, slices, None, Ellipsis): a view ---------------------------------
@@ -409,6 +445,14 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     return basic_index(input, (slice(None),) * d + (slice(start, start + length),))
 
 
+@defop("select", view=True)
+def _select(a, index):
+    return a[index]
+
+
+_select.backward(_slice_bw, "SelectBackward0")
+
+
 @method("select")
 def select(input: Tensor, dim: int, index: int) -> Tensor:
     nd = input._data.ndim
@@ -419,7 +463,7 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
     if not -size <= index < size:
         raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
                          f"dimension {d}")
-    return basic_index(input, (slice(None),) * d + (index,))
+    return apply(_select, (input,), {"index": (slice(None),) * d + (int(index),)})
 
 
 @method("unbind")
@@ -457,8 +501,9 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     size = input._data.shape[_wrap_dim(dim, input._data.ndim)]
-    step = -(-size // chunks) if size else 1
-    return split(input, step, dim)
+    if size == 0:  # torch gives `chunks` empty pieces
+        return split(input, [0] * chunks, dim)
+    return split(input, -(-size // chunks), dim)
 
 
 def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
@@ -486,11 +531,44 @@ def _as_strided(a, size, stride, storage_offset=0):
 
 @_as_strided.backward
 def _as_strided_bw(ns, ctx, g):
-    shape = ctx._in_meta[0][0]
     a = ctx._args
-    zeros = g.new_zeros(shape) if hasattr(g, "new_zeros") else xp_of(g).zeros(shape, g.dtype)
-    return (ns.as_strided_scatter(zeros, g, size=a["size"], stride=a["stride"],
-                                  storage_offset=a.get("storage_offset", 0)),)
+    return (ns.as_strided_backward(g, shape=ctx._in_meta[0][0], size=a["size"], stride=a["stride"],
+                                   storage_offset=a.get("storage_offset", 0)),)
+
+
+def _strided_positions(xp, size, stride, storage_offset):
+    """The storage position of every element of an as_strided view, in the view's shape."""
+    pos = xp.full(tuple(size), storage_offset, dtype=np.int64)
+    for d, (n, st) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[d] = n
+        pos = pos + xp.arange(n, dtype=np.int64).reshape(shape) * st
+    return pos
+
+
+@defop("as_strided_backward")
+def _as_strided_backward(g, shape, size, stride, storage_offset=0):
+    """Scatter-add ``g`` into a zero tensor of ``shape`` at the view's positions (they may overlap)."""
+    xp = xp_of(g)
+    n = 1
+    for s in shape:
+        n *= s
+    out = xp.zeros(n, g.dtype)
+    pos = _strided_positions(xp, size, stride, storage_offset).reshape(-1)
+    if xp is np:
+        np.add.at(out, pos, g.reshape(-1))
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, pos, g.reshape(-1))
+    return out.reshape(shape)
+
+
+@_as_strided_backward.backward
+def _as_strided_backward_bw(ns, ctx, gg):
+    a = ctx._args
+    gg = gg.contiguous() if isinstance(gg, Tensor) else xp_of(gg).ascontiguousarray(gg)
+    return (ns.as_strided(gg, size=a["size"], stride=a["stride"], storage_offset=a.get("storage_offset", 0)),)
 
 
 @defop("as_strided_scatter")
@@ -534,6 +612,8 @@ class CopySlices(Node):
 
         ns = TENSOR_NS if create_graph else ARRAY_NS
         g = grads[0]
+        # the geometry is relative to a contiguous base: an incoming gradient may be a broadcast
+        g = g.contiguous() if create_graph else xp_of(g).ascontiguousarray(g)
         region = ns.as_strided(g, **self._geo)
         if not create_graph:
             region = region.copy()
@@ -549,6 +629,42 @@ class CopySlices(Node):
         self._fn._release()
 
 
+def _view_geometry(view_t: Tensor, base: Tensor) -> dict:
+    """as_strided arguments (in elements) that give ``view_t`` from its contiguous ``base``."""
+    v = view_t._data
+    isz = v.itemsize
+    offset = (view_t.data_ptr() - base.data_ptr()) // isz
+    return {"size": v.shape, "stride": tuple(s // isz for s in v.strides), "storage_offset": offset}
+
+
+def _regrow(view_t: Tensor, base: Tensor, geo: dict) -> None:
+    """Make ``view_t``'s history an as_strided view of ``base``'s current history."""
+    as_view = apply(_as_strided, (base,), geo)
+    view_t.grad_fn = as_view.grad_fn
+    view_t._output_nr = 0
+    view_t._rg = True
+
+
+def refresh_views(base: Tensor, skip: Tensor | None = None) -> None:
+    """After an in-place op rewrote ``base``'s history, rebuild the grad_fn of its live views.
+
+    torch regenerates a view's grad_fn lazily when the version counter moved; dtorch does it
+    eagerly, for the differentiable views the base registered (``tensor._make_view``).
+    """
+    refs = base._views
+    if not refs or not base._data.flags.c_contiguous:
+        return
+    alive = []
+    for ref in list(refs):  # _regrow registers new (temporary) views: iterate over a copy
+        v = ref()
+        if v is None or v._base is not base:
+            continue
+        alive.append(ref)
+        if v is not skip:
+            _regrow(v, base, _view_geometry(v, base))
+    base._views = alive
+
+
 def rebase_view(view_t: Tensor, result: Tensor) -> None:
     """After ``view_t`` was overwritten in place by ``result`` (recorded), rebase its base's history."""
     from ..autograd.engine import grad_edge
@@ -557,16 +673,10 @@ def rebase_view(view_t: Tensor, result: Tensor) -> None:
     b = base._data
     if not b.flags.c_contiguous:
         raise RuntimeError("in-place autograd on a view of a non-contiguous tensor is not supported")
-    v = view_t._data
-    isz = v.itemsize
-    offset = (view_t.data_ptr() - base.data_ptr()) // isz
-    geo = {"size": v.shape, "stride": tuple(s // isz for s in v.strides), "storage_offset": offset}
+    geo = _view_geometry(view_t, base)
     node = CopySlices(grad_edge(base), (b.shape, b.dtype), geo, result.grad_fn)
     base.grad_fn = node
     base._output_nr = 0
     base._rg = True
-    # the view now reads from the new base
-    as_view = apply(_as_strided, (base,), geo)
-    view_t.grad_fn = as_view.grad_fn
-    view_t._output_nr = 0
-    view_t._rg = True
+    _regrow(view_t, base, geo)  # the view now reads from the new base
+    refresh_views(base, skip=view_t)  # and so do its sibling views
