@@ -364,3 +364,60 @@ def test_deepcopy_module():
 def test_init_rejects_arguments():
     with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
         nn.Module(foo=1)
+
+
+def _backward_hook_run(lib, x_np, input_grad: bool):
+    m = lib.nn.PReLU(3)
+    with lib.no_grad():
+        m.weight.copy_(lib.tensor([0.1, 0.2, 0.3]))
+    seen = []
+
+    def hook(mod, grad_input, grad_output):
+        seen.append(([None if g is None else g.detach().numpy().copy() for g in grad_input],
+                     [g.detach().numpy().copy() for g in grad_output]))
+        if grad_input[0] is not None:
+            return (grad_input[0] * 3,)
+        return None
+
+    m.register_full_backward_hook(hook)
+    m.register_full_backward_pre_hook(lambda mod, go: (go[0] * 2,))
+    x = lib.from_numpy(x_np.copy()).requires_grad_(input_grad)
+    (m(x) * lib.arange(6.0).reshape(2, 3)).sum().backward()
+    return seen, (x.grad.numpy() if input_grad else None), m.weight.grad.numpy()
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_full_backward_hooks_match_torch(input_grad):
+    torch = torch_or_skip()
+    x = np.array([[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]], np.float32)
+    d = _backward_hook_run(dtorch, x, input_grad)
+    t = _backward_hook_run(torch, x, input_grad)
+    (d_seen, d_xg, d_wg), (t_seen, t_xg, t_wg) = d, t
+    assert len(d_seen) == len(t_seen) == 1
+    for a, b in zip(d_seen[0][0] + d_seen[0][1], t_seen[0][0] + t_seen[0][1]):
+        assert (a is None and b is None) or np.allclose(a, b)
+    np.testing.assert_allclose(d_wg, t_wg, rtol=1e-6)
+    if input_grad:
+        np.testing.assert_allclose(d_xg, t_xg, rtol=1e-6)
+
+
+def test_full_backward_hook_warns_without_input_grad():
+    m = nn.PReLU()
+    m.register_full_backward_hook(lambda mod, gi, go: None)
+    with pytest.warns(UserWarning, match="Full backward hook is firing"):
+        m(dtorch.randn(3)).sum().backward()
+
+
+def test_always_call_forward_hook_runs_on_error():
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise ValueError("boom")
+
+    m = Boom()
+    calls = []
+    m.register_forward_hook(lambda mod, args, out: calls.append(out), always_call=True)
+    m.register_forward_hook(lambda mod, args, out: calls.append("never"))
+    with pytest.raises(ValueError, match="boom"):
+        m(1)
+    assert calls == [None]

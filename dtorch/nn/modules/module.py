@@ -107,11 +107,27 @@ class Module:
 
     # ---- calling -------------------------------------------------------------------------------
     def _call_impl(self, *args, **kwargs):
-        if not (self._forward_hooks or self._forward_pre_hooks):
+        if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or self._backward_pre_hooks):
             return self.forward(*args, **kwargs)
         args, kwargs = self._run_pre_hooks(args, kwargs)
-        result = self.forward(*args, **kwargs)
-        return self._run_forward_hooks(args, kwargs, result)
+        bw_hook = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            from ._backward_hook import BackwardHook
+
+            bw_hook = BackwardHook(self, list(self._backward_hooks.values()),
+                                   list(self._backward_pre_hooks.values()))
+            args = bw_hook.setup_input_hook(args)
+        try:
+            result = self.forward(*args, **kwargs)
+        except Exception:
+            for hook_id, hook in list(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called:
+                    self._call_forward_hook(hook_id, hook, args, kwargs, None)
+            raise
+        result = self._run_forward_hooks(args, kwargs, result)
+        if bw_hook is not None:
+            result = bw_hook.setup_output_hook(result)
+        return result
 
     __call__ = _call_impl
 
@@ -133,13 +149,15 @@ class Module:
 
     def _run_forward_hooks(self, args: tuple, kwargs: dict, result):
         for hook_id, hook in list(self._forward_hooks.items()):
-            if hook_id in self._forward_hooks_with_kwargs:
-                res = hook(self, args, kwargs, result)
-            else:
-                res = hook(self, args, result)
+            res = self._call_forward_hook(hook_id, hook, args, kwargs, result)
             if res is not None:
                 result = res
         return result
+
+    def _call_forward_hook(self, hook_id: int, hook: Callable, args: tuple, kwargs: dict, result):
+        if hook_id in self._forward_hooks_with_kwargs:
+            return hook(self, args, kwargs, result)
+        return hook(self, args, result)
 
     def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
                                   with_kwargs: bool = False) -> RemovableHandle:
@@ -164,6 +182,23 @@ class Module:
             self._forward_hooks_always_called[handle.id] = True
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output) -> None | new grad_input``, once per backward pass."""
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        self._is_full_backward_hook = True
+        if prepend:
+            self._backward_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_full_backward_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_output) -> None | new grad_output``, before the module's gradients are computed."""
+        handle = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[handle.id] = hook
+        if prepend:
+            self._backward_pre_hooks.move_to_end(handle.id, last=False)
         return handle
 
     # ---- attribute routing ---------------------------------------------------------------------
