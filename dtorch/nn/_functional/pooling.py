@@ -76,11 +76,13 @@ def _max_pool(x, kernel, stride, padding, dilation, out):
     xpad, _ = _padded(x, kernel, stride, padding, dilation, out, _lowest(x.dtype))
     views = [xpad[_slice_at(pos, stride, dilation, out)] for pos in _positions(kernel)]
     best = views[0].copy()
-    idx = xp.zeros(best.shape, np.uint8 if len(views) < 256 else np.int32)
+    small = len(views) < 256
+    idx = xp.zeros(best.shape, np.uint8 if small else np.int32)
     for p, v in enumerate(views[1:], 1):
         upd = v > best
-        xp.copyto(best, v, where=upd)
-        xp.copyto(idx, p, where=upd, casting="unsafe")
+        xp.maximum(best, v, out=best)
+        # positions come in increasing order, so "the last update wins" is a running max of p * upd
+        xp.maximum(idx, upd.view(np.uint8) * np.uint8(p) if small else upd * np.int32(p), out=idx)
     if x.dtype.kind == "f" and xp.isnan(best).any():
         best, idx = _max_pool_nan(views, xp, idx.dtype)
     return best, idx
@@ -95,6 +97,11 @@ def _max_pool_nan(views, xp, idx_dtype):
         xp.copyto(best, v, where=upd)
         xp.copyto(idx, p, where=upd, casting="unsafe")
     return best, idx
+
+
+def _disjoint(kernel, stride, dilation) -> bool:
+    """Whether every input position lies in at most one (window, kernel position) pair."""
+    return all(s >= d * (k - 1) + 1 and (k == 1 or d == 1) for k, s, d in zip(kernel, stride, dilation))
 
 
 def _scatter_params(ctx) -> dict:
@@ -119,9 +126,13 @@ def _max_pool_scatter(g, idx, size, kernel, stride, padding, dilation, out):
     pairs = tuple((p, max(0, (o - 1) * s + d * (k - 1) + 1 - n - p))
                   for n, k, s, p, d, o in zip(size[-nd:], kernel, stride, padding, dilation, out))
     acc = xp.zeros(tuple(size[:-nd]) + tuple(n + lo + hi for n, (lo, hi) in zip(size[-nd:], pairs)), g.dtype)
-    zero = g.dtype.type(0)
+    disjoint = _disjoint(kernel, stride, dilation)
     for p, pos in enumerate(_positions(kernel)):
-        acc[_slice_at(pos, stride, dilation, out)] += xp.where(idx == p, g, zero)
+        sl = _slice_at(pos, stride, dilation, out)
+        if disjoint:
+            xp.multiply(g, idx == p, out=acc[sl])
+        else:
+            acc[sl] += g * (idx == p)
     return xp.ascontiguousarray(_crop(acc, pairs, size[-nd:]))
 
 
