@@ -1,0 +1,75 @@
+"""dropout: statistics, scaling, reproducibility with manual_seed, gradients, modules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dtorch
+import dtorch.nn.functional as F
+from tests.oracle import to_numpy, torch_or_skip
+
+
+def _equal(a, b) -> bool:
+    return bool(np.array_equal(to_numpy(a), to_numpy(b)))
+
+
+def test_dropout_zeroes_and_scales(device):
+    x = dtorch.ones(200, 100, device=device, requires_grad=True)
+    out = F.dropout(x, 0.25)
+    kept = out != 0
+    frac = kept.float().mean().item()
+    assert abs(frac - 0.75) < 0.02
+    np.testing.assert_allclose(to_numpy(out)[to_numpy(kept)], 1 / 0.75, rtol=1e-6)
+    out.sum().backward()
+    assert _equal(x.grad, out.detach())
+
+
+def test_dropout_reproducible_with_manual_seed():
+    x = dtorch.randn(50, 20)
+    dtorch.manual_seed(3)
+    a = F.dropout(x, 0.5)
+    dtorch.manual_seed(3)
+    b = F.dropout(x, 0.5)
+    assert _equal(a, b)
+    assert not _equal(a, F.dropout(x, 0.5))
+
+
+def test_dropout_identity_cases_and_errors():
+    x = dtorch.randn(4, 5)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
+    assert _equal(F.dropout(x, 1.0), dtorch.zeros(4, 5))
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+        F.dropout(x, 1.5)
+
+
+def test_dropout_inplace():
+    x = dtorch.ones(10, 10)
+    y = F.dropout(x, 0.5, inplace=True)
+    assert y is x
+    assert set(np.unique(x.numpy()).tolist()) <= {0.0, 2.0}
+
+
+def test_dropout_double_backward():
+    x = dtorch.randn(6, 5, dtype=dtorch.float64, requires_grad=True)
+    out = F.dropout(x, 0.4)
+    (g,) = dtorch.autograd.grad(out.sum(), x, create_graph=True)
+    assert _equal(g, (out != 0).double() / 0.6)
+
+
+def test_dropout2d_zeroes_whole_channels():
+    x = dtorch.ones(8, 16, 3, 3)
+    out = F.dropout2d(x, 0.5)
+    per_channel = out.reshape(8, 16, 9)
+    assert _equal(per_channel.amax(-1), per_channel.amin(-1))
+
+
+def test_dropout_modules():
+    torch = torch_or_skip()
+    for ctor in ["Dropout()", "Dropout(0.2, inplace=True)", "Dropout2d(0.3)"]:
+        assert repr(eval("dtorch.nn." + ctor)) == repr(eval("torch.nn." + ctor, {"torch": torch}))
+    m = dtorch.nn.Dropout(0.5)
+    x = dtorch.ones(100)
+    assert (m(x) == 0).any()
+    m.eval()
+    assert m(x) is x
