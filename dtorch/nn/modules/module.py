@@ -248,8 +248,6 @@ class Module:
                     persistent = value.persistent
                 else:
                     persistent = name not in self._non_persistent_buffers_set
-                # register_buffer refuses names that are already plain attributes
-                self._remove_from(name, d, self._parameters, self._modules)
                 self.register_buffer(name, value, persistent)
             else:
                 object.__setattr__(self, name, value)
