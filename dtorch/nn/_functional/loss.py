@@ -91,7 +91,7 @@ def _target_weights(t, w, valid, dtype):
     tc = xp.where(valid, t, 0)
     wt = w[tc] if w is not None else xp.ones(t.shape, dtype)
     wt = wt * valid
-    return tc, wt.astype(dtype, copy=False), wt.sum(dtype=dtype)
+    return tc, wt.astype(dtype, copy=False), xp.asarray(wt.sum(dtype=dtype))
 
 
 @defop("nll_loss", save=(1, 2), extra=True)
