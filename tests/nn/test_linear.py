@@ -1,0 +1,94 @@
+"""F.linear / F.bilinear and the Linear / Bilinear modules: parity with torch, gradcheck, init, errors."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dtorch
+import dtorch.nn.functional as F
+from dtorch.autograd import gradcheck
+from tests.nn.test_conv import _parity, _rand, gradgrad
+from tests.oracle import assert_close, to_torch, torch_or_skip
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 5, 3), (2, 3, 4, 3)], ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_parity(device, shape, bias):
+    torch = torch_or_skip()
+    x, w = _rand(*shape, device=device), _rand(6, 3, device=device)
+    b = _rand(6, device=device) if bias else None
+    _parity(F.linear, torch.nn.functional.linear, [x, w, b])
+
+
+def test_linear_is_one_node_and_noncontiguous_input():
+    torch = torch_or_skip()
+    x = _rand(4, 5, 3)
+    y = F.linear(x, _rand(6, 3), _rand(6))
+    assert y.grad_fn.name() == "LinearBackward0"
+    xt = _rand(3, 5).detach().t().requires_grad_()
+    w = _rand(2, 3)
+    _parity(F.linear, torch.nn.functional.linear, [xt, w])
+
+
+def test_linear_vector_input_and_weight():
+    torch = torch_or_skip()
+    x, w, b = _rand(3), _rand(4, 3), _rand(4)
+    _parity(F.linear, torch.nn.functional.linear, [x, w, b])
+
+
+def test_linear_gradcheck_and_double_backward():
+    d = dtorch.float64
+    x, w, b = _rand(2, 3, 4, dtype=d), _rand(5, 4, dtype=d), _rand(5, dtype=d)
+    assert gradcheck(F.linear, (x, w, b))
+    assert gradgrad(F.linear, (x, w, b))
+
+
+def test_bilinear_parity_and_gradcheck():
+    torch = torch_or_skip()
+    x1, x2, w, b = _rand(2, 4, 3), _rand(2, 4, 5), _rand(6, 3, 5), _rand(6)
+    _parity(F.bilinear, torch.nn.functional.bilinear, [x1, x2, w, b])
+    d = dtorch.float64
+    assert gradcheck(F.bilinear, (_rand(3, 2, dtype=d), _rand(3, 4, dtype=d), _rand(2, 2, 4, dtype=d),
+                                  _rand(2, dtype=d)))
+
+
+@pytest.mark.parametrize("call, msg", [
+    (lambda: F.linear(_rand(2, 3), _rand(4, 5)), "mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"),
+    (lambda: F.linear(_rand(2, 6, 3), _rand(4, 5)), "mat1 and mat2 shapes cannot be multiplied (12x3 and 5x4)"),
+    (lambda: F.linear(_rand(2, 3, dtype=dtorch.float64), _rand(4, 3)),
+     "expected m1 and m2 to have the same dtype, but got: double != float"),
+    (lambda: F.linear(_rand(2, 3), _rand(4, 3), _rand(5)),
+     "The expanded size of the tensor (4) must match the existing size (5) at non-singleton dimension 1"),
+])
+def test_linear_errors(call, msg):
+    with pytest.raises(RuntimeError) as e:
+        call()
+    assert msg in str(e.value)
+
+
+def test_linear_module_repr_init_and_forward():
+    torch = torch_or_skip()
+    m = dtorch.nn.Linear(400, 30)
+    assert repr(m) == repr(torch.nn.Linear(400, 30)) == "Linear(in_features=400, out_features=30, bias=True)"
+    assert repr(dtorch.nn.Linear(2, 3, bias=False)) == "Linear(in_features=2, out_features=3, bias=False)"
+    assert dtorch.nn.Linear(2, 3, bias=False).bias is None
+    bound = 1 / math.sqrt(400)
+    w = m.weight.detach().numpy()
+    assert w.shape == (30, 400) and np.abs(w).max() <= bound
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound
+    assert np.abs(m.bias.detach().numpy()).max() <= bound
+    assert sorted(n for n, _ in m.named_parameters()) == ["bias", "weight"]
+    x = _rand(7, 400, rg=False)
+    ref = torch.nn.functional.linear(to_torch(x), to_torch(m.weight.detach()), to_torch(m.bias.detach()))
+    assert_close(m(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_module_dtype_and_bilinear_module():
+    m = dtorch.nn.Linear(3, 2, dtype=dtorch.float64)
+    assert m.weight.dtype == dtorch.float64 and m.bias.dtype == dtorch.float64
+    b = dtorch.nn.Bilinear(3, 4, 5)
+    assert repr(b) == "Bilinear(in1_features=3, in2_features=4, out_features=5, bias=True)"
+    assert tuple(b(_rand(2, 3), _rand(2, 4)).shape) == (2, 5)
+    assert np.abs(b.weight.detach().numpy()).max() <= 1 / math.sqrt(3)
