@@ -1,0 +1,76 @@
+"""TransformerEncoderLayer / TransformerEncoder: torch's state_dict keys and outputs with torch's weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dtorch
+from tests.oracle import assert_close, to_torch, torch_or_skip
+
+
+def _load_from(dm, tm):
+    dm.load_state_dict({k: dtorch.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation):
+    torch = torch_or_skip()
+    args = dict(dim_feedforward=16, dropout=0.1, activation=activation, batch_first=batch_first,
+                norm_first=norm_first)
+    tm = torch.nn.TransformerEncoderLayer(8, 2, **args).double().eval()
+    dm = dtorch.nn.TransformerEncoderLayer(8, 2, **args).double().eval()
+    assert list(dm.state_dict()) == list(tm.state_dict())
+    assert repr(dm).replace("dtorch", "torch") == repr(tm)
+    _load_from(dm, tm)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 8) if batch_first else (5, 3, 8))
+    kpm = np.zeros((3, 5), bool)
+    kpm[:, -1] = True
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(5).double()
+    for kwargs in [{}, {"src_key_padding_mask": kpm}, {"src_mask": causal, "is_causal": True}]:
+        dk = {k: dtorch.tensor(np.asarray(v)) if not isinstance(v, bool) else v for k, v in kwargs.items()}
+        tk = {k: torch.as_tensor(v) if not isinstance(v, bool) else v for k, v in kwargs.items()}
+        with torch.no_grad():
+            expected = tm(torch.tensor(x), **tk)
+        assert_close(dm(dtorch.tensor(x), **dk), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_encoder_layer_training_gradients_match_torch():
+    torch = torch_or_skip()
+    tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
+    dm = dtorch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
+    _load_from(dm, tm)
+    x = dtorch.randn(2, 4, 8, dtype=dtorch.float64, requires_grad=True)
+    tx = to_torch(x)
+    out, tout = dm(x), tm(tx)
+    assert_close(out, tout, rtol=1e-6, atol=1e-9)
+    out.pow(2).sum().backward()
+    tout.pow(2).sum().backward()
+    assert_close(x.grad, tx.grad, rtol=1e-6, atol=1e-9)
+    for (name, p), (tname, tp) in zip(dm.named_parameters(), tm.named_parameters()):
+        assert name == tname
+        assert_close(p.grad, tp.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_encoder_layer_dropout_active_in_training():
+    m = dtorch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.5)
+    x = dtorch.randn(4, 2, 8)
+    assert not np.allclose(m(x).detach().numpy(), m(x).detach().numpy())
+    m.eval()
+    assert np.allclose(m(x).detach().numpy(), m(x).detach().numpy())
+
+
+def test_transformer_encoder_stack():
+    torch = torch_or_skip()
+    tl = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    dl = dtorch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    tm = torch.nn.TransformerEncoder(tl, 2, norm=torch.nn.LayerNorm(8), enable_nested_tensor=False).double().eval()
+    dm = dtorch.nn.TransformerEncoder(dl, 2, norm=dtorch.nn.LayerNorm(8)).double().eval()
+    assert list(dm.state_dict()) == list(tm.state_dict())
+    _load_from(dm, tm)
+    x = np.random.default_rng(3).standard_normal((2, 5, 8))
+    with torch.no_grad():
+        expected = tm(torch.tensor(x))
+    assert_close(dm(dtorch.tensor(x)), expected, rtol=1e-6, atol=1e-9)
