@@ -69,7 +69,7 @@ class FlatBucket:
         self.step_views: list = []
         self._scratch: dict[str, object] = {}
         self._grad_src: list | None = None
-        self._grad_base = None
+        self._grad_pairs: list | None = None
         self._adopt_state(state, tensor_keys, has_step)
 
     # ---- building ------------------------------------------------------------------------
@@ -172,20 +172,28 @@ class FlatBucket:
             a = self._scratch[name] = self._new_flat()
         return a
 
-    def grads(self, grads: list) -> object:
-        """The gradients as one flat array: read in place if they already are views of one
-        buffer laid out like the parameters (e.g. DDP buckets), else gathered into scratch.
-        Callers must not write into the result."""
+    def pairs(self, grads: list) -> list:
+        """``(slice of the flat buffers, flat gradient)`` pairs covering the bucket: one pair when the
+        gradients already are views of one buffer laid out like the parameters (e.g. DDP buckets),
+        else one per parameter. Gradients are only read, never written."""
         if self._grad_src is not None and all(a is b for a, b in zip(grads, self._grad_src)):
-            return self._grad_base
+            return self._grad_pairs
         base = self._shared_base(grads)
         if base is not None:
-            self._grad_src, self._grad_base = list(grads), base
-            return base
-        self._grad_src = self._grad_base = None
+            self._grad_src, self._grad_pairs = list(grads), [(slice(None), base)]
+            return self._grad_pairs
+        self._grad_src = self._grad_pairs = None
+        o = self.offsets
+        return [(slice(o[i], o[i + 1]), g.reshape(-1)) for i, g in enumerate(grads)]
+
+    def gathered(self, grads: list):
+        """The gradients as one flat array (the shared buffer, or a copy into scratch)."""
+        pairs = self.pairs(grads)
+        if len(pairs) == 1:  # shared buffer, or a single parameter
+            return pairs[0][1]
         out = self.scratch("grad")
-        for v, g in zip(self._split(out), grads):
-            v[...] = g
+        for sl, g in pairs:
+            out[sl] = g
         return out
 
     def _shared_base(self, grads: list):
@@ -200,9 +208,6 @@ class FlatBucket:
             if g.base is not base or not g.flags.c_contiguous or _ptr(g) != start + off * isz:
                 return None
         return base
-
-    def grad_views(self, flat) -> list:
-        return self._split(flat)
 
     def bump_versions(self) -> None:
         for p in self.params:

@@ -77,7 +77,7 @@ class FlatOptimizer(Optimizer):
     def _reference(self, group: dict, params: list[Tensor]) -> None:
         raise NotImplementedError
 
-    def _flat_update(self, group: dict, b: FlatBucket, grad, init: bool) -> None:
+    def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         raise NotImplementedError
 
     def _check_group(self, group: dict) -> None:
@@ -124,7 +124,7 @@ class FlatOptimizer(Optimizer):
                 self._reference(group, params)
                 continue
             init = not b.has_state(keys, self._has_step)
-            self._flat_update(group, b, b.grads([g._data for g in grads]), init)
+            self._flat_update(group, b, [g._data for g in grads], init)
             b.bump_versions()
         if lay.loose:
             self._reference(group, [p for p in lay.loose if p._grad is not None])

@@ -43,19 +43,24 @@ def add_scaled_(xp, a, b, alpha: float, tmp) -> None:
     xp.add(a, tmp, out=a)
 
 
-def flat_grad(b: FlatBucket, grad, maximize: bool, weight_decay: float):
-    """The gradient the update uses: negated for ``maximize``, plus ``weight_decay * param`` (L2)."""
+def flat_grad(b: FlatBucket, grads: list, maximize: bool, weight_decay: float):
+    """The flat gradient the update uses: negated for ``maximize``, plus ``weight_decay * param`` (L2).
+
+    Gathering and transforming are one pass per parameter; the result must not be written to.
+    """
     if not maximize and weight_decay == 0:
-        return grad
+        return b.gathered(grads)
     xp = b.xp
     d = b.scratch("d")
-    if maximize:
-        xp.negative(grad, out=d)
-        grad = d
-    if weight_decay != 0:
-        t = b.scratch("t")
-        xp.multiply(b.flat, weight_decay, out=t)
-        xp.add(grad, t, out=d)
+    P = b.flat
+    for sl, g in b.pairs(grads):
+        out = d[sl]
+        if weight_decay == 0:
+            xp.negative(g, out=out)
+            continue
+        xp.multiply(P[sl], weight_decay, out=out)
+        # (-g) + wd*p is exactly wd*p - g: one rounding either way
+        (xp.subtract if maximize else xp.add)(out, g, out=out)
     return d
 
 

@@ -78,14 +78,14 @@ class Adagrad(FlatOptimizer):
             d += -clr * (g / std)
             p._vc[0] += 1
 
-    def _flat_update(self, group: dict, b: FlatBucket, grad, init: bool) -> None:
+    def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         xp = b.xp
         if init:  # state was dropped (e.g. loaded empty): recreate it as torch's constructor does
             b.new_steps(self.state)
             b.new_state(self.state, "sum", fill=group["initial_accumulator_value"])
         b.steps += 1
         clr = self._clr(group, float(b.steps[0]))
-        g = flat_grad(b, grad, group["maximize"], group["weight_decay"])
+        g = flat_grad(b, grads, group["maximize"], group["weight_decay"])
         t, std = b.scratch("t"), b.scratch("u")
         acc = b.state_flat["sum"]
         addcmul_(xp, acc, g, g, 1, t)

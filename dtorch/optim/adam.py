@@ -124,7 +124,7 @@ class Adam(FlatOptimizer):
             d += -step_size * (m / denom)
             p._vc[0] += 1
 
-    def _flat_update(self, group: dict, b: FlatBucket, grad, init: bool) -> None:
+    def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         xp = b.xp
         lr, beta1, beta2, eps, wd = self._hyper(group)
         state = self.state
@@ -139,7 +139,7 @@ class Adam(FlatOptimizer):
         decoupled = group["decoupled_weight_decay"]
         if wd != 0 and decoupled:
             xp.multiply(P, one_minus_lr_times(lr, wd), out=P)
-        g = flat_grad(b, grad, group["maximize"], 0 if decoupled else wd)
+        g = flat_grad(b, grads, group["maximize"], 0 if decoupled else wd)
         t = b.scratch("t")
         m, v = b.state_flat["exp_avg"], b.state_flat["exp_avg_sq"]
         lerp_(xp, m, g, 1 - beta1, t)

@@ -85,7 +85,7 @@ class RMSprop(FlatOptimizer):
                 d += -lr * (g / avg)
             p._vc[0] += 1
 
-    def _flat_update(self, group: dict, b: FlatBucket, grad, init: bool) -> None:
+    def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         xp = b.xp
         lr, alpha, eps = to_scalar(group["lr"]), group["alpha"], group["eps"]
         momentum = group["momentum"]
@@ -94,7 +94,7 @@ class RMSprop(FlatOptimizer):
             for key in self._tensor_keys(group):
                 b.new_state(self.state, key)
         b.steps += 1
-        g = flat_grad(b, grad, group["maximize"], group["weight_decay"])
+        g = flat_grad(b, grads, group["maximize"], group["weight_decay"])
         t, avg = b.scratch("t"), b.scratch("u")
         sq = b.state_flat["square_avg"]
         xp.multiply(sq, alpha, out=sq)

@@ -70,12 +70,21 @@ class SGD(FlatOptimizer):
             d += -lr * g
             p._vc[0] += 1
 
-    def _flat_update(self, group: dict, b: FlatBucket, grad, init: bool) -> None:
+    def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         xp = b.xp
         lr = to_scalar(group["lr"])
         momentum, dampening = group["momentum"], group["dampening"]
-        g = flat_grad(b, grad, group["maximize"], to_scalar(group["weight_decay"]))
+        wd, maximize = to_scalar(group["weight_decay"]), group["maximize"]
         t = b.scratch("t")
+        if momentum != 0 and not init and wd == 0 and not maximize and not group["nesterov"]:
+            # the common case: read each gradient once, straight into the momentum buffer
+            buf = b.state_flat["momentum_buffer"]
+            xp.multiply(buf, momentum, out=buf)
+            for sl, g in b.pairs(grads):
+                add_scaled_(xp, buf[sl], g, 1 - dampening, t[sl])
+            add_scaled_(xp, b.flat, buf, -lr, t)
+            return
+        g = flat_grad(b, grads, maximize, wd)
         if momentum != 0:
             if init:
                 buf = b.new_state(self.state, "momentum_buffer", source=g)
