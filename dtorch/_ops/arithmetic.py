@@ -1,10 +1,12 @@
 """Binary arithmetic, comparison and logical ops, with torch's type promotion."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _dtype
-from .._dispatch import apply, apply_same, apply_scalar, defop, promoted, tensor_fn
+from .._dispatch import apply, apply_same, apply_scalar, apply_unary, defop, promoted, tensor_fn
 from ..tensor import Tensor
 from ._helpers import scalar, xp_of
 from ._inplace import check_cast, inplace_binary
@@ -140,9 +142,25 @@ def sub(input, other, *, alpha=1) -> Tensor:
     return _binary(_sub, input, other, _alpha_params(input, other, alpha))
 
 
+@defop("rsub_scalar")
+def _rsub_s(a, other, alpha=1):
+    return other - a if alpha == 1 else _like_operands(other - alpha * a, a, other)
+
+
+_rsub_s.backward(lambda ns, ctx, g: (-g * ctx._args.get("alpha", 1),), "RsubBackward1")
+
+
 def rsub(input, other, *, alpha=1) -> Tensor:
-    """``other - alpha * input``."""
-    return sub(other, input, alpha=alpha) if alpha == 1 else sub(other, mul(input, alpha))
+    """``other - alpha * input`` (``scalar - tensor`` is this, as in torch)."""
+    _check_sub(input, other)
+    if isinstance(input, Tensor) and not isinstance(other, Tensor):
+        other = scalar(other)
+        if type(other) is int:
+            other = _int_scalars(input, other)[1]
+        params = _alpha_params(input, other, alpha) or {}
+        cast, _ = promoted(input, other)
+        return _with_scalar(_rsub_s, input, cast, other=other, **params)
+    return sub(other, input, alpha=alpha)
 
 
 subtract = sub
@@ -175,7 +193,6 @@ def _div(a, b, rounding_mode=None):
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
 
 
-@_div.backward
 def _div_bw(ns, ctx, g, a, b):
     if ctx._args:  # floor / trunc division: gradient zero, as torch
         return g * 0, (g * 0 if ctx.next_functions[1][0] is not None else None)
@@ -183,6 +200,12 @@ def _div_bw(ns, ctx, g, a, b):
     ga = g / b if nf[0][0] is not None else None
     gb = -g * a / (b * b) if nf[1][0] is not None else None
     return ga, gb
+
+
+_div.backward(_div_bw)
+# div(rounding_mode=...) is torch's third overload: DivBackward2, a zero gradient
+_div_r = defop("div_rounding")(_div.default)
+_div_r.backward(lambda ns, ctx, g: (g * 0, g * 0), "DivBackward2")
 
 
 def mul(input, other) -> Tensor:
@@ -205,7 +228,9 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         _not_for_bool("div_trunc_cpu", rdt)
     if rounding_mode is None and not rdt.is_floating_point:
         cast = _dtype.get_default_dtype().np
-    return apply(_div, (a, b), {"rounding_mode": rounding_mode} if rounding_mode else None, cast)
+    if rounding_mode is None:
+        return apply(_div, (a, b), None, cast)
+    return apply(_div_r, (a, b), {"rounding_mode": rounding_mode}, cast)
 
 
 multiply = mul
@@ -218,45 +243,78 @@ def floor_divide(input, other) -> Tensor:
     return div(input, other, rounding_mode="floor")
 
 
-@defop("remainder", save=(0, 1))
-def _remainder(a, b):
+def _remainder_k(a, b):
     return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).remainder(a, b)
 
 
-@_remainder.backward
+def _fmod_k(a, b):
+    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).fmod(a, b)
+
+
+# Tensor-Scalar overloads (one input, *Backward0) and Tensor-Tensor ones (*Backward1), as torch
+@defop("remainder", save=(0, 1))
+def _remainder(a, b):
+    return _remainder_k(a, b)
+
+
 def _remainder_bw(ns, ctx, g, a, b):
     # a - floor(a / b) * b: d/da = 1, d/db = -floor(a / b)
     gb = -g * ns.floor(a / b) if ctx.next_functions[1][0] is not None else None
     return g, gb
 
 
-def remainder(input, other) -> Tensor:
-    a, b = _int_scalars(scalar(input), scalar(other))
-    _not_for_bool("remainder_cpu", _dtype.result_type(a, b))
-    return _binary(_remainder, a, b)
+_remainder.backward(_remainder_bw, "RemainderBackward1")
+
+
+@defop("remainder_scalar")
+def _remainder_s(a, other):
+    return _remainder_k(a, other)
+
+
+_remainder_s.backward(lambda ns, ctx, g: (g,), "RemainderBackward0")
 
 
 @defop("fmod", save=(0, 1))
 def _fmod(a, b):
-    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).fmod(a, b)
+    return _fmod_k(a, b)
 
 
-@_fmod.backward
 def _fmod_bw(ns, ctx, g, a, b):
     # a - trunc(a / b) * b: d/da = 1, d/db = -trunc(a / b)
     gb = -g * ns.trunc(a / b) if ctx.next_functions[1][0] is not None else None
     return g, gb
 
 
-def fmod(input, other) -> Tensor:
+_fmod.backward(_fmod_bw, "FmodBackward1")
+
+
+@defop("fmod_scalar")
+def _fmod_s(a, other):
+    return _fmod_k(a, other)
+
+
+_fmod_s.backward(lambda ns, ctx, g: (g,), "FmodBackward0")
+
+
+def _mod_like(op, scalar_op, kernel_name: str, input, other) -> Tensor:
     a, b = _int_scalars(scalar(input), scalar(other))
-    _not_for_bool("fmod_cpu", _dtype.result_type(a, b))
-    return _binary(_fmod, a, b)
+    cast, rdt = promoted(a, b)
+    _not_for_bool(kernel_name, rdt)
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return _with_scalar(scalar_op, a, cast, other=b)
+    return apply(op, (a, b), None, cast)
+
+
+def remainder(input, other) -> Tensor:
+    return _mod_like(_remainder, _remainder_s, "remainder_cpu", input, other)
+
+
+def fmod(input, other) -> Tensor:
+    return _mod_like(_fmod, _fmod_s, "fmod_cpu", input, other)
 
 
 # ---- pow -----------------------------------------------------------------------------
-@defop("pow", save=(0, 1), save_out=True)
-def _pow(a, b):
+def _pow_arrays(a, b):
     try:
         return a ** b
     except ValueError:  # numpy refuses integer arrays to negative powers; torch gives 1, -1 or 0
@@ -268,7 +326,13 @@ def _pow(a, b):
         return xp.where(neg, at_neg, r).astype(r.dtype, copy=False)
 
 
-@_pow.backward
+# torch has three overloads with their own nodes: Tensor ** Scalar (PowBackward0, one input),
+# Tensor ** Tensor (PowBackward1) and Scalar ** Tensor (PowBackward2, one input).
+@defop("pow", save=(0, 1), save_out=True)
+def _pow(a, b):
+    return _pow_arrays(a, b)
+
+
 def _pow_bw(ns, ctx, g, a, b, out):
     nf = ctx.next_functions
     ga = gb = None
@@ -284,6 +348,46 @@ def _pow_bw(ns, ctx, g, a, b, out):
     return ga, gb
 
 
+_pow.backward(_pow_bw, "PowBackward1")
+
+
+@defop("pow_tensor_scalar", save=(0,))
+def _pow_ts(a, exponent):
+    return _pow_arrays(a, exponent)
+
+
+def _pow_ts_bw(ns, ctx, g, a):
+    b = ctx._args["exponent"]
+    return (g * 0 if b == 0 else g * b * a ** (b - 1),)
+
+
+_pow_ts.backward(_pow_ts_bw, "PowBackward0")
+
+
+@defop("pow_scalar_tensor", save_out=True)
+def _pow_st(e, base):
+    return _pow_arrays(base, e)
+
+
+def _pow_st_bw(ns, ctx, g, out):
+    base = ctx._args["base"]
+    if base > 0:
+        return (g * out * math.log(base),)
+    if base == 0:  # torch: zero where the exponent is >= 0
+        return (g * 0,)
+    return (g * math.nan,)
+
+
+_pow_st.backward(_pow_st_bw, "PowBackward2")
+
+
+def _with_scalar(op, t: Tensor, cast, **params) -> Tensor:
+    """``op`` on one tensor, the Python scalar as a parameter (torch's Tensor-Scalar overloads)."""
+    if cast is not None and t._data.dtype != cast:
+        t = t.to(_dtype._FROM_NP[np.dtype(cast)])  # integer/bool tensors only: nothing to differentiate
+    return apply_unary(op, t, params)
+
+
 def pow(input, exponent) -> Tensor:
     a, b = scalar(input), scalar(exponent)
     if isinstance(a, Tensor) and a._data.dtype.kind in "iub" and type(b) is int and b < 0:
@@ -297,6 +401,10 @@ def pow(input, exponent) -> Tensor:
         if not (isinstance(a, Tensor) and type(b) is bool):
             raise NotImplementedError("\"pow\" not implemented for 'Bool'")
         return a.clone() if b else a.new_ones(a.shape)  # x ** True is x, x ** False is True
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return _with_scalar(_pow_ts, a, cast, exponent=b)
+    if isinstance(b, Tensor) and not isinstance(a, Tensor):
+        return _with_scalar(_pow_st, b, cast, base=a)
     return apply(_pow, (a, b), None, cast)
 
 
@@ -341,7 +449,39 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
     return _binary(_minimum, input, other)
 
 
-fmax, fmin = maximum, minimum
+@defop("fmax", save=(0, 1))
+def _fmax(a, b):
+    return xp_of(a).fmax(a, b)
+
+
+@_fmax.backward
+def _fmax_bw(ns, ctx, g, a, b):
+    # NaN is ignored: the gradient goes to the operand that was taken; ties go to input
+    take_a = (a >= b) | (b != b)
+    return g * take_a, g * (1 - take_a * 1)
+
+
+@defop("fmin", save=(0, 1))
+def _fmin(a, b):
+    return xp_of(a).fmin(a, b)
+
+
+@_fmin.backward
+def _fmin_bw(ns, ctx, g, a, b):
+    take_a = (a <= b) | (b != b)
+    return g * take_a, g * (1 - take_a * 1)
+
+
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """Elementwise maximum ignoring NaN (NaN only where both are NaN)."""
+    return _binary(_fmax, input, other)
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """Elementwise minimum ignoring NaN (NaN only where both are NaN)."""
+    return _binary(_fmin, input, other)
+
+
 tensor_fn("maximum", maximum)
 tensor_fn("minimum", minimum)
 
@@ -428,6 +568,7 @@ def _rev(fn):
 
 for _name, _fn in [("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow),
                    ("remainder", remainder), ("fmod", fmod), ("maximum", maximum), ("minimum", minimum),
+                   ("fmax", fmax), ("fmin", fmin),
                    ("eq", eq), ("ne", ne), ("lt", lt), ("le", le), ("gt", gt), ("ge", ge),
                    ("logical_and", logical_and), ("logical_or", logical_or), ("logical_xor", logical_xor),
                    ("logical_not", logical_not), ("bitwise_not", bitwise_not), ("floor_divide", floor_divide),
@@ -438,14 +579,18 @@ Tensor.rsub = rsub
 Tensor.subtract, Tensor.multiply, Tensor.divide, Tensor.true_divide = sub, mul, div, div
 Tensor.greater, Tensor.less, Tensor.greater_equal, Tensor.less_equal, Tensor.not_equal = gt, lt, ge, le, ne
 
+def _rtruediv(self, other):
+    return self.reciprocal() * other  # as torch's Tensor.__rtruediv__
+
+
 Tensor.__add__ = add
-Tensor.__radd__ = _rev(add)
+Tensor.__radd__ = add  # other + self is computed as self + other, as torch (the scalar is input 1)
 Tensor.__sub__ = sub
-Tensor.__rsub__ = _rev(sub)
+Tensor.__rsub__ = rsub
 Tensor.__mul__ = mul
-Tensor.__rmul__ = _rev(mul)
+Tensor.__rmul__ = mul
 Tensor.__truediv__ = div
-Tensor.__rtruediv__ = _rev(div)
+Tensor.__rtruediv__ = _rtruediv
 Tensor.__floordiv__ = floor_divide
 Tensor.__rfloordiv__ = _rev(floor_divide)
 Tensor.__mod__ = remainder

@@ -88,11 +88,12 @@ def _float_input(x: Tensor) -> Tensor:
     return x
 
 
-def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=True, inplace=True, params=()):
+def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=True, inplace=True, params=(),
+           node_name=None):
     """Register an elementwise op and its public function/method (+ ``name_`` in place)."""
     op = defop(name, save=(0,) if save_in else (), save_out=save_out)(fwd)
     if bw is not None:
-        op.backward(bw)
+        op.backward(bw, node_name)
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
         if floating and input._data.dtype.kind != "f":
@@ -130,18 +131,26 @@ log = _unary("log", lambda a: _x(a).log(a), lambda ns, ctx, g, a: (g / a,), save
 log2 = _unary("log2", lambda a: _x(a).log2(a), lambda ns, ctx, g, a: (g / (a * math.log(2.0)),), save_in=True)
 log10 = _unary("log10", lambda a: _x(a).log10(a), lambda ns, ctx, g, a: (g / (a * math.log(10.0)),),
                save_in=True)
-log1p = _unary("log1p", lambda a: _x(a).log1p(a), lambda ns, ctx, g, a: (g / (a + 1),), save_in=True)
+log1p = _unary("log1p", lambda a: _x(a).log1p(a), lambda ns, ctx, g, a: (g / (a + 1),), save_in=True,
+               node_name="Log1PBackward0")
 sqrt = _unary("sqrt", lambda a: _x(a).sqrt(a), lambda ns, ctx, g, out: (g / (2 * out),), save_out=True)
 rsqrt = _unary("rsqrt", lambda a: 1 / _x(a).sqrt(a), lambda ns, ctx, g, out: (-0.5 * g * out * out * out,),
                save_out=True)
-square = _unary("square", lambda a: a * a, lambda ns, ctx, g, a: (2 * g * a,), save_in=True, floating=False,
-                inplace=False)
+
+
+def square(input: Tensor) -> Tensor:
+    """``input ** 2`` (PowBackward0, as torch)."""
+    return input ** 2
+
+
+Tensor.square = square
+tensor_fn("square", square)
 abs = _unary("abs", lambda a: _x(a).abs(a), lambda ns, ctx, g, a: (g * ns.sign(a),), save_in=True,
              floating=False)
 absolute = abs
 Tensor.__abs__ = abs
 sign = _unary("sign", lambda a: _x(a).sign(a), lambda ns, ctx, g: (g * 0,), floating=False)
-sgn = sign
+sgn = _unary("sgn", lambda a: _x(a).sign(a), lambda ns, ctx, g: (g * 0,), floating=False)
 reciprocal = _unary("reciprocal", lambda a: 1 / a, lambda ns, ctx, g, out: (-g * out * out,), save_out=True)
 sin = _unary("sin", lambda a: _x(a).sin(a), lambda ns, ctx, g, a: (g * ns.cos(a),), save_in=True)
 cos = _unary("cos", lambda a: _x(a).cos(a), lambda ns, ctx, g, a: (-g * ns.sin(a),), save_in=True)
@@ -205,9 +214,19 @@ def _round(a, decimals=0):
 _round.backward(lambda ns, ctx, g: (g * 0,))
 
 
+@defop("round_decimals")
+def _round_dec(a, decimals):
+    return _x(a).round(a, decimals)
+
+
+_round_dec.backward(lambda ns, ctx, g: (g * 0,), "RoundBackward1")
+
+
 @method("round")
 def round(input: Tensor, *, decimals: int = 0) -> Tensor:
-    return apply(_round, (input,), {"decimals": decimals} if decimals else None)
+    if decimals:
+        return apply_unary(_round_dec, input, {"decimals": decimals})
+    return apply_unary(_round, input)
 
 
 tensor_fn("round", round)
@@ -306,8 +325,7 @@ hardtanh = _unary("hardtanh", _hardtanh_fwd, _hardtanh_bw, save_in=True, params=
 
 
 # ---- clamp ------------------------------------------------------------------------------
-@defop("clamp", save=(0,))
-def _clamp(a, min=None, max=None):
+def _clamp_kernel(a, min=None, max=None):
     xp = _x(a)
     if min is not None:
         a = xp.maximum(a, min)
@@ -316,7 +334,9 @@ def _clamp(a, min=None, max=None):
     return a
 
 
-@_clamp.backward
+_clamp = defop("clamp", save=(0,))(_clamp_kernel)
+
+
 def _clamp_bw(ns, ctx, g, a):
     lo, hi = ctx._args.get("min"), ctx._args.get("max")
     mask = None
@@ -328,20 +348,46 @@ def _clamp_bw(ns, ctx, g, a):
     return (g * mask,)
 
 
+_clamp.backward(_clamp_bw, "ClampBackward1")  # torch's clamp(Tensor, Scalar, Scalar)
+
+
+@defop("clamp_tensor", save=(0, 1, 2))
+def _clamp_t(a, lo, hi):
+    return _clamp_kernel(a, lo, hi)
+
+
+@_clamp_t.backward
+def _clamp_t_bw(ns, ctx, g, a, lo, hi):
+    """torch's ClampBackward0: the input gets the gradient where it was kept, a bound where it was taken."""
+    keep = None
+    if lo is not None:
+        keep = a >= lo
+    if hi is not None:
+        keep = (a <= hi) if keep is None else keep & (a <= hi)
+    nf = ctx.next_functions
+    glo = ghi = None
+    if lo is not None and nf[1][0] is not None:
+        glo = g * (a < lo)
+    if hi is not None and nf[2][0] is not None:
+        ghi = g * (a > hi) if lo is None else g * ((a > hi) & (a >= lo))
+    return g * keep, glo, ghi
+
+
+_clamp_t.backward(_clamp_t_bw, "ClampBackward0")
+
+
 @method("clamp", "clip")
 def clamp(input: Tensor, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    rdt = _dtype.result_type(input, *[b for b in (min, max) if b is not None])
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        from .arithmetic import maximum, minimum
+        return apply(_clamp_t, (input, min, max), None, rdt.np)
+    if rdt.np != input._data.dtype:
+        from .convert import to_dtype
 
-        out = input
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
-    return apply(_clamp, (input,), {"min": min, "max": max})
+        input = to_dtype(input, rdt)  # an integer tensor with float bounds: nothing to differentiate
+    return apply_unary(_clamp, input, {"min": min, "max": max})
 
 
 clip = clamp

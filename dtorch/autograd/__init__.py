@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..tensor import Tensor, _make
 from . import graph  # noqa: F401
 from .anomaly_mode import detect_anomaly, set_detect_anomaly, is_anomaly_enabled  # noqa: F401
@@ -87,7 +89,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     captured = run_backward(roots, grads, retain_graph, create_graph, targets, accumulate=True)
     for t, g in zip(inputs, captured):
         if t.grad_fn is not None and g is not None:  # leaves were accumulated by the engine
-            gt = g if isinstance(g, Tensor) else _make(g.copy())
+            gt = g if isinstance(g, Tensor) else _make(np.array(g))
             t._grad = gt if t._grad is None else t._grad + gt
 
 
@@ -117,12 +119,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
         slots.append(targets[edge])
     captured = run_backward(roots, grads, retain_graph, create_graph, targets, accumulate=False)
     result = []
-    for t, s in zip(ins, slots):
+    for i, (t, s) in enumerate(zip(ins, slots)):
         g = captured[s]
         if g is None:
             if not allow_unused:
                 raise RuntimeError(
-                    "One of the differentiated Tensors appears to not have been used in the graph. Set "
+                    f"The differentiated Tensor at index {i} appears to not have been used in the graph. Set "
                     "allow_unused=True if this is the desired behavior."
                 )
             if materialize_grads:
@@ -131,7 +133,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
                 g = zeros_like(t)
             result.append(g)
             continue
-        result.append(g if isinstance(g, Tensor) else _make(g))
+        if not isinstance(g, Tensor):
+            g = _make(np.asarray(g) if isinstance(g, np.generic) else g)  # numpy makes 0-d results scalars
+        result.append(g)
     return tuple(result)
 
 

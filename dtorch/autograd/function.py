@@ -173,9 +173,9 @@ class Function(FunctionCtx, metaclass=_FunctionMeta):
                 wrapped.append(o)
                 continue
             if id(o) in dirty:
-                from .._ops._inplace import check_inplace_allowed
-
-                check_inplace_allowed(o)
+                if o._rg and o.grad_fn is None:
+                    raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+                o._vc[0] += 1  # marking dirty counts as a modification, as torch
             o.grad_fn = node
             o._output_nr = nr
             o._rg = True
@@ -194,13 +194,26 @@ def _alias(t: Tensor) -> Tensor:
     return a
 
 
+_TWICE_MSG = "trying to differentiate twice a function that was marked with @once_differentiable"
+
+
 def once_differentiable(fn):
-    """Run a custom backward without recording it (it cannot be differentiated again)."""
+    """Run a custom backward without recording it; differentiating its result again raises, as torch."""
 
     @functools.wraps(fn)
     def wrapper(ctx, *args):
         with no_grad():
-            return fn(ctx, *args)
+            outputs = fn(ctx, *args)
+        if not STATE.enabled or not any(isinstance(a, Tensor) and a._rg for a in args):
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        # the results take a node whose backward raises (torch's DelayedError)
+        # (detached leaves that require grad: the node needs an input that does)
+        marked = _DelayedError.apply(*[o.detach().requires_grad_() for o in outs if isinstance(o, Tensor)])
+        marked = iter(marked if isinstance(marked, tuple) else (marked,))
+        outs = tuple(next(marked) if isinstance(o, Tensor) else o for o in outs)
+        return outs[0] if single else outs
 
     return wrapper
 
@@ -211,3 +224,16 @@ class InplaceFunction(Function):
 
 class NestedIOFunction(Function):
     pass
+
+
+class _DelayedError(Function):
+    """Passes tensors through; its backward raises (the result of a once_differentiable backward)."""
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        out = tuple(t.detach() for t in tensors)
+        return out[0] if len(out) == 1 else out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(_TWICE_MSG)
