@@ -23,6 +23,7 @@ from .random import (  # noqa: F401
 )
 from . import autograd  # noqa: F401
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .autograd import is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .autograd.grad_mode import is_inference_mode_enabled  # noqa: F401
 from . import cuda  # noqa: F401
 
