@@ -101,6 +101,74 @@ def _unravel(p: int, shape) -> tuple:
     return tuple(reversed(idx))
 
 
+# ---- stride-1 fast path: columns over the flattened padded plane -------------------------------
+# With stride 1 the window of kernel position p is the flattened padded plane shifted by a
+# constant, so im2col copies long contiguous runs and col2im adds them back. The price: the
+# product also computes ``padded - out`` garbage columns per row, cropped (or zero) afterwards.
+class _Flat:
+    """Geometry of the flattened padded plane for a stride-1 convolution."""
+
+    def __init__(self, size, kernel, padding, dilation):
+        self.padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding))
+        self.full = tuple(pn - d * (k - 1) for pn, k, d in zip(self.padded, kernel, dilation))
+        st, acc = [], 1
+        for pn in reversed(self.padded):
+            st.append(acc)
+            acc *= pn
+        self.pst = tuple(reversed(st))  # element strides of the padded plane
+        self.total = acc
+        self.length = self.full[0] * self.pst[0]  # columns per kernel position
+        self.kstrides = tuple(d * ps for d, ps in zip(dilation, self.pst))
+        self.slack = sum((k - 1) * ks for k, ks in zip(kernel[1:], self.kstrides[1:]))
+        self.kernel = tuple(kernel)
+
+    def shifts(self) -> list[int]:
+        return [sum(q * ks for q, ks in zip(pos, self.kstrides)) for pos in
+                (_unravel(p, self.kernel) for p in range(math.prod(self.kernel)))]
+
+    def spread(self, a, out):
+        """``(N, C, *out)`` -> ``(N, C, length)`` laid on the padded rows, zeros elsewhere."""
+        n, c = a.shape[:2]
+        buf = xp_of(a).zeros((n, c, self.full[0]) + self.padded[1:], a.dtype)
+        buf[(Ellipsis,) + tuple(slice(0, o) for o in out)] = a
+        return buf.reshape(n, c, self.length)
+
+    def gather(self, a, out):
+        """Inverse of :meth:`spread`: the ``out`` block of ``(N, C, length)`` columns, contiguous."""
+        n, c = a.shape[:2]
+        a = a.reshape((n, c, self.full[0]) + self.padded[1:])
+        return xp_of(a).ascontiguousarray(a[(Ellipsis,) + tuple(slice(0, o) for o in out)])
+
+
+def _flat_im2col(x, kernel, padding, dilation, groups: int, geo: _Flat):
+    xp = xp_of(x)
+    n, c = x.shape[:2]
+    buf = xp.zeros((n, c, geo.total + geo.slack), x.dtype)
+    plane = buf[:, :, :geo.total].reshape((n, c) + geo.padded)
+    plane[(Ellipsis,) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[2:], padding))] = x
+    it = buf.itemsize
+    cg = c // groups
+    view = _as_strided(buf, (n, groups, cg) + tuple(kernel) + (geo.length,),
+                       (buf.strides[0], cg * buf.strides[1], buf.strides[1])
+                       + tuple(ks * it for ks in geo.kstrides) + (it,))
+    return xp.ascontiguousarray(view).reshape(n, groups, -1, geo.length)
+
+
+def _flat_col2im(cols, channels: int, size, padding, geo: _Flat):
+    """Adjoint of :func:`_flat_im2col`: ``(N, C * prod(kernel), length)`` -> ``(N, C, *size)``."""
+    n = cols.shape[0]
+    cols = cols.reshape(n, channels, -1, geo.length)
+    acc = xp_of(cols).zeros((n, channels, geo.total + geo.slack), cols.dtype)
+    for p, shift in enumerate(geo.shifts()):
+        acc[:, :, shift:shift + geo.length] += cols[:, :, p]
+    plane = acc[:, :, :geo.total].reshape((n, channels) + geo.padded)
+    return crop(plane, padding, size)
+
+
+def _stride_one(stride) -> bool:
+    return all(s == 1 for s in stride)
+
+
 # ---- the three kernels ---------------------------------------------------------------------------
 def _needs(ctx, i: int) -> bool:
     return ctx.next_functions[i][0] is not None
@@ -115,12 +183,18 @@ def _conv_params(ctx) -> dict:
 def _convolution(x, w, b, stride, padding, dilation, groups):
     xp = xp_of(x)
     n, o = x.shape[0], w.shape[0]
-    cols, out = im2col(x, w.shape[2:], stride, padding, dilation, groups)
+    kernel = w.shape[2:]
     wm = w.reshape(groups, o // groups, -1)
-    y = xp.matmul(wm, cols)  # (N, G, O/G, L): already channel-major
+    if _stride_one(stride):
+        geo = _Flat(x.shape[2:], kernel, padding, dilation)
+        cols = _flat_im2col(x, kernel, padding, dilation, groups, geo)
+        y = geo.gather(xp.matmul(wm, cols).reshape(n, o, -1), geo.full)
+    else:
+        cols, out = im2col(x, kernel, stride, padding, dilation, groups)
+        y = xp.matmul(wm, cols).reshape((n, o) + out)  # (N, G, O/G, L): already channel-major
     if b is not None:
-        y += b.reshape(groups, o // groups, 1)
-    return y.reshape((n, o) + out), cols
+        y += b.reshape((o,) + (1,) * (y.ndim - 2))
+    return y, cols
 
 
 @_convolution.backward
@@ -132,6 +206,8 @@ def _convolution_bw(ns, ctx, g, x, w):
         gx = ns.conv_input_grad(g, w, None, size=tuple(x.shape[2:]), **p)
     if _needs(ctx, 1):
         if ns is ARRAY_NS and ctx._extra is not None:
+            if _stride_one(p["stride"]):
+                g = _Flat(x.shape[2:], w.shape[2:], p["padding"], p["dilation"]).spread(g, g.shape[2:])
             gw = _weight_grad_from_cols(ctx._extra, g, w.shape, p["groups"])
         else:
             gw = ns.conv_weight_grad(x, g, kernel=tuple(w.shape[2:]), **p)
@@ -149,10 +225,16 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     xp = xp_of(g)
     n, o = g.shape[:2]
     cin = w.shape[1] * groups
-    gm = g.reshape(n, groups, o // groups, -1)
     wm = w.reshape(groups, o // groups, -1)
-    cols = xp.matmul(wm.swapaxes(-1, -2), gm)  # (N, G, C/G * prod(k), L)
-    y = col2im(cols.reshape(n, -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation)
+    if _stride_one(stride):
+        geo = _Flat(size, w.shape[2:], padding, dilation)
+        gm = geo.spread(g, g.shape[2:]).reshape(n, groups, o // groups, -1)
+        cols = xp.matmul(wm.swapaxes(-1, -2), gm)
+        y = _flat_col2im(cols, cin, size, padding, geo)
+    else:
+        gm = g.reshape(n, groups, o // groups, -1)
+        cols = xp.matmul(wm.swapaxes(-1, -2), gm)  # (N, G, C/G * prod(k), L)
+        y = col2im(cols.reshape(n, -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation)
     if b is not None:
         y = y + b.reshape((cin,) + (1,) * len(size))
     elif not y.flags.c_contiguous:
@@ -176,8 +258,12 @@ _conv_input_grad.backward(_conv_input_grad_bw, "ConvolutionBackward0")
 
 @defop("conv_weight_grad", save=(0, 1))
 def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
-    cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
     wshape = (g.shape[1], x.shape[1] // groups) + tuple(kernel)
+    if _stride_one(stride):
+        geo = _Flat(x.shape[2:], kernel, padding, dilation)
+        cols = _flat_im2col(x, kernel, padding, dilation, groups, geo)
+        return _weight_grad_from_cols(cols, geo.spread(g, g.shape[2:]), wshape, groups)
+    cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
     return _weight_grad_from_cols(cols, g, wshape, groups)
 
 
