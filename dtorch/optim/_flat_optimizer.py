@@ -48,10 +48,11 @@ def check_tensor_lr(lr, foreach, capturable: bool = False) -> None:
 class _Layout:
     """A group's buckets (flattenable params by dtype/device) and its loose params."""
 
-    __slots__ = ("params", "buckets", "loose")
+    __slots__ = ("params", "buckets", "loose", "stale")
 
     def __init__(self, params: list[Tensor]) -> None:
         self.params = list(params)
+        self.stale = False
         groups: dict[tuple, list[Tensor]] = {}
         self.loose: list[Tensor] = []
         for p in params:
@@ -62,7 +63,8 @@ class _Layout:
         self.buckets: list[list[Tensor] | FlatBucket] = list(groups.values())
 
     def matches(self, params: list[Tensor]) -> bool:
-        return len(params) == len(self.params) and all(a is b for a, b in zip(params, self.params))
+        return (not self.stale and len(params) == len(self.params)
+                and all(a is b for a, b in zip(params, self.params)))
 
 
 class FlatOptimizer(Optimizer):
@@ -139,6 +141,10 @@ class FlatOptimizer(Optimizer):
             if not any(state.get(p) for p in params):
                 return b
         # first use, or state was replaced / appeared: build from the current values
+        key = bucket_key(params[0])
+        if not all(flattenable(p) and bucket_key(p) == key for p in params):
+            lay.stale = True  # a parameter changed device or dtype: split the group anew next step
+            return None
         have = [bool(state.get(p)) for p in params]
         if any(have) and not all(have):
             return None

@@ -367,3 +367,56 @@ def test_training_through_autograd_matches_torch() -> None:
             ((xx @ ww) ** 2).mean().backward()
             o.step()
     assert_close(w, tw, rtol=1e-5, atol=1e-6)
+
+
+def test_subclass_step_runs_hooks_once() -> None:
+    class Scaled(dtorch.optim.SGD):
+        def step(self, closure=None):
+            return super().step(closure)
+
+    w = dtorch.ones(2, requires_grad=True)
+    opt = Scaled([w], lr=0.1)
+    calls = []
+    opt.register_step_post_hook(lambda o, a, k: calls.append(1))
+    w.grad = dtorch.ones(2)
+    opt.step()
+    assert calls == [1]
+
+
+def test_parameter_moved_to_another_dtype_is_followed() -> None:
+    a, b = dtorch.ones(3, requires_grad=True), dtorch.ones(2, requires_grad=True)
+    opt = dtorch.optim.SGD([a, b], lr=0.5, momentum=0.5)
+    for p in (a, b):
+        p.grad = dtorch.ones_like(p)
+    opt.step()
+    b.data = dtorch.ones(2, dtype=dtorch.float64)  # now the group mixes dtypes
+    opt.state[b]["momentum_buffer"] = opt.state[b]["momentum_buffer"].double()
+    for _ in range(2):
+        for p in (a, b):
+            p.grad = dtorch.ones_like(p)
+        opt.step()
+    np.testing.assert_allclose(to_numpy(a), 1 - 0.5 * (1 + 1.5 + 1.75))
+    np.testing.assert_allclose(to_numpy(b), 1 - 0.5 * (1.5 + 1.75))
+    assert b.dtype == dtorch.float64
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                     ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+                                     ("AdamW", dict(lr=0.01)),
+                                     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+                                     ("Adagrad", dict(lr=0.1, lr_decay=0.01))])
+def test_fast_path_on_device_matches_cpu_reference(device, name, kw) -> None:
+    rng = np.random.default_rng(7)
+    init, grads = _params(np.float32, rng), _grads(np.float32, rng)
+    ref, _ = _run_dtorch(name, kw, init, grads, False)
+    ps = [dtorch.tensor(a.copy(), device=device, requires_grad=True) for a in init]
+    opt = getattr(dtorch.optim, name)(ps, **kw)
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = dtorch.tensor(g.copy(), device=device)
+        opt.step()
+    for p, r in zip(ps, ref):
+        assert p.device.type == device
+        np.testing.assert_allclose(to_numpy(p), to_numpy(r), rtol=1e-5, atol=1e-6)
+    sd = opt.state_dict()["state"][0]
+    assert "step" not in sd or sd["step"].device.type == "cpu"
