@@ -447,7 +447,7 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
 
 @defop("select", view=True)
 def _select(a, index):
-    return a[index]
+    return a[index + (Ellipsis,)]  # the Ellipsis keeps numpy from turning a 0-d view into a scalar copy
 
 
 _select.backward(_slice_bw, "SelectBackward0")

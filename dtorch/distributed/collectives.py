@@ -396,22 +396,14 @@ def irecv(tensor: Tensor, src: int | None = None, group=None, tag: int = 0) -> W
     status = MPI.Status()
     source = MPI.ANY_SOURCE if src is None else pg.group_rank(src)
     req = pg.comm.Irecv(buf.spec, source, tag)
-    work = Work([req], None, lambda: f"recv from rank {src} (tag {tag}, {_desc(tensor)})", pg.timeout, [tensor])
+    work = Work([req], None, lambda: f"recv from rank {src} (tag {tag}, {_desc(tensor)})", pg.timeout, [tensor],
+                statuses=[status])
 
     def finish() -> None:
         buf.finish()
-        work._source = pg.ranks[status.Get_source()] if src is None else src
+        work._source = pg.ranks[status.Get_source()]
 
     work._finish = finish
-    work._requests = [req]
-    work._status = status
-    orig_complete = work._complete
-
-    def complete() -> None:
-        req.Wait(status)  # already complete: fills the status with the sender
-        orig_complete()
-
-    work._complete = complete
     return work
 
 

@@ -13,8 +13,9 @@ class Work:
     """``async_op=True`` returns this: ``wait(timeout)``, ``is_completed()``, ``result()``."""
 
     def __init__(self, requests: list, finish: Callable[[], None] | None, describe: Callable[[], str],
-                 timeout: float, outputs: list | None = None) -> None:
+                 timeout: float, outputs: list | None = None, statuses: list | None = None) -> None:
         self._requests = requests
+        self._statuses = statuses
         self._finish = finish
         self._describe = describe
         self._timeout = timeout
@@ -30,7 +31,7 @@ class Work:
     def is_completed(self) -> bool:
         if self._done:
             return True
-        if not self._requests or mpi().Request.Testall(self._requests):
+        if not self._requests or mpi().Request.Testall(self._requests, self._statuses):
             self._complete()
             return True
         return False
@@ -44,7 +45,7 @@ class Work:
             return True
         limit = self._timeout if timeout is None else _seconds(timeout)
         if self._requests:
-            wait_all(self._requests, limit, self._describe)
+            wait_all(self._requests, limit, self._describe, self._statuses)
         self._complete()
         return True
 
@@ -64,16 +65,16 @@ def _seconds(t) -> float:
     return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
 
 
-def wait_all(requests: list, limit: float, describe: Callable[[], str]) -> None:
+def wait_all(requests: list, limit: float, describe: Callable[[], str], statuses: list | None = None) -> None:
     """Test the requests (which also drives MPICH's progress) until done or the deadline."""
     Request = mpi().Request
-    if Request.Testall(requests):
+    if Request.Testall(requests, statuses):
         return
     start = time.perf_counter()
     deadline = start + limit
     spins = 0
     while True:
-        if Request.Testall(requests):
+        if Request.Testall(requests, statuses):
             return
         spins += 1
         if spins & 63 == 0:
