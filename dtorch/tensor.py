@@ -227,7 +227,7 @@ class Tensor:
 
     @property
     def grad(self) -> "Tensor | None":
-        if self.grad_fn is not None and not self._retains_grad:
+        if self._grad is None and self.grad_fn is not None and not self._retains_grad:
             import warnings
 
             warnings.warn(
