@@ -48,9 +48,33 @@ def _mT(ns, a):
     return ns.transpose(a, dim0=-2, dim1=-1)
 
 
+def _bmm(a, b):
+    """``a @ b`` over leading batch dims. numpy's stacked matmul is several times slower than one
+    2-d BLAS call per matrix, so on numpy loop over the batch."""
+    xp = xp_of(a)
+    if xp is not np or a.ndim <= 2 and b.ndim <= 2:
+        return xp.matmul(a, b)
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a3, b3 = (_blas_ready(np.broadcast_to(x, batch + x.shape[-2:]).reshape((-1,) + x.shape[-2:])) for x in (a, b))
+    out = np.empty((a3.shape[0], a.shape[-2], b.shape[-1]), np.result_type(a, b))
+    for i in range(out.shape[0]):
+        np.dot(a3[i], b3[i], out=out[i])
+    return out.reshape(batch + out.shape[-2:])
+
+
+def _blas_ready(x3):
+    """A stack whose matrices BLAS can read (C or F order); broadcast views (stride 0) get copied."""
+    m = x3[0] if x3.shape[0] else x3
+    return x3 if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(x3)
+
+
+def _matmul(ns):
+    return _bmm if ns is ARRAY_NS else ns.matmul
+
+
 @defop("scaled_dot_product_attention", save=(0, 1, 2, 3), extra=True)
 def _sdpa(q, k, v, bias, scale, keep, keep_scale):
-    s = q @ k.swapaxes(-1, -2)
+    s = _bmm(q, k.swapaxes(-1, -2))
     s *= scale
     if bias is not None:
         if np.broadcast_shapes(s.shape, bias.shape) == s.shape:
@@ -59,7 +83,7 @@ def _sdpa(q, k, v, bias, scale, keep, keep_scale):
             s = s + bias
     p = _safe_softmax_(s)
     pd = p if keep is None else p * keep * keep_scale
-    return pd @ v, (p, pd)
+    return _bmm(pd, v), (p, pd)
 
 
 @_sdpa.backward
@@ -73,17 +97,18 @@ def _sdpa_bw(ns, ctx, g, q, k, v, bias):
         p = ns.softmax(s + bias if bias is not None else s, dim=-1)
         pd = p if keep is None else p * _make((keep * a["keep_scale"]).astype(p._data.dtype))
     need = ctx.needs_input_grad
-    gv = ns.matmul(_mT(ns, pd), g) if need[2] else None
+    mm = _matmul(ns)
+    gv = mm(_mT(ns, pd), g) if need[2] else None
     if not (need[0] or need[1] or need[3]):
         return None, None, gv, None
-    dp = ns.matmul(g, _mT(ns, v))
+    dp = mm(g, _mT(ns, v))
     if keep is not None:
         dp = dp * (_const(ns, keep * a["keep_scale"], dp))
     ds = (dp - ns.sum(dp * p, dim=(-1,), keepdim=True)) * p
     gbias = ds if need[3] else None
     ds = ds * scale
-    gq = ns.matmul(ds, k) if need[0] else None
-    gk = ns.matmul(_mT(ns, ds), q) if need[1] else None
+    gq = mm(ds, k) if need[0] else None
+    gk = mm(_mT(ns, ds), q) if need[1] else None
     return gq, gk, gv, gbias
 
 
