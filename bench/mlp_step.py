@@ -4,7 +4,8 @@ Compares dtorch, torch (when installed) and the same step written by hand in num
 BLAS threads. Each thread count runs in its own subprocess so that the thread variables are set
 before numpy loads. Prints ONE JSON line: steps/s (median of rounds), the ratios dtorch/numpy and
 dtorch/torch, and each implementation's loss after the timed steps (same init, same data: they
-should agree). Usage: ``python bench/mlp_step.py [--rounds 7] [--steps 8]``.
+should agree). Steps are timed one at a time, the implementations taking turns; a figure is the
+median over ``rounds * steps`` steps. Usage: ``python bench/mlp_step.py [--rounds 7] [--steps 8]``.
 """
 from __future__ import annotations
 
@@ -125,13 +126,14 @@ def worker(threads: int, rounds: int, steps: int) -> dict:
     for impl, xx, yy in impls.values():  # warm up
         for _ in range(2):
             impl.step(xx, yy)
-    for _ in range(rounds):  # interleaved, so that drifts of the machine hit all alike
+    # one step of each implementation in turn, timed alone: load bursts on a shared machine hit all
+    # implementations alike, and the median of the per-step times ignores them
+    for _ in range(rounds * steps):
         for name, (impl, xx, yy) in impls.items():
             t0 = time.perf_counter()
-            for _ in range(steps):
-                loss = impl.step(xx, yy)
+            loss = impl.step(xx, yy)
+            samples[name].append(1.0 / (time.perf_counter() - t0))
             losses[name] = float(loss)
-            samples[name].append(steps / (time.perf_counter() - t0))
     out = {f"{k}_steps_per_s": round(statistics.median(v), 3) for k, v in samples.items()}
     out["dtorch_over_numpy"] = round(out["dtorch_steps_per_s"] / out["numpy_steps_per_s"], 3)
     if "torch" in impls:
