@@ -232,8 +232,15 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:
 tensor_fn("round", round)
 
 # ---- activations -----------------------------------------------------------------------
-relu = _unary("relu", lambda a: _x(a).maximum(a, 0),
-              lambda ns, ctx, g, out: (g * ns.sign(out),), save_out=True, floating=False)  # out >= 0: sign is the mask
+def _relu_bw(ns, ctx, g, out):
+    # out >= 0, so sign(out) is the 0/1 mask and stays differentiable (create_graph). On raw
+    # arrays a bool mask is cheaper for large tensors (one pass fewer), sign for small ones.
+    if type(out) is np.ndarray and out.size > 1024:
+        return (g * (out > 0),)
+    return (g * ns.sign(out),)
+
+
+relu = _unary("relu", lambda a: _x(a).maximum(a, 0), _relu_bw, save_out=True, floating=False)
 
 
 def _gelu_fwd(a, approximate="none"):
