@@ -134,8 +134,10 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                 if grads is not None and grads[0] is not None and (targets is None or accumulate):
                     g = grads[0]
                     del grads
-                    # only this frame holds g (getrefcount's argument makes 2): .grad may take it
-                    _sink(node, g, create_graph, sys.getrefcount(g) == 2)
+                    # only this frame holds g (getrefcount's argument makes 2): .grad may take it.
+                    # Computed on its own line: as a call argument, g would be on the stack too.
+                    sole = sys.getrefcount(g) == 2
+                    _sink(node, g, create_graph, sole)
                 continue
             nexts = node.next_functions
             in_grads = None
@@ -177,6 +179,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                 if left == 0:
                     heappush(ready, (-nxt._seq, counter, nxt))
                     counter += 1
+            # drop this frame's references so a leaf's AccumulateGrad can take its array
+            grads = in_grads = g = slot = prev = None
     finally:
         STATE.enabled = prev_enabled
     return captured
