@@ -21,7 +21,7 @@ def spirals(n_per_class: int, generator: dtorch.Generator) -> tuple[dtorch.Tenso
     return x, y
 
 
-def main(steps: int = 600, hidden: int = 64, lr: float = 0.5) -> float:
+def main(steps: int = 2500, hidden: int = 64, lr: float = 0.5) -> float:
     gen = dtorch.Generator().manual_seed(0)
     x, y = spirals(512, gen)
     w1 = (dtorch.randn(2, hidden, generator=gen) * (2 / 2) ** 0.5).requires_grad_()
@@ -41,7 +41,7 @@ def main(steps: int = 600, hidden: int = 64, lr: float = 0.5) -> float:
         with dtorch.no_grad():
             for p in params:
                 p -= lr * p.grad
-        if step % 100 == 0 or step == 1:
+        if step % 250 == 0 or step == 1:
             acc = (logits.argmax(dim=1) == y).float().mean().item()
             print(f"step {step:4d}  loss {loss.item():.4f}  accuracy {acc:.3f}", flush=True)
     print(f"done in {time.perf_counter() - start:.1f} s")
