@@ -114,7 +114,7 @@ class OpDef:
     """A registered op: forward kernels per device and the backward formula."""
 
     __slots__ = ("name", "default", "cuda_kernel", "cpu_kernel", "node_cls", "save", "save_out",
-                 "extra", "n_out", "view", "array_call", "simple")
+                 "extra", "n_out", "view", "array_call", "simple", "saves")
 
     def __init__(self, name: str, fwd: Callable, save, save_out: bool, extra: bool, n_out: int, view: bool):
         self.name = name
@@ -126,6 +126,7 @@ class OpDef:
         self.n_out = n_out
         self.view = view
         self.simple = False  # differentiable, one output, no extra, not a view: the fast paths
+        self.saves = bool(self.save) or save_out
 
     def backward(self, fn: Callable, node_name: str | None = None) -> Callable:
         """Register the backward formula ``fn(ns, ctx, grad, *saved) -> grads per input``."""
@@ -259,7 +260,7 @@ def _record_two(op: OpDef, a: Tensor, b: Tensor, out, params) -> Tensor:
     if anomaly_mode._enabled[0]:
         anomaly_mode.record(node)
     res = _make(out, True, node)
-    if op.save or op.save_out:
+    if op.saves:
         _save(op, node, (a, b), res)
     else:
         node._saved = ()
