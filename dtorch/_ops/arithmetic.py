@@ -160,7 +160,21 @@ def rsub(input, other, *, alpha=1) -> Tensor:
         params = _alpha_params(input, other, alpha) or {}
         cast, _ = promoted(input, other)
         return _with_scalar(_rsub_s, input, cast, other=other, **params)
-    return sub(other, input, alpha=alpha)
+    a, b = scalar(input), scalar(other)
+    params = _alpha_params(a, b, alpha)
+    cast, _ = promoted(a, b)
+    return apply(_rsub_t, (a, b), params, cast)
+
+
+@defop("rsub")
+def _rsub_t(a, b, alpha=1):
+    return b - a if alpha == 1 else _like_operands(b - alpha * a, a, b)
+
+
+@_rsub_t.backward
+def _rsub_t_bw(ns, ctx, g):
+    alpha = ctx._args["alpha"] if ctx._args else 1
+    return (-g if alpha == 1 else -g * alpha), g
 
 
 subtract = sub
@@ -425,9 +439,10 @@ def _maximum(a, b):
 
 @_maximum.backward
 def _maximum_bw(ns, ctx, g, a, b):
-    # ties split the gradient evenly, as torch does
-    gt = (a > b) + (a == b) * 0.5
-    return g * gt, g * (1 - gt)
+    # torch: ties split the gradient evenly; an operand gets nothing only where it is strictly smaller
+    # (so with a NaN both get the gradient)
+    half = ns.where(a == b, g * 0.5, g)
+    return half * ~(a < b), half * ~(a > b)
 
 
 @defop("minimum", save=(0, 1))
@@ -437,8 +452,8 @@ def _minimum(a, b):
 
 @_minimum.backward
 def _minimum_bw(ns, ctx, g, a, b):
-    lt = (a < b) + (a == b) * 0.5
-    return g * lt, g * (1 - lt)
+    half = ns.where(a == b, g * 0.5, g)
+    return half * ~(a > b), half * ~(a < b)
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
@@ -512,9 +527,8 @@ def _bitwise(name: str, fn):
 
     def public(input, other) -> Tensor:
         a, b = scalar(input), scalar(other)
-        for x in (a, b):
-            if isinstance(x, Tensor) and x._data.dtype.kind == "f" or isinstance(x, float):
-                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
+        if _dtype.result_type(a, b).is_floating_point:
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'Float\'')
         return _binary(op, a, b)
 
     public.__name__ = name
@@ -557,8 +571,14 @@ def _bitwise_not(a):
 
 def bitwise_not(input: Tensor) -> Tensor:
     if input._data.dtype.kind == "f":
-        raise RuntimeError("\"bitwise_not_cpu\" not implemented for 'Float'")
+        raise NotImplementedError("\"bitwise_not_cpu\" not implemented for 'Float'")
     return apply(_bitwise_not, (input,))
+
+
+def _invert(self: Tensor) -> Tensor:
+    if self._data.dtype.kind == "f":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return bitwise_not(self)
 
 
 # ---- Tensor methods and operators ----------------------------------------------------
@@ -609,7 +629,7 @@ Tensor.__or__ = bitwise_or
 Tensor.__ror__ = _rev(bitwise_or)
 Tensor.__xor__ = bitwise_xor
 Tensor.__rxor__ = _rev(bitwise_xor)
-Tensor.__invert__ = bitwise_not
+Tensor.__invert__ = _invert
 Tensor.__hash__ = object.__hash__
 
 
@@ -685,3 +705,11 @@ def _floor_divide_(self, other):
 
 Tensor.div_ = Tensor.__itruediv__ = Tensor.divide_ = Tensor.true_divide_ = _div_
 Tensor.floor_divide_ = Tensor.__ifloordiv__ = _floor_divide_
+
+
+def _add_operator(self, other) -> Tensor:
+    """``self + other``: add without the alpha argument (the hottest op in user code)."""
+    return _binary(_add, self, other)
+
+
+Tensor.__add__ = Tensor.__radd__ = _add_operator

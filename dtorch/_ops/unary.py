@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._dispatch import apply, apply_unary, defop, tensor_fn
+from .._dispatch import ARRAY_NS, apply, apply_unary, defop, tensor_fn
 from ..tensor import Tensor
 from ._helpers import method, xp_of
 from ._inplace import inplace_unary
@@ -88,16 +88,42 @@ def _float_input(x: Tensor) -> Tensor:
     return x
 
 
+_TYPE_WORDS = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _check_kind(input: Tensor, float_only: str | None, no_bool) -> None:
+    """torch's refusals: ``float_only`` names the kernel that has no integer version; ``no_bool`` is
+    ``(error type, message)`` or a kernel name for bool inputs."""
+    kind = input._data.dtype.kind
+    if kind == "f":
+        return
+    if float_only is not None:
+        raise NotImplementedError(f"\"{float_only}\" not implemented for '{_TYPE_WORDS[input._data.dtype.name]}'")
+    if kind == "b" and no_bool is not None:
+        if isinstance(no_bool, str):
+            raise NotImplementedError(f"\"{no_bool}\" not implemented for 'Bool'")
+        raise no_bool[0](no_bool[1])
+
+
 def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=True, inplace=True, params=(),
-           node_name=None):
-    """Register an elementwise op and its public function/method (+ ``name_`` in place)."""
+           node_name=None, float_only=None, no_bool=None):
+    """Register an elementwise op and its public function/method (+ ``name_`` in place).
+
+    floating: integer inputs are computed in the default float dtype (exp of an int tensor);
+    float_only / no_bool: the dtypes torch refuses (see _check_kind).
+    """
     op = defop(name, save=(0,) if save_in else (), save_out=save_out)(fwd)
     if bw is not None:
         op.backward(bw, node_name)
+    checked = float_only is not None or no_bool is not None
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
-        if floating and input._data.dtype.kind != "f":
-            input = _float_input(input)
+        if input._data.dtype.kind != "f":
+            if checked:
+                _check_kind(input, float_only, no_bool)
+            if floating:
+                input = _float_input(input)
         if args:
             kwargs.update(zip(params, args))
         return apply_unary(op, input, kwargs or None)
@@ -107,6 +133,12 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
     setattr(Tensor, name, public)
     if inplace:
         def inplace_fn(self: Tensor, *args, **kwargs) -> Tensor:
+            if self._data.dtype.kind != "f":
+                if checked:
+                    _check_kind(self, float_only, no_bool)
+                if floating:  # the float result cannot go back into an integer tensor
+                    raise RuntimeError(f"result type {_TYPE_WORDS[_dtype.get_default_dtype().name]} can't be cast "
+                                       f"to the desired output type {_TYPE_WORDS[self._data.dtype.name]}")
             if args:
                 kwargs.update(zip(params, args))
             return inplace_unary(op, self, kwargs or None)
@@ -119,7 +151,9 @@ def _x(a):
     return xp_of(a)
 
 
-neg = _unary("neg", lambda a: -a, lambda ns, ctx, g: (-g,), floating=False)
+neg = _unary("neg", lambda a: -a, lambda ns, ctx, g: (-g,), floating=False,
+             no_bool=(RuntimeError, "Negation, the `-` operator, on a bool tensor is not supported. If you are "
+                                    "trying to invert a mask, use the `~` or `logical_not()` operator instead."))
 negative = neg
 Tensor.__neg__ = neg
 Tensor.negative = neg
@@ -146,11 +180,20 @@ def square(input: Tensor) -> Tensor:
 Tensor.square = square
 tensor_fn("square", square)
 abs = _unary("abs", lambda a: _x(a).abs(a), lambda ns, ctx, g, a: (g * ns.sign(a),), save_in=True,
-             floating=False)
+             floating=False, no_bool="abs_cpu")
 absolute = abs
 Tensor.__abs__ = abs
-sign = _unary("sign", lambda a: _x(a).sign(a), lambda ns, ctx, g: (g * 0,), floating=False)
-sgn = _unary("sgn", lambda a: _x(a).sign(a), lambda ns, ctx, g: (g * 0,), floating=False)
+def _sign_fwd(a):
+    if a.dtype.kind == "b":
+        return a.copy()
+    r = _x(a).sign(a)
+    if a.dtype.kind == "f":
+        _x(a).nan_to_num(r, copy=False)  # torch: sign(nan) is 0
+    return r
+
+
+sign = _unary("sign", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
+sgn = _unary("sgn", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
 reciprocal = _unary("reciprocal", lambda a: 1 / a, lambda ns, ctx, g, out: (-g * out * out,), save_out=True)
 sin = _unary("sin", lambda a: _x(a).sin(a), lambda ns, ctx, g, a: (g * ns.cos(a),), save_in=True)
 cos = _unary("cos", lambda a: _x(a).cos(a), lambda ns, ctx, g, a: (-g * ns.sin(a),), save_in=True)
@@ -199,11 +242,19 @@ erf = _unary("erf", _erf_array, lambda ns, ctx, g, a: (g * (2 / math.sqrt(math.p
              save_in=True)
 
 # ---- rounding (zero gradient) --------------------------------------------------------
-floor = _unary("floor", lambda a: _x(a).floor(a), lambda ns, ctx, g: (g * 0,), floating=False)
-ceil = _unary("ceil", lambda a: _x(a).ceil(a), lambda ns, ctx, g: (g * 0,), floating=False)
-trunc = _unary("trunc", lambda a: _x(a).trunc(a), lambda ns, ctx, g: (g * 0,), floating=False)
+def _int_or(fn):
+    """Rounding an integer tensor returns it unchanged (a copy), as torch."""
+    return lambda a: a.copy() if a.dtype.kind in "iu" else fn(a)
+
+
+floor = _unary("floor", _int_or(lambda a: _x(a).floor(a)), lambda ns, ctx, g: (g * 0,), floating=False,
+               no_bool="floor_vml_cpu")
+ceil = _unary("ceil", _int_or(lambda a: _x(a).ceil(a)), lambda ns, ctx, g: (g * 0,), floating=False,
+              no_bool="ceil_vml_cpu")
+trunc = _unary("trunc", _int_or(lambda a: _x(a).trunc(a)), lambda ns, ctx, g: (g * 0,), floating=False,
+               no_bool="trunc_vml_cpu")
 fix = trunc
-frac = _unary("frac", lambda a: a - _x(a).trunc(a), lambda ns, ctx, g: (g,))
+frac = _unary("frac", lambda a: a - _x(a).trunc(a), lambda ns, ctx, g: (g,), float_only="frac_cpu")
 
 
 @defop("round")
@@ -222,25 +273,43 @@ def _round_dec(a, decimals):
 _round_dec.backward(lambda ns, ctx, g: (g * 0,), "RoundBackward1")
 
 
+def _round_checks(input: Tensor, decimals: int) -> None:
+    kind = input._data.dtype.kind
+    if decimals and kind != "f":
+        raise NotImplementedError(f"\"round_cpu\" not implemented for '{_TYPE_WORDS[input._data.dtype.name]}'")
+    if kind == "b":
+        raise NotImplementedError("\"round_vml_cpu\" not implemented for 'Bool'")
+
+
 @method("round")
 def round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    _round_checks(input, decimals)
     if decimals:
         return apply_unary(_round_dec, input, {"decimals": decimals})
     return apply_unary(_round, input)
 
 
+def _round_(self: Tensor, *, decimals: int = 0) -> Tensor:
+    _round_checks(self, decimals)
+    if decimals:
+        return inplace_unary(_round_dec, self, {"decimals": decimals})
+    return inplace_unary(_round, self)
+
+
+Tensor.round_ = _round_
 tensor_fn("round", round)
 
 # ---- activations -----------------------------------------------------------------------
 def _relu_bw(ns, ctx, g, out):
-    # out >= 0, so sign(out) is the 0/1 mask and stays differentiable (create_graph). On raw
-    # arrays a bool mask is cheaper for large tensors (one pass fewer), sign for small ones.
-    if type(out) is np.ndarray and out.size > 1024:
+    # out >= 0, so sign(out) is the 0/1 mask and stays differentiable (create_graph);
+    # on raw arrays a bool mask is one pass cheaper
+    if ns is ARRAY_NS:
         return (g * (out > 0),)
     return (g * ns.sign(out),)
 
 
-relu = _unary("relu", lambda a: _x(a).maximum(a, 0), _relu_bw, save_out=True, floating=False)
+relu = _unary("relu", lambda a: _x(a).maximum(a, 0), _relu_bw, save_out=True, floating=False,
+              no_bool=(RuntimeError, "Boolean inputs not supported for relu"))
 
 
 def _gelu_fwd(a, approximate="none"):
@@ -261,7 +330,8 @@ def _gelu_bw(ns, ctx, g, a):
     return (g * (cdf + a * pdf),)
 
 
-gelu = _unary("gelu", _gelu_fwd, _gelu_bw, save_in=True, params=("approximate",), inplace=False)
+gelu = _unary("gelu", _gelu_fwd, _gelu_bw, save_in=True, params=("approximate",), inplace=False,
+              float_only="GeluKernelImpl")
 
 
 def _silu_fwd(a):
@@ -273,7 +343,7 @@ def _silu_bw(ns, ctx, g, a):
     return (g * s * (1 + a * (1 - s)),)
 
 
-silu = _unary("silu", _silu_fwd, _silu_bw, save_in=True)
+silu = _unary("silu", _silu_fwd, _silu_bw, save_in=True, float_only="silu_cpu")
 
 
 def _softplus_fwd(a, beta=1.0, threshold=20.0):
@@ -290,6 +360,7 @@ def _softplus_bw(ns, ctx, g, a):
 
 
 softplus = _unary("softplus", _softplus_fwd, _softplus_bw, save_in=True, params=("beta", "threshold"),
+                  float_only="softplus_cpu",
                   inplace=False)
 
 
@@ -303,7 +374,7 @@ def _elu_bw(ns, ctx, g, a):
     return (ns.where(a > 0, g, g * alpha * ns.exp(ns.minimum(a, 0.0))),)
 
 
-elu = _unary("elu", _elu_fwd, _elu_bw, save_in=True, params=("alpha",))
+elu = _unary("elu", _elu_fwd, _elu_bw, save_in=True, params=("alpha",), float_only="elu_cpu")
 
 
 def _leaky_fwd(a, negative_slope=0.01):
@@ -315,7 +386,8 @@ def _leaky_bw(ns, ctx, g, a):
     return (ns.where(a > 0, g, g * slope),)
 
 
-leaky_relu = _unary("leaky_relu", _leaky_fwd, _leaky_bw, save_in=True, params=("negative_slope",))
+leaky_relu = _unary("leaky_relu", _leaky_fwd, _leaky_bw, save_in=True, params=("negative_slope",),
+                    float_only="leaky_relu_cpu")
 
 
 def _hardtanh_fwd(a, min_val=-1.0, max_val=1.0):
@@ -328,7 +400,18 @@ def _hardtanh_bw(ns, ctx, g, a):
     return (g * ((a > lo) & (a < hi)),)
 
 
-hardtanh = _unary("hardtanh", _hardtanh_fwd, _hardtanh_bw, save_in=True, params=("min_val", "max_val"))
+_hardtanh = _unary("hardtanh", _hardtanh_fwd, _hardtanh_bw, save_in=True, params=("min_val", "max_val"),
+                  floating=False, no_bool=(RuntimeError, "Bool inputs not supported for hardtanh"))
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    if input._data.dtype == np.uint8 and (int(min_val) < 0 or int(max_val) < 0):  # bounds cast first
+        raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
+    return _hardtanh(input, min_val, max_val)
+
+
+Tensor.hardtanh = hardtanh
+tensor_fn("hardtanh", hardtanh)
 
 
 # ---- clamp ------------------------------------------------------------------------------
@@ -387,14 +470,26 @@ _clamp_t.backward(_clamp_t_bw, "ClampBackward0")
 def clamp(input: Tensor, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    rdt = _dtype.result_type(input, *[b for b in (min, max) if b is not None])
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        rdt = _dtype.result_type(input, *[b for b in (min, max) if b is not None])
         return apply(_clamp_t, (input, min, max), None, rdt.np)
+    input, min, max = _clamp_operands(input, min, max)
+    return apply_unary(_clamp, input, {"min": min, "max": max})
+
+
+def _clamp_operands(input: Tensor, min, max):
+    """Promote an integer tensor with float bounds; wrap int bounds into an integer dtype (as torch)."""
+    rdt = _dtype.result_type(input, *[b for b in (min, max) if b is not None])
     if rdt.np != input._data.dtype:
         from .convert import to_dtype
 
         input = to_dtype(input, rdt)  # an integer tensor with float bounds: nothing to differentiate
-    return apply_unary(_clamp, input, {"min": min, "max": max})
+    if input._data.dtype.kind in "iu":
+        from .arithmetic import _wrap_int
+
+        min = _wrap_int(min, input._data.dtype) if type(min) is int else min
+        max = _wrap_int(max, input._data.dtype) if type(max) is int else max
+    return input, min, max
 
 
 clip = clamp
@@ -408,12 +503,34 @@ def _clamp_(self: Tensor, min=None, max=None) -> Tensor:
 Tensor.clamp_ = Tensor.clip_ = _clamp_
 
 
+@defop("clamp_min", save=(0,))
+def _clamp_min(a, min):
+    return _x(a).maximum(a, min)
+
+
+_clamp_min.backward(lambda ns, ctx, g, a: (g * (a >= ctx._args["min"]),), "ClampMinBackward0")
+
+
+@defop("clamp_max", save=(0,))
+def _clamp_max(a, max):
+    return _x(a).minimum(a, max)
+
+
+_clamp_max.backward(lambda ns, ctx, g, a: (g * (a <= ctx._args["max"]),), "ClampMaxBackward0")
+
+
 def clamp_min(input: Tensor, min) -> Tensor:
-    return clamp(input, min=min)
+    if isinstance(min, Tensor):
+        return clamp(input, min=min)
+    input, min, _ = _clamp_operands(input, min, None)
+    return apply_unary(_clamp_min, input, {"min": min})
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
-    return clamp(input, max=max)
+    if isinstance(max, Tensor):
+        return clamp(input, max=max)
+    input, _, max = _clamp_operands(input, None, max)
+    return apply_unary(_clamp_max, input, {"max": max})
 
 
 Tensor.clamp_min, Tensor.clamp_max = clamp_min, clamp_max
