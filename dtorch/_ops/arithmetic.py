@@ -52,12 +52,19 @@ __all__ = [
 ]
 
 
+_INT_RANGES: dict = {}
+
+
 def _wrap_int(x: int, dt: np.dtype) -> int:
     """A Python int outside an integer dtype's range wraps around, as torch's cast to that dtype does."""
-    info = np.iinfo(dt)
-    if info.min <= x <= info.max:
+    r = _INT_RANGES.get(dt)
+    if r is None:
+        info = np.iinfo(dt)
+        r = _INT_RANGES[dt] = (int(info.min), int(info.max), 1 << info.bits)
+    lo, hi, span = r
+    if lo <= x <= hi:
         return x
-    return (x - info.min) % (1 << info.bits) + info.min
+    return (x - lo) % span + lo
 
 
 def _int_scalars(a, b):
@@ -70,15 +77,21 @@ def _int_scalars(a, b):
 
 
 def _binary(op, a, b, params=None):
-    if type(a) is int or type(b) is int:
-        a, b = _int_scalars(a, b)
     if isinstance(a, Tensor):
         da = a._data
         if isinstance(b, Tensor):
             if da.dtype == b._data.dtype:
                 return apply_same(op, a, b, params)
-        elif (type(b) is float and da.dtype.kind == "f") or (type(b) is int and da.dtype.kind in "fiu"):
-            return apply_scalar(op, a, b, params)
+        else:
+            tb = type(b)
+            if tb is float or tb is int:
+                k = da.dtype.kind
+                if k == "f":
+                    return apply_scalar(op, a, b, params)
+                if tb is int and (k == "i" or k == "u"):
+                    return apply_scalar(op, a, _wrap_int(b, da.dtype), params)
+    elif type(a) is int:
+        a, b = _int_scalars(a, b)
     a = scalar(a)
     b = scalar(b)
     cast, _ = promoted(a, b)
@@ -134,12 +147,14 @@ def _check_sub(a, b) -> None:
 
 
 def add(input, other, *, alpha=1) -> Tensor:
-    return _binary(_add, input, other, _alpha_params(input, other, alpha))
+    return _binary(_add, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    _check_sub(input, other)
-    return _binary(_sub, input, other, _alpha_params(input, other, alpha))
+    if (input._data.dtype.kind == "b" if isinstance(input, Tensor) else type(input) is bool) or \
+            (other._data.dtype.kind == "b" if isinstance(other, Tensor) else type(other) is bool):
+        _check_sub(input, other)
+    return _binary(_sub, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
 
 
 @defop("rsub_scalar")
@@ -403,6 +418,10 @@ def _with_scalar(op, t: Tensor, cast, **params) -> Tensor:
 
 
 def pow(input, exponent) -> Tensor:
+    if isinstance(input, Tensor) and input._data.dtype.kind == "f":
+        tb = type(exponent)
+        if tb is int or tb is float:  # the common case, float ** Python number: no promotion, no checks
+            return apply_unary(_pow_ts, input, {"exponent": exponent})
     a, b = scalar(input), scalar(exponent)
     if isinstance(a, Tensor) and a._data.dtype.kind in "iub" and type(b) is int and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
