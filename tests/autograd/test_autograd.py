@@ -693,6 +693,16 @@ def test_gradgradcheck_catches_a_non_differentiable_backward():
     assert dtorch.autograd.gradgradcheck(lambda t: t ** 3, (x,))
 
 
+def test_gradcheck_non_contiguous_and_zero_dim_inputs():
+    base = dtorch.tensor([[0.5, -1.0, 0.2], [2.0, 0.3, 1.1]], dtype=dtorch.float64)
+    a = base.t().requires_grad_()
+    assert not a.is_contiguous()
+    s = dtorch.tensor(0.7, dtype=dtorch.float64, requires_grad=True)
+    assert dtorch.autograd.gradcheck(lambda x, y: (x * y).exp() * dtorch.arange(3.0, dtype=dtorch.float64).view(3, 1),
+                                     (a, s))
+    assert a.tolist() == base.t().tolist()  # the perturbations were undone
+
+
 def test_gradcheck_multiple_inputs_and_outputs():
     a = dtorch.tensor([[0.5, -1.0], [2.0, 0.3]], dtype=dtorch.float64, requires_grad=True)
     b = dtorch.tensor([0.7, 1.5], dtype=dtorch.float64, requires_grad=True)
