@@ -681,6 +681,12 @@ def _in_place_ufunc(name: str):
             getattr(xp_of(a), name)(a, b, out=a)
         except TypeError:
             getattr(xp_of(a), name)(a, b, out=a, casting="unsafe")
+        except ValueError:
+            if not a.flags.writeable:  # an expanded view (stride 0)
+                raise RuntimeError(
+                    "unsupported operation: more than one element of the written-to tensor refers to a single "
+                    "memory location. Please clone() the tensor before performing the operation.") from None
+            raise
 
     return fast
 

@@ -135,8 +135,10 @@ def view_as_dtype(self: Tensor, dt) -> Tensor:
 
 # ---- clone / contiguous ---------------------------------------------------------------------
 @defop("clone")
-def _clone(a):
-    return a.copy()
+def _clone(a, contiguous=False):
+    if contiguous or 0 in a.strides:
+        return a.copy()
+    return a.copy(order="K")  # torch's preserve_format: a dense layout keeps its strides (t().clone())
 
 
 _clone.backward(lambda ns, ctx, g: (g,))
@@ -144,14 +146,16 @@ _clone.backward(lambda ns, ctx, g: (g,))
 
 @method("clone")
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
-    return apply(_clone, (input,))
+    if input._data.flags.c_contiguous:
+        return apply(_clone, (input,))
+    return apply(_clone, (input,), {"contiguous": memory_format is not None and memory_format != "preserve"})
 
 
 @method("contiguous")
 def contiguous(self: Tensor, memory_format=None) -> Tensor:
     if self._data.flags.c_contiguous:
         return self
-    return apply(_clone, (self,))
+    return apply(_clone, (self,), {"contiguous": True})
 
 
 # ---- copy_ / fill_ / zero_ --------------------------------------------------------------------
@@ -160,9 +164,23 @@ def _copy_k(dst, src):
     return xp_of(dst).broadcast_to(src, dst.shape).astype(dst.dtype, copy=True)
 
 
-@_copy_k.backward
 def _copy_bw(ns, ctx, g):
     return g * 0, g
+
+
+_copy_k.backward(_copy_bw, "CopyBackwards")
+
+
+def _check_broadcast_to(src_shape: tuple, dst_shape: tuple) -> None:
+    """torch's error when ``src`` cannot be broadcast to ``dst`` (copy_)."""
+    if len(src_shape) > len(dst_shape):
+        raise RuntimeError(f"output with shape {list(dst_shape)} doesn't match the broadcast shape "
+                           f"{list(np.broadcast_shapes(src_shape, dst_shape))}")
+    for k in range(1, len(src_shape) + 1):
+        s, d = src_shape[-k], dst_shape[-k]
+        if s != d and s != 1:
+            raise RuntimeError(f"The size of tensor a ({d}) must match the size of tensor b ({s}) at non-singleton "
+                               f"dimension {len(dst_shape) - k}")
 
 
 @method("copy_")
@@ -173,6 +191,8 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
         src_data = move_array(src._data, device_of(self._data))
     else:
         src_data = src._data if isinstance(src, Tensor) else src
+    if isinstance(src, Tensor) and src._data.shape != self._data.shape:
+        _check_broadcast_to(src._data.shape, self._data.shape)
     if not needs_record(self, src):
         self._data[...] = src_data
         self._vc[0] += 1
@@ -188,9 +208,13 @@ def _fill_k(a, value):
     return xp_of(a).full(a.shape, value, a.dtype)
 
 
-@_fill_k.backward
 def _fill_bw(ns, ctx, g):
     return (g * 0,)
+
+
+_fill_k.backward(_fill_bw, "FillBackward2")
+_zero_k = defop("zero")(lambda a: xp_of(a).zeros_like(a))
+_zero_k.backward(_fill_bw, "ZeroBackward0")
 
 
 @defop("fill_tensor")
@@ -198,9 +222,11 @@ def _fill_tensor_k(a, v):
     return xp_of(a).broadcast_to(v, a.shape).astype(a.dtype)
 
 
-@_fill_tensor_k.backward
 def _fill_tensor_bw(ns, ctx, g):
     return g * 0, ns.sum(g)
+
+
+_fill_tensor_k.backward(_fill_tensor_bw, "FillBackward3")
 
 
 @method("fill_")
@@ -226,7 +252,12 @@ def fill_(self: Tensor, value) -> Tensor:
 
 @method("zero_")
 def zero_(self: Tensor) -> Tensor:
-    return fill_(self, 0)
+    if not needs_record(self):
+        self._data.fill(0)
+        self._vc[0] += 1
+        return self
+    check_inplace_allowed(self)
+    return rebase(self, apply(_zero_k, (self,)))
 
 
 # ---- new_* constructors ----------------------------------------------------------------------

@@ -342,3 +342,77 @@ def test_repr_cuda(device):
     if device != "cuda":
         pytest.skip("cuda only")
     assert repr(dtorch.tensor([1.0, 2.0], device="cuda")) == "tensor([1., 2.], device='cuda:0')"
+
+
+# ---- clone keeps layout; copy_ / fill_ / zero_ ----------------------------------------------------
+def test_clone_preserves_dense_strides_like_torch():
+    torch = pytest.importorskip("torch")
+    cases = [lambda m: m.ones(2, 3).t(), lambda m: m.ones(4, 6).narrow(1, 0, 3),
+             lambda m: m.ones(2, 3, 4).permute(1, 0, 2).narrow(2, 1, 3), lambda m: m.ones(3).expand(2, 3),
+             lambda m: m.ones(2, 3)]
+    for make in cases:
+        got, want = make(dtorch).clone(), make(torch).clone()
+        assert got.stride() == want.stride() and got.is_contiguous() == want.is_contiguous()
+        assert make(dtorch).contiguous().stride() == make(torch).contiguous().stride()
+
+
+COPY_FILL_CASES = [
+    lambda m: m.zeros(2, 3).copy_(m.tensor([1, 2, 3])),
+    lambda m: m.zeros(2, 3, dtype=m.int32).copy_(m.tensor([1.7, 2.0, -3.5])),
+    lambda m: m.zeros(3).copy_(m.tensor(5.0)),
+    lambda m: m.zeros(2, 3).copy_(m.ones(3, 2)),
+    lambda m: m.zeros(2, 3).copy_(m.ones(2, 2, 3)),
+    lambda m: m.zeros(2).fill_(3),
+    lambda m: m.zeros(2, dtype=m.int64).fill_(2.7),
+    lambda m: m.zeros(2).fill_(m.tensor(4.0)),
+    lambda m: m.zeros(2).fill_(m.ones(2)),
+    lambda m: m.ones(2).zero_(),
+    lambda m: m.ones(2, 3).t().zero_(),
+]
+
+
+@pytest.mark.parametrize("case", range(len(COPY_FILL_CASES)))
+def test_copy_fill_zero_like_torch(case):
+    torch = pytest.importorskip("torch")
+    make = COPY_FILL_CASES[case]
+    try:
+        want = make(torch)
+    except Exception as e:  # noqa: BLE001 - the same error type is expected
+        with pytest.raises(type(e)):
+            make(dtorch)
+        return
+    assert_close(make(dtorch), want)
+
+
+def test_copy_fill_zero_autograd_like_torch():
+    torch = pytest.importorskip("torch")
+
+    def run(m):
+        a = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        v = m.tensor(0.5, requires_grad=True)
+        w = m.tensor([3.0, 4.0, 5.0])
+        x = m.zeros(3)
+        x.copy_(a * 2)
+        names = [type(x.grad_fn).__name__]
+        y = a * 1
+        y.fill_(v)
+        names.append(y.grad_fn.name())
+        z = a * 1
+        z.zero_()
+        names.append(z.grad_fn.name())
+        u = a * 1
+        u.fill_(2.0)
+        names.append(u.grad_fn.name())
+        ((x + y + z + u) * w).sum().backward()
+        return names, a.grad, v.grad
+
+    got, want = run(dtorch), run(torch)
+    assert got[0] == want[0]
+    assert_close(got[1], want[1])
+    assert_close(got[2], want[2])
+
+
+def test_inplace_arithmetic_on_expanded_tensor_refused():
+    x = dtorch.zeros(2).expand(3, 2)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single"):
+        x.add_(1)
