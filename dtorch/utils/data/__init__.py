@@ -7,3 +7,4 @@ from .dataset import (  # noqa: F401
 from .sampler import (  # noqa: F401
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, WeightedRandomSampler,
 )
+from .distributed import DistributedSampler  # noqa: F401
