@@ -149,8 +149,13 @@ def test_grad_accumulates_across_backward_calls():
 def test_grad_accumulates_for_zero_dim_leaf_used_twice():
     x = dtorch.tensor(2.0, requires_grad=True)
     (x * x).backward()  # two edges into one AccumulateGrad: the engine adds the two 0-d gradients
+    assert isinstance(x.grad._data, np.ndarray) and repr(x.grad) == "tensor(4.)"
     (x * 3).backward()
     assert x.grad.item() == 7.0
+    w = dtorch.tensor(2.0, requires_grad=True)  # e.g. a scalar parameter used in two terms of a loss
+    ((w * dtorch.ones(3)).sum() + (w * dtorch.ones(3) * 2).sum()).backward()
+    w.grad.zero_()
+    assert w.grad.item() == 0.0
 
 
 def test_autograd_grad_options():

@@ -277,6 +277,13 @@ def test_gradients_flow_through_views(name):
     _grad_case(GRAD_THROUGH_VIEWS[name], (12,))
 
 
+@pytest.mark.parametrize("name", sorted(set(VIEW_OPS) - {"detach"}))
+def test_view_ops_gradcheck(name):
+    x = dtorch.tensor(np.random.default_rng(0).standard_normal((2, 3, 4)), requires_grad=True)
+    assert dtorch.autograd.gradcheck(lambda t: VIEW_OPS[name](t) * 1.5, (x,))
+    assert dtorch.autograd.gradgradcheck(lambda t: VIEW_OPS[name](t) ** 2, (x,))
+
+
 def test_views_of_a_leaf_require_grad():
     a = dtorch.tensor([1.0, 2.0], requires_grad=True)
     v = a.view(2)
