@@ -5,6 +5,7 @@ a uint8 tensor by ``get_state()`` so that checkpoints can carry it without pickl
 """
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -119,3 +120,20 @@ def generator_for(device, generator: Generator | None) -> Generator:
     if dev.type == "cuda":
         return cuda_generator(dev.index or 0)
     return default_generator
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled: bool = True, _caller: str = "fork_rng", _devices_kw: str = "devices",
+             device_type: str = "cuda"):
+    """Run a block with the CPU random stream forked: its draws do not move the stream outside.
+
+    (CUDA streams are not forked: CuPy's generator state cannot be saved.)
+    """
+    if not enabled:
+        yield
+        return
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)

@@ -406,3 +406,17 @@ def test_generator_state_roundtrip():
 def test_seed_returns_new_seed():
     s = dtorch.seed()
     assert isinstance(s, int) and dtorch.initial_seed() == s
+
+
+def test_fork_rng_restores_the_stream():
+    dtorch.manual_seed(3)
+    expected = dtorch.rand(4).tolist()
+    dtorch.manual_seed(3)
+    with dtorch.random.fork_rng():
+        inside = dtorch.rand(4).tolist()
+        dtorch.randn(100)
+    assert inside == expected
+    assert dtorch.rand(4).tolist() == expected  # the block's draws did not move the outer stream
+    with dtorch.random.fork_rng(enabled=False):
+        dtorch.rand(1)
+    assert dtorch.rand(4).tolist() != expected
