@@ -422,6 +422,8 @@ def _make_view(data, base: Tensor, rg: bool = False, grad_fn=None) -> Tensor:
         views = root._views
         if views is None:
             views = root._views = []
+        elif len(views) >= 64 and not len(views) & (len(views) - 1):  # at 64, 128, 256...: drop dead refs
+            views[:] = [r for r in views if r() is not None]
         views.append(weakref.ref(t))
     return t
 
