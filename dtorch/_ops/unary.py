@@ -188,12 +188,13 @@ def _sign_fwd(a):
         return a.copy()
     r = _x(a).sign(a)
     if a.dtype.kind == "f":
-        _x(a).nan_to_num(r, copy=False)  # torch: sign(nan) is 0
+        r[a != a] = 0  # torch: sign(nan) is 0
     return r
 
 
 sign = _unary("sign", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
 sgn = _unary("sgn", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
+ARRAY_NS.sign = lambda a: _x(a).sign(a)  # inside backward formulas (relu's mask, abs): the bare ufunc
 reciprocal = _unary("reciprocal", lambda a: 1 / a, lambda ns, ctx, g, out: (-g * out * out,), save_out=True)
 sin = _unary("sin", lambda a: _x(a).sin(a), lambda ns, ctx, g, a: (g * ns.cos(a),), save_in=True)
 cos = _unary("cos", lambda a: _x(a).cos(a), lambda ns, ctx, g, a: (-g * ns.sin(a),), save_in=True)
