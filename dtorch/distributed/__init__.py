@@ -16,3 +16,4 @@ from .reduce_op import ReduceOp  # noqa: F401
 from .work import Work  # noqa: F401
 
 Backend = type("Backend", (), {"MPI": "mpi", "NCCL": "nccl", "GLOO": "gloo"})
+from . import checkpoint  # noqa: F401,E402

@@ -8,3 +8,4 @@ from .sampler import (  # noqa: F401
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, WeightedRandomSampler,
 )
 from .distributed import DistributedSampler  # noqa: F401
+from .stateful import StatefulDataLoader  # noqa: F401
