@@ -51,6 +51,10 @@ def rebase(self: Tensor, result: Tensor) -> Tensor:
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr
             self._rg = True
+            if self._views:
+                from .shape import refresh_views
+
+                refresh_views(self)  # its views now read the new values
     return self
 
 

@@ -11,6 +11,8 @@ def is_anomaly_enabled() -> bool:
 
 
 class set_detect_anomaly:
+    """Sets anomaly mode at once (usable as a function) and restores it on exit."""
+
     def __init__(self, mode: bool, check_nan: bool = True) -> None:
         self.prev = _enabled[0]
         _enabled[0] = bool(mode)
@@ -22,11 +24,18 @@ class set_detect_anomaly:
         _enabled[0] = self.prev
 
 
-class detect_anomaly(set_detect_anomaly):
-    """Record forward stacks and raise when a backward function returns NaN."""
+class detect_anomaly:
+    """Record forward stacks and raise when a backward function returns NaN (context or decorator)."""
 
     def __init__(self, check_nan: bool = True) -> None:
-        super().__init__(True, check_nan)
+        self.check_nan = check_nan
+
+    def __enter__(self) -> None:
+        self.prev = _enabled[0]
+        _enabled[0] = True
+
+    def __exit__(self, *exc) -> None:
+        _enabled[0] = self.prev
 
     def __call__(self, fn):
         import functools

@@ -67,7 +67,10 @@ def reduce_to(g, shape, dtype, node, i: int):
 
 
 def _add_grads(a, b):
-    return a + b
+    s = a + b
+    if isinstance(s, _np_generic):  # numpy turns a 0-d sum into a scalar
+        s = _np.asarray(s)
+    return s
 
 
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None, accumulate: bool = True):
@@ -146,7 +149,9 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                     if grads[0] is not None:
                         in_grads = node._apply(grads, create_graph)
                 elif any(g is not None for g in grads):
-                    grads = tuple(_zeros_for(node, i, create_graph) if g is None else g for i, g in enumerate(grads))
+                    if getattr(node, "_materialize", True):  # set_materialize_grads(False) passes None on
+                        grads = tuple(_zeros_for(node, i, create_graph) if g is None else g
+                                      for i, g in enumerate(grads))
                     in_grads = node._apply(grads, create_graph)
             if in_grads is not None:
                 if node._hooks is not None:
@@ -173,7 +178,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                         if slot is None:
                             slot = buffers[nxt] = [None] * nxt.n_outputs
                         prev = slot[nr]
-                        slot[nr] = g if prev is None else prev + g
+                        slot[nr] = g if prev is None else _add_grads(prev, g)
                 left = deps[nxt] - 1
                 deps[nxt] = left
                 if left == 0:
@@ -265,14 +270,14 @@ def _accumulate(var: Tensor, g, create_graph: bool, sole_owner: bool = False) ->
             g = g.copy()
         var._grad = _make(g)
     elif cur._rg:
-        var._grad = _make(cur._data + g)
+        var._grad = _make(_add_grads(cur._data, g))
     else:
         d = cur._data
         if d.shape == g.shape:
             d += g
             cur._vc[0] += 1
         else:
-            cur._data = d + g
+            cur._data = _add_grads(d, g)
 
 
 def _apply_tensor_hooks(node, grads: list, create_graph: bool) -> None:

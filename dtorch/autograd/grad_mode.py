@@ -86,9 +86,8 @@ class inference_mode(_DecoratorContextManager):
 
     def __enter__(self) -> None:
         self.prev = (STATE.enabled, STATE.inference)
-        if self.mode:
-            STATE.enabled = False
-            STATE.inference = True
+        STATE.inference = self.mode
+        STATE.enabled = not self.mode  # as torch's InferenceMode(enabled): grad mode is its opposite
 
     def __exit__(self, *exc) -> None:
         STATE.enabled, STATE.inference = self.prev

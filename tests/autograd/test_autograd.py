@@ -144,8 +144,6 @@ def test_grad_accumulates_across_backward_calls():
     assert x.grad.tolist() == [3.0, 3.0]
 
 
-@pytest.mark.xfail(strict=True, reason="autograd/engine.py: adding two 0-d gradient arrays gives a numpy scalar that "
-                                       "becomes a zero-dim leaf's .grad; later accumulation into it is lost")
 def test_grad_accumulates_for_zero_dim_leaf_used_twice():
     x = dtorch.tensor(2.0, requires_grad=True)
     (x * x).backward()  # two edges into one AccumulateGrad: the engine adds the two 0-d gradients
@@ -264,8 +262,6 @@ def test_inference_mode():
     assert not dtorch.is_inference_mode_enabled() and dtorch.is_grad_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="autograd/grad_mode.py: inference_mode(False).__enter__ changes nothing, so it "
-                                       "does not switch inference mode off inside an inference_mode block")
 def test_inference_mode_false_inside():
     with dtorch.inference_mode():
         with dtorch.inference_mode(False):
@@ -577,8 +573,6 @@ def test_custom_function_materialize_grads():
     assert a.grad.tolist() == [2.0, 2.0] and y1.grad_fn.got == ([1.0, 1.0], [0.0, 0.0])
 
 
-@pytest.mark.xfail(strict=True, reason="autograd/engine.py fills missing output grads with zeros before calling a "
-                                       "custom Function's backward even after set_materialize_grads(False)")
 def test_custom_function_set_materialize_grads_false():
     class Two(Function):
         @staticmethod
@@ -740,9 +734,6 @@ def test_set_detect_anomaly():
     assert not dtorch.is_anomaly_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="autograd/anomaly_mode.py: detect_anomaly() switches anomaly mode on when "
-                                       "constructed (set_detect_anomaly's __init__), so decorating a function leaves "
-                                       "it on for good")
 def test_detect_anomaly_as_decorator():
     try:
         @dtorch.autograd.detect_anomaly()

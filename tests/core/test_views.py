@@ -413,8 +413,6 @@ def test_as_strided_double_backward_with_overlap():
     assert_close(res[0][1], res[1][1])
 
 
-@pytest.mark.xfail(strict=True, reason="_ops/_inplace.py rebase() does not rebuild the views of a base modified "
-                                       "in place (needs shape.refresh_views(self))")
 def test_inplace_on_base_then_use_older_view():
     _grad_case(lambda m, a: _base_then_view(m, a), (6,))
 
