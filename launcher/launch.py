@@ -1,0 +1,98 @@
+"""Where are we, and what command starts the ranks from here?
+
+* inside an MPI or Slurm step launch (PMI_*, OMPI_*, SLURM_STEP_ID): this process is a rank;
+* inside a Slurm allocation without a step (sbatch script, salloc shell): ``srun --mpi=pmi2``;
+* anywhere else: ``mpiexec -n N`` of the environment's MPI (the ``mpich`` wheel's, next to python).
+
+Everything here is a pure function of the environment mapping, so tests can build each case.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = "worker"
+SRUN = "srun"
+MPIEXEC = "mpiexec"
+
+# Set for every rank by MPICH/Intel MPI (PMI_*), PMIx (PMIX_RANK), Open MPI (OMPI_*) or an srun step.
+RANK_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_ID")
+
+
+def detect(env: Mapping[str, str]) -> str:
+    """WORKER, SRUN or MPIEXEC for this environment."""
+    if any(v in env for v in RANK_VARS):
+        return WORKER
+    if "SLURM_JOB_ID" in env:
+        return SRUN
+    return MPIEXEC
+
+
+def find_mpiexec(env: Mapping[str, str]) -> str | None:
+    """The mpiexec beside this python (a venv's mpich wheel) first, then PATH."""
+    here = os.path.dirname(sys.executable)
+    return shutil.which("mpiexec", path=here + os.pathsep + env.get("PATH", os.defpath))
+
+
+def rank_command(config_path: str | Path) -> list[str]:
+    """What every rank runs. ``-m mpi4py`` makes an exception on one rank abort the whole job."""
+    return [sys.executable, "-m", "mpi4py", "-m", "launcher", str(config_path)]
+
+
+def launch_command(mode: str, nproc: int, config_path: str | Path, env: Mapping[str, str]) -> list[str]:
+    """The command that starts ``nproc`` ranks from here (mode SRUN or MPIEXEC)."""
+    inner = rank_command(config_path)
+    if mode == SRUN:
+        cmd = ["srun", "--mpi=pmi2", f"--ntasks={nproc}", "--kill-on-bad-exit=1"]
+        if env.get("SLURM_CPUS_PER_TASK"):  # srun (22.05+) no longer inherits it from the allocation
+            cmd.append(f"--cpus-per-task={env['SLURM_CPUS_PER_TASK']}")
+        return cmd + inner
+    if mode == MPIEXEC:
+        mpiexec = find_mpiexec(env)
+        if mpiexec is None:
+            raise ConfigError("mpiexec not found: install MPI with `pip install mpi4py mpich` (or '.[mpi]')")
+        return [mpiexec, "-n", str(nproc), *inner]
+    raise ValueError(f"no launch command in mode {mode!r}")
+
+
+def rank_env(cfg: dict, run_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Variables added for the ranks: the run directory, the import root, one BLAS thread count."""
+    out = {"DTORCH_RUN_DIR": str(run_dir.resolve())}
+    if str(ROOT) not in env.get("PYTHONPATH", "").split(os.pathsep):
+        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    # N ranks each running a multi-threaded BLAS on the same cores slow each other down.
+    cpus = env.get("SLURM_CPUS_PER_TASK") or str(max(1, (os.cpu_count() or 1) // cfg["distributed"]["nproc"]))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if var not in env:
+            out[var] = cpus
+    return out
+
+
+def run_dir_for(cfg: dict, env: Mapping[str, str], now: float | None = None) -> Path:
+    """OUTPUT_DIR/NAME-SLURMJOBID inside Slurm (stable across requeues), else OUTPUT_DIR/NAME-TIMESTAMP."""
+    base = Path(cfg["output_dir"])
+    if env.get("SLURM_JOB_ID"):
+        return base / f"{cfg['name']}-{env['SLURM_JOB_ID']}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    path = base / f"{cfg['name']}-{stamp}"
+    n = 2
+    while path.exists():
+        path = base / f"{cfg['name']}-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def job_file(job: str) -> Path | None:
+    """jobs/NAME.py for a bare job name (None for a dotted import path)."""
+    name = job.split(":", 1)[0]
+    if "." in name:
+        return None
+    return ROOT / "jobs" / f"{name}.py"

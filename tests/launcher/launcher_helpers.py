@@ -1,0 +1,26 @@
+"""Running `python -m launcher` as a user would, in a clean environment."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+TINY = FIXTURES / "tiny.yaml"
+LAUNCH_VARS = ("SLURM_", "PMI_", "PMIX_", "OMPI_", "MPI_", "HYDRA_", "DTORCH_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without any MPI/Slurm launch variables (the tests may themselves run under one)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCH_VARS)}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(FIXTURES)])
+    env.update(extra)
+    return env
+
+
+def dtorch_run(*args: str, cwd: pathlib.Path, env: dict[str, str] | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=cwd, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout)
