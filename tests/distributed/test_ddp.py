@@ -259,3 +259,4 @@ def test_state_dict_and_module(world):
     assert ddp.module is m
     assert list(ddp.state_dict()) == ["module." + k for k in m.state_dict()]
     ddp.load_state_dict(ddp.state_dict())
+
