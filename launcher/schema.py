@@ -112,6 +112,7 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
         "epochs": Key(nullable(integer(min=1)), None, "passes over the data"),
         "batch_size": Key(integer(min=1), doc="samples per rank per micro-batch"),
         "grad_accum_steps": Key(integer(min=1), 1, "micro-batches per optimizer step"),
+        "clip_norm": Key(nullable(number(gt=0)), None, "clip the gradient norm to this (null: no clipping)"),
         "seed": Key(integer(min=0), 0, "seed on every rank (jobs derive per-rank streams from it)"),
         "log_every": Key(integer(min=1), 10, "steps between metric lines"),
     },
