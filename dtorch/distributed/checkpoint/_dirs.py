@@ -17,17 +17,23 @@ def tmp_dir(target: Path, nonce: str) -> Path:
     return target.with_name(f".{target.name}{_TMP}{nonce}")
 
 
-def _created(ckpt: Path) -> int | None:
-    """created_ns of a complete checkpoint (manifest valid, files present), else None."""
+def _created(ckpt: Path, verify: bool = False) -> int | None:
+    """created_ns of a complete checkpoint (manifest valid, files present; with ``verify`` every
+    file's sha256 checked too), else None."""
     try:
         doc = _manifest.read(ckpt)
         _manifest.check_files_present(ckpt, doc)
+        if verify:
+            from ._load import read_file
+
+            for name, info in doc["files"].items():
+                read_file(ckpt, name, info)
     except (CheckpointError, OSError, KeyError, TypeError):
         return None
     return int(doc.get("created_ns", 0))
 
 
-def complete_checkpoints(run_dir: Path) -> list[Path]:
+def complete_checkpoints(run_dir: Path, verify: bool = False) -> list[Path]:
     """Complete checkpoints under ``run_dir``, newest first (by the time recorded in their manifests).
 
     Directories set aside while a checkpoint of the same name was being replaced
@@ -43,21 +49,23 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
             continue
         if p.name.startswith(".") and _OLD not in p.name:
             continue
-        created = _created(p)
+        created = _created(p, verify)
         if created is not None:
             found.append((created, not p.name.startswith("."), p))
     found.sort(key=lambda t: (t[0], t[1]), reverse=True)
     return [p for _, _, p in found]
 
 
-def latest(run_dir: str | os.PathLike) -> Path | None:
+def latest(run_dir: str | os.PathLike, verify: bool = False) -> Path | None:
     """The newest complete checkpoint directory under ``run_dir``, or None when there is none.
 
+    Complete: a valid manifest and every file present with its recorded size; ``verify=True``
+    also reads every file and checks its sha256 (slow for big checkpoints; ``load`` always does).
     The ``latest`` pointer file names the newest checkpoint written; this function still checks
     every candidate's manifest, so a stale or dangling pointer (a crash between the rename of a
     new checkpoint and the pointer update) never hides a complete checkpoint.
     """
-    found = complete_checkpoints(Path(run_dir))
+    found = complete_checkpoints(Path(run_dir), verify)
     return found[0] if found else None
 
 
@@ -89,9 +97,13 @@ def clean_and_retain(run_dir: Path, keep_last: int | None, current: Path, nonce:
     Runs only after ``current`` is complete and in place, so a good checkpoint always remains;
     ``current`` itself is never removed.
     """
+    superseded = f".{current.name}{_OLD}"      # set aside by a crashed save of the same name
     for p in run_dir.iterdir():
-        if p.name.startswith(_TRASH) or (p.name.startswith(".") and _TMP in p.name and not p.name.endswith(nonce)):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else None
+        stale_tmp = p.name.startswith(".") and _TMP in p.name and not p.name.endswith(nonce)
+        if p.is_dir() and (p.name.startswith(_TRASH) or stale_tmp or p.name.startswith(superseded)):
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(f".{POINTER}{_TMP}") and p.is_file():
+            p.unlink(missing_ok=True)
     if keep_last is None:
         return
     if keep_last < 1:

@@ -114,7 +114,7 @@ def write_small(path: Path, data: bytes) -> None:
 
 def replace_atomically(path: Path, data: bytes) -> None:
     """Replace ``path``'s content all at once: write a temporary file beside it, fsync, rename, fsync the dir."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")  # same form as _dirs._TMP
     write_small(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
