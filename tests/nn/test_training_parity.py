@@ -3,7 +3,8 @@
 Each model is built by the same code for both libraries (jobs.models, or the library's own
 TransformerEncoderLayer), torch's initial weights are copied into dtorch through numpy, and every step's
 loss must agree: to 1e-12 in float64 (any formula difference shows), to 1e-5 in float32; so must the
-final parameters.
+final parameters (loosely in float32: AdamW divides by sqrt(v), so an entry whose gradients are small
+carries its float32 round-off into steps of up to the LR).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.oracle import torch_or_skip
 
 STEPS = 20
 LOSS_TOL = {"float64": dict(rtol=1e-12, atol=0), "float32": dict(rtol=1e-5, atol=0)}
-PARAM_TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-4, atol=2e-5)}  # AdamW rescales round-off
+PARAM_TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-3, atol=2e-4)}
 
 
 # ---- the three tasks: a model builder, a batch maker and a loss, each written for any library -------
