@@ -11,14 +11,15 @@ every backward formula is a convolution again and ``create_graph=True`` works:
 Kernels take ``stride``, ``dilation`` (tuples, one per spatial dim), ``padding``
 (``(lo, hi)`` pairs: 'same' can pad unevenly) and ``groups``. Columns are laid out
 ``(N, groups, C/groups * prod(kernel), L)`` so that the forward product is one batched
-GEMM whose result is already NCHW. The forward keeps these columns on the node
-(``extra``) so the weight gradient needs no second im2col.
+GEMM whose result is already NCHW. The weight gradient rebuilds the columns rather than
+keeping them on the node: one copy is cheaper than holding (and re-faulting) ``prod(kernel)``
+times the input for the whole step.
 """
 from __future__ import annotations
 
 import math
 
-from ..._dispatch import ARRAY_NS, apply, defop, tensor_fn
+from ..._dispatch import apply, defop
 from ..._ops._helpers import xp_of
 from ...tensor import Tensor
 
@@ -27,10 +28,6 @@ __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 
 
 # ---- array helpers ------------------------------------------------------------------------------
-def _as_strided(a, shape, strides):
-    return xp_of(a).lib.stride_tricks.as_strided(a, shape, strides)
-
-
 def pad_zeros(x, padding):
     """Zero-pad the trailing ``len(padding)`` dims of ``x`` by ``(lo, hi)`` pairs (non-negative)."""
     if not any(lo or hi for lo, hi in padding):
@@ -43,133 +40,85 @@ def pad_zeros(x, padding):
     return out
 
 
-def crop(x, padding, size):
-    """Undo :func:`pad_zeros`: the ``size`` window after the low padding."""
-    if not any(lo or hi for lo, hi in padding):
-        return x
-    return x[(Ellipsis,) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(size, padding))]
-
-
 def out_size(size, kernel, stride, padding, dilation) -> tuple:
     return tuple((s + lo + hi - d * (k - 1) - 1) // st + 1
                  for s, k, st, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
 
 
-def windows(xpad, kernel, stride, dilation, out):
-    """Strided view ``(..., *kernel, *out)`` of the sliding windows over the trailing dims."""
-    nd = len(kernel)
-    st = xpad.strides
-    lead = xpad.ndim - nd
-    sp = st[lead:]
-    return _as_strided(xpad, xpad.shape[:lead] + tuple(kernel) + tuple(out),
-                       st[:lead] + tuple(s * d for s, d in zip(sp, dilation))
-                       + tuple(s * t for s, t in zip(sp, stride)))
+def _positions(kernel) -> list[tuple]:
+    """Every kernel position, row-major (the order of the weight's trailing dims)."""
+    pos = [()]
+    for k in kernel:
+        pos = [p + (i,) for p in pos for i in range(k)]
+    return pos
+
+
+def _clipped(pos, size, stride, padding, dilation, out) -> tuple:
+    """For kernel position ``pos``: per dim, the ``[o0, o1)`` range of outputs whose input lies inside
+    the unpadded input, and the strided input slice they read."""
+    ranges, src = [], []
+    for q, n, s, (lo, _), d, o in zip(pos, size, stride, padding, dilation, out):
+        off = q * d - lo  # input index read by output 0
+        o0 = min(o, max(0, -(off // s)))
+        o1 = max(o0, min(o, (n - 1 - off) // s + 1))
+        ranges.append((o0, o1))
+        src.append(slice(o0 * s + off, (o1 - 1) * s + off + 1, s) if o1 > o0 else slice(0, 0))
+    return ranges, (Ellipsis,) + tuple(src)
+
+
+def _inner(ranges) -> tuple:
+    return (Ellipsis,) + tuple(slice(a, b) for a, b in ranges)
+
+
+def _zero_outside(a, ranges) -> None:
+    """Zero the trailing dims of ``a`` outside ``ranges`` (the outputs that read padding)."""
+    nd = len(ranges)
+    for i, ((o0, o1), n) in enumerate(zip(ranges, a.shape[-nd:])):
+        lead = (Ellipsis,) + (slice(None),) * i
+        tail = (slice(None),) * (nd - 1 - i)
+        if o0:
+            a[lead + (slice(0, o0),) + tail] = 0
+        if o1 < n:
+            a[lead + (slice(o1, n),) + tail] = 0
 
 
 def im2col(x, kernel, stride, padding, dilation, groups: int):
-    """Contiguous columns ``(N, groups, C/groups * prod(kernel), L)`` and the output size."""
-    xpad = pad_zeros(x, padding)
-    out = out_size(x.shape[2:], kernel, stride, padding, dilation)
-    cols = xp_of(x).ascontiguousarray(windows(xpad, kernel, stride, dilation, out))
-    return cols.reshape(x.shape[0], groups, -1, math.prod(out)), out
+    """Contiguous columns ``(N, groups, C/groups * prod(kernel), L)`` and the output size.
+
+    One strided copy per kernel position straight from ``x``; the outputs that read the
+    padding are zeroed instead, so no padded copy of ``x`` is made.
+    """
+    n, c = x.shape[:2]
+    size = x.shape[2:]
+    out = out_size(size, kernel, stride, padding, dilation)
+    cols = xp_of(x).empty((n, c, math.prod(kernel)) + out, x.dtype)
+    for p, pos in enumerate(_positions(kernel)):
+        ranges, src = _clipped(pos, size, stride, padding, dilation, out)
+        plane = cols[:, :, p]
+        _zero_outside(plane, ranges)
+        plane[_inner(ranges)] = x[src]
+    return cols.reshape(n, groups, -1, math.prod(out)), out
 
 
 def col2im(cols, channels: int, size, kernel, stride, padding, dilation):
     """Adjoint of :func:`im2col`: add every column entry back into its input position.
 
-    cols: ``(N, C * prod(kernel), L)``; one strided add per kernel position.
+    cols: ``(N, C * prod(kernel), L)``; one strided add per kernel position into a
+    contiguous ``(N, C, *size)`` result (entries that fall on the padding are dropped).
     """
     n = cols.shape[0]
-    nd = len(kernel)
     out = out_size(size, kernel, stride, padding, dilation)
     cols = cols.reshape((n, channels, math.prod(kernel)) + out)
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, padding))
-    acc = xp_of(cols).zeros((n, channels) + padded, cols.dtype)
-    for p in range(math.prod(kernel)):
-        pos = _unravel(p, kernel)
-        sl = tuple(slice(pos[i] * dilation[i], pos[i] * dilation[i] + stride[i] * (out[i] - 1) + 1, stride[i])
-                   for i in range(nd))
-        acc[(slice(None), slice(None)) + sl] += cols[:, :, p]
-    return crop(acc, padding, size)
-
-
-def _unravel(p: int, shape) -> tuple:
-    idx = []
-    for s in reversed(shape):
-        idx.append(p % s)
-        p //= s
-    return tuple(reversed(idx))
-
-
-# ---- stride-1 fast path: columns over the flattened padded plane -------------------------------
-# With stride 1 the window of kernel position p is the flattened padded plane shifted by a
-# constant, so im2col copies long contiguous runs and col2im adds them back. The price: the
-# product also computes ``padded - out`` garbage columns per row, cropped (or zero) afterwards.
-class _Flat:
-    """Geometry of the flattened padded plane for a stride-1 convolution."""
-
-    def __init__(self, size, kernel, padding, dilation):
-        self.padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, padding))
-        self.full = tuple(pn - d * (k - 1) for pn, k, d in zip(self.padded, kernel, dilation))
-        st, acc = [], 1
-        for pn in reversed(self.padded):
-            st.append(acc)
-            acc *= pn
-        self.pst = tuple(reversed(st))  # element strides of the padded plane
-        self.total = acc
-        self.length = self.full[0] * self.pst[0]  # columns per kernel position
-        self.kstrides = tuple(d * ps for d, ps in zip(dilation, self.pst))
-        self.slack = sum((k - 1) * ks for k, ks in zip(kernel[1:], self.kstrides[1:]))
-        self.kernel = tuple(kernel)
-
-    def shifts(self) -> list[int]:
-        return [sum(q * ks for q, ks in zip(pos, self.kstrides)) for pos in
-                (_unravel(p, self.kernel) for p in range(math.prod(self.kernel)))]
-
-    def spread(self, a, out):
-        """``(N, C, *out)`` -> ``(N, C, length)`` laid on the padded rows, zeros elsewhere."""
-        n, c = a.shape[:2]
-        buf = xp_of(a).zeros((n, c, self.full[0]) + self.padded[1:], a.dtype)
-        buf[(Ellipsis,) + tuple(slice(0, o) for o in out)] = a
-        return buf.reshape(n, c, self.length)
-
-    def gather(self, a, out):
-        """Inverse of :meth:`spread`: the ``out`` block of ``(N, C, length)`` columns, contiguous."""
-        n, c = a.shape[:2]
-        a = a.reshape((n, c, self.full[0]) + self.padded[1:])
-        return xp_of(a).ascontiguousarray(a[(Ellipsis,) + tuple(slice(0, o) for o in out)])
-
-
-def _flat_im2col(x, kernel, padding, dilation, groups: int, geo: _Flat):
-    xp = xp_of(x)
-    n, c = x.shape[:2]
-    buf = xp.zeros((n, c, geo.total + geo.slack), x.dtype)
-    plane = buf[:, :, :geo.total].reshape((n, c) + geo.padded)
-    plane[(Ellipsis,) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[2:], padding))] = x
-    it = buf.itemsize
-    cg = c // groups
-    view = _as_strided(buf, (n, groups, cg) + tuple(kernel) + (geo.length,),
-                       (buf.strides[0], cg * buf.strides[1], buf.strides[1])
-                       + tuple(ks * it for ks in geo.kstrides) + (it,))
-    return xp.ascontiguousarray(view).reshape(n, groups, -1, geo.length)
-
-
-def _flat_col2im(cols, channels: int, size, padding, geo: _Flat):
-    """Adjoint of :func:`_flat_im2col`: ``(N, C * prod(kernel), length)`` -> ``(N, C, *size)``."""
-    n = cols.shape[0]
-    cols = cols.reshape(n, channels, -1, geo.length)
-    acc = xp_of(cols).zeros((n, channels, geo.total + geo.slack), cols.dtype)
-    for p, shift in enumerate(geo.shifts()):
-        acc[:, :, shift:shift + geo.length] += cols[:, :, p]
-    plane = acc[:, :, :geo.total].reshape((n, channels) + geo.padded)
-    return crop(plane, padding, size)
-
-
-def _stride_one(stride) -> bool:
-    return all(s == 1 for s in stride)
+    acc = xp_of(cols).zeros((n, channels) + tuple(size), cols.dtype)
+    for p, pos in enumerate(_positions(kernel)):
+        ranges, dst = _clipped(pos, size, stride, padding, dilation, out)
+        acc[dst] += cols[:, :, p][_inner(ranges)]
+    return acc
 
 
 # ---- the three kernels ---------------------------------------------------------------------------
+# Columns are ``(N, groups, K, L)`` with K = C/groups * prod(kernel) and L the output pixels,
+# so the forward product ``w @ cols`` is a batched GEMM whose result is already NCHW.
 def _needs(ctx, i: int) -> bool:
     return ctx.next_functions[i][0] is not None
 
@@ -179,66 +128,35 @@ def _conv_params(ctx) -> dict:
     return {"stride": a["stride"], "padding": a["padding"], "dilation": a["dilation"], "groups": a["groups"]}
 
 
-@defop("convolution", save=(0, 1), extra=True)
+@defop("convolution", save=(0, 1))
 def _convolution(x, w, b, stride, padding, dilation, groups):
-    xp = xp_of(x)
     n, o = x.shape[0], w.shape[0]
-    kernel = w.shape[2:]
-    wm = w.reshape(groups, o // groups, -1)
-    if _stride_one(stride):
-        geo = _Flat(x.shape[2:], kernel, padding, dilation)
-        cols = _flat_im2col(x, kernel, padding, dilation, groups, geo)
-        y = geo.gather(xp.matmul(wm, cols).reshape(n, o, -1), geo.full)
-    else:
-        cols, out = im2col(x, kernel, stride, padding, dilation, groups)
-        y = xp.matmul(wm, cols).reshape((n, o) + out)  # (N, G, O/G, L): already channel-major
+    cols, out = im2col(x, w.shape[2:], stride, padding, dilation, groups)
+    y = xp_of(x).matmul(w.reshape(groups, o // groups, -1), cols).reshape((n, o) + out)
     if b is not None:
-        y += b.reshape((o,) + (1,) * (y.ndim - 2))
-    return y, cols
+        y += b.reshape((o,) + (1,) * len(out))
+    return y
 
 
 @_convolution.backward
 def _convolution_bw(ns, ctx, g, x, w):
     p = _conv_params(ctx)
     gb = ns.sum(g, dim=(0,) + tuple(range(2, len(g.shape)))) if _needs(ctx, 2) else None
-    gx = gw = None
-    if _needs(ctx, 0):
-        gx = ns.conv_input_grad(g, w, None, size=tuple(x.shape[2:]), **p)
-    if _needs(ctx, 1):
-        if ns is ARRAY_NS and ctx._extra is not None:
-            if _stride_one(p["stride"]):
-                g = _Flat(x.shape[2:], w.shape[2:], p["padding"], p["dilation"]).spread(g, g.shape[2:])
-            gw = _weight_grad_from_cols(ctx._extra, g, w.shape, p["groups"])
-        else:
-            gw = ns.conv_weight_grad(x, g, kernel=tuple(w.shape[2:]), **p)
+    gw = ns.conv_weight_grad(x, g, kernel=tuple(w.shape[2:]), **p) if _needs(ctx, 1) else None
+    gx = ns.conv_input_grad(g, w, None, size=tuple(x.shape[2:]), **p) if _needs(ctx, 0) else None
     return gx, gw, gb
-
-
-def _weight_grad_from_cols(cols, g, wshape, groups: int):
-    n = g.shape[0]
-    gm = g.reshape(n, groups, wshape[0] // groups, -1)
-    return xp_of(g).matmul(gm, cols.swapaxes(-1, -2)).sum(0).reshape(wshape)
 
 
 @defop("conv_input_grad", save=(0, 1))
 def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
-    xp = xp_of(g)
     n, o = g.shape[:2]
     cin = w.shape[1] * groups
     wm = w.reshape(groups, o // groups, -1)
-    if _stride_one(stride):
-        geo = _Flat(size, w.shape[2:], padding, dilation)
-        gm = geo.spread(g, g.shape[2:]).reshape(n, groups, o // groups, -1)
-        cols = xp.matmul(wm.swapaxes(-1, -2), gm)
-        y = _flat_col2im(cols, cin, size, padding, geo)
-    else:
-        gm = g.reshape(n, groups, o // groups, -1)
-        cols = xp.matmul(wm.swapaxes(-1, -2), gm)  # (N, G, C/G * prod(k), L)
-        y = col2im(cols.reshape(n, -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation)
+    gm = g.reshape(n, groups, o // groups, -1)
+    cols = xp_of(g).matmul(wm.swapaxes(-1, -2), gm)  # (N, G, C/G * prod(k), L)
+    y = col2im(cols.reshape(n, -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation)
     if b is not None:
-        y = y + b.reshape((cin,) + (1,) * len(size))
-    elif not y.flags.c_contiguous:
-        y = xp.ascontiguousarray(y)
+        y += b.reshape((cin,) + (1,) * len(size))
     return y
 
 
@@ -248,8 +166,6 @@ def _conv_input_grad_bw(ns, ctx, gy, g, w):
     gg = ns.convolution(gy, w, None, **p) if _needs(ctx, 0) else None
     gw = ns.conv_weight_grad(gy, g, kernel=tuple(w.shape[2:]), **p) if _needs(ctx, 1) else None
     gb = ns.sum(gy, dim=(0,) + tuple(range(2, len(gy.shape)))) if _needs(ctx, 2) else None
-    if ns is ARRAY_NS and gg is not None:
-        gg = gg[0]  # the array kernel also returns its columns
     return gg, gw, gb
 
 
@@ -258,33 +174,21 @@ _conv_input_grad.backward(_conv_input_grad_bw, "ConvolutionBackward0")
 
 @defop("conv_weight_grad", save=(0, 1))
 def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
-    wshape = (g.shape[1], x.shape[1] // groups) + tuple(kernel)
-    if _stride_one(stride):
-        geo = _Flat(x.shape[2:], kernel, padding, dilation)
-        cols = _flat_im2col(x, kernel, padding, dilation, groups, geo)
-        return _weight_grad_from_cols(cols, geo.spread(g, g.shape[2:]), wshape, groups)
+    xp = xp_of(x)
+    n, o = g.shape[:2]
     cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
-    return _weight_grad_from_cols(cols, g, wshape, groups)
+    # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
+    gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
+    gw = xp.matmul(cols, gt).sum(0)  # (G, C/G * prod(k), O/G)
+    return xp.ascontiguousarray(gw.swapaxes(-1, -2)).reshape((o, x.shape[1] // groups) + tuple(kernel))
 
 
 @_conv_weight_grad.backward
 def _conv_weight_grad_bw(ns, ctx, gw, x, g):
     p = _conv_params(ctx)
     gx = ns.conv_input_grad(g, gw, None, size=tuple(x.shape[2:]), **p) if _needs(ctx, 0) else None
-    gg = None
-    if _needs(ctx, 1):
-        gg = ns.convolution(x, gw, None, **p)
-        if ns is ARRAY_NS:
-            gg = gg[0]
+    gg = ns.convolution(x, gw, None, **p) if _needs(ctx, 1) else None
     return gx, gg
-
-
-def _convolution_tensor(x, w, b, **params) -> Tensor:
-    """TENSOR_NS entry: the recorded op without the columns."""
-    return apply(_convolution, (x, w, b), params)[0]
-
-
-tensor_fn("convolution", _convolution_tensor)
 
 
 # ---- argument handling ---------------------------------------------------------------------------
@@ -390,7 +294,7 @@ def _conv_nd(n: int, fn: str, input: Tensor, weight: Tensor, bias, stride, paddi
                            f"({_shape_str(tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation)))}). "
                            "Kernel size can't be greater than actual input size")
     params = {"stride": stride, "padding": pads, "dilation": dilation, "groups": int(groups)}
-    out = apply(_convolution, (input, weight, bias), params)[0]
+    out = apply(_convolution, (input, weight, bias), params)
     return out.squeeze(0) if unbatched else out
 
 
@@ -484,8 +388,7 @@ def _im2col_bw(ns, ctx, g):
 @defop("col2im")
 def _col2im_op(cols, size, kernel, stride, padding, dilation):
     channels = cols.shape[1] // math.prod(kernel)
-    out = col2im(cols, channels, size, kernel, stride, padding, dilation)
-    return xp_of(cols).ascontiguousarray(out)
+    return col2im(cols, channels, size, kernel, stride, padding, dilation)
 
 
 @_col2im_op.backward
