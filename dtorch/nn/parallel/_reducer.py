@@ -12,14 +12,24 @@ How communication progresses while backward computes (``overlap``, env
 ``DTORCH_DDP_OVERLAP``): ``"test"`` starts each bucket when ready and polls the started
 requests from every later hook (MPICH progresses only inside MPI calls); ``"launch"``
 starts when ready without polling; ``"thread"`` hands buckets to a communication thread
-with its own communicator; ``"end"`` starts all buckets once backward is done. See
-bench/ddp_step.py for the measurements behind the default.
+with its own communicator; ``"end"`` starts all buckets once backward is done.
+
+Default: ``"end"`` for CPU parameters, ``"test"`` for CUDA ones. Measured with
+bench/ddp_step.py (2 ranks on the 2-core VM, MLP 784-1024-1024-10): every mode lands
+within noise of one flat Allreduce after backward (0.70-0.78 of the no-communication
+ceiling on a loaded machine; 0.88-0.89 for Testall polling vs flat in MEASUREMENTS.md),
+the thread is no better (0.70-0.74; 0.85 there). Both cores are busy computing and the
+shared-memory allreduce is itself CPU work, so overlap moves work rather than hiding
+it; "end" is the simplest and makes no MPI calls during backward. On a GPU the
+collective runs on its own stream (NCCL), where starting each bucket early is the win.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
+
+import numpy as np
 
 from ..._creation import tensor
 from ...autograd.graph import AccumulateGrad
@@ -29,7 +39,6 @@ from ...tensor import Tensor, _make
 from ._buckets import Bucket, assign_buckets
 
 OVERLAP_MODES = ("test", "launch", "thread", "end")
-DEFAULT_OVERLAP = "end"
 
 
 class GradBucket:
@@ -129,7 +138,8 @@ class Reducer:
         self.as_view = as_view
         self.track_unused = track_unused or static_graph
         self.static_graph = static_graph
-        self.overlap = overlap or os.environ.get("DTORCH_DDP_OVERLAP", DEFAULT_OVERLAP)
+        on_cpu = type(params[0]._data) is np.ndarray
+        self.overlap = overlap or os.environ.get("DTORCH_DDP_OVERLAP") or ("end" if on_cpu else "test")
         if self.overlap not in OVERLAP_MODES:
             raise ValueError(f"DDP overlap mode must be one of {OVERLAP_MODES}, got {self.overlap!r}")
         self.comm_hook = None

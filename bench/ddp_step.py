@@ -1,0 +1,173 @@
+"""Data-parallel scaling of an MLP step: t(1 rank) / t(2 ranks), each divided by the no-communication ceiling.
+
+MLP 784-1024-1024-10, per-rank batch 128, SGD with momentum, 1 thread per rank. Variants:
+nocomm (each rank trains alone: the ceiling — the ranks share cores and memory
+bandwidth), dtorch DDP with its default and with every overlap mode
+(DTORCH_DDP_OVERLAP), one flat mpi4py Allreduce after backward, torch DDP over gloo
+(when torch is installed; its t(1) is torch without DDP). Steps are timed one at a time,
+variants interleaved in rounds; medians. Launches itself under mpiexec; one JSON line.
+
+    python bench/ddp_step.py [--rounds 6] [--steps 8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+THREADS = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+MODES = ("test", "launch", "thread", "end")
+
+
+def _dtorch_variants(n: int) -> dict:
+    import numpy as np
+
+    import dtorch
+    from dtorch import nn
+
+    def model():
+        dtorch.manual_seed(0)
+        return nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+
+    rng = np.random.default_rng(0)
+    x = dtorch.tensor(rng.standard_normal((128, 784)).astype(np.float32))
+    y = dtorch.tensor(rng.integers(0, 10, 128))
+
+    def stepper(m, after_backward=None):
+        opt = dtorch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+
+        def step():
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            if after_backward is not None:
+                after_backward(m)
+            opt.step()
+        return step
+
+    out = {"nocomm": stepper(model())}
+    if n == 1:
+        return out
+    import dtorch.distributed as dist
+    from dtorch.nn.parallel import DistributedDataParallel as DDP
+
+    dist.init_process_group()
+    os.environ.pop("DTORCH_DDP_OVERLAP", None)
+    out["ddp_default"] = stepper(DDP(model()))
+    for mode in MODES:
+        os.environ["DTORCH_DDP_OVERLAP"] = mode
+        out[f"ddp_{mode}"] = stepper(DDP(model()))
+    os.environ.pop("DTORCH_DDP_OVERLAP")
+    out["flat_allreduce"] = stepper(model(), _flat_allreduce(dist.group.WORLD.comm.Dup()))
+    return out
+
+
+def _flat_allreduce(comm):
+    import numpy as np
+    from mpi4py import MPI
+
+    def run(m) -> None:
+        grads = [p.grad._data for p in m.parameters()]
+        flat = np.concatenate([g.reshape(-1) for g in grads])
+        comm.Allreduce(MPI.IN_PLACE, flat)
+        off = 0
+        for g in grads:
+            np.multiply(flat[off:off + g.size].reshape(g.shape), 1.0 / comm.Get_size(), out=g)
+            off += g.size
+    return run
+
+
+def _torch_variants(n: int) -> dict:
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                            torch.nn.ReLU(), torch.nn.Linear(1024, 10))
+    x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
+    name = "torch_nocomm"
+    if n > 1:
+        import torch.distributed as tdist
+        from mpi4py import MPI
+
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("BENCH_PORT", "29533"),
+                          RANK=str(MPI.COMM_WORLD.Get_rank()), WORLD_SIZE=str(n))
+        tdist.init_process_group("gloo")
+        m = torch.nn.parallel.DistributedDataParallel(m)
+        name = "torch_ddp"
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    return {name: step}
+
+
+def worker(rounds: int, steps: int) -> None:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    n = comm.Get_size()
+    variants = {**_dtorch_variants(n), **_torch_variants(n)}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for step in variants.values():  # warm up
+        for _ in range(2):
+            step()
+    for _ in range(rounds):
+        for name, step in variants.items():
+            comm.Barrier()
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+    if comm.Get_rank() == 0:
+        print("RESULT " + json.dumps({k: statistics.median(v) for k, v in times.items()}), flush=True)
+
+
+def _launch(n: int, rounds: int, steps: int) -> dict:
+    here = os.path.dirname(sys.executable)
+    mpiexec = shutil.which("mpiexec", path=here + os.pathsep + os.environ.get("PATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **THREADS)
+    cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", __file__, "--worker", "--rounds", str(rounds),
+           "--steps", str(steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--worker", action="store_true")
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.rounds, a.steps)
+        return
+    t1 = _launch(1, a.rounds, a.steps)
+    t2 = _launch(2, a.rounds, a.steps)
+    ceiling = t1["nocomm"] / t2["nocomm"]
+    res = {"bench": "ddp_step", "model": "MLP 784-1024-1024-10", "per_rank_batch": 128, "ranks": 2,
+           "t1_ms": round(t1["nocomm"] * 1e3, 2), "ceiling_scaling": round(ceiling, 3)}
+    for name, t in t2.items():
+        if name == "nocomm" or name.startswith("torch"):
+            continue
+        s = t1["nocomm"] / t
+        res[name] = {"t2_ms": round(t * 1e3, 2), "scaling": round(s, 3), "of_ceiling": round(s / ceiling, 3)}
+    if "torch_ddp" in t2:
+        s = t1["torch_nocomm"] / t2["torch_ddp"]
+        res["torch_ddp_gloo"] = {"t1_ms": round(t1["torch_nocomm"] * 1e3, 2), "t2_ms": round(t2["torch_ddp"] * 1e3, 2),
+                                 "scaling": round(s, 3), "of_ceiling": round(s / ceiling, 3)}
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
