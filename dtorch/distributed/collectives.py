@@ -105,8 +105,7 @@ def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op
 
     def finish() -> None:
         if op is ReduceOp.AVG:
-            buf.arr /= n
-        buf.writeback = buf.writeback or op is ReduceOp.AVG
+            buf.arr /= n  # in place: the tensor's own memory when the buffer is zero-copy
         buf.finish()
 
     start = lambda: [pg.comm.Iallreduce(MPI.IN_PLACE, buf.spec, mpi_op(op, buf.arr.dtype == np.bool_))]
@@ -136,7 +135,6 @@ def reduce(tensor: Tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group=None
         if me == root:
             if op is ReduceOp.AVG:
                 buf.arr /= n
-                buf.writeback = True
             buf.finish()
 
     return _run(pg, "reduce", {"shape": list(tensor.shape), "dtype": tensor._data.dtype, "op": op.name,
@@ -243,7 +241,6 @@ def _reduce_scatter_flat(pg, output: Tensor, source: Tensor, op: ReduceOp, async
     def finish() -> None:
         if op is ReduceOp.AVG:
             out.arr /= n
-            out.writeback = True
         out.finish()
 
     start = lambda: [pg.comm.Ireduce_scatter_block(send.spec, out.spec, mpi_op(op, out.arr.dtype == np.bool_))]

@@ -56,6 +56,12 @@ class Work:
     def exception(self):
         return None
 
+    def get_future(self):
+        """A Future completed by this work (``then`` chains a callback), as torch's Work.get_future."""
+        from .algorithms.future import work_future
+
+        return work_future(self)
+
     def source_rank(self) -> int:
         self.wait()
         return getattr(self, "_source", -1)
