@@ -15,7 +15,8 @@ import numpy as np
 
 DTYPE_CODES = {
     np.dtype(np.bool_): "BOOL", np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8", np.dtype(np.int16): "I16",
-    np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16",
+    np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.uint16): "U16", np.dtype(np.uint32): "U32",
+    np.dtype(np.uint64): "U64", np.dtype(np.float16): "F16",
     np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
 }
 CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}

@@ -60,13 +60,12 @@ class Generator:
         self._np = np.random.Generator(bg)
         return self
 
-    # The array module to draw from, with this generator's stream.
     def _cp(self):
-        if self._cupy is None:
-            import cupy
+        """A CuPy RandomState for one CUDA draw, seeded from this generator's PCG64 stream, so
+        that get_state/set_state (which hold only the PCG64 state) also replay CUDA draws."""
+        import cupy
 
-            self._cupy = cupy.random.RandomState(self._seed)
-        return self._cupy
+        return cupy.random.RandomState(int(self._np.integers(0, 2 ** 63 - 1)))
 
 
 def _jsonable(state):

@@ -46,8 +46,8 @@ def _run(pg: ProcessGroup, name: str, detail: dict, start, finish, async_op: boo
     reqs = start()
 
     def describe() -> str:
-        fields = ", ".join(f"{k} {v}" for k, v in detail.items())
-        return (f"{name} (seq {seq}, {fields}, group {pg.name}); "
+        fields = "".join(f", {k} {v}" for k, v in detail.items())
+        return (f"{name} (seq {seq}{fields}, group {pg.name}); "
                 f"{STATE.board.describe_missing(pg.slot, seq, pg.ranks)}")
 
     work = Work(reqs, finish, describe, pg.timeout, outputs)

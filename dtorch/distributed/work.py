@@ -99,4 +99,7 @@ def abort_job(message: str, code: int = 1) -> None:
     sys.stderr.flush()
     if os.environ.get("DTORCH_DISTRIBUTED_NO_ABORT") == "1":
         raise RuntimeError(message)
+    # mpiexec forwards a rank's output through its proxy; an immediate Abort tears the proxy
+    # down first about one time in four here, and the message that says why is lost
+    time.sleep(float(os.environ.get("DTORCH_ABORT_GRACE_S", "0.5")))
     MPI.COMM_WORLD.Abort(code)
