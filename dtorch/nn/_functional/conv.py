@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..._dispatch import apply, defop
 from ..._ops._helpers import xp_of
 from ...tensor import Tensor
@@ -100,20 +102,37 @@ def im2col(x, kernel, stride, padding, dilation, groups: int):
     return cols.reshape(n, groups, -1, math.prod(out)), out
 
 
-def col2im(cols, channels: int, size, kernel, stride, padding, dilation):
+def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=None):
     """Adjoint of :func:`im2col`: add every column entry back into its input position.
 
     cols: ``(N, C * prod(kernel), L)``; one strided add per kernel position into a
-    contiguous ``(N, C, *size)`` result (entries that fall on the padding are dropped).
+    contiguous ``(N, C, *size)`` result, ``out`` when given (entries that fall on the
+    padding are dropped).
     """
     n = cols.shape[0]
-    out = out_size(size, kernel, stride, padding, dilation)
-    cols = cols.reshape((n, channels, math.prod(kernel)) + out)
-    acc = xp_of(cols).zeros((n, channels) + tuple(size), cols.dtype)
+    osize = out_size(size, kernel, stride, padding, dilation)
+    cols = cols.reshape((n, channels, math.prod(kernel)) + osize)
+    if out is None:
+        out = xp_of(cols).zeros((n, channels) + tuple(size), cols.dtype)
+    else:
+        out[...] = 0
     for p, pos in enumerate(_positions(kernel)):
-        ranges, dst = _clipped(pos, size, stride, padding, dilation, out)
-        acc[dst] += cols[:, :, p][_inner(ranges)]
-    return acc
+        ranges, dst = _clipped(pos, size, stride, padding, dilation, osize)
+        out[dst] += cols[:, :, p][_inner(ranges)]
+    return out
+
+
+# Bytes of columns per batch chunk: on the CPU small enough to stay cache-warm and come back
+# from the allocator's free list; on a GPU only a cap on memory (big GEMMs run best there).
+_CHUNK_BYTES = {"cpu": 1 << 21, "cuda": 1 << 28}
+
+
+def _batch_chunks(a, n: int, sample_bytes: int) -> list[slice]:
+    """Slices of the batch whose columns take about ``_CHUNK_BYTES`` each: the temporaries
+    stay bounded whatever the batch size."""
+    limit = _CHUNK_BYTES["cpu" if xp_of(a) is np else "cuda"]
+    step = max(1, limit // max(1, sample_bytes))
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 # ---- the three kernels ---------------------------------------------------------------------------
@@ -131,8 +150,14 @@ def _conv_params(ctx) -> dict:
 @defop("convolution", save=(0, 1))
 def _convolution(x, w, b, stride, padding, dilation, groups):
     n, o = x.shape[0], w.shape[0]
-    cols, out = im2col(x, w.shape[2:], stride, padding, dilation, groups)
-    y = xp_of(x).matmul(w.reshape(groups, o // groups, -1), cols).reshape((n, o) + out)
+    kernel = w.shape[2:]
+    out = out_size(x.shape[2:], kernel, stride, padding, dilation)
+    length = math.prod(out)
+    wm = w.reshape(groups, o // groups, -1)
+    y = xp_of(x).empty((n, o) + out, x.dtype)
+    for sl in _batch_chunks(x, n, w[0].size * groups * length * x.itemsize):
+        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups)
+        xp_of(x).matmul(wm, cols, out=y[sl].reshape(-1, groups, o // groups, length))
     if b is not None:
         y += b.reshape((o,) + (1,) * len(out))
     return y
@@ -149,12 +174,16 @@ def _convolution_bw(ns, ctx, g, x, w):
 
 @defop("conv_input_grad", save=(0, 1))
 def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
+    xp = xp_of(g)
     n, o = g.shape[:2]
     cin = w.shape[1] * groups
-    wm = w.reshape(groups, o // groups, -1)
+    wt = w.reshape(groups, o // groups, -1).swapaxes(-1, -2)
     gm = g.reshape(n, groups, o // groups, -1)
-    cols = xp_of(g).matmul(wm.swapaxes(-1, -2), gm)  # (N, G, C/G * prod(k), L)
-    y = col2im(cols.reshape(n, -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation)
+    y = xp.empty((n, cin) + tuple(size), g.dtype)
+    for sl in _batch_chunks(g, n, w[0].size * groups * gm.shape[-1] * g.itemsize):
+        cols = xp.matmul(wt, gm[sl])  # (n, G, C/G * prod(k), L)
+        col2im(cols.reshape(cols.shape[0], -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation,
+               out=y[sl])
     if b is not None:
         y += b.reshape((cin,) + (1,) * len(size))
     return y
@@ -176,10 +205,13 @@ _conv_input_grad.backward(_conv_input_grad_bw, "ConvolutionBackward0")
 def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     xp = xp_of(x)
     n, o = g.shape[:2]
-    cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
+    k = x.shape[1] // groups * math.prod(kernel)
     # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
     gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
-    gw = xp.matmul(cols, gt).sum(0)  # (G, C/G * prod(k), O/G)
+    gw = xp.zeros((groups, k, o // groups), g.dtype)
+    for sl in _batch_chunks(x, n, groups * k * gt.shape[2] * x.itemsize):
+        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups)
+        gw += xp.matmul(cols, gt[sl]).sum(0)
     return xp.ascontiguousarray(gw.swapaxes(-1, -2)).reshape((o, x.shape[1] // groups) + tuple(kernel))
 
 
