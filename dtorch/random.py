@@ -23,7 +23,6 @@ class Generator:
         self.device = as_device(device)
         self._seed = _DEFAULT_SEED
         self._np = np.random.Generator(np.random.PCG64(self._seed))
-        self._cupy = None
 
     def manual_seed(self, seed: int) -> "Generator":
         seed = int(seed)
@@ -31,7 +30,6 @@ class Generator:
             seed &= (1 << 64) - 1
         self._seed = seed
         self._np = np.random.Generator(np.random.PCG64(seed))
-        self._cupy = None
         return self
 
     def seed(self) -> int:
