@@ -5,7 +5,7 @@ distributed training over MPI/NCCL.
 """
 from __future__ import annotations
 
-from . import _dtype
+from . import _allocator, _dtype
 from ._dtype import (  # noqa: F401
     bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
     promote_types, set_default_dtype, uint8,
@@ -33,6 +33,7 @@ half, float, double = float16, float32, float64
 long, int, short = int64, int32, int16
 uint8 = uint8
 __version__ = "0.1.0"
+_allocator.keep_heap()
 
 
 def is_tensor(obj) -> bool:
