@@ -97,10 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = launch.run_dir_for(cfg, env)
     saved = run_dir / "config.yaml"
     cmd = launch.launch_command(mode, cfg["distributed"]["nproc"], saved, env)
+    spent = launch.spent_step_commands(env) if mode == launch.SRUN else []
     extra_env = launch.rank_env(cfg, run_dir, env)
     if args.dry_run:
         print(yamlio.dump(cfg), end="")
         print("# command:")
+        for step in spent:
+            print(shlex.join(step))
         print(shlex.join([f"{k}={v}" for k, v in extra_env.items()] + cmd))
         return 0
     _check_job_exists(cfg)
@@ -108,6 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     saved.write_text(yamlio.dump(cfg), encoding="utf-8")
     print(f"dtorch-run: {cfg['name']}: {cfg['distributed']['nproc']} ranks via {mode}, run directory {run_dir}",
           file=sys.stderr, flush=True)
+    for step in spent:
+        subprocess.run(step, stdout=subprocess.DEVNULL)
     rc = _run_forwarding_signals(cmd, {**env, **extra_env})
     if rc != 0:
         print(f"dtorch-run: {cfg['name']} failed ({mode} exit status {rc}); run directory {run_dir}",

@@ -63,6 +63,17 @@ def launch_command(mode: str, nproc: int, config_path: str | Path, env: Mapping[
     raise ValueError(f"no launch command in mode {mode!r}")
 
 
+def spent_step_commands(env: Mapping[str, str]) -> list[list[str]]:
+    """Empty steps to run before the real one when Slurm restarts a requeued job.
+
+    Step ids start again at 0 after a requeue, and MPICH names its shared-memory segments after
+    the PMI job id ("JOBID.STEP"): ranks killed in the previous run leave theirs in /dev/shm, and
+    a new step with the same id fails in MPI_Init ("Message truncated"). Run r uses step r.
+    """
+    restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
+    return [["srun", "--ntasks=1", "--mpi=none", "true"]] * restarts
+
+
 def rank_env(cfg: dict, run_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     """Variables added for the ranks: the run directory, the import root, one BLAS thread count."""
     out = {"DTORCH_RUN_DIR": str(run_dir.resolve())}

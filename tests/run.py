@@ -3,6 +3,7 @@
 1. unit: every test on one process (MPI-marked tests skip there);
 2. mpi-2 / mpi-3: the `mpi`-marked tests under `mpiexec -n 2` and `-n 3`
    (`python -m mpi4py` so a failing rank aborts the job instead of hanging it).
+3. slurm: the `slurm`-marked tests on a single-node Slurm started for them (tests/launcher/slurm_phase.py).
 
 Extra arguments go to every pytest call, e.g. `python tests/run.py -x -k allreduce`.
 """
@@ -33,6 +34,8 @@ def phases(extra: list[str]) -> list[tuple[str, list[str] | None, str]]:
         cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", "-m", "pytest", "--with-mpi", "-m", "mpi",
                "--timeout=600", "--timeout-method=thread", *common, "tests"] if have_mpi else None
         out.append((f"mpi-{n}", cmd, "" if have_mpi else "mpi4py/mpiexec missing: pip install -e '.[mpi]'"))
+    # starts the single-node dev Slurm (root + apt), runs the `slurm` tests, stops it; else "skipped: why"
+    out.append(("slurm", [sys.executable, "tests/launcher/slurm_phase.py", *common], ""))
     return out
 
 

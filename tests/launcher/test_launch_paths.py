@@ -95,3 +95,9 @@ def test_job_file():
     assert launch.job_file("digits_mlp") == launch.ROOT / "jobs" / "digits_mlp.py"
     assert launch.job_file("digits_mlp:train") == launch.ROOT / "jobs" / "digits_mlp.py"
     assert launch.job_file("pkg.mod") is None
+
+
+def test_a_requeued_job_spends_the_step_ids_of_earlier_runs():
+    assert launch.spent_step_commands({"SLURM_JOB_ID": "7"}) == []
+    assert launch.spent_step_commands({"SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "2"}) == [
+        ["srun", "--ntasks=1", "--mpi=none", "true"]] * 2
