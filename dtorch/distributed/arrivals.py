@@ -15,6 +15,7 @@ MAX_GROUPS = 64
 OP_CODES = ["?", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
             "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
             "broadcast_object_list", "all_gather_object", "gather_object", "detail_check"]
+_CODE = {name: i for i, name in enumerate(OP_CODES)}
 
 
 class ArrivalBoard:
@@ -31,12 +32,15 @@ class ArrivalBoard:
         if self.local_rank == 0:
             self.table[...] = 0
         self.node.Barrier()
+        self.mine = self.table[self.local_rank]
         ranks = np.zeros(n, np.int64)
         self.node.Allgather(np.array([world.Get_rank()], np.int64), ranks)
         self.local_of = {int(g): i for i, g in enumerate(ranks)}  # global rank -> row
 
     def enter(self, slot: int, seq: int, op: str) -> None:
-        self.table[self.local_rank, slot % MAX_GROUPS] = (seq, OP_CODES.index(op) if op in OP_CODES else 0)
+        row = self.mine[slot % MAX_GROUPS]
+        row[0] = seq
+        row[1] = _CODE.get(op, 0)
 
     def describe_missing(self, slot: int, seq: int, group_ranks: list[int]) -> str:
         """'ranks not arrived: [1] (rank 1 is at seq 3 broadcast); ranks on other nodes: [...]'."""

@@ -8,7 +8,6 @@ peer can say who never arrived.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
@@ -41,7 +40,7 @@ def _run(pg: ProcessGroup, name: str, detail: dict, start, finish, async_op: boo
     pg.seq += 1
     seq = pg.seq
     STATE.board.enter(pg.slot, seq, name)
-    if os.environ.get("TORCH_DISTRIBUTED_DEBUG", os.environ.get("DTORCH_DISTRIBUTED_DEBUG", "")).upper() == "DETAIL":
+    if STATE.detail:
         _detail_check(pg, name, seq, detail)
     reqs = start()
 

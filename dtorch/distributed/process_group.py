@@ -65,6 +65,7 @@ class _State:
         self.board: ArrivalBoard | None = None
         self.groups: list[ProcessGroup] = []
         self.prev_excepthook = None
+        self.detail = False  # TORCH_DISTRIBUTED_DEBUG=DETAIL, read once at init
 
 
 STATE = _State()
@@ -120,6 +121,8 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                 "launch with mpiexec -n N or srun --mpi=pmi2"
             )
     timeout_s = _seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    debug = os.environ.get("TORCH_DISTRIBUTED_DEBUG", os.environ.get("DTORCH_DISTRIBUTED_DEBUG", ""))
+    STATE.detail = debug.upper() == "DETAIL"
     STATE.board = ArrivalBoard(world)
     comm = world.Dup()
     STATE.world = ProcessGroup(comm, list(range(mpi_size)), "WORLD", timeout_s, 0, backend)
