@@ -6,8 +6,11 @@ torch (``jobs.models.gpt(lib, ...)``), started from the same weights (copied thr
 same batch. A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a
 float32-accurate erf polynomial, and its stacked attention products are plain np.matmul (on numpy 2.x as
 fast as torch's, and faster than one np.dot per matrix). Each thread count runs in its own subprocess so
-the thread variables are set before numpy loads. Steps are timed one at a time, the implementations
-taking turns; a figure is the median over ``rounds * steps`` steps. Prints ONE JSON line: steps/s,
+the thread variables are set before numpy loads. glibc's mmap threshold is set to 64 MiB in the
+workers (MALLOC_MMAP_THRESHOLD_): dtorch's import tunes malloc with mallopt, which freezes the threshold
+at its 128 KiB default, and every larger numpy temporary then comes from a fresh mmap (~38,000 page
+faults per hand-written numpy step; dtorch and torch are barely affected). Steps are timed one at a time,
+the implementations taking turns; a figure is the median over ``rounds * steps`` steps. Prints ONE JSON line: steps/s,
 dtorch/torch and dtorch/numpy, and each implementation's loss after the timed steps (they should agree to
 float32 precision).
 
@@ -31,6 +34,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 CONFIG = {"vocab": 65, "context": 64, "layers": 4, "heads": 4, "width": 128}
 BATCH, LR, WEIGHT_DECAY, CLIP = 16, 1e-3, 0.1, 1.0
 EPS = 1e-5  # LayerNorm
+MMAP_THRESHOLD = 64 << 20
 
 
 
@@ -292,10 +296,12 @@ def main() -> None:
             print(json.dumps(worker(args.worker, args.rounds, args.steps, args.clock)))
         return
     result = {"bench": "gpt_step", "model": CONFIG, "batch": BATCH, "dtype": "float32",
-              "optimizer": "AdamW + clip_grad_norm_(1.0)", "clock": args.clock}
+              "optimizer": "AdamW + clip_grad_norm_(1.0)", "clock": args.clock,
+              "malloc_mmap_threshold": int(os.environ.get("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD))}
     for n in [1] if args.profile else args.threads:
         env = dict(os.environ, **{v: str(n) for v in THREAD_VARS})
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(n), "--rounds", str(args.rounds),
                "--steps", str(args.steps), "--clock", args.clock]
         cmd += ["--profile", str(args.profile)] if args.profile else []
