@@ -7,9 +7,9 @@ same batch. A hand-written numpy step (below) is the floor for a numpy framework
 float32-accurate erf polynomial, and its stacked attention products are plain np.matmul (on numpy 2.x as
 fast as torch's, and faster than one np.dot per matrix). Each thread count runs in its own subprocess so
 the thread variables are set before numpy loads. glibc's mmap threshold is set to 64 MiB in the
-workers (MALLOC_MMAP_THRESHOLD_): dtorch's import tunes malloc with mallopt, which freezes the threshold
-at its 128 KiB default, and every larger numpy temporary then comes from a fresh mmap (~38,000 page
-faults per hand-written numpy step; dtorch and torch are barely affected). Steps are timed one at a time,
+workers (MALLOC_MMAP_THRESHOLD_): with torch, dtorch (whose import tunes malloc) and numpy taking turns
+in one process, the numpy step otherwise page-faulted ~38,000 times a step; with it, none of the three
+faults more than a few hundred times. Steps are timed one at a time,
 the implementations taking turns; a figure is the median over ``rounds * steps`` steps. Prints ONE JSON line: steps/s,
 dtorch/torch and dtorch/numpy, and each implementation's loss after the timed steps (they should agree to
 float32 precision).
