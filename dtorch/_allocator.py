@@ -3,7 +3,9 @@
 numpy allocates every temporary with malloc. At the end of each backward pass glibc
 returns the top of the heap to the kernel, and the next forward pass faults it all back
 in: ~3,000 page faults and 6-8 ms of system time per step of the CNN benchmark. A 64 MB
-top pad (what torch's caching allocator achieves by other means) removes them.
+top pad (what torch's caching allocator achieves by other means) removes them. Setting
+these freezes glibc's adaptive mmap threshold at 128 KB, so it is raised to 64 MB as
+well: otherwise every large temporary is a fresh mmap, faulted in page by page.
 Set DTORCH_KEEP_HEAP=0 to leave the allocator alone.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
 PAD_BYTES = 64 << 20
 
 
@@ -29,4 +32,5 @@ def keep_heap() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     ok = mallopt(M_TOP_PAD, PAD_BYTES) == 1
     ok = mallopt(M_TRIM_THRESHOLD, 2 * PAD_BYTES) == 1 and ok
+    ok = mallopt(M_MMAP_THRESHOLD, PAD_BYTES) == 1 and ok
     return ok
