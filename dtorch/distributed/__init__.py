@@ -17,3 +17,4 @@ from .work import Work  # noqa: F401
 
 Backend = type("Backend", (), {"MPI": "mpi", "NCCL": "nccl", "GLOO": "gloo"})
 from . import checkpoint  # noqa: F401,E402
+from . import optim  # noqa: F401,E402
