@@ -49,22 +49,20 @@ def _mT(ns, a):
 
 
 def _bmm(a, b):
-    """``a @ b`` over leading batch dims. numpy's stacked matmul is several times slower than one
-    2-d BLAS call per matrix, so on numpy loop over the batch."""
+    """``a @ b`` over leading batch dims. numpy's stacked matmul calls BLAS per matrix when each
+    matrix is C- or F-ordered (measured faster than a Python loop of np.dot on numpy 2.4); a
+    matrix it cannot hand to BLAS (a broadcast gradient, stride 0) is copied first."""
     xp = xp_of(a)
-    if xp is not np or a.ndim <= 2 and b.ndim <= 2:
-        return xp.matmul(a, b)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a3, b3 = (_blas_ready(np.broadcast_to(x, batch + x.shape[-2:]).reshape((-1,) + x.shape[-2:])) for x in (a, b))
-    out = np.empty((a3.shape[0], a.shape[-2], b.shape[-1]), np.result_type(a, b))
-    for i in range(out.shape[0]):
-        np.dot(a3[i], b3[i], out=out[i])
-    return out.reshape(batch + out.shape[-2:])
+    if xp is np and a.ndim > 2:
+        a = _blas_ready(a)
+    if xp is np and b.ndim > 2:
+        b = _blas_ready(b)
+    return xp.matmul(a, b)
 
 
 def _blas_ready(x3):
     """A stack whose matrices BLAS can read (C or F order); broadcast views (stride 0) get copied."""
-    m = x3[0] if x3.shape[0] else x3
+    m = x3[(0,) * (x3.ndim - 2)] if x3.size else x3
     return x3 if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(x3)
 
 
