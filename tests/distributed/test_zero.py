@@ -92,6 +92,7 @@ def test_equals_ddp_with_the_plain_optimizer(world, name, comm, attach):
     assert zero._exchange.kind == comm
     _train(world, ddp, zero, ref, ref_opt, _batches(world, 10))
     _same(world, ddp.parameters(), ref.parameters())
+    assert all(s._data is h for s, h in zip(zero._shards, zero._homes))  # updates land in place, no copy
     # optimizer state: only this rank's share of it
     lo, hi = zero._layout.mine(0)
     state = zero.optim.state[zero._shards[0]]

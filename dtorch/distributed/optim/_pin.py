@@ -22,7 +22,7 @@ def settle(optimizer, group: dict, shard: Tensor, home: np.ndarray) -> None:
     layout = optimizer.__dict__.get("_layouts", {}).get(id(group))
     buckets = getattr(layout, "buckets", None) or []
     b = buckets[0] if len(buckets) == 1 else None
-    if isinstance(b, FlatBucket) and len(b.params) == 1 and b.params[0] is shard and b.flat is shard._data:
+    if isinstance(b, FlatBucket) and len(b.params) == 1 and b.params[0] is shard and b.views[0] is shard._data:
         b.flat = home
         b.views[0] = home
         shard._data = home
