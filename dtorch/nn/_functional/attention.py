@@ -61,9 +61,9 @@ def _bmm(a, b):
 
 
 def _blas_ready(x3):
-    """A stack whose matrices BLAS can read (C or F order); broadcast views (stride 0) get copied."""
-    m = x3[(0,) * (x3.ndim - 2)] if x3.size else x3
-    return x3 if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(x3)
+    """A stack numpy's matmul hands to BLAS: broadcast views (a zero stride) are copied; other
+    strided matrices (head splits) numpy passes to BLAS with a leading dimension as they are."""
+    return np.ascontiguousarray(x3) if 0 in x3.strides[-2:] and x3.size else x3
 
 
 def _matmul(ns):
