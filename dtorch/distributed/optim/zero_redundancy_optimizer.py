@@ -15,6 +15,11 @@ them: ZeRO-1). ``zero.attach(ddp)`` makes DDP hand its gradients to ZeRO instead
 allreducing them: they are reduce-scattered (ZeRO-2; see ``_ddp.py``), so each rank
 only ever receives its shard's average; ``p.grad`` then holds this rank's local
 gradients, and clipping must go through ``zero.clip_grad_norm_``.
+
+Results equal DDP + the plain optimizer bitwise at 2 ranks (both average as (a + b) * 1/2 and
+the update is elementwise); at 3+ ranks MPI may add the gradients in another order than
+the shared-memory sum (float tolerance). A parameter without gradient in a group where
+others have one is updated with a zero gradient (the plain optimizer skips it).
 """
 from __future__ import annotations
 
