@@ -4,7 +4,9 @@ MLP 784-1024-1024-10, per-rank batch 128, SGD with momentum, 1 thread per rank. 
 nocomm (each rank trains alone: the ceiling — the ranks share cores and memory
 bandwidth), dtorch DDP with its default and with every overlap mode
 (DTORCH_DDP_OVERLAP), one flat mpi4py Allreduce after backward, torch DDP over gloo
-(when torch is installed; its t(1) is torch without DDP). Steps are timed one at a time,
+(when torch is installed; its t(1) is torch without DDP), and ZeRO-2
+(DDP + ZeroRedundancyOptimizer attached: reduce-scatter, sharded update, all-gather) over MPI
+collectives (zero_mpi) and through a shared-memory window (zero_shm). Steps are timed one at a time,
 variants interleaved in rounds; medians. Launches itself under mpiexec; one JSON line.
 
     python bench/ddp_step.py [--rounds 6] [--steps 8]
@@ -40,8 +42,8 @@ def _dtorch_variants(n: int) -> dict:
     x = dtorch.tensor(rng.standard_normal((128, 784)).astype(np.float32))
     y = dtorch.tensor(rng.integers(0, 10, 128))
 
-    def stepper(m, after_backward=None):
-        opt = dtorch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    def stepper(m, after_backward=None, opt=None):
+        opt = opt or dtorch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
 
         def step():
             opt.zero_grad()
@@ -51,7 +53,9 @@ def _dtorch_variants(n: int) -> dict:
             opt.step()
         return step
 
-    out = {"nocomm": stepper(model())}
+    plain = model()
+    out = {"nocomm": stepper(plain)}
+    OPT_STATE["plain"] = lambda: 4 * sum(p.numel() for p in plain.parameters())  # the momentum buffer
     if n == 1:
         return out
     import dtorch.distributed as dist
@@ -65,7 +69,21 @@ def _dtorch_variants(n: int) -> dict:
         out[f"ddp_{mode}"] = stepper(DDP(model()))
     os.environ.pop("DTORCH_DDP_OVERLAP")
     out["flat_allreduce"] = stepper(model(), _flat_allreduce(dist.group.WORLD.comm.Dup()))
+    for comm in ("mpi", "shm"):  # ZeRO-2: DDP reduce-scatters into ZeroRedundancyOptimizer
+        ddp = DDP(model())
+        zero = dist.optim.ZeroRedundancyOptimizer(ddp.parameters(), dtorch.optim.SGD, comm=comm, lr=0.01,
+                                                  momentum=0.9)
+        zero.attach(ddp)
+        out[f"zero_{comm}"] = stepper(ddp, opt=zero)
+        OPT_STATE[f"zero_{comm}"] = lambda z=zero: _state_bytes(z.optim)
     return out
+
+
+OPT_STATE: dict = {}  # variant -> () -> optimizer state bytes on this rank
+
+
+def _state_bytes(opt) -> int:
+    return sum(t._data.nbytes for st in opt.state.values() for t in st.values() if hasattr(t, "_data"))
 
 
 def _flat_allreduce(comm):
@@ -131,6 +149,7 @@ def worker(rounds: int, steps: int) -> None:
                 times[name].append(time.perf_counter() - t0)
     if comm.Get_rank() == 0:
         print("RESULT " + json.dumps({k: statistics.median(v) for k, v in times.items()}), flush=True)
+        print("MEMORY " + json.dumps({k: f() for k, f in OPT_STATE.items()}), flush=True)
 
 
 def _launch(n: int, rounds: int, steps: int) -> dict:
@@ -140,7 +159,9 @@ def _launch(n: int, rounds: int, steps: int) -> dict:
     cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", __file__, "--worker", "--rounds", str(rounds),
            "--steps", str(steps)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    mem = next((line for line in out.splitlines() if line.startswith("MEMORY ")), "MEMORY {}")
+    return {**json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:]),
+            "_memory": json.loads(mem[7:])}
 
 
 def main() -> None:
@@ -157,8 +178,9 @@ def main() -> None:
     ceiling = t1["nocomm"] / t2["nocomm"]
     res = {"bench": "ddp_step", "model": "MLP 784-1024-1024-10", "per_rank_batch": 128, "ranks": 2,
            "t1_ms": round(t1["nocomm"] * 1e3, 2), "ceiling_scaling": round(ceiling, 3)}
+    memory = t2.pop("_memory")
     for name, t in t2.items():
-        if name == "nocomm" or name.startswith("torch"):
+        if name == "nocomm" or name.startswith("torch") or name == "_memory":
             continue
         s = t1["nocomm"] / t
         res[name] = {"t2_ms": round(t * 1e3, 2), "scaling": round(s, 3), "of_ceiling": round(s / ceiling, 3)}
@@ -166,6 +188,8 @@ def main() -> None:
         s = t1["torch_nocomm"] / t2["torch_ddp"]
         res["torch_ddp_gloo"] = {"t1_ms": round(t1["torch_nocomm"] * 1e3, 2), "t2_ms": round(t2["torch_ddp"] * 1e3, 2),
                                  "scaling": round(s, 3), "of_ceiling": round(s / ceiling, 3)}
+    # SGD-momentum state: one fp32 momentum buffer; plain DDP keeps all of it on every rank
+    res["opt_state_mb_per_rank"] = {("ddp" if k == "plain" else k): round(v / 2**20, 2) for k, v in memory.items()}
     print(json.dumps(res))
 
 
