@@ -290,3 +290,24 @@ def test_checkpoint_save_and_load(world):
     world.barrier()
     if world.get_rank() == 0:
         shutil.rmtree(where[0])
+
+
+@mpi
+@pytest.mark.parametrize("attach", [False, True], ids=["zero1", "zero2"])
+def test_parameters_without_gradient_are_left_alone(world, attach):
+    """A frozen layer (no .grad) keeps its values under AdamW's decoupled weight decay, as with the plain one."""
+    def model(seed):
+        m = _mlp(seed)
+        m[0].bias.requires_grad_(False)
+        return m
+
+    cls, kw = OPTIMIZERS["adamw"]
+    ddp, ref = DDP(model(1 + world.get_rank())), DDP(model(1 + world.get_rank()))
+    zero = world.optim.ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, **kw)
+    if attach:
+        zero.attach(ddp)
+    ref_opt = cls(ref.parameters(), **kw)
+    before = ddp.module[0].bias.detach().clone()
+    _train(world, ddp, zero, ref, ref_opt, _batches(world, 4, seed=8))
+    np.testing.assert_array_equal(ddp.module[0].bias.detach().numpy(), before.numpy())
+    _same(world, ddp.parameters(), ref.parameters())

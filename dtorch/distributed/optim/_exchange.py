@@ -93,6 +93,7 @@ class SharedExchange:
         self.shared = SharedFlat(node, layout.numel, layout.dtype)
         self.params = self.shared.params
         self.grad_row = self.shared.rows[node.Get_rank()]
+        self.grad_row.fill(0)  # window memory is not promised to be zeroed; gradless params read it
 
     def init_params(self, values: list) -> None:
         """Rank 0's values win (every rank holds the same after DDP's broadcast)."""

@@ -18,8 +18,9 @@ gradients, and clipping must go through ``zero.clip_grad_norm_``.
 
 Results equal DDP + the plain optimizer bitwise at 2 ranks (both average as (a + b) * 1/2 and
 the update is elementwise); at 3+ ranks MPI may add the gradients in another order than
-the shared-memory sum (float tolerance). A parameter without gradient in a group where
-others have one is updated with a zero gradient (the plain optimizer skips it).
+the shared-memory sum (float tolerance). Parameters without a gradient keep their values and
+state (``_frozen.py``), as the plain optimizers skip them; a group's shared ``step`` counter
+still advances, and the consolidated state dict has entries for them.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..objects import all_gather_object, gather_object
 from ..process_group import resolve
 from ..reduce_op import ReduceOp
 from ._exchange import make_exchange
+from ._frozen import Keep
 from ._layout import ShardLayout
 from ._pin import settle
 from ._state import assemble, shard_of
@@ -161,8 +163,14 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._exchange.before_update(self._reduced)
         for g, lg in zip(self.param_groups, self.optim.param_groups):
             lg.update(self._hyper(g))
+        keep = None
+        if any(p._grad is None for p in self._layout.params):
+            keep = [Keep(self._layout, g, s._data.reshape(-1), self.optim.state.get(s, {}))
+                    for g, s in enumerate(self._shards)]
         self.optim.step()
-        for lg, s, home in zip(self.optim.param_groups, self._shards, self._homes):
+        for g, (lg, s, home) in enumerate(zip(self.optim.param_groups, self._shards, self._homes)):
+            if keep is not None:
+                keep[g].restore(s._data.reshape(-1), self.optim.state.get(s, {}))
             settle(self.optim, lg, s, home)
         self._exchange.all_gather()
         for p in self._layout.params:
