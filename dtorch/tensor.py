@@ -93,7 +93,11 @@ class Tensor:
         from ._creation import tensor as _tensor_fn, empty
 
         if len(args) == 1 and not isinstance(args[0], int):
-            src = _tensor_fn(args[0], dtype=dtype or _dtype.float32 if not isinstance(args[0], Tensor) else None)
+            data = args[0]
+            if isinstance(data, Tensor):  # shares the data, as torch.Tensor(t) does
+                _init_from(self, data._data)
+                return
+            src = _tensor_fn(data, dtype=dtype or _dtype.get_default_dtype())  # the legacy type is float
         else:
             src = empty(*args, dtype=dtype, device=device)
         _init_from(self, src._data)
