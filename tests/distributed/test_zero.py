@@ -100,6 +100,24 @@ def test_equals_ddp_with_the_plain_optimizer(world, name, comm, attach):
 
 
 @mpi
+@pytest.mark.parametrize("attach", [False, True], ids=["zero1", "zero2"])
+@pytest.mark.parametrize("per_node", [1, 2, 0], ids=["1-per-node", "2-per-node", "one-node"])
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_hierarchical_path_equals_ddp(world, monkeypatch, name, per_node, attach):
+    """Shared memory within (pretended) nodes, Reduce_scatter/Allgatherv between them."""
+    monkeypatch.setenv("DTORCH_ZERO_RANKS_PER_NODE", str(per_node))
+    n = world.get_world_size()
+    ddp, zero, ref, ref_opt = _pair(world, name, "hier" if per_node == 0 else "auto", attach)
+    if per_node == 0:  # forced, on the one real node
+        expected = "hier"
+    else:  # auto: one node -> shm; nodes of unequal size -> plain collectives
+        expected = "shm" if per_node >= n else "mpi" if n % per_node else "hier"
+    assert zero._exchange.kind == expected
+    _train(world, ddp, zero, ref, ref_opt, _batches(world, 6, seed=9))
+    _same(world, ddp.parameters(), ref.parameters(), exact=False)
+
+
+@mpi
 @pytest.mark.parametrize("comm", ["mpi", "shm"])
 def test_clipping_uses_the_global_norm(world, comm):
     ddp, zero, ref, ref_opt = _pair(world, "sgd", comm, attach=True)

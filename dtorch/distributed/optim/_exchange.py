@@ -18,7 +18,7 @@ import numpy as np
 from .._mpi import mpi, mpi_dtype
 from ..collectives import _run, barrier
 from ._layout import ShardLayout
-from ._shared import SharedFlat, node_comm
+from ._shared import SharedFlat
 
 
 def _average(rows: list, out: np.ndarray, world: int) -> None:
@@ -125,15 +125,24 @@ class SharedExchange:
 
 
 def make_exchange(pg, layout: ShardLayout, comm: str):
-    """``comm``: "auto" (shared memory when every rank is on this node), "shm" or "mpi"."""
-    if comm not in ("auto", "shm", "mpi"):
-        raise ValueError(f"ZeroRedundancyOptimizer: comm must be 'auto', 'shm' or 'mpi', got {comm!r}")
+    """``comm``: "auto" (shared memory when every rank is on this node, else "hier" when every node
+    has as many ranks, else "mpi"), "shm", "hier" or "mpi". A collective call: every rank decides alike."""
+    from ._hier import HierExchange, _places, split_nodes
+
+    if comm not in ("auto", "shm", "hier", "mpi"):
+        raise ValueError(f"ZeroRedundancyOptimizer: comm must be 'auto', 'shm', 'hier' or 'mpi', got {comm!r}")
     if comm == "mpi":
         return MPIExchange(pg, layout)
-    node = node_comm(pg.comm)
-    if node.Get_size() == pg.size():
+    node = split_nodes(pg)
+    if node.Get_size() == pg.size() and comm != "hier":
         return SharedExchange(pg, layout, node)
-    node.Free()
     if comm == "shm":
+        node.Free()
         raise RuntimeError("ZeroRedundancyOptimizer(comm='shm') needs every rank of the group on one node")
+    places = _places(pg, node)
+    if places is not None:
+        return HierExchange(pg, layout, node, places)
+    node.Free()
+    if comm == "hier":
+        raise RuntimeError("ZeroRedundancyOptimizer(comm='hier') needs the same number of ranks on every node")
     return MPIExchange(pg, layout)

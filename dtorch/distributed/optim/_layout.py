@@ -5,6 +5,10 @@ buffer. Each group's range is split into ``world`` contiguous chunks, as even as
 allows (the first ``numel % world`` ranks get one element more): rank r owns chunk r of
 every group. Unlike torch's greedy per-parameter partition, a chunk may cut a parameter in
 two; the update rules are elementwise, so that changes nothing but balance (perfect here).
+
+Across nodes (``nest``) the split has two levels: a group's range in ``local`` chunks, one per
+rank index within a node, each cut in ``nodes`` sub-chunks; rank (node k, local i) owns
+sub-chunk k of chunk i — so the ranks that share a local index reduce-scatter one chunk.
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ class ShardLayout:
                                           f"next to {ref.dtype}")
         self.dtype = ref.dtype
         self.rank, self.world = rank, world
+        self.places = [(r, 0) for r in range(world)]  # rank -> (local index, node index)
+        self.local, self.nodes = world, 1
         sizes = [p._data.size for p in self.params]
         self.offsets = np.cumsum([0] + sizes).tolist()
         self.numel = self.offsets[-1]
@@ -46,13 +52,20 @@ class ShardLayout:
             self.group_range.append((self.offsets[i], self.offsets[i + len(ps)]))
             i += len(ps)
 
+    def nest(self, places: list[tuple[int, int]], local: int, nodes: int) -> None:
+        """Two-level split: ``places[r]`` = (local index, node index) of rank r."""
+        self.places, self.local, self.nodes = places, local, nodes
+
+    def local_chunk(self, g: int, i: int) -> tuple[int, int]:
+        return chunk(*self.group_range[g], i, self.local)
+
     def shards(self, g: int) -> list[tuple[int, int]]:
         """Every rank's ``(lo, hi)`` in group ``g``."""
-        start, end = self.group_range[g]
-        return [chunk(start, end, r, self.world) for r in range(self.world)]
+        return [chunk(*self.local_chunk(g, i), k, self.nodes) for i, k in self.places]
 
     def mine(self, g: int) -> tuple[int, int]:
-        return chunk(*self.group_range[g], self.rank, self.world)
+        i, k = self.places[self.rank]
+        return chunk(*self.local_chunk(g, i), k, self.nodes)
 
     def counts(self, g: int) -> list[int]:
         return [hi - lo for lo, hi in self.shards(g)]

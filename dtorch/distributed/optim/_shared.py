@@ -11,12 +11,6 @@ import numpy as np
 from .._mpi import mpi
 
 
-def node_comm(comm):
-    """The ranks of ``comm`` on this node (``Split_type(COMM_TYPE_SHARED)``)."""
-    MPI = mpi()
-    return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-
-
 class SharedFlat:
     """``params``: the flat parameters (1-d); ``rows[r]``: rank r's flat gradients."""
 

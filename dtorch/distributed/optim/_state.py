@@ -28,7 +28,8 @@ def assemble(layout: ShardLayout, shard_states: list[dict]) -> dict:
             ref = next(p[key] for p in parts if p and key in p)
             if isinstance(ref, Tensor) and ref._data.ndim == 1:
                 pieces = []
-                for r, p in enumerate(parts):
+                for r in sorted(range(len(parts)), key=lambda r: shards[r]):  # by position in the group
+                    p = parts[r]
                     n = shards[r][1] - shards[r][0]
                     if n and (not p or key not in p):
                         raise RuntimeError(f"ZeroRedundancyOptimizer: rank {r} has no state {key!r} for group {g}")
