@@ -1,6 +1,6 @@
-"""The two ways ZeRO moves data: MPI collectives, or a node's shared memory.
+"""How ZeRO moves data: MPI collectives, or a node's shared memory (``_hier.py``: both).
 
-Both give ``params`` (the flat parameter buffer the model's parameters are views of),
+Each gives ``params`` (the flat parameter buffer the model's parameters are views of),
 ``grad_row`` (this rank's flat gradients, laid out like ``params``), and
 ``reduce_scatter(shards)`` (average every rank's ``grad_row`` into this rank's shard
 gradients) and ``all_gather()`` (make every rank's updated slice everyone's).

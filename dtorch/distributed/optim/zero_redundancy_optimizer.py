@@ -6,9 +6,13 @@ torch's API (``torch.distributed.optim.ZeroRedundancyOptimizer``): wrap any opti
 (loadable at any world size); ``add_param_group`` re-partitions.
 
 Partition: a flat contiguous split of each group (``_layout.py``), not torch's greedy
-per-parameter one. The model's parameters become views of one flat buffer; with
-``comm="shm"`` (the default when every rank is on one node) that buffer is an MPI
-shared-memory window, so the all-gather is a barrier.
+per-parameter one. The model's parameters become views of one flat buffer. ``comm``:
+"shm" (chosen by "auto" when every rank is on one node): that buffer is an MPI
+shared-memory window shared by all ranks, so the all-gather is a barrier; "hier" (auto
+across nodes with equal rank counts): one window per node, MPI between nodes
+(``_hier.py``); "mpi": private buffers, ``Reduce_scatter``/``Allgatherv`` between all ranks.
+With "shm"/"hier" every rank of a node sees the same parameters: writing them on one rank
+writes them on all.
 
 Gradients: by default the shard's gradients are read from ``p.grad`` (DDP has averaged
 them: ZeRO-1). ``zero.attach(ddp)`` makes DDP hand its gradients to ZeRO instead of
