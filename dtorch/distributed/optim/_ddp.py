@@ -26,15 +26,15 @@ def attach(zero, ddp) -> None:
     reducer = ddp.reducer
     if reducer.pg.size() != zero.process_group.size() or reducer.pg.ranks != zero.process_group.ranks:
         raise ValueError("ZeroRedundancyOptimizer.attach: DDP and ZeRO must use the same process group")
-    lay = zero._layout
-    where = {id(p): i for i, p in enumerate(lay.params)}
-    missing = [n for n, p in zip(reducer.names, reducer.params) if id(p) not in where]
+    ids = {id(p) for p in zero._layout.params}
+    missing = [n for n, p in zip(reducer.names, reducer.params) if id(p) not in ids]
     if missing:
         raise ValueError(f"ZeroRedundancyOptimizer.attach: DDP parameters not in the optimizer: {missing}")
     reducer.as_view = True
 
     def repoint(bucket) -> None:
-        row = zero._exchange.grad_row
+        lay, row = zero._layout, zero._exchange.grad_row  # looked up now: add_param_group rebuilds them
+        where = {id(p): i for i, p in enumerate(lay.params)}
         for k, p in enumerate(bucket.params):
             i = where[id(p)]
             v = row[lay.offsets[i]:lay.offsets[i + 1]].reshape(p._data.shape)
@@ -43,7 +43,7 @@ def attach(zero, ddp) -> None:
             bucket.views[k] = v
             if p._grad is not None and p._grad._data is old:
                 p._grad = _make(v)
-        bucket.buffer = _make(np.empty(0, lay.dtype))  # the views no longer live there: free it
+        bucket.buffer = _make(np.empty(0, row.dtype))  # the views no longer live there: free it
         bucket.zero_row = row
 
     def hook(state, grad_bucket) -> Future:
