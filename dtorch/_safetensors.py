@@ -35,7 +35,7 @@ def encode(arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None
     offset = 0
     buffers = []
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.ascontiguousarray(arr).reshape(np.shape(arr))  # ascontiguousarray makes a 0-d array 1-d
         if arr.dtype not in DTYPE_CODES:
             raise TypeError(f"{name}: dtype {arr.dtype} cannot be stored in safetensors")
         n = arr.nbytes

@@ -93,3 +93,11 @@ def test_interop_with_the_safetensors_package(tmp_path):
     st.save_file({"x": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(tmp_path / "theirs.safetensors"))
     back = dtorch.load(tmp_path / "theirs.safetensors")
     assert back["x"].shape == (2, 3) and back["x"].dtype == dtorch.float32
+
+
+def test_zero_dim_tensors_keep_their_shape():
+    buf = io.BytesIO()
+    dtorch.save({"step": dtorch.tensor(3.0), "v": dtorch.ones(2)}, buf)
+    buf.seek(0)
+    back = dtorch.load(buf)
+    assert back["step"].shape == () and back["step"].item() == 3.0 and back["v"].shape == (2,)
