@@ -1,42 +1,58 @@
 """The example jobs' data, all shipped inside installed packages (nothing is downloaded).
 
-* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1797 images), split into train/test loaders.
-* ``char_corpus`` / ``CharBatches``: English text from Python standard-library docstrings, as characters.
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1797 images), split into train/test sets.
+* ``char_corpus`` / ``CharWindows``: English text from Python standard-library docstrings, as character windows.
 """
 from __future__ import annotations
 
+import gzip
 import importlib
+import importlib.util
 import inspect
+from pathlib import Path
 
 import numpy as np
 
 import dtorch
-from dtorch.utils.data import DataLoader, TensorDataset
+from dtorch.utils.data import Dataset, TensorDataset
 
 # pure-Python stdlib modules with plenty of prose in their docstrings
 CORPUS_MODULES = ("argparse", "collections", "functools", "itertools", "json", "pathlib", "random", "string",
                   "textwrap", "statistics", "logging", "difflib", "fractions", "heapq", "csv", "tempfile")
 
 
-def digits(batch_size: int, seed: int = 0, test_fraction: float = 0.2, images: bool = False,
-           ) -> tuple[DataLoader, DataLoader]:
-    """Train and test loaders of (pixels scaled to [0, 1], label); a stratified split fixed by ``seed``.
+def _digits_file() -> Path:
+    """scikit-learn's bundled digits.csv.gz, found without importing scikit-learn (that takes a second)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the digits data ship with scikit-learn: pip install scikit-learn", name="sklearn")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices): ``test_fraction`` of every class in the test set, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        test.append(members[:int(round(len(members) * test_fraction))])
+    test_idx = np.sort(np.concatenate(test))
+    return np.setdiff1d(np.arange(len(labels)), test_idx), test_idx
+
+
+def digits(seed: int = 0, test_fraction: float = 0.2, images: bool = False) -> tuple[TensorDataset, TensorDataset]:
+    """Train and test sets of (pixels scaled to [0, 1], label); a stratified split fixed by ``seed``.
 
     ``images=True`` gives ``(N, 1, 8, 8)`` inputs for convolutions, otherwise ``(N, 64)``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)
+    with gzip.open(_digits_file(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x, y = table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
     if images:
         x = x.reshape(-1, 1, 8, 8)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    train = TensorDataset(dtorch.from_numpy(x_tr), dtorch.from_numpy(y_tr.astype(np.int64)))
-    test = TensorDataset(dtorch.from_numpy(x_te), dtorch.from_numpy(y_te.astype(np.int64)))
-    shuffle_gen = dtorch.Generator().manual_seed(seed)
-    return (DataLoader(train, batch_size=batch_size, shuffle=True, generator=shuffle_gen),
-            DataLoader(test, batch_size=512))
+    train, test = stratified_split(y, test_fraction, seed)
+    return tuple(TensorDataset(dtorch.from_numpy(np.ascontiguousarray(x[i])), dtorch.from_numpy(y[i]))
+                 for i in (train, test))
 
 
 def char_corpus(modules: tuple[str, ...] = CORPUS_MODULES) -> str:
@@ -51,24 +67,21 @@ def char_corpus(modules: tuple[str, ...] = CORPUS_MODULES) -> str:
     return "".join(ch for ch in text if ch == "\n" or " " <= ch <= "~")
 
 
-class CharBatches:
-    """Random windows of a text as ``(inputs, next characters)`` batches of token ids, ``(B, T)`` each."""
+class CharWindows(Dataset):
+    """Item ``i``: the window of ``context`` token ids starting at ``i * stride`` and the next characters."""
 
-    def __init__(self, text: str, context: int, batch_size: int, seed: int = 0, vocab: list[str] | None = None,
-                 ) -> None:
-        self.vocab = vocab if vocab is not None else sorted(set(text))
-        index = {ch: i for i, ch in enumerate(self.vocab)}
+    def __init__(self, text: str, context: int, vocab: list[str], stride: int = 1) -> None:
+        self.vocab = vocab
+        index = {ch: i for i, ch in enumerate(vocab)}
         self.ids = np.array([index[ch] for ch in text], dtype=np.int64)
-        self.context, self.batch_size = context, batch_size
-        self.rng = np.random.default_rng(seed)
+        self.context, self.stride = context, stride
 
-    def __iter__(self) -> CharBatches:
-        return self
+    def __len__(self) -> int:
+        return (len(self.ids) - self.context - 1) // self.stride + 1
 
-    def __next__(self) -> tuple[dtorch.Tensor, dtorch.Tensor]:
-        starts = self.rng.integers(0, len(self.ids) - self.context - 1, self.batch_size)
-        windows = self.ids[starts[:, None] + np.arange(self.context + 1)]
-        return dtorch.from_numpy(windows[:, :-1].copy()), dtorch.from_numpy(windows[:, 1:].copy())
+    def __getitem__(self, i: int) -> tuple[dtorch.Tensor, dtorch.Tensor]:
+        w = self.ids[i * self.stride:i * self.stride + self.context + 1]
+        return dtorch.from_numpy(w[:-1].copy()), dtorch.from_numpy(w[1:].copy())
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.vocab[i] for i in ids)

@@ -1,71 +1,203 @@
-"""The training loop the example jobs share: config defaults, endless batches, an LR schedule, train, evaluate."""
+"""The training loop every job shares.
+
+``fit(cfg, model, loss_fn, train_set)`` reads the launcher's nested config (jobs/settings.py) and:
+
+* shards ``train_set`` over the ranks (DistributedSampler, torch's order) through a StatefulDataLoader,
+  ``train.batch_size`` samples per rank per micro-batch, reshuffled each epoch from ``train.seed``;
+* wraps the model in DistributedDataParallel when there is more than one rank
+  (``distributed.bucket_cap_mb``); ``train.grad_accum_steps`` micro-batches per optimizer step, the
+  gradient all-reduce skipped (``no_sync``) on all but the last; ``train.clip_norm``;
+* builds the optimizer and schedule (jobs/optim.py) for ``train.max_steps`` or ``train.epochs``;
+* resumes from the newest good checkpoint in the run directory, saves every ``checkpoint.every_steps``,
+  at the end, and when a rank got SIGUSR1/SIGTERM (launcher/signals.py): each step one all-reduce
+  carries the loss and a "signal seen" flag, so all ranks stop after the same step, save, and return;
+* on rank 0: a progress bar or log lines (jobs/progress.py), RUN_DIR/metrics.jsonl, RUN_DIR/loss.png.
+
+Without a run directory (``python jobs/NAME.py``) nothing is written and nothing is resumed.
+"""
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dtorch
+import dtorch.distributed as dist
+import dtorch.distributed.checkpoint as dcp
+from dtorch.nn.parallel import DistributedDataParallel
+from dtorch.utils.data import DistributedSampler, StatefulDataLoader
+
+try:
+    from . import optim
+    from .checkpoints import Checkpoints
+    from .metrics import MetricsLog
+    from .png import loss_curve
+    from .progress import Progress
+except ImportError:  # run as a script
+    import optim
+    from checkpoints import Checkpoints
+    from metrics import MetricsLog
+    from png import loss_curve
+    from progress import Progress
+
+try:
+    from launcher.signals import requested as stop_requested
+except ImportError:  # a job used without the launcher package: no signal handling
+    stop_requested = lambda: None  # noqa: E731
 
 
-def with_defaults(defaults: dict, config: dict | None) -> dict:
-    """``defaults`` updated by ``config``; an unknown key is an error (a typo must not pass silently)."""
-    config = dict(config or {})
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise KeyError(f"unknown config keys {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **config}
+@dataclass
+class Outcome:
+    """What ``fit`` did. ``stopped``: the signal that ended training early (after a checkpoint), else None."""
+
+    model: dtorch.nn.Module
+    step: int
+    total_steps: int
+    final_loss: float
+    stopped: str | None
+    seconds: float
+    samples_per_s: float
+    startup_s: float | None
 
 
-def forever(loader: Iterable) -> Iterator:
-    """The loader's batches, epoch after epoch (a shuffling loader reshuffles each time)."""
-    while True:
-        yield from loader
+class Epochs:
+    """Micro-batches from ``loader``, epoch after epoch; ``epoch`` is saved in checkpoints."""
+
+    def __init__(self, loader: StatefulDataLoader) -> None:
+        self.loader, self.epoch, self.it = loader, 0, None
+
+    def __next__(self) -> Any:
+        if self.it is None:
+            self.loader.sampler.set_epoch(self.epoch)
+            self.it = iter(self.loader)
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.epoch += 1
+            self.loader.sampler.set_epoch(self.epoch)
+            self.it = iter(self.loader)
+            return next(self.it)
 
 
-def warmup_cosine(optimizer: dtorch.optim.Optimizer, warmup: int, total: int) -> dtorch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 10% of the base LR at step ``total``."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return dtorch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def data_loader(dataset: Any, batch_size: int, world: int, rank: int, seed: int) -> StatefulDataLoader:
+    """This rank's shuffled share of ``dataset`` in batches of ``batch_size`` (the same count on every rank)."""
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    return StatefulDataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
 
 
-def train(model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch.Tensor], batches: Iterator,
-          optimizer: dtorch.optim.Optimizer, steps: int, scheduler: Any = None, clip_norm: float | None = None,
-          log_every: int = 100, log: Callable[[str], None] = print) -> list[float]:
-    """Run ``steps`` optimizer steps on ``(inputs, targets)`` from ``batches``; returns the loss of every step.
+def mean_over_ranks(loss: float, world: int) -> tuple[float, bool]:
+    """(the loss averaged over the ranks, whether any rank received a stop signal): one all-reduce."""
+    seen = 1.0 if stop_requested() else 0.0
+    if world == 1:
+        return loss, bool(seen)
+    t = dtorch.tensor([loss, seen], dtype=dtorch.float64)
+    dist.all_reduce(t)
+    total, signalled = t.tolist()
+    return total / world, signalled > 0
 
-    ``loss_fn(model(inputs), targets)`` gives the loss; the scheduler (if any) steps once per step.
-    """
-    model.train()
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(1, steps + 1):
-        inputs, targets = next(batches)
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        if clip_norm is not None:
-            dtorch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        losses.append(loss.item())
-        if log_every and (step % log_every == 0 or step in (1, steps)):
-            recent = losses[-log_every:]
-            lr = optimizer.param_groups[0]["lr"]
-            log(f"step {step:5d}  loss {sum(recent) / len(recent):.4f}  lr {lr:.2e}  "
-                f"{time.perf_counter() - start:6.1f} s")
-    return losses
+
+def startup_seconds() -> float | None:
+    """Seconds since dtorch-run started (it exports DTORCH_LAUNCH_TIME), or None without it."""
+    t0 = os.environ.get("DTORCH_LAUNCH_TIME")
+    return time.time() - float(t0) if t0 else None
+
+
+def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch.Tensor], train_set: Any,
+        ) -> Outcome:
+    """Train ``model`` on ``train_set`` (map-style, items ``(input, target)``) as ``cfg`` says."""
+    run, train = cfg["run"], cfg["train"]
+    world, rank, accum = run["world_size"], run["rank"], train["grad_accum_steps"]
+    log = print if rank == 0 else (lambda *a, **k: None)
+    loader = data_loader(train_set, train["batch_size"], world, rank, train["seed"])
+    if len(loader) < accum:
+        raise ValueError(f"{len(loader)} batches per epoch on each rank, fewer than grad_accum_steps={accum}")
+    total = train["max_steps"] or train["epochs"] * (len(loader) // accum)
+    net = model
+    if world > 1:
+        net = DistributedDataParallel(model, bucket_cap_mb=cfg["distributed"]["bucket_cap_mb"])
+    opt = optim.optimizer(model.parameters(), cfg["optimizer"])
+    sched = optim.scheduler(opt, cfg["scheduler"], total)
+    batches = Epochs(loader)
+    state = dcp.training_state(model=net, optimizer=opt, scheduler=sched, loader=loader)
+    ckpts = Checkpoints(run["dir"], cfg["checkpoint"]) if run["dir"] else None
+    metrics = MetricsLog(Path(run["dir"]) / "metrics.jsonl") if run["dir"] and rank == 0 else None
+    start_step = 0
+    if ckpts is not None and (loaded := ckpts.restore(state)) is not None:
+        start_step, batches.epoch = state["step"], state["epoch"]
+        log(f"resumed from {loaded} (step {start_step}, epoch {batches.epoch})")
+    if metrics is not None:
+        metrics.resume_at(start_step)
+
+    samples_per_step = train["batch_size"] * accum * world
+    under_launcher = "DTORCH_LAUNCH_TIME" in os.environ  # then dtorch-run says whether its stdout is a terminal
+    bar = os.environ.get("DTORCH_PROGRESS_BAR") == "1" if under_launcher else sys.stdout.isatty()
+    progress = Progress(total, start_step, samples_per_step, train["log_every"], bar and rank == 0, log=log)
+    startup, stopped, loss, step, saved_at = None, None, math.nan, start_step, start_step
+    net.train()
+    began = time.perf_counter()
+    while step < total and stopped is None:
+        local = 0.0
+        for micro in range(accum):
+            inputs, targets = next(batches)
+            with net.no_sync() if world > 1 and micro < accum - 1 else nullcontext():
+                micro_loss = loss_fn(net(inputs), targets) / accum
+                micro_loss.backward()
+            local += micro_loss.item()
+        if train["clip_norm"] is not None:
+            dtorch.nn.utils.clip_grad_norm_(model.parameters(), train["clip_norm"])
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        step += 1
+        loss, signalled = mean_over_ranks(local, world)
+        stopped = stop_requested() or ("a signal on another rank" if signalled else None)
+        if startup is None:
+            startup = startup_seconds()
+            if startup is not None:
+                log(f"first step done {startup:.2f} s after dtorch-run started")
+        record = progress.update(step, loss, opt.param_groups[0]["lr"])
+        if metrics is not None and record is not None:
+            metrics.write(**record)
+        every = cfg["checkpoint"]["every_steps"]
+        if ckpts is not None and (stopped or step == total or (every and step % every == 0)):
+            state["step"], state["epoch"] = step, batches.epoch
+            ckpts.save(state, step, wait=bool(stopped))
+            saved_at = step
+    progress.close()
+    if ckpts is not None:
+        ckpts.wait()
+    seconds = time.perf_counter() - began
+    if stopped:
+        log(f"stopped by {stopped} after step {step}: checkpoint saved (step {saved_at}); "
+            "run the same config again with --resume to continue")
+    if metrics is not None:
+        history = metrics.read()
+        loss_curve([r["step"] for r in history], [r["loss"] for r in history], Path(run["dir"]) / "loss.png")
+    return Outcome(model=model, step=step, total_steps=total, final_loss=loss, stopped=stopped, seconds=seconds,
+                   samples_per_s=(step - start_step) * samples_per_step / max(seconds, 1e-9), startup_s=startup)
+
+
+def summary(outcome: Outcome, run: dict, **results: float) -> dict:
+    """Print rank 0's one-line summary; the job's result dict (what the worker writes to result.json)."""
+    out = {"step": outcome.step, "total_steps": outcome.total_steps, "final_loss": outcome.final_loss,
+           "stopped": outcome.stopped, "seconds": round(outcome.seconds, 2),
+           "samples_per_s": round(outcome.samples_per_s, 1), "startup_s": outcome.startup_s, **results}
+    if run["rank"] == 0:
+        extra = "".join(f"  {k} {v:.4f}" if isinstance(v, float) else f"  {k} {v}" for k, v in results.items())
+        where = f"  loss curve {Path(run['dir']) / 'loss.png'}" if run["dir"] else ""
+        print(f"summary: step {outcome.step}/{outcome.total_steps}  final loss {outcome.final_loss:.4f}{extra}  "
+              f"{outcome.samples_per_s:,.0f} samples/s  {outcome.seconds:.1f} s{where}", flush=True)
+    return out
 
 
 @dtorch.no_grad()
-def accuracy(model: dtorch.nn.Module, loader: Iterable) -> float:
+def accuracy(model: dtorch.nn.Module, loader: Any) -> float:
     """The fraction of samples whose arg-max logit is the label."""
     model.eval()
     right = total = 0

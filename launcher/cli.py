@@ -1,6 +1,6 @@
 """dtorch-run: the command line. Exit status 0 success, 2 config or usage error, 1 job failure.
 
-    dtorch-run CONFIG.yaml [--set key.path=value ...] [--nproc N] [--dry-run]
+    dtorch-run CONFIG.yaml [--set key.path=value ...] [--nproc N] [--resume [RUN_DIR]] [--dry-run]
     dtorch-run submit CONFIG.yaml [--set ...] [--dry-run]
     dtorch-run status|cancel|logs JOBID
     dtorch-run schema
@@ -13,12 +13,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from . import compose, config, launch, schema, submit, yamlio
+from . import compose, config, launch, rank_watch, schema, submit, yamlio
 from .errors import ConfigError
 
 USAGE_ERROR, JOB_FAILED = 2, 1
+LAUNCH_TIME = time.time()
 SUBCOMMANDS = ("run", "submit", "status", "cancel", "logs", "schema")
 
 
@@ -36,6 +38,9 @@ def parser(command: str) -> argparse.ArgumentParser:
         _config_args(p)
     if command == "run":
         p.add_argument("--nproc", "-n", type=int, help="ranks to start (overrides distributed.nproc)")
+        p.add_argument("--resume", nargs="?", const=launch.LATEST, metavar="RUN_DIR",
+                       help="continue in RUN_DIR (default: this config's newest run directory) from its "
+                            "latest checkpoint")
     if command in ("status", "cancel", "logs"):
         p.add_argument("job_id", help="Slurm job id")
     if command == "logs":
@@ -68,18 +73,27 @@ def _check_job_exists(cfg: dict) -> None:
         raise ConfigError(f"job: {cfg['job']!r} names {path.relative_to(launch.ROOT)}, which does not exist")
 
 
-def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
-    """Run the launch command; SIGUSR1/SIGTERM sent to us (e.g. by Slurm) go on to it."""
-    child = subprocess.Popen(cmd, env=env)
+def _run_forwarding_signals(cmd: list[str], env: dict[str, str], scan_output: bool = False,
+                            ) -> tuple[int, rank_watch.OutputScan | None]:
+    """Run the launch command; SIGUSR1/SIGTERM sent to us (e.g. by Slurm) go on to it.
+
+    ``scan_output``: its stdout passes through a ``rank_watch.OutputScan`` (mpiexec's reports of dead ranks).
+    """
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if scan_output else None)
+    scan = rank_watch.OutputScan(child.stdout) if scan_output else None
+    if scan is not None:
+        scan.start()
     forward = lambda signum, frame: child.send_signal(signum)
     previous = {s: signal.signal(s, forward) for s in (signal.SIGUSR1, signal.SIGTERM)}
     try:
-        return child.wait()
+        return child.wait(), scan
     except KeyboardInterrupt:  # the terminal sent SIGINT to mpiexec too; let it finish tearing down
-        return child.wait()
+        return child.wait(), scan
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if scan is not None:
+            scan.join(timeout=5)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,11 +108,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         from . import worker  # imports dtorch and MPI: only on ranks
 
         return worker.run(cfg, env)
-    run_dir = launch.run_dir_for(cfg, env)
+    run_dir = launch.resume_dir(cfg, args.resume, env) if args.resume else None
+    run_dir = run_dir or launch.run_dir_for(cfg, env)
     saved = run_dir / "config.yaml"
     cmd = launch.launch_command(mode, cfg["distributed"]["nproc"], saved, env)
     spent = launch.spent_step_commands(env) if mode == launch.SRUN else []
     extra_env = launch.rank_env(cfg, run_dir, env)
+    extra_env["DTORCH_LAUNCH_TIME"] = repr(LAUNCH_TIME)  # the jobs report the time to their first step
+    if sys.stdout.isatty():
+        extra_env["DTORCH_PROGRESS_BAR"] = "1"  # the ranks' stdout is a pipe to mpiexec/srun: tell them
     if args.dry_run:
         print(yamlio.dump(cfg), end="")
         print("# command:")
@@ -113,8 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     for step in spent:
         subprocess.run(step, stdout=subprocess.DEVNULL)
-    rc = _run_forwarding_signals(cmd, {**env, **extra_env})
+    rank_watch.clear(run_dir)
+    rc, scan = _run_forwarding_signals(cmd, {**env, **extra_env}, scan_output=mode == launch.MPIEXEC)
     if rc != 0:
+        dead = rank_watch.dead_ranks_message(run_dir, scan.found) if scan is not None else None
+        for line in (dead or "").splitlines():
+            print(f"dtorch-run: {line}", file=sys.stderr)
         print(f"dtorch-run: {cfg['name']} failed ({mode} exit status {rc}); run directory {run_dir}",
               file=sys.stderr)
         return JOB_FAILED

@@ -9,6 +9,7 @@ Everything here is a pure function of the environment mapping, so tests can buil
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -99,6 +100,34 @@ def run_dir_for(cfg: dict, env: Mapping[str, str], now: float | None = None) -> 
         path = base / f"{cfg['name']}-{stamp}-{n}"
         n += 1
     return path
+
+
+LATEST = "latest"  # `--resume` without a directory
+
+
+def previous_run_dirs(cfg: dict) -> list[Path]:
+    """This config's run directories under OUTPUT_DIR (NAME-TIMESTAMP[-N], NAME-SLURMJOBID), newest first."""
+    base = Path(cfg["output_dir"])
+    pattern = re.compile(re.escape(cfg["name"]) + r"-(\d{8}-\d{6}(-\d+)?|\d+)")
+    found = [p for p in base.glob(f"{cfg['name']}-*") if pattern.fullmatch(p.name) and (p / "config.yaml").is_file()]
+    return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
+
+
+def resume_dir(cfg: dict, resume: str, env: Mapping[str, str]) -> Path | None:
+    """The run directory ``--resume [RUN_DIR]`` continues: RUN_DIR, or this config's newest one.
+
+    None (a fresh run) when there is no earlier run of this name, and inside Slurm, where the run
+    directory is already stable across requeues (NAME-SLURMJOBID).
+    """
+    if env.get("SLURM_JOB_ID"):
+        return None
+    if resume != LATEST:
+        path = Path(resume)
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"--resume {resume}: not a run directory (no config.yaml in it)")
+        return path
+    found = previous_run_dirs(cfg)
+    return found[0] if found else None
 
 
 def job_file(job: str) -> Path | None:

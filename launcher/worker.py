@@ -1,5 +1,10 @@
 """One rank of a job: join the process group, seed, call the job's ``main(config)``.
 
+In order: MPI starts (``from mpi4py import MPI``); this rank's output gets its ``[rank R] `` prefix;
+the process group starts; SIGUSR1/SIGTERM handlers are installed (launcher/signals.py: after MPI
+start-up, whose SIGUSR1 handler would otherwise replace ours, and before the job is imported); the
+pid goes to RUN_DIR/.ranks/ (launcher/rank_watch.py); the job is imported and called.
+
 The job receives the resolved config plus a ``run`` section it may read:
 ``{"dir": run directory, "rank", "world_size", "local_rank", "restart": Slurm restart count}``.
 Rank 0 writes the job's returned dict to RUN_DIR/result.json.
@@ -15,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import yamlio
+from . import rank_output, rank_watch, signals, yamlio
 from .errors import ConfigError
 from .launch import ROOT, run_dir_for
 
@@ -79,19 +84,22 @@ def run(cfg: dict, env: Mapping[str, str] | None = None) -> int:
         if env.get("SLURM_PROCID", "0") == "0":
             print(f"dtorch-run: {problem}", file=sys.stderr)
         return 2
-    job_main = load_job(cfg["job"])
+    rank, world_size = world.Get_rank(), world.Get_size()
+    rank_output.install(rank)
     import dtorch
     import dtorch.distributed as dist
 
-    rank, world_size = world.Get_rank(), world.Get_size()
     local_rank = world.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
     run_dir = _run_dir(cfg, env, world)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yamlio.dump(cfg), encoding="utf-8")
+    rank_watch.write_pid(run_dir, rank, os.getpid())
     if cfg["distributed"]["backend"] == "nccl":
         dtorch.cuda.set_device(local_rank % max(1, dtorch.cuda.device_count()))
     dist.init_process_group(cfg["distributed"]["backend"], timeout=cfg["distributed"]["timeout"])
+    signals.install()
+    job_main = load_job(cfg["job"])
     _seed(cfg["train"]["seed"])
     run_info = {"dir": str(run_dir), "rank": rank, "world_size": world_size, "local_rank": local_rank,
                 "restart": int(env.get("SLURM_RESTART_COUNT", 0))}

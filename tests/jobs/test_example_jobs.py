@@ -20,43 +20,44 @@ def sklearn():
 def test_digits_mlp_reaches_95_percent(sklearn):
     from jobs import digits_mlp
 
-    result = digits_mlp.main({"log_every": 0})
+    result = digits_mlp.main({"train": {"log_every": 0}})
     assert result["test_accuracy"] >= 0.95, result
 
 
 def test_digits_cnn_reaches_95_percent(sklearn):
     from jobs import digits_cnn
 
-    result = digits_cnn.main({"epochs": 12, "log_every": 0})
+    result = digits_cnn.main({"train": {"epochs": 12, "log_every": 0}})
     assert result["test_accuracy"] >= 0.95, result
 
 
 def test_gpt_char_learns_far_below_the_uniform_baseline():
     from jobs import gpt_char
 
-    result = gpt_char.main({"steps": 200, "log_every": 0, "sample_chars": 20})
+    result = gpt_char.main({"train": {"max_steps": 200, "log_every": 0}, "data": {"sample_chars": 20}})
     assert result["baseline_loss"] == pytest.approx(math.log(result["vocab"]))
     assert result["val_loss"] < result["baseline_loss"] - 1.5, result
-    assert result["train_loss"] < result["baseline_loss"] - 1.5, result
+    assert result["final_loss"] < result["baseline_loss"] - 1.5, result
 
 
 def test_unknown_config_keys_are_refused():
     from jobs import gpt_char
 
-    with pytest.raises(KeyError, match="stpes"):
-        gpt_char.main({"stpes": 10})
+    with pytest.raises(KeyError, match="layrs"):
+        gpt_char.main({"model": {"layrs": 10}})
 
 
-def test_char_batches_are_next_character_windows():
-    from jobs.data import CharBatches, char_corpus
+def test_char_windows_are_next_character_windows():
+    from jobs.data import CharWindows, char_corpus
 
     text = char_corpus(("textwrap",))
     assert text and all(ch == "\n" or " " <= ch <= "~" for ch in text)
-    batches = CharBatches(text, context=16, batch_size=4)
-    x, y = next(batches)
-    assert tuple(x.shape) == tuple(y.shape) == (4, 16)
-    assert (x[:, 1:] == y[:, :-1]).all().item()
-    assert batches.decode(x[0].tolist()) in text
+    windows = CharWindows(text, context=16, vocab=sorted(set(text)), stride=4)
+    assert len(windows) == (len(text) - 17) // 4 + 1
+    x, y = windows[3]
+    assert tuple(x.shape) == tuple(y.shape) == (16,)
+    assert (x[1:] == y[:-1]).all().item()
+    assert windows.decode(x.tolist()) == text[12:28]
 
 
 def test_job_runs_as_a_plain_script(sklearn):
@@ -64,4 +65,4 @@ def test_job_runs_as_a_plain_script(sklearn):
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "digits_mlp.py")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "test accuracy" in proc.stdout
+    assert "summary: step 660/660" in proc.stdout and "test_accuracy" in proc.stdout
