@@ -57,3 +57,6 @@ def can_cast(from_: dtype, to: dtype) -> bool:
 
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)
+from . import amp  # noqa: E402,F401
+from .amp import autocast  # noqa: E402,F401
+from .cuda import amp as _cuda_amp  # noqa: E402,F401

@@ -22,6 +22,19 @@ from .autograd import anomaly_mode
 from .tensor import Tensor, _make, _make_view, accumulator_of
 
 REGISTRY: dict[str, "OpDef"] = {}
+
+
+class _Autocast:
+    """Autocast state: ``on`` is read by every op; ``dtypes`` maps device type -> numpy dtype."""
+
+    __slots__ = ("on", "dtypes")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.dtypes: dict = {}
+
+
+AUTOCAST = _Autocast()
 ARRAY_NS = SimpleNamespace()
 TENSOR_NS = SimpleNamespace()
 _ndarray = np.ndarray
@@ -114,7 +127,7 @@ class OpDef:
     """A registered op: forward kernels per device and the backward formula."""
 
     __slots__ = ("name", "default", "cuda_kernel", "cpu_kernel", "node_cls", "save", "save_out",
-                 "extra", "n_out", "view", "array_call", "simple", "saves")
+                 "extra", "n_out", "view", "array_call", "simple", "saves", "amp")
 
     def __init__(self, name: str, fwd: Callable, save, save_out: bool, extra: bool, n_out: int, view: bool):
         self.name = name
@@ -127,6 +140,7 @@ class OpDef:
         self.view = view
         self.simple = False  # differentiable, one output, no extra, not a view: the fast paths
         self.saves = bool(self.save) or save_out
+        self.amp: dict = {}  # autocast policy per device type ("low", "fp32", "promote"), see amp/policy.py
 
     def backward(self, fn: Callable, node_name: str | None = None) -> Callable:
         """Register the backward formula ``fn(ns, ctx, grad, *saved) -> grads per input``."""
@@ -204,6 +218,12 @@ def apply(op: OpDef, inputs: tuple, params: dict | None = None, cast=None):
     cast: a numpy dtype all tensor inputs are converted to first (type promotion); the
     node remembers the original dtypes so gradients come back in them.
     """
+    if AUTOCAST.on and op.amp:
+        return _autocast_apply(op, inputs, params, cast)
+    return _apply(op, inputs, params, cast)
+
+
+def _apply(op: OpDef, inputs: tuple, params: dict | None, cast):
     arrays = []
     first = None
     needs_grad = False
@@ -228,6 +248,8 @@ def apply(op: OpDef, inputs: tuple, params: dict | None = None, cast=None):
 
 def apply_same(op: OpDef, a: Tensor, b: Tensor, params: dict | None = None):
     """Fast path of :func:`apply` for two tensors of one dtype on one device."""
+    if AUTOCAST.on and op.amp:
+        return _autocast_apply(op, (a, b), params, None)
     da = a._data
     if type(da) is _ndarray:
         out = op.cpu_kernel(da, b._data, **params) if params else op.cpu_kernel(da, b._data)
@@ -269,6 +291,8 @@ def _record_two(op: OpDef, a: Tensor, b: Tensor, out, params) -> Tensor:
 
 def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
     """Fast path of :func:`apply` for ``tensor op python_scalar`` needing no promotion."""
+    if AUTOCAST.on and op.amp:
+        return _autocast_apply(op, (a, s), params, None)
     da = a._data
     kern = op.cpu_kernel if type(da) is _ndarray else op.cuda_kernel
     out = kern(da, s, **params) if params else kern(da, s)
@@ -296,6 +320,8 @@ def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
 
 def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
     """Fast path of :func:`apply` for one tensor input."""
+    if AUTOCAST.on and op.amp:
+        return _autocast_apply(op, (a,), params, None)
     da = a._data
     if type(da) is _ndarray:
         out = op.cpu_kernel(da, **params) if params else op.cpu_kernel(da)
@@ -310,6 +336,30 @@ def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
     if op.view:
         return _make_view(out, a)
     return _make(out)
+
+
+def _autocast_apply(op: OpDef, inputs: tuple, params: dict | None, cast):
+    """Cast the floating inputs (not float64, as torch) by the op's autocast policy, then run it."""
+    first = next(t for t in inputs if isinstance(t, Tensor))
+    device_type = "cpu" if type(first._data) is _ndarray else "cuda"
+    kind = op.amp.get(device_type)
+    low = AUTOCAST.dtypes.get(device_type)
+    if kind is None or low is None:
+        return _apply(op, inputs, params, cast)
+    eligible = [isinstance(t, Tensor) and t._data.dtype.kind == "f" and t._data.dtype != np.float64 for t in inputs]
+    if kind == "low":
+        target = np.dtype(low)
+    elif kind == "fp32":
+        target = np.dtype(np.float32)
+    else:  # promote: the widest floating type among the inputs
+        target = max((t._data.dtype for t, e in zip(inputs, eligible) if e), key=lambda d: d.itemsize,
+                     default=None)
+        if target is None:
+            return _apply(op, inputs, params, cast)
+    to_copy = REGISTRY["_to_copy"]
+    cast_inputs = tuple(_apply(to_copy, (t,), {"dtype": target}, None) if e and t._data.dtype != target else t
+                        for t, e in zip(inputs, eligible))
+    return _apply(op, cast_inputs, params, None if kind != "promote" else cast)
 
 
 def _edges_and_meta(node: OpNode, inputs: tuple) -> None:
