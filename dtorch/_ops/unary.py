@@ -230,8 +230,9 @@ _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def _erf_float32(x: np.ndarray) -> np.ndarray:
-    """erf on float32/float16 numpy arrays: a polynomial in place, ~20x faster than scipy's."""
+def _erf_float32(x: np.ndarray, with_gauss: bool = False):
+    """erf on float32/float16 numpy arrays: a polynomial in place, ~20x faster than scipy's.
+    with_gauss: also return exp(-x*x), which the polynomial computes anyway."""
     dt = x.dtype
     x = x.astype(np.float32, copy=False)
     a = np.abs(x)
@@ -248,6 +249,8 @@ def _erf_float32(x: np.ndarray) -> np.ndarray:
     y *= a
     np.subtract(1, y, out=y)
     np.copysign(y, x, out=y)
+    if with_gauss:
+        return y.astype(dt, copy=False), a.astype(dt, copy=False)
     return y.astype(dt, copy=False)
 
 
@@ -347,10 +350,15 @@ def _gelu(a, approximate="none"):
     if approximate == "tanh":
         out = (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype, copy=False)
         return out, None
-    cdf = _erf_array(a * a.dtype.type(1 / _SQRT_2))
+    z = a * a.dtype.type(1 / _SQRT_2)
+    if xp is np and a.dtype != np.float64:
+        cdf, gauss = _erf_float32(z, with_gauss=True)  # gauss = exp(-a*a/2), the backward's pdf shape
+        gauss *= a.dtype.type(1 / math.sqrt(2 * math.pi))
+    else:
+        cdf, gauss = _erf_array(z), None
     cdf += 1
     cdf *= 0.5
-    return a * cdf, cdf
+    return a * cdf, (cdf, gauss)
 
 
 @_gelu.backward
@@ -360,12 +368,13 @@ def _gelu_bw(ns, ctx, g, a):
         t = ns.tanh(inner)
         d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
         return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner),)
-    pdf = ns.exp(-0.5 * a * a) * (1 / math.sqrt(2 * math.pi))
     if ns is ARRAY_NS and ctx._extra is not None:
-        pdf *= a
-        pdf += ctx._extra
+        cdf, pdf = ctx._extra
+        pdf = pdf * a if pdf is not None else ns.exp(-0.5 * a * a) * (a * (1 / math.sqrt(2 * math.pi)))
+        pdf += cdf
         pdf *= g
         return (pdf,)
+    pdf = ns.exp(-0.5 * a * a) * (1 / math.sqrt(2 * math.pi))
     cdf = 0.5 * (1 + ns.erf(a * (1 / _SQRT_2)))
     return (g * (cdf + a * pdf),)
 
