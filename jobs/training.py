@@ -9,8 +9,9 @@
   gradient all-reduce skipped (``no_sync``) on all but the last; ``train.clip_norm``;
 * builds the optimizer and schedule (jobs/optim.py) for ``train.max_steps`` or ``train.epochs``;
 * resumes from the newest good checkpoint in the run directory, saves every ``checkpoint.every_steps``,
-  at the end, and when a rank got SIGUSR1/SIGTERM (launcher/signals.py): each step one all-reduce
-  carries the loss and a "signal seen" flag, so all ranks stop after the same step, save, and return;
+  at the end, and when a rank got SIGUSR1/SIGTERM (jobs/stop_signals.py, installed by the launcher's
+  worker): each step one all-reduce carries the loss and a "signal seen" flag, so all ranks stop after
+  the same step, save, and return;
 * on rank 0: a progress bar or log lines (jobs/progress.py), RUN_DIR/metrics.jsonl, RUN_DIR/loss.png.
 
 Without a run directory (``python jobs/NAME.py``) nothing is written and nothing is resumed.
@@ -39,17 +40,14 @@ try:
     from .metrics import MetricsLog
     from .png import loss_curve
     from .progress import Progress
+    from .stop_signals import requested as stop_requested
 except ImportError:  # run as a script
     import optim
     from checkpoints import Checkpoints
     from metrics import MetricsLog
     from png import loss_curve
     from progress import Progress
-
-try:
-    from launcher.signals import requested as stop_requested
-except ImportError:  # a job used without the launcher package: no signal handling
-    stop_requested = lambda: None  # noqa: E731
+    from stop_signals import requested as stop_requested
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """One rank of a job: join the process group, seed, call the job's ``main(config)``.
 
 In order: MPI starts (``from mpi4py import MPI``); this rank's output gets its ``[rank R] `` prefix;
-the process group starts; SIGUSR1/SIGTERM handlers are installed (launcher/signals.py: after MPI
+the process group starts; SIGUSR1/SIGTERM handlers are installed (jobs/stop_signals.py: after MPI
 start-up, whose SIGUSR1 handler would otherwise replace ours, and before the job is imported); the
 pid goes to RUN_DIR/.ranks/ (launcher/rank_watch.py); the job is imported and called.
 
@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import rank_output, rank_watch, signals, yamlio
+from jobs import stop_signals as signals
+
+from . import rank_output, rank_watch, yamlio
 from .errors import ConfigError
 from .launch import ROOT, run_dir_for
 
