@@ -25,7 +25,9 @@ class Progress:
     """
 
     def __init__(self, total: int, first_step: int, samples_per_step: int, log_every: int, bar: bool,
-                 out: TextIO | None = None, log: Callable[[str], None] = print) -> None:
+                 out: TextIO | None = None, log: Callable[[str], None] = print,
+                 gpu: Callable[[], dict] | None = None) -> None:
+        self.gpu = gpu  # pynvml readings (jobs/gpu_stats.py) added to records and log lines, when on a GPU
         self.total, self.first_step, self.samples_per_step = total, first_step, samples_per_step
         self.log_every, self.bar, self.out, self.log = log_every, bar, out or sys.stdout, log
         self.start = self.mark = time.perf_counter()
@@ -48,9 +50,14 @@ class Progress:
             return None
         record = {"step": step, "loss": sum(self.losses) / len(self.losses), "lr": lr,
                   "samples_per_s": round(rate, 1), "time": round(time.time(), 3)}
+        gpu = ""
+        if self.gpu is not None:
+            stats = self.gpu()
+            record.update(stats)
+            gpu = f"  gpu {stats['gpu_mem_gb']:.2f}/{stats['gpu_mem_total_gb']:.1f} GB {stats['gpu_util']}%"
         if not self.bar:
             self.log(f"step {step}/{self.total}  loss {record['loss']:.4f}  lr {lr:.2e}  {rate:,.0f} samples/s  "
-                     f"elapsed {clock(now - self.start)}  ETA {clock(self.eta(step))}")
+                     f"elapsed {clock(now - self.start)}  ETA {clock(self.eta(step))}{gpu}")
         self.losses, self.mark, self.mark_step = [], now, step
         return record
 

@@ -35,13 +35,14 @@ from dtorch.nn.parallel import DistributedDataParallel
 from dtorch.utils.data import DistributedSampler, StatefulDataLoader
 
 try:
-    from . import optim
+    from . import gpu_stats, optim
     from .checkpoints import Checkpoints
     from .metrics import MetricsLog
     from .png import loss_curve
     from .progress import Progress
     from .stop_signals import requested as stop_requested
 except ImportError:  # run as a script
+    import gpu_stats
     import optim
     from checkpoints import Checkpoints
     from metrics import MetricsLog
@@ -135,7 +136,8 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
     samples_per_step = train["batch_size"] * accum * world
     under_launcher = "DTORCH_LAUNCH_TIME" in os.environ  # then dtorch-run says whether its stdout is a terminal
     bar = os.environ.get("DTORCH_PROGRESS_BAR") == "1" if under_launcher else sys.stdout.isatty()
-    progress = Progress(total, start_step, samples_per_step, train["log_every"], bar and rank == 0, log=log)
+    gpu = gpu_stats.reader(run.get("local_rank", 0)) if dtorch.cuda.is_available() and rank == 0 else None
+    progress = Progress(total, start_step, samples_per_step, train["log_every"], bar and rank == 0, log=log, gpu=gpu)
     startup, stopped, loss, step, saved_at = None, None, math.nan, start_step, start_step
     net.train()
     began = time.perf_counter()

@@ -66,3 +66,17 @@ def test_job_runs_as_a_plain_script(sklearn):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "summary: step 660/660" in proc.stdout and "test_accuracy" in proc.stdout
+
+
+def test_gpu_readings_are_logged_only_when_a_reader_exists():
+    import io
+
+    from jobs.progress import Progress
+
+    lines: list[str] = []
+    fake = lambda: {"gpu_mem_gb": 1.5, "gpu_mem_total_gb": 80.0, "gpu_util": 42}  # noqa: E731
+    p = Progress(10, 0, 4, 5, bar=False, out=io.StringIO(), log=lines.append, gpu=fake)
+    record = p.update(1, 2.0, 0.1)
+    assert record["gpu_util"] == 42 and "gpu 1.50/80.0 GB 42%" in lines[-1]
+    plain = Progress(10, 0, 4, 5, bar=False, out=io.StringIO(), log=lines.append)
+    assert "gpu_util" not in plain.update(1, 2.0, 0.1) and "gpu" not in lines[-1]
