@@ -1,7 +1,7 @@
 """SIGKILL a saving process at many moments; after each kill the last good checkpoint must load.
 
 Two sweeps, both in forked children (no interpreter start-up per kill):
-* timed: 60 kills at delays spread evenly over a measured save (~8 MB, several files, keep_last=2);
+* timed: at least 50 kills at delays spread over a measured save (~8 MB, several files, keep_last=2);
 * instrumented: the child kills itself just before its k-th rename/fsync/unlink/rmtree, for every k
   a save reaches — every file-system step boundary, including the narrow ones (between the
   directory rename and the pointer update, during retention).
@@ -63,17 +63,19 @@ def test_sigkill_at_spread_out_moments(tmp_path):
         durations.append(time.perf_counter() - t0)
         shutil.rmtree(tmp_path / "probe")
     duration = min(durations)
-    good, kills, n = 0, 0, 60
-    for i in range(n):
-        step = i + 1
-        pid = _save_in_child(tmp_path, step)
-        time.sleep(duration * (i + 0.5) / n)
+    good, kills, attempts = 0, 0, 0
+    # delays spread quasi-uniformly over 90% of a save (golden-ratio steps); on a loaded machine a
+    # save may still finish before its kill: keep going until 50 saves were killed mid-way
+    while kills < 50 and attempts < 200:
+        attempts += 1
+        pid = _save_in_child(tmp_path, attempts)
+        time.sleep(duration * 0.9 * ((attempts * 0.6180339887) % 1.0))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         kills += os.WIFSIGNALED(status)
-        good = _check(tmp_path, (good, step))
-    assert kills >= 50, f"only {kills} of {n} saves were killed mid-way (save takes {duration:.3f} s)"
-    assert good > 0 or kills == n
+        good = _check(tmp_path, (good, attempts))
+    assert kills >= 50, f"only {kills} of {attempts} saves were killed mid-way (save takes {duration:.3f} s)"
+    assert good > 0 or kills == attempts
 
 
 def _arm_kill_at(k: int):
