@@ -29,10 +29,16 @@ def is_available() -> bool:
     return True
 
 
+_DTYPES: dict = {}
+
+
 def mpi_dtype(dt: np.dtype):
-    MPI = mpi()
-    return {
-        np.dtype(np.float32): MPI.FLOAT, np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.int8): MPI.INT8_T,
-        np.dtype(np.int16): MPI.INT16_T, np.dtype(np.int32): MPI.INT32_T, np.dtype(np.int64): MPI.INT64_T,
-        np.dtype(np.uint8): MPI.UINT8_T, np.dtype(np.bool_): MPI.C_BOOL,
-    }.get(np.dtype(dt))
+    """The MPI datatype of a numpy dtype (None for float16, which MPI lacks); cached."""
+    if not _DTYPES:
+        MPI = mpi()
+        _DTYPES.update({
+            np.dtype(np.float32): MPI.FLOAT, np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.int8): MPI.INT8_T,
+            np.dtype(np.int16): MPI.INT16_T, np.dtype(np.int32): MPI.INT32_T, np.dtype(np.int64): MPI.INT64_T,
+            np.dtype(np.uint8): MPI.UINT8_T, np.dtype(np.bool_): MPI.C_BOOL,
+        })
+    return _DTYPES.get(dt)
