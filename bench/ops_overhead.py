@@ -75,17 +75,18 @@ def chain_numpy(x, w):
     return loss, gx, gw
 
 
-def bench_dtorch(inner: int, rounds: int) -> dict:
-    a = dtorch.randn(4, 4)
-    b = dtorch.randn(4, 4)
-    ag = dtorch.randn(4, 4, requires_grad=True)
-    x = dtorch.randn(4, 4, requires_grad=True)
-    w = dtorch.randn(4, 4, requires_grad=True)
+def bench_lib(lib, inner: int, rounds: int) -> dict:
+    """The same calls through dtorch or torch (``lib``)."""
+    a = lib.randn(4, 4)
+    b = lib.randn(4, 4)
+    ag = lib.randn(4, 4, requires_grad=True)
+    x = lib.randn(4, 4, requires_grad=True)
+    w = lib.randn(4, 4, requires_grad=True)
 
     def chain():
         x.grad = None
         w.grad = None
-        chain_lib(dtorch, x, w).backward()
+        chain_lib(lib, x, w).backward()
 
     return {
         "add": per_call_us(lambda: a + b, inner, rounds),
@@ -104,26 +105,7 @@ def bench_torch(inner: int, rounds: int) -> dict | None:
     except ImportError:
         return None
     torch.set_num_threads(1)
-    a = torch.randn(4, 4)
-    b = torch.randn(4, 4)
-    ag = torch.randn(4, 4, requires_grad=True)
-    x = torch.randn(4, 4, requires_grad=True)
-    w = torch.randn(4, 4, requires_grad=True)
-
-    def chain():
-        x.grad = None
-        w.grad = None
-        chain_lib(torch, x, w).backward()
-
-    return {
-        "add": per_call_us(lambda: a + b, inner, rounds),
-        "mul": per_call_us(lambda: a * b, inner, rounds),
-        "matmul": per_call_us(lambda: a @ b, inner, rounds),
-        "relu": per_call_us(lambda: a.relu(), inner, rounds),
-        "sum": per_call_us(lambda: a.sum(), inner, rounds),
-        "add_recorded": per_call_us(lambda: ag + b, inner, rounds),
-        "chain_fwd_bwd": per_call_us(chain, max(inner // 20, 10), rounds),
-    }
+    return bench_lib(torch, inner, rounds)
 
 
 def bench_numpy(inner: int, rounds: int) -> dict:
@@ -143,7 +125,7 @@ def bench_numpy(inner: int, rounds: int) -> dict:
 def main() -> None:
     inner = int(os.environ.get("BENCH_INNER", "2000"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
-    results = {"dtorch": bench_dtorch(inner, rounds), "numpy": bench_numpy(inner, rounds)}
+    results = {"dtorch": bench_lib(dtorch, inner, rounds), "numpy": bench_numpy(inner, rounds)}
     t = bench_torch(inner, rounds)
     out = {"bench": "ops_overhead", "unit": "us_per_call", "threads": 1, **results}
     if t is not None:
