@@ -68,17 +68,12 @@ class GradScaler:
         if state["stage"] == _STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
         inv = 1.0 / self._scale
-        total = 0.0
         with no_grad():
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = p.grad._data
-                    g *= g.dtype.type(inv)
-                    p.grad._vc[0] += 1
-                    # one sum per gradient, one check overall: any inf/NaN makes the total non-finite
-                    total += float(g.sum(dtype=np.float64))
+            # an optimizer that keeps its own gradients (ZeRO's shards) unscales them itself
+            own = getattr(optimizer, "_unscale_grads_", None)
+            grads = own(inv) if own is not None else _unscale_param_grads(optimizer, inv)
+        # one sum per gradient, one check overall: any inf/NaN makes the total non-finite
+        total = sum(float(g.sum(dtype=np.float64)) for g in grads)
         state["found_inf"] = _agree_across_ranks(not math.isfinite(total))
         state["stage"] = _UNSCALED
 
@@ -132,6 +127,20 @@ class GradScaler:
         self._backoff_factor = float(state_dict["backoff_factor"])
         self._growth_interval = int(state_dict["growth_interval"])
         self._growth_tracker = int(state_dict["_growth_tracker"])
+
+
+def _unscale_param_grads(optimizer, inv: float) -> list:
+    """Multiply every ``p.grad`` of the optimizer's groups by ``inv`` in place; return the arrays."""
+    grads = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad._data
+            g *= g.dtype.type(inv)
+            p.grad._vc[0] += 1
+            grads.append(g)
+    return grads
 
 
 def _agree_across_ranks(found_inf: bool) -> bool:

@@ -136,6 +136,22 @@ class ZeroRedundancyOptimizer(Optimizer):
             self._collect_grads()
 
     @no_grad()
+    def _unscale_grads_(self, inv_scale: float) -> list:
+        """GradScaler.unscale_: scale this rank's shard gradients (what step() reads); return them."""
+        self._ensure_grads()
+        grads = [s._grad._data for s in self._shards if s._grad is not None]
+        for g in grads:
+            np.multiply(g, np.asarray(inv_scale, g.dtype), out=g)
+        return grads
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As Optimizer.zero_grad, and forget shard gradients a skipped step (GradScaler) left behind."""
+        super().zero_grad(set_to_none)
+        for s in self._shards:
+            s._grad = None
+        self._grads_ready = self._reduced = False
+
+    @no_grad()
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> Tensor:
         """Clip the shard gradients to a total norm computed across all shards; returns that norm."""
         self._ensure_grads()
