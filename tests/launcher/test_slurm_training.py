@@ -11,7 +11,7 @@ from test_slurm import _needs_slurm, _wait_for, _wait_gone  # noqa: F401  (the f
 
 pytestmark = pytest.mark.slurm
 CONFIG = str(ROOT / "configs" / "digits_mlp.yaml")
-LONG = ["--set", "train.epochs=null", "--set", "train.max_steps=2500", "--set", "train.log_every=10",
+LONG = ["--set", "train.epochs=null", "--set", "train.max_steps=6000", "--set", "train.log_every=10",
         "--set", "checkpoint.every_steps=400"]
 
 
@@ -51,10 +51,10 @@ def test_usr1_requeue_resumes_with_the_same_final_weights(tmp_path):
     _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 20, 60, "200 steps")
     subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True)
     start = time.monotonic()
-    _wait_for(lambda: _result(run_dir).get("step") == 2500, 90, "the requeued job to finish")
+    _wait_for(lambda: _result(run_dir).get("step") == 6000, 120, "the requeued job to finish")
     _wait_gone(job_id, 30)
     logs = dtorch_run("logs", job_id, cwd=tmp_path).stdout
     assert "stopped by SIGUSR1 after step" in logs and "requeueing job" in logs, logs
     assert f"[dtorch] job {job_id} restart 1" in logs and "resumed from" in logs, logs
-    assert _weights(run_dir, 2500) == _weights(local_dir, 2500)
+    assert _weights(run_dir, 6000) == _weights(local_dir, 6000)
     print(f"USR1 -> requeued, resumed and finished in {time.monotonic() - start:.1f} s")
