@@ -21,6 +21,9 @@ def _as_list(tensors: _TensorOrTensors) -> list[Tensor]:
 def _vector_norm(arr, p: float):
     """The p-norm of all entries of a raw array, as a 0-d array of its dtype."""
     xp = xp_of(arr)
+    if p == 2 and arr.dtype.kind == "f" and arr.dtype.itemsize >= 4 and arr.flags.c_contiguous and arr.size:
+        flat = arr.reshape(-1)
+        return xp.asarray(xp.sqrt(xp.dot(flat, flat)), dtype=arr.dtype)  # one BLAS pass, no temporaries
     a = xp.abs(arr)
     if a.size == 0:
         return xp.zeros((), dtype=arr.dtype)
@@ -68,6 +71,8 @@ def clip_grads_with_norm_(parameters: _TensorOrTensors, max_norm: float, total_n
         return
     with no_grad():
         coef = (max_norm / (total_norm + 1e-6)).clamp(max=1.0)
+        if bool((coef == 1.0).all()):
+            return  # x * 1.0 == x exactly: skip a pass over every gradient
         for g in grads:
             g.mul_(coef.to(g.device))
 
