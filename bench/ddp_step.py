@@ -2,8 +2,10 @@
 
 MLP 784-1024-1024-10, per-rank batch 128, SGD with momentum, 1 thread per rank. Variants:
 nocomm (each rank trains alone: the ceiling — the ranks share cores and memory
-bandwidth), dtorch DDP with its default and with every overlap mode
-(DTORCH_DDP_OVERLAP), one flat mpi4py Allreduce after backward, torch DDP over gloo
+bandwidth), dtorch DDP with its default and, allreducing over MPI (DTORCH_DDP_COMM=mpi), with
+every overlap mode (DTORCH_DDP_OVERLAP), DDP averaging through a shared-memory window
+(DTORCH_DDP_COMM=shm: ddp_shm, and ddp_shm_view with gradient_as_bucket_view), one flat mpi4py
+Allreduce after backward, torch DDP over gloo
 (when torch is installed; its t(1) is torch without DDP), and ZeRO-2
 (DDP + ZeroRedundancyOptimizer attached: reduce-scatter, sharded update, all-gather) over MPI
 collectives (zero_mpi) and through a shared-memory window (zero_shm). Steps are timed one at a time,
@@ -63,11 +65,17 @@ def _dtorch_variants(n: int) -> dict:
 
     dist.init_process_group()
     os.environ.pop("DTORCH_DDP_OVERLAP", None)
+    os.environ.pop("DTORCH_DDP_COMM", None)
     out["ddp_default"] = stepper(DDP(model()))
+    os.environ["DTORCH_DDP_COMM"] = "mpi"  # the overlap modes matter only there
     for mode in MODES:
         os.environ["DTORCH_DDP_OVERLAP"] = mode
         out[f"ddp_{mode}"] = stepper(DDP(model()))
     os.environ.pop("DTORCH_DDP_OVERLAP")
+    os.environ["DTORCH_DDP_COMM"] = "shm"
+    out["ddp_shm"] = stepper(DDP(model()))
+    out["ddp_shm_view"] = stepper(DDP(model(), gradient_as_bucket_view=True))
+    os.environ.pop("DTORCH_DDP_COMM")
     out["flat_allreduce"] = stepper(model(), _flat_allreduce(dist.group.WORLD.comm.Dup()))
     for comm in ("mpi", "shm"):  # ZeRO-2: DDP reduce-scatters into ZeroRedundancyOptimizer
         ddp = DDP(model())
