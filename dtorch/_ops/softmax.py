@@ -87,3 +87,9 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
 
 tensor_fn("softmax", softmax)
 tensor_fn("log_softmax", log_softmax)
+
+# CUDA: fused row kernels (dtorch/cuda/fused/softmax.py); the numpy formulas above stay the reference
+from ..cuda.fused import softmax as _cuda_softmax  # noqa: E402
+
+_cuda_softmax.install(_softmax, log_mode=False)
+_cuda_softmax.install(_log_softmax, log_mode=True)

@@ -625,3 +625,8 @@ _nan_to_num.backward(lambda ns, ctx, g: (g,))
 @method("nan_to_num")
 def nan_to_num(input: Tensor, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
     return apply(_nan_to_num, (input,), {"nan": nan, "posinf": posinf, "neginf": neginf})
+
+# CUDA: fused elementwise GELU forward/backward (dtorch/cuda/fused/gelu.py)
+from ..cuda.fused import gelu as _cuda_gelu  # noqa: E402
+
+_cuda_gelu.install(_gelu)

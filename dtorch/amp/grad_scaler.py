@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
+from ..cuda.fused import amp as cuda_amp
 from ..tensor import Tensor
 
 _READY, _UNSCALED, _STEPPED = 0, 1, 2
@@ -71,10 +72,14 @@ class GradScaler:
         with no_grad():
             # an optimizer that keeps its own gradients (ZeRO's shards) unscales them itself
             own = getattr(optimizer, "_unscale_grads_", None)
-            grads = own(inv) if own is not None else _unscale_param_grads(optimizer, inv)
-        # one sum per gradient, one check overall: any inf/NaN makes the total non-finite
-        total = sum(float(g.sum(dtype=np.float64)) for g in grads)
-        state["found_inf"] = _agree_across_ranks(not math.isfinite(total))
+            cuda_grads = _cuda_param_grads(optimizer) if own is None else None
+            if cuda_grads:  # fused unscale + inf check, one device->host read
+                found_inf = cuda_amp.unscale_(cuda_grads, inv)
+            else:
+                grads = own(inv) if own is not None else _unscale_param_grads(optimizer, inv)
+                # one sum per gradient, one check overall: any inf/NaN makes the total non-finite
+                found_inf = not math.isfinite(sum(float(g.sum(dtype=np.float64)) for g in grads))
+        state["found_inf"] = _agree_across_ranks(found_inf)
         state["stage"] = _UNSCALED
 
     def step(self, optimizer, *args, **kwargs):
@@ -141,6 +146,20 @@ def _unscale_param_grads(optimizer, inv: float) -> list:
             p.grad._vc[0] += 1
             grads.append(g)
     return grads
+
+
+def _cuda_param_grads(optimizer) -> list | None:
+    """The optimizer's gradient arrays when they all live on a GPU (bumping their versions), else None."""
+    grads = (p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None)
+    first = next(grads, None)
+    if first is None or type(first._data) is np.ndarray:  # CPU: decided by the first gradient
+        return None
+    grads = [first, *grads]
+    if any(type(g._data) is np.ndarray for g in grads):
+        return None
+    for g in grads:
+        g._vc[0] += 1
+    return [g._data for g in grads]
 
 
 def _agree_across_ranks(found_inf: bool) -> bool:

@@ -6,6 +6,7 @@ from typing import Iterable
 import numpy as np
 
 from .. import _creation
+from ..cuda.fused import optim as cuda_optim
 from ..tensor import Tensor, _make
 from ._flat import FlatBucket, array_module
 from ._flat_optimizer import FlatOptimizer, check_tensor_lr, lr_div, one_minus_lr_times, to_scalar
@@ -135,6 +136,11 @@ class Adam(FlatOptimizer):
         steps = b.steps
         steps += 1
         step = float(steps[0])
+        if xp is not np:
+            scalars = cuda_optim.adam_step(group, b, self._hyper(group), step)
+            if scalars is not None:
+                cuda_optim.adam_launch(group, b, grads, scalars)
+                return
         P = b.flat
         decoupled = group["decoupled_weight_decay"]
         if wd != 0 and decoupled:

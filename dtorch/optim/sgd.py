@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
+
+from ..cuda.fused.optim import sgd_step as cuda_sgd_step
 from ..tensor import Tensor, _make
 from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, to_scalar
@@ -72,6 +75,8 @@ class SGD(FlatOptimizer):
 
     def _flat_update(self, group: dict, b: FlatBucket, grads: list, init: bool) -> None:
         xp = b.xp
+        if xp is not np and cuda_sgd_step(group, b, grads, init, self.state):
+            return
         lr = to_scalar(group["lr"])
         momentum, dampening = group["momentum"], group["dampening"]
         wd, maximize = to_scalar(group["weight_decay"]), group["maximize"]

@@ -258,3 +258,8 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
         raise NotImplementedError("normalize(out=...) is not supported by dtorch")
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
     return input / denom
+
+# CUDA: fused layer norm row kernels (dtorch/cuda/fused/layer_norm.py)
+from ...cuda.fused import layer_norm as _cuda_layer_norm  # noqa: E402
+
+_cuda_layer_norm.install(_layer_norm)
