@@ -1,7 +1,23 @@
-"""dtorch.cuda: device queries and memory statistics over CuPy (imported lazily)."""
+"""dtorch.cuda: device queries, streams and events, memory statistics and NVML readings over CuPy.
+
+CuPy (and pynvml) are imported on first use: ``import dtorch`` works without them, and every
+call that needs a GPU raises ``RuntimeError("CUDA is not available: ...")`` when there is none.
+Fused kernels live in ``kernels/`` (sources) and ``fused/`` (launchers registered on the ops).
+"""
 from __future__ import annotations
 
 from .._device import cupy_module
+from .memory import (  # noqa: F401
+    empty_cache,
+    max_memory_allocated,
+    memory_allocated,
+    memory_reserved,
+    memory_stats,
+    memory_summary,
+    reset_peak_memory_stats,
+)
+from .nvml import clock_rate, device_memory_used, memory_usage, power_draw, temperature, utilization  # noqa: F401
+from .streams import Event, Stream, current_stream, default_stream, stream  # noqa: F401
 
 _current = [0]
 
@@ -36,6 +52,7 @@ def set_device(device) -> None:
 
 
 def synchronize(device=None) -> None:
+    """Wait for every stream on the device to finish its queued work."""
     _cp().cuda.Device(_current[0] if device is None else device).synchronize()
 
 
@@ -47,31 +64,6 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
-
-
-def memory_allocated(device=None) -> int:
-    return _cp().get_default_memory_pool().used_bytes() if is_available() else 0
-
-
-def memory_reserved(device=None) -> int:
-    return _cp().get_default_memory_pool().total_bytes() if is_available() else 0
-
-
-_peak = [0]
-
-
-def max_memory_allocated(device=None) -> int:
-    _peak[0] = max(_peak[0], memory_allocated(device))
-    return _peak[0]
-
-
-def reset_peak_memory_stats(device=None) -> None:
-    _peak[0] = memory_allocated(device)
-
-
-def empty_cache() -> None:
-    if is_available():
-        _cp().get_default_memory_pool().free_all_blocks()
 
 
 def get_device_name(device=None) -> str:
