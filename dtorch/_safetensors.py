@@ -1,4 +1,4 @@
-"""The safetensors file format, read and written with numpy only (no pickle, no code).
+"""The safetensors file format, read and written with numpy only (no pickling, no code).
 
 Layout: an 8-byte little-endian header length N, N bytes of JSON header
 ``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}``,

@@ -1,7 +1,7 @@
 """Random number generation: ``Generator``, ``manual_seed``, rng state for exact resume.
 
 dtorch's CPU generator is numpy's PCG64. Its state is a small JSON document, stored in
-a uint8 tensor by ``get_state()`` so that checkpoints can carry it without pickle.
+a uint8 tensor by ``get_state()`` so that checkpoints can carry it without pickling.
 """
 from __future__ import annotations
 

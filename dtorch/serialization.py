@@ -1,4 +1,4 @@
-"""dtorch.save / dtorch.load: tensors in safetensors, structure in JSON — no pickle.
+"""dtorch.save / dtorch.load: tensors in safetensors, structure in JSON — nothing is unpickled.
 
 ``save`` takes any nesting of dicts (str or int keys), lists and tuples of tensors,
 numbers, strings, bools and None. The file is a plain safetensors file: a flat
@@ -61,7 +61,7 @@ class _Flattener:
             return {"__tuple__": enc} if isinstance(obj, tuple) else {"__list__": enc}
         raise TypeError(
             f"dtorch.save cannot store an object of type {type(obj).__name__} at {path or 'the top level'!r}: "
-            "only tensors, numbers, strings, None and dicts/lists/tuples of them (no pickle)"
+            "only tensors, numbers, strings, None and dicts/lists/tuples of them (dtorch never pickles)"
         )
 
 
@@ -115,8 +115,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
         data = f.read()
     if data[:2] == b"PK" or data[:1] == b"\x80":
         raise _safetensors.SafetensorsError(
-            f"{source}: this is a pickle/zip file (torch.save?), which dtorch never loads because loading "
-            "pickle runs code; save it as safetensors instead"
+            f"{source}: this is a pickled/zip file (torch.save?), which dtorch never loads because unpickling "
+            "runs code; save it as safetensors instead"
         )
     arrays, meta = _safetensors.read(data, source)
     if meta.get("format") == FORMAT:

@@ -1,7 +1,7 @@
-"""Object collectives without pickle: objects travel as dtorch.save bytes (safetensors + JSON).
+"""Object collectives without pickling: objects travel as dtorch.save bytes (safetensors + JSON).
 
 Supported objects are what ``dtorch.save`` stores: tensors, numbers, strings, None and
-dicts/lists/tuples of them. Anything else is refused with a TypeError (torch would pickle it).
+dicts/lists/tuples of them. Anything else is refused with a TypeError (torch would serialise it by pickling).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""dtorch.distributed.checkpoint: crash-safe, checksummed, pickle-free checkpoints; exact resume.
+"""dtorch.distributed.checkpoint: crash-safe, checksummed checkpoints that load no code; exact resume.
 
 ```python
 import dtorch.distributed.checkpoint as dcp
