@@ -58,10 +58,19 @@ def _construct_int(loader: _Loader, node) -> int:
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+def _load(text: str) -> Any:
+    """One YAML document through the safe loader below (what ``yaml.safe_load`` does, with our rules)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse(text: str, source: str) -> Any:
     """Parse YAML text; ``source`` names it in errors (``file:line:column: problem``)."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        return _load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -76,7 +85,7 @@ def parse_scalar(text: str) -> Any:
 
     Text that is not valid YAML on its own stays a string."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506
+        return _load(text)
     except yaml.YAMLError:
         return text
 
