@@ -1,4 +1,7 @@
-"""DistributedDataParallel equals single-process training on the whole batch (pytest-mpi)."""
+"""DistributedDataParallel equals single-process training on the whole batch (pytest-mpi).
+
+Every test runs on both averaging paths: MPI allreduce and the node-shared window (the CPU default).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +16,12 @@ from dtorch.nn.parallel import DistributedDataParallel as DDP
 pytestmark = pytest.mark.mpi(min_size=2)
 
 PER_RANK = 5
+
+
+@pytest.fixture(autouse=True, params=["mpi", "shm"], ids=["allreduce", "shared"])
+def comm(request, monkeypatch) -> str:
+    monkeypatch.setenv("DTORCH_DDP_COMM", request.param)
+    return request.param
 
 
 def _mlp(seed: int, hidden: int = 8) -> nn.Module:
@@ -86,7 +95,7 @@ def test_zero_grad_keeping_tensors_accumulates_into_bucket_views(world):
 @pytest.mark.parametrize("as_view", [False, True])
 def test_no_sync_accumulates_locally_then_syncs(world, as_view):
     n = world.get_world_size()
-    ddp = DDP(_mlp(7), gradient_as_bucket_view=as_view)
+    ddp = DDP(_mlp(7), gradient_as_bucket_view=as_view, bucket_cap_mb=0.0005)
     ref = _mlp(7)
     xs, ys = _data(world, steps=3, seed=1)
     with ddp.no_sync():
@@ -121,13 +130,15 @@ class _Branchy(nn.Module):
         return self.a(x) + self.b(x) if use_b else self.a(x)
 
 
+@pytest.mark.parametrize("as_view", [False, True])
 @pytest.mark.parametrize("static_graph", [False, True])
-def test_find_unused_parameters(world, static_graph):
+def test_find_unused_parameters(world, comm, static_graph, as_view):
     r, n = world.get_rank(), world.get_world_size()
     kw = {"static_graph": True} if static_graph else {"find_unused_parameters": True}
-    ddp = DDP(_Branchy(3), **kw)
+    ddp = DDP(_Branchy(3), gradient_as_bucket_view=as_view, bucket_cap_mb=0.00005, **kw)
+    assert ddp.reducer.comm == comm
     ref = _Branchy(3)
-    xs, ys = _data(world, steps=2, seed=2)
+    xs, ys = _data(world, steps=3, seed=2)
     for x, y in zip(xs, ys):
         ddp.zero_grad()
         ref.zero_grad()
