@@ -61,6 +61,23 @@ def _typename(obj) -> str:
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
+def zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """``.grad = None``, or detached and filled with zeros in place (what Module and Optimizer zero_grad do)."""
+    for p in params:
+        g = p._grad
+        if g is None:
+            continue
+        if set_to_none:
+            p._grad = None
+            continue
+        if g.grad_fn is not None:
+            g.detach_()
+        else:
+            g.requires_grad_(False)
+        g._data.fill(0)
+        g._vc[0] += 1
+
+
 class Optimizer:
     """Base class of all optimizers, with torch's ``param_groups``/``state``/state-dict layout."""
 
@@ -176,20 +193,7 @@ class Optimizer:
     # ---- gradients and steps -----------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all optimized tensors (to None by default, as torch)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                if set_to_none:
-                    p._grad = None
-                else:
-                    if g.grad_fn is not None:
-                        g.detach_()
-                    else:
-                        g.requires_grad_(False)
-                    g._data.fill(0)
-                    g._vc[0] += 1
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable | None = None):
         """Perform one optimization step (subclasses implement it)."""
