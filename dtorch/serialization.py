@@ -28,6 +28,7 @@ class _Flattener:
         self.arrays: dict[str, np.ndarray] = {}
         self.devices: dict[str, str] = {}
         self.requires_grad: list[str] = []
+        self.versions: dict[str, tuple[list, int]] = {}   # name -> (version counter, its value when encoded)
 
     def encode(self, obj: Any, path: str) -> Any:
         if isinstance(obj, Tensor):
@@ -39,6 +40,7 @@ class _Flattener:
                 self.devices[name] = str(obj.device)
                 data = data.get()
             self.arrays[name] = data
+            self.versions[name] = (obj._vc, obj._vc[0])
             if obj.requires_grad:
                 self.requires_grad.append(name)
             return {"__tensor__": name}

@@ -10,7 +10,20 @@ from typing import Any, Callable, Iterable
 
 from ..tensor import Tensor, _RemovableHandle, add_hook
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "register_optimizer_step_post_hook", "register_optimizer_step_pre_hook", "required"]
+
+_GLOBAL_STEP_PRE_HOOKS: dict = {}
+_GLOBAL_STEP_POST_HOOKS: dict = {}
+
+
+def register_optimizer_step_pre_hook(hook: Callable) -> _RemovableHandle:
+    """A pre-hook ``hook(optimizer, args, kwargs)`` for every optimizer's step, run before their own hooks."""
+    return add_hook(_GLOBAL_STEP_PRE_HOOKS, hook)
+
+
+def register_optimizer_step_post_hook(hook: Callable) -> _RemovableHandle:
+    """A post-hook ``hook(optimizer, args, kwargs)`` for every optimizer's step, run before their own hooks."""
+    return add_hook(_GLOBAL_STEP_POST_HOOKS, hook)
 
 
 class _RequiredParameter:
@@ -41,7 +54,7 @@ def _with_step_hooks(step: Callable) -> Callable:
 
 
 def _run_hooked(step: Callable, self, args, kwargs):
-    for hook in list(self._optimizer_step_pre_hooks.values()):
+    for hook in [*_GLOBAL_STEP_PRE_HOOKS.values(), *self._optimizer_step_pre_hooks.values()]:
         result = hook(self, args, kwargs)
         if result is not None:
             if not (isinstance(result, tuple) and len(result) == 2):
@@ -49,7 +62,7 @@ def _run_hooked(step: Callable, self, args, kwargs):
             args, kwargs = result
     out = step(self, *args, **kwargs)
     self._opt_called = True
-    for hook in list(self._optimizer_step_post_hooks.values()):
+    for hook in [*_GLOBAL_STEP_POST_HOOKS.values(), *self._optimizer_step_post_hooks.values()]:
         hook(self, args, kwargs)
     return out
 

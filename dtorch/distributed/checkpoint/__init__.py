@@ -29,7 +29,8 @@ from ._errors import CheckpointError  # noqa: F401
 from ._load import load  # noqa: F401
 from ._resume import training_state  # noqa: F401
 from ._rng import RNGState  # noqa: F401
-from ._save import AsyncCheckpointer, save  # noqa: F401
+from ._async import AsyncCheckpointer  # noqa: F401
+from ._save import save  # noqa: F401
 from ._state import PerRank  # noqa: F401
 
 __all__ = ["save", "load", "latest", "complete_checkpoints", "AsyncCheckpointer", "RNGState", "PerRank",

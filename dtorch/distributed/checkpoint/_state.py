@@ -60,16 +60,20 @@ class Flat:
     structure: Any
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     from_device: set = field(default_factory=set)   # names already copied to the host (from a GPU)
+    versions: dict = field(default_factory=dict)     # name -> (the tensor's version counter, value at flatten)
 
 
 def flatten(value: Any, prefix: str) -> Flat:
     fl = _Flattener()
     structure = fl.encode(value, prefix)
-    return Flat(structure, fl.arrays, set(fl.devices))
+    return Flat(structure, fl.arrays, set(fl.devices), fl.versions)
 
 
 def snapshot(flat: Flat, pool: dict | None) -> None:
-    """Replace live arrays by private host copies (reusing ``pool``'s buffers when shapes match)."""
+    """Replace live arrays by private host copies (reusing ``pool``'s buffers when shapes match).
+
+    Large copies release the GIL (numpy's copy loops), so on a background thread this runs
+    beside the training thread."""
     for name, arr in flat.arrays.items():
         if name in flat.from_device:
             continue
@@ -81,6 +85,11 @@ def snapshot(flat: Flat, pool: dict | None) -> None:
                 pool[key] = buf
         np.copyto(buf, arr)
         flat.arrays[name] = buf
+
+
+def modified_since_flatten(flat: Flat) -> list[str]:
+    """Names of the tensors whose version counter moved since ``flatten`` (written in place since)."""
+    return [name for name, (vc, v) in flat.versions.items() if vc[0] != v]
 
 
 def unflatten(structure: Any, arrays: dict[str, np.ndarray], source: str) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ... import _safetensors
@@ -19,27 +18,22 @@ from . import _dirs, _manifest
 from ._errors import CheckpointError
 from ._files import fsync_dir, write_hashed
 from ._plan import Plan
-from ._state import Flat
 
 _ST_METADATA = {"format": "pt"}   # what Hugging Face tools expect of a PyTorch-compatible safetensors file
 _DONE = "rank{:05d}.done.json"
 
 
-def _write_file(path: Path, flat: Flat) -> dict:
-    head, buffers = _safetensors.encode(flat.arrays, _ST_METADATA)
-    sha, size = write_hashed(path, [head, *buffers])
-    tensors = {name: {"dtype": _safetensors.DTYPE_CODES[a.dtype], "shape": list(a.shape)}
-               for name, a in flat.arrays.items()}
-    return {"sha256": sha, "bytes": size, "tensors": tensors}
-
-
 def _write_files(tmp: Path, plan: Plan) -> dict:
-    items = list(plan.files.items())
-    if len(items) <= 1:
-        return {name: _write_file(tmp / name, flat) for name, flat in items}
-    with ThreadPoolExecutor(max_workers=min(4, len(items)), thread_name_prefix="ckpt-write") as ex:
-        futures = {name: ex.submit(_write_file, tmp / name, flat) for name, flat in items}
-        return {name: f.result() for name, f in futures.items()}
+    """This rank's safetensors files, written and hashed; their manifest records by file name."""
+    encoded = {name: _safetensors.encode(flat.arrays, _ST_METADATA) for name, flat in plan.files.items()}
+    written = write_hashed({tmp / name: [head, *buffers] for name, (head, buffers) in encoded.items()})
+    records = {}
+    for name in plan.files:
+        sha, size = written[tmp / name]
+        tensors = {t: {"dtype": _safetensors.DTYPE_CODES[a.dtype], "shape": list(a.shape)}
+                   for t, a in plan.files[name].arrays.items()}
+        records[name] = {"sha256": sha, "bytes": size, "tensors": tensors}
+    return records
 
 
 def _wait_for_ranks(tmp: Path, plan: Plan) -> list[dict]:
