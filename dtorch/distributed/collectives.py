@@ -3,7 +3,8 @@
 Every op is started as a nonblocking MPI request and finished through a Work whose
 wait has a deadline (the group's timeout): a synchronous call is ``work.wait()``.
 Before starting, a rank records the collective on the arrival board so that a timed-out
-peer can say who never arrived.
+peer can say who never arrived. In a group whose backend is 'nccl', CUDA tensors go to
+``nccl.py`` (same ``_run``: sequence numbers, board, deadline); CPU tensors stay on MPI.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import json
 
 import numpy as np
 
+from ..cuda import is_available as cuda_available
 from ..tensor import Tensor
 from ._mpi import mpi
 from ._staging import Staged, empty_like_many, write_into
-from .process_group import STATE, GroupMember, ProcessGroup, resolve
+from .process_group import STATE, GroupMember, ProcessGroup, is_nccl_available, resolve
 from .reduce_op import ReduceOp, mpi_op
 from .work import Work, wait_all
 
@@ -35,8 +37,11 @@ def _nccl_for(pg: ProcessGroup, tensors) -> bool:
     return any(type(t._data) is not np.ndarray for t in tensors if isinstance(t, Tensor))
 
 
-def _run(pg: ProcessGroup, name: str, detail: dict, start, finish, async_op: bool, outputs=None):
-    """Sequence, record on the arrival board, (DETAIL) cross-check, start, and wait or return Work."""
+def _run(pg: ProcessGroup, name: str, detail: dict, start, finish, async_op: bool, outputs=None, work_type=Work):
+    """Sequence, record on the arrival board, (DETAIL) cross-check, start, and wait or return Work.
+
+    ``start()`` returns what ``work_type`` waits on: MPI requests for ``Work``, the launched op for NCCL's.
+    """
     pg.seq += 1
     seq = pg.seq
     STATE.board.enter(pg.slot, seq, name)
@@ -49,7 +54,7 @@ def _run(pg: ProcessGroup, name: str, detail: dict, start, finish, async_op: boo
         return (f"{name} (seq {seq}{fields}, group {pg.name}); "
                 f"{STATE.board.describe_missing(pg.slot, seq, pg.ranks)}")
 
-    work = Work(reqs, finish, describe, pg.timeout, outputs)
+    work = work_type(reqs, finish, describe, pg.timeout, outputs)
     if async_op:
         return work
     work.wait()
@@ -117,6 +122,10 @@ def reduce(tensor: Tensor, dst: int = 0, op: ReduceOp = ReduceOp.SUM, group=None
     if _skip(group):
         return None
     pg = resolve(group)
+    if _nccl_for(pg, [tensor]):
+        from . import nccl
+
+        return nccl.reduce(pg, tensor, dst, op, async_op)
     _check_op(op, tensor)
     root = pg.group_rank(dst)
     buf = Staged(tensor, reduce=True)
@@ -174,6 +183,10 @@ def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = F
     if len(tensor_list) != pg.size():
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors, the group has {pg.size()} ranks")
     _same_shape(tensor, tensor_list, "all_gather")
+    if _nccl_for(pg, [tensor, *tensor_list]):
+        from . import nccl
+
+        return nccl.all_gather(pg, tensor_list, tensor, async_op)
     send = Staged(tensor)
     recv = empty_like_many(tensor, pg.size())
     MPI = mpi()
@@ -196,6 +209,10 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group=No
     if output_tensor._data.size != n * input_tensor._data.size or output_tensor._data.dtype != input_tensor._data.dtype:
         raise ValueError(f"all_gather_into_tensor: output {list(output_tensor.shape)} {output_tensor._data.dtype} "
                          f"must hold {n} x input {list(input_tensor.shape)} {input_tensor._data.dtype}")
+    if _nccl_for(pg, [output_tensor, input_tensor]):
+        from . import nccl
+
+        return nccl.all_gather_into_tensor(pg, output_tensor, input_tensor, async_op)
     send = Staged(input_tensor)
     out = Staged(output_tensor)
     start = lambda: [pg.comm.Iallgather(send.spec, out.spec)]
@@ -214,6 +231,10 @@ def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM
         raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors, the group has {pg.size()}")
     _same_shape(output, input_list, "reduce_scatter")
     _check_op(op, output)
+    if _nccl_for(pg, [output, *input_list]):
+        from . import nccl
+
+        return nccl.reduce_scatter(pg, output, input_list, op, async_op)
     from .. import stack
 
     return _reduce_scatter_flat(pg, output, stack(list(input_list)), op, async_op, "reduce_scatter")
@@ -229,6 +250,10 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
         raise ValueError(f"reduce_scatter_tensor: input {list(input.shape)} {input._data.dtype} must hold "
                          f"{pg.size()} x output {list(output.shape)} {output._data.dtype}")
     _check_op(op, output)
+    if _nccl_for(pg, [output, input]):
+        from . import nccl
+
+        return nccl.reduce_scatter(pg, output, input, op, async_op, "reduce_scatter_tensor")
     return _reduce_scatter_flat(pg, output, input, op, async_op, "reduce_scatter_tensor")
 
 
@@ -306,6 +331,10 @@ def all_to_all(output_tensor_list: list, input_tensor_list: list, group=None, as
     n = pg.size()
     if len(output_tensor_list) != n or len(input_tensor_list) != n:
         raise ValueError(f"all_to_all: both lists need {n} tensors")
+    if _nccl_for(pg, [*output_tensor_list, *input_tensor_list]):
+        from . import nccl
+
+        return nccl.all_to_all(pg, output_tensor_list, input_tensor_list, async_op)
     sends = [Staged(t) for t in input_tensor_list]
     recvs = [Staged(t) for t in output_tensor_list]
     send = np.concatenate([s.arr.reshape(-1) for s in sends]) if n else np.empty(0)
@@ -342,9 +371,13 @@ def all_to_all_single(output: Tensor, input: Tensor, output_split_sizes=None, in
     if sum(in_sizes) != input._data.shape[0] or sum(out_sizes) != output._data.shape[0]:
         raise ValueError(f"all_to_all_single: split sizes {in_sizes} / {out_sizes} do not match dim 0 of input "
                          f"{list(input.shape)} / output {list(output.shape)}")
-    send, recv = Staged(input), Staged(output)
     scounts = [s * row_in for s in in_sizes]
     rcounts = [s * row_out for s in out_sizes]
+    if _nccl_for(pg, [output, input]):
+        from . import nccl
+
+        return nccl.all_to_all_single(pg, output, input, scounts, rcounts, async_op)
+    send, recv = Staged(input), Staged(output)
     start = lambda: [pg.comm.Ialltoallv([send.arr, (scounts, _displs(scounts)), send.mpitype],
                                         [recv.arr, (rcounts, _displs(rcounts)), recv.mpitype])]
     return _run(pg, "all_to_all_single", {"dtype": input._data.dtype, "row": list(input.shape[1:])}, start,
@@ -363,6 +396,10 @@ def barrier(group=None, async_op: bool = False, device_ids=None):
     if _skip(group):
         return None
     pg = resolve(group)
+    if pg.backend == "nccl" and (device_ids or pg.nccl is not None or (cuda_available() and is_nccl_available())):
+        from . import nccl
+
+        return nccl.barrier(pg, async_op, device_ids)
     return _run(pg, "barrier", {}, lambda: [pg.comm.Ibarrier()], None, async_op)
 
 
@@ -380,6 +417,10 @@ def monitored_barrier(group=None, timeout=None, wait_all_ranks: bool = False):
 # ---- point to point -----------------------------------------------------------------------------------
 def isend(tensor: Tensor, dst: int, group=None, tag: int = 0) -> Work:
     pg = resolve(group)
+    if _nccl_for(pg, [tensor]):
+        from . import nccl
+
+        return nccl.isend(pg, tensor, dst, tag)
     buf = Staged(tensor)
     req = pg.comm.Isend(buf.spec, pg.group_rank(dst), tag)
     return Work([req], None, lambda: f"send to rank {dst} (tag {tag}, {_desc(tensor)})", pg.timeout, [tensor])
@@ -387,6 +428,10 @@ def isend(tensor: Tensor, dst: int, group=None, tag: int = 0) -> Work:
 
 def irecv(tensor: Tensor, src: int | None = None, group=None, tag: int = 0) -> Work:
     pg = resolve(group)
+    if _nccl_for(pg, [tensor]):
+        from . import nccl
+
+        return nccl.irecv(pg, tensor, src, tag)
     MPI = mpi()
     buf = Staged(tensor)
     status = MPI.Status()

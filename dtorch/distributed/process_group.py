@@ -87,10 +87,10 @@ def is_mpi_available() -> bool:
 
 def is_nccl_available() -> bool:
     try:
-        from cupy.cuda import nccl  # noqa: F401
+        from cupy.cuda import nccl
     except Exception:
         return False
-    return True
+    return bool(getattr(nccl, "available", True))  # CuPy imports without NCCL and says so here
 
 
 def _seconds(t) -> float:

@@ -74,13 +74,19 @@ def _seconds(t) -> float:
 def wait_all(requests: list, limit: float, describe: Callable[[], str], statuses: list | None = None) -> None:
     """Test the requests (which also drives MPICH's progress) until done or the deadline."""
     Request = mpi().Request
-    if Request.Testall(requests, statuses):
+    wait_until(lambda: Request.Testall(requests, statuses), limit, describe)
+
+
+def wait_until(done: Callable[[], bool], limit: float, describe: Callable[[], str]) -> None:
+    """Poll ``done()`` (an MPI test, a CUDA event query) until true; past ``limit`` seconds report what
+    was awaited and abort the job."""
+    if done():
         return
     start = time.perf_counter()
     deadline = start + limit
     spins = 0
     while True:
-        if Request.Testall(requests, statuses):
+        if done():
             return
         spins += 1
         if spins & 63 == 0:
