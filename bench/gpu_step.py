@@ -2,8 +2,9 @@
 
 Models: MLP 784-1024-1024-10 (batch 256, SGD momentum) and the GPT of jobs.models.gpt (AdamW, batch 16,
 context 64), each the same code for both libraries from the same weights. Steps are timed with CUDA
-synchronisation, the libraries taking turns; figures are medians. NCCL: dtorch has no NCCL backend yet,
-so only what exists is measured (``"nccl": "not implemented"``). Prints ONE JSON line.
+synchronisation, the libraries taking turns; figures are medians. NCCL: dtorch's all_reduce over its
+NCCL backend vs the raw ``NcclCommunicator.allReduce`` on the same buffer, 1-64 MB (``"nccl"``; world
+size 1 under plain python, needs mpi4py). Prints ONE JSON line.
 
 Usage: ``python bench/gpu_step.py [--steps 20] [--rounds 3]`` (needs CuPy, torch with CUDA, a GPU).
 """
@@ -90,12 +91,67 @@ def bench_model(kind: str, amp: bool, steps: int, rounds: int) -> dict:
             "dtorch_over_torch": round(rate["dtorch"] / rate["torch"], 3), "dtorch_loss": dloss, "torch_loss": tloss}
 
 
-def nccl() -> str | dict:
+def _nccl_size(dtorch, dist, group, pg, lib, mb: int, iters: int, rounds: int) -> dict:
+    t = dtorch.zeros(mb * (1 << 20) // 4, device="cuda")
+    dist.all_reduce(t, group=group)  # the first use makes the communicator
+    comm, stream, buf = pg.nccl.comm, pg.nccl.stream, t._data
+
+    def ours():
+        dist.all_reduce(t, group=group)
+
+    def raw():
+        comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, lib.NCCL_FLOAT32, lib.NCCL_SUM, stream.ptr)
+        stream.synchronize()
+
+    for f in (ours, raw):
+        for _i in range(3):
+            f()
+    times = {"dtorch": [], "raw": []}
+    for _r in range(rounds):
+        times["dtorch"] += _timed(ours, lambda: None, iters)
+        times["raw"] += _timed(raw, lambda: None, iters)
+    sec = {k: statistics.median(v) for k, v in times.items()}
+    algbw = {k: buf.nbytes / v / 1e9 for k, v in sec.items()}
+    n = dist.get_world_size(group)
+    factor = 2 * (n - 1) / n
+    return {"dtorch_us": round(sec["dtorch"] * 1e6, 1), "raw_us": round(sec["raw"] * 1e6, 1),
+            "dtorch_algbw_GBps": round(algbw["dtorch"], 2), "raw_algbw_GBps": round(algbw["raw"], 2),
+            "dtorch_busbw_GBps": round(algbw["dtorch"] * factor, 2), "raw_busbw_GBps": round(algbw["raw"] * factor, 2),
+            "dtorch_over_raw": round(sec["raw"] / sec["dtorch"], 3)}
+
+
+def nccl(iters: int, rounds: int) -> str | dict:
+    """dtorch.distributed.all_reduce on a CUDA tensor vs the raw NcclCommunicator.allReduce (the group's own
+    communicator and stream, the same CuPy buffer), float32 SUM in place, 1 MB ... 64 MB, world size as
+    launched (1 under plain python). Each op is timed to completion (dtorch's synchronous all_reduce returns
+    once the op's event is done; the raw call is followed by a stream synchronize), the two taking turns.
+    busbw = algbw x 2(n-1)/n (nccl-tests' definition) is 0 at n = 1, so algbw is reported too; there the
+    ratio measures dtorch's per-op overhead."""
+    import dtorch
     import dtorch.distributed as dist
 
-    if "nccl" not in getattr(dist, "BACKENDS", ()) and not hasattr(dist, "NcclProcessGroup"):
-        return "not implemented"
-    return "backend present but not measured by this script"
+    if not dist.is_available():
+        return "skipped: mpi4py missing (pip install 'dtorch[mpi]')"
+    if not dist.is_nccl_available():
+        return "skipped: CuPy has no NCCL (pip install nvidia-nccl-cu12)"
+    made = not dist.is_initialized()
+    if made:
+        dist.init_process_group("nccl")
+    group = None if made else dist.new_group(backend="nccl")
+    pg = group if group is not None else dist.GroupMember.WORLD
+    n = dist.get_world_size(group)
+    try:
+        from dtorch.distributed.nccl import load
+
+        lib = load()
+        sizes = {f"{mb}MB": _nccl_size(dtorch, dist, group, pg, lib, mb, iters, rounds)
+                 for mb in (1, 2, 4, 8, 16, 32, 64)}
+        ratios = [v["dtorch_over_raw"] for v in sizes.values()]
+        return {"world_size": n, "nccl_version": lib.get_version(), "op": "all_reduce float32 sum, in place",
+                "sizes": sizes, "dtorch_over_raw_median": round(statistics.median(ratios), 3)}
+    finally:
+        if made:
+            dist.destroy_process_group()
 
 
 def main() -> None:
@@ -113,7 +169,10 @@ def main() -> None:
                 result[name] = bench_model(kind, amp, args.steps, args.rounds)
             except Exception as e:  # one failing configuration must not hide the others
                 result[name] = {"error": f"{type(e).__name__}: {e}"}
-    result["nccl"] = nccl()
+    try:
+        result["nccl"] = nccl(args.steps, args.rounds)
+    except Exception as e:  # reported, not fatal: the model figures above still print
+        result["nccl"] = {"error": f"{type(e).__name__}: {e}"}
     result["memory_peak_bytes"] = dtorch.cuda.max_memory_allocated()
     print(json.dumps(result))
 
