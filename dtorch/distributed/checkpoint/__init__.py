@@ -21,6 +21,11 @@ the model's ``state_dict`` under its own names, readable elsewhere::
     import dtorch; dtorch.load("run/step_00000100/model.safetensors")
 
 ``rank<r>.safetensors`` holds rank r's own state (RNG, data-loader position).
+
+``AsyncCheckpointer().save(...)`` returns after about a millisecond: a background thread (at a
+lower CPU priority) copies the model's and optimizer's arrays and writes the checkpoint while
+training goes on; every optimizer's ``step`` and the forward of modules with buffers wait for
+that copy to finish, so what is saved is the state at the ``save`` call (see ``_async.py``).
 See ``_manifest.py`` for the manifest layout and ``dtorch/utils/data/stateful.py`` for the
 data position and resharding rules.
 """
