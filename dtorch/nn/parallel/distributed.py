@@ -203,6 +203,8 @@ def _broadcast_coalesced(tensors: list[Tensor], src: int, pg) -> None:
         xp = np if kind is np.ndarray else __import__("cupy")
         flat = xp.concatenate([t._data.reshape(-1) for t in ts])
         dist.broadcast(_make(flat), src=src, group=pg)
+        if dist.get_rank() == src:
+            continue   # the source's tensors are unchanged: not written (nor is their version bumped)
         off = 0
         for t in ts:
             n = t._data.size
