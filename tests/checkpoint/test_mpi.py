@@ -89,3 +89,34 @@ def test_save_at_2_load_at_3(world):
     assert sorted(set(handed)) == remaining and not set(handed) & set(consumed)
     assert len(handed) - len(remaining) < size                # at most size-1 padding repeats
     world.barrier()
+
+
+def test_async_save_of_a_ddp_model_with_buffers_while_training_goes_on(world):
+    """Forward (BatchNorm statistics, DDP's buffer broadcast) and step right after save(): the checkpoint
+    holds the state at the save() call, on every world size."""
+    from dtorch.nn.parallel import DistributedDataParallel as DDP
+
+    box = [tempfile.mkdtemp(prefix="dcp-async-") if world.get_rank() == 0 else None]
+    world.broadcast_object_list(box, src=0)
+    dtorch.manual_seed(0)
+    model = DDP(nn.Sequential(nn.Linear(64, 512), nn.BatchNorm1d(512), nn.Linear(512, 4)))
+    opt = dtorch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        model(dtorch.randn(8, 64)).square().mean().backward()
+        opt.step()
+
+    step()
+    saved = {k: v.clone() for k, v in model.module.state_dict().items()}
+    ck = dcp.AsyncCheckpointer()
+    ck.save({"model": model.module, "optimizer": opt}, f"{box[0]}/a")
+    for _ in range(3):
+        step()
+    ck.wait()
+    world.barrier()
+    dtorch.manual_seed(1)
+    fresh = nn.Sequential(nn.Linear(64, 512), nn.BatchNorm1d(512), nn.Linear(512, 4))
+    dcp.load({"model": fresh}, f"{box[0]}/a")
+    for k, v in fresh.state_dict().items():
+        assert dtorch.equal(v, saved[k]), k

@@ -66,7 +66,7 @@ def write_hashed(files: dict[Path, list]) -> dict[Path, tuple[str, int]]:
     try:
         for path in files:
             fds[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        if len(files) == 1:
+        if len(files) <= 1:
             results = {path: _write_and_hash(fds[path], buffers) for path, buffers in files.items()}
         else:
             with ThreadPoolExecutor(len(files), thread_name_prefix="ckpt-write") as ex:
