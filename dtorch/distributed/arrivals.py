@@ -14,7 +14,7 @@ from ._mpi import mpi
 MAX_GROUPS = 64
 OP_CODES = ["?", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
             "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
-            "broadcast_object_list", "all_gather_object", "gather_object", "detail_check"]
+            "broadcast_object_list", "all_gather_object", "gather_object", "detail_check", "ddp_shm_average"]
 _CODE = {name: i for i, name in enumerate(OP_CODES)}
 
 

@@ -23,13 +23,15 @@ shared-memory allreduce is itself CPU work, so overlap moves work rather than hi
 it; "end" is the simplest and makes no MPI calls during backward. On a GPU the
 collective runs on its own stream (NCCL), where starting each bucket early is the win.
 
-How buckets are averaged (``comm``, env ``DTORCH_DDP_COMM``): ``"shm"`` (default) keeps every
-bucket in this rank's row of a node-shared window and averages all rows in place after
-backward (``_shm_allreduce.py``: two barriers, no MPI data movement; the overlap mode does
-not matter); ``"mpi"`` allreduces them as above. ``"shm"`` quietly falls back to ``"mpi"`` for
-CUDA or mixed-dtype parameters, groups spanning nodes, and steps with a communication hook.
-Measured with bench/ddp_step.py (4 runs): shm 0.84-0.89 of the ceiling vs 0.79-0.83 for
-"end" over MPI; 0.90-0.94 with ``gradient_as_bucket_view`` (no copy back to ``.grad``).
+How gradients are averaged (``comm``, env ``DTORCH_DDP_COMM``): ``"shm"`` (default) goes through a
+node-shared window, per parameter rather than per bucket (``_shm_allreduce.py``): each hook shares
+the parts of its gradient that other ranks own, publishes a flag, and averages every part this
+rank owns whose gradients are all published; after the last hook the rank waits (with the group's
+deadline) for the rest and copies the other ranks' averaged parts back. No barriers, no MPI data
+movement, buckets unused (the window's layout still follows them); the overlap mode does not matter. ``"mpi"``
+allreduces buckets as above. ``"shm"`` quietly falls back to ``"mpi"`` for CUDA or mixed-dtype
+parameters, groups spanning nodes, and steps with a communication hook. Measurements: see
+``bench/ddp_step.py`` and MEASUREMENTS.md.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import numpy as np
 
 from ..._creation import tensor
 from ...autograd.graph import AccumulateGrad
-from ...distributed import all_reduce, broadcast
+from ...distributed import all_reduce, barrier, broadcast
 from ...distributed.algorithms.future import Future, work_future
 from ...tensor import Tensor, _make
 from ._buckets import Bucket, assign_buckets
@@ -155,7 +157,7 @@ class Reducer:
         comm = comm or os.environ.get("DTORCH_DDP_COMM") or "shm"
         if comm not in COMM_MODES:
             raise ValueError(f"DDP comm mode must be one of {COMM_MODES}, got {comm!r}")
-        self.shm = make_shm_allreduce(process_group, params) if comm == "shm" else None
+        self.shm = make_shm_allreduce(process_group, params, names, as_view) if comm == "shm" else None
         self.comm_hook = None
         self.hook_state = None
         self.index_of = {id(p): i for i, p in enumerate(params)}
@@ -221,6 +223,9 @@ class Reducer:
             return  # no_sync(), or a backward without a DDP forward: gradients stay local
         if not self.in_backward:
             self.in_backward = True
+            if self.comm == "shm":
+                self.shm.begin()
+                self.shm_left = len(self.params)
             for j in self.unused:
                 self._mark_ready(j)
         j = self.index_of[id(p)]
@@ -237,6 +242,9 @@ class Reducer:
 
     def _mark_ready(self, j: int) -> None:
         self.ready[j] = True
+        if self.comm == "shm":
+            self._shm_ready(j)
+            return
         b, k = self.where[j]
         b.fill_slot(k, self.as_view)
         b.pending -= 1
@@ -249,6 +257,24 @@ class Reducer:
                 self.next_bucket += 1
         if self.buckets_left == 0:
             self._finalize()
+
+    def _shm_ready(self, j: int) -> None:
+        """Hand parameter j's gradient to the shared window (it averages what it can right away)."""
+        p = self.params[j]
+        g = p._grad
+        if self.as_view:
+            b, k = self.where[j]
+            v = b.views[k]
+            self.shm.contribute(j, None if g is None else g._data, view=v)
+            if g is not None and g._data is not v:
+                p._grad = _make(v)  # .grad := the view of this rank's row (the average lands there)
+        else:
+            self.shm.contribute(j, None if g is None else g._data)
+        self.shm_left -= 1
+        if self.shm_left == 0:
+            self._finalize()
+        else:
+            self.shm.progress()
 
     @property
     def comm(self) -> str:
@@ -272,16 +298,29 @@ class Reducer:
                 b.buffer._data[...] = out._data
 
     def _finalize(self) -> None:
-        shm = self.comm == "shm"
-        if shm:
-            self.shm.average()
-        else:
-            self._wait_all()
+        if self.comm == "shm":
+            self._finalize_shm()
+            return
+        self._wait_all()
         used = self._globally_used()
-        scale = 1.0 if shm or self.comm_hook is not None else 1.0 / self.world
+        scale = 1.0 if self.comm_hook is not None else 1.0 / self.world
         for b in self.buckets:
             for k, j in enumerate(b.indices):
                 b.write_back(k, self.as_view, used[j], scale)
+        self.expect_sync = self.in_backward = False
+        if not self.rebuilt:
+            self._rebuild()
+
+    def _finalize_shm(self) -> None:
+        self.shm.finish()
+        used = self._globally_used()
+        for j, p in enumerate(self.params):
+            g = p._grad
+            if g is None:
+                if used[j]:  # unused here, used elsewhere: the average lives in the contributed zeros (or view)
+                    p._grad = _make(self.shm.result(j, p._data.shape))
+            elif not self.as_view:
+                g._vc[0] += 1
         self.expect_sync = self.in_backward = False
         if not self.rebuilt:
             self._rebuild()
@@ -301,6 +340,8 @@ class Reducer:
         order = self.ready_order + [j for j in reversed(range(len(self.params))) if j not in seen]
         t = tensor(order)
         broadcast(t, src=self.pg.ranks[0], group=self.pg)
+        if self.shm is not None:
+            barrier(group=self.pg)  # the window's layout changes: every rank is done reading the old one
         self._build([int(j) for j in t.tolist()])
         self.rebuilt = True
         self.ready_order = []
@@ -313,12 +354,15 @@ class Reducer:
     # ---- a joined rank shadows an iteration ---------------------------------------------------
     def shadow_iteration(self) -> None:
         """All bucket allreduces with zero gradients (Join: a rank out of data matches the others)."""
-        for b in self.buckets:
-            b.buffer._data.fill(0)
         if self.comm == "shm":
-            self.shm.average()
+            self.shm.begin()
+            for j in range(len(self.params)):
+                self.shm.contribute(j, None, copy_out=False)  # zeros; this rank's .grad stays as it is
+                self.shm.progress()
+            self.shm.finish()
         else:
             for b in self.buckets:
+                b.buffer._data.fill(0)
                 self._launch(b)
             self._wait_all()
         if self.track_unused:

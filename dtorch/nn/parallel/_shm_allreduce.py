@@ -1,53 +1,102 @@
-"""DDP's intra-node allreduce through an MPI shared-memory window (``DTORCH_DDP_COMM=shm``).
+"""DDP's intra-node gradient averaging through an MPI shared-memory window (``DTORCH_DDP_COMM=shm``).
 
-Every bucket's flat buffer is a slice of this rank's *row* of a window holding one row
-per rank (``Win.Allocate_shared``, as ZeRO's shared path). Backward fills the row as
-usual; then one barrier (every row is complete), each rank averages its 1/world slice
-of columns over all rows and writes the average into that slice of every row (the
-slices are disjoint: no races), and a second barrier (every row holds the average).
-No MPI data moves. Between the second barrier and the next step's first, a rank only
-touches its own row, so gradients that are views of the row (``gradient_as_bucket_view``)
-may be used and modified freely, as with the MPI path.
+The window holds one *row* per rank and a small flag area. Every bucket's flat buffer is a
+slice of this rank's row (so the MPI path can take over when a comm hook is registered), which
+gives every parameter a range of the row. That range is split into ``world`` *parts* (bounds on
+64-byte lines), part q owned by rank q. Per step (a sequence number shared by all ranks) and
+per parameter:
 
-Used only where it can be: CPU (numpy) parameters of one dtype, a group of more than one
-rank all on this node, and no communication hook (``Reducer`` checks the hook per step).
-The barriers are dtorch's ``barrier`` (deadline, arrival board), so a rank that never
-arrives is named and the job aborts like on any collective.
+1. ready: rank r copies the parts of its gradient owned by the *other* ranks into its row, then
+   sets ``ready[r][p] = step``. The gradient itself stays private: ``p.grad`` never aliases the
+   window unless it is a bucket view (``gradient_as_bucket_view``: then ``p.grad`` is r's row range).
+2. average: once every rank's ready flag is set, owner q sums part q over the ranks in rank
+   order — rows[0] + rows[1] + ..., its own gradient standing for its row — then scales by
+   1/world: every element is computed by one rank, bitwise as the MPI path. The result goes into
+   row q and q's private gradient; when some rank uses bucket views (``everywhere``, agreed at
+   construction) into *every* row, so views need no copy-out. Then ``averaged[q][p] = step``.
+3. copy-out: rank r copies each other part into its private gradient once that owner's averaged
+   flag is set: from the owner's row (from its own row when ``everywhere``).
+
+Steps 2 and 3 run eagerly from every gradient hook (non-blocking flag checks); after the last
+gradient, ``finish`` waits for the rest with the group's deadline (``work.wait_until``) and, on
+expiry, names the rank and flag that never came and what the arrival board says of it, and
+aborts the job like a timed-out collective. Each step is entered on the arrival board.
+
+Why rows can be reused without barriers (k = step): row r's part q != r is written by r (and,
+``everywhere``, by q between ready(r, k) and averaged(q, k)), read by q only between ready(r, k)
+and averaged(q, k), and rewritten by r only after waiting for averaged(q, k). Row q's own part is
+read by peers (not ``everywhere``) between averaged(q, k) and their ready(., k + 1); q rewrites it
+only after every ready(., k + 1). So ``everywhere``, after averaged(., k) nobody touches r's row
+but r: bucket views may be used and changed freely until the next backward.
+Stores are ordered for MPI's memory model by ``Win_sync`` inside one ``Lock_all`` epoch: between
+the data stores and the flag store, and between a flag load and the data loads.
+
+Used only where it can be: CPU (numpy) parameters of one dtype, a group of more than one rank
+all on this node, and no communication hook (``Reducer`` checks the hook per step).
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from ...distributed._mpi import mpi
-from ...distributed.collectives import barrier
+from ...distributed.process_group import STATE
+from ...distributed.work import wait_until
 from ...tensor import _make
 from ._buckets import Bucket
 
 COMM_MODES = ("mpi", "shm")
-BLOCK = 32 * 1024   # elements per pass: sum, scale and copy-out of a block stay in the L2 cache
-ALIGN = 16          # slice bounds on 64-byte lines: ranks never write the same cache line
+BLOCK = 32 * 1024   # elements per pass: sums, scale and copies of a block stay in the L2 cache
+LINE = 64           # part bounds on cache lines: ranks never write the same line
+
+
+def _up(x: int, a: int) -> int:
+    return -(-x // a) * a
 
 
 class ShmAllreduce:
-    """One shared window: ``table[r]`` is rank r's flat gradient row (every bucket's buffer lives there)."""
+    """One shared window: ``table[r]`` is rank r's flat gradient row, ``flags[r]`` its ready/averaged flags."""
 
-    def __init__(self, pg, node, numel: int, dtype: np.dtype) -> None:
+    def __init__(self, pg, node, params: list, names: list[str], everywhere: bool) -> None:
         MPI = mpi()
-        self.pg, self.node = pg, node
+        self.pg, self.node, self.names = pg, node, names
         n, me = node.Get_size(), node.Get_rank()
-        itemsize = np.dtype(dtype).itemsize
-        size = n * max(numel, 1) * itemsize if me == 0 else 0
-        self.win = MPI.Win.Allocate_shared(size, itemsize, comm=node)
+        self.n, self.me, self.P = n, me, len(params)
+        self.others = [q for q in range(n) if q != me]
+        self.everywhere = everywhere  # some rank's gradients are views of its row: owners write every row
+        dtype = params[0]._data.dtype
+        self.numel = sum(p._data.size for p in params)
+        self.align = max(LINE // dtype.itemsize, 1)
+        stride = _up(max(self.numel, 1), self.align)
+        data = _up(n * stride * dtype.itemsize, LINE)
+        fl = _up(2 * self.P, 8)  # int64s per rank: each rank's flags on their own cache lines
+        self.win = MPI.Win.Allocate_shared(data + n * fl * 8 if me == 0 else 0, 1, comm=node)
         buf, _ = self.win.Shared_query(0)
-        self.table = np.ndarray(buffer=buf, dtype=dtype, shape=(n, max(numel, 1)))[:, :numel]
+        mem = np.ndarray(buffer=buf, dtype=np.uint8, shape=(data + n * fl * 8,))
+        self.table = mem[:n * stride * dtype.itemsize].view(dtype).reshape(n, stride)[:, :self.numel]
+        self.flags = mem[data:].view(np.int64).reshape(n, fl)
         self.row = self.table[me]
         self.row.fill(0)  # window memory is not promised to be zeroed
-        per = -(-numel // n)
-        per = -(-per // ALIGN) * ALIGN
-        self.lo, self.hi = min(me * per, numel), min((me + 1) * per, numel)
+        self.flags[me] = 0
+        self.win.Lock_all()  # one passive-target epoch for the window's life: Win_sync orders the flags
+        node.Barrier()       # every rank's flags are zero before anyone reads them
+        self.step = 0
+        self.seq = 0
+        self.g: list = [None] * self.P          # this step's gradient of each parameter, flat
+        self.res: list = [None] * self.P        # where the average goes: the gradient or its row view
+        self.avg_todo: list[int] = []
+        self.out_todo: list[tuple] = []
+        self.back: list[tuple] = []
+        self.tmp = np.empty(BLOCK, dtype)
+        # seconds summed over steps: the work (copy-in, averaging, copy-out), how much of it ran after the
+        # last gradient (in ``finish``), and that phase's wall time (work + waiting for the other ranks)
+        self.stats = {"steps": 0, "copy_in_s": 0.0, "average_s": 0.0, "copy_out_s": 0.0, "final_work_s": 0.0,
+                      "final_s": 0.0}
 
     def place(self, buckets: list[Bucket]) -> None:
-        """Make each bucket's buffer and views slices of this rank's row (bucket order, contiguous).
+        """Make each bucket's buffer and views slices of this rank's row (bucket order, contiguous), and split
+        every parameter's range into the ranks' parts.
 
         Gradients that are views of the old layout (of this row) are copied out first, so the
         caller's ``fill_slot`` can put them back into the new one without overlapping copies."""
@@ -56,37 +105,176 @@ class ShmAllreduce:
                 g = p._grad
                 if g is not None and np.shares_memory(g._data, self.row):
                     p._grad = _make(g._data.copy())
+        self.off = [0] * self.P
+        self.size = [0] * self.P
+        self.own = [(0, 0)] * self.P     # this rank's part of each parameter (relative bounds)
+        self.parts: list[list] = [[] for _ in range(self.P)]  # the other ranks' non-empty parts: (q, lo, hi)
         off = 0
         for b in buckets:
             flat = self.row[off:off + b.offsets[-1]]
             b.buffer = _make(flat)
             b.views = [flat[o:e].reshape(p._data.shape) for o, e, p in zip(b.offsets, b.offsets[1:], b.params)]
+            for j, o, e in zip(b.indices, b.offsets, b.offsets[1:]):
+                self._split(j, off + o, e - o)
             off += b.offsets[-1]
 
-    def average(self) -> None:
-        """Every row := the mean of all rows (collective: every rank of the group calls it)."""
-        barrier(group=self.pg)  # every rank's row is complete
-        rows, n = self.table, self.table.shape[0]
-        scale = 1.0 / n
-        for s in range(self.lo, self.hi, BLOCK):
-            e = min(s + BLOCK, self.hi)
-            acc = rows[0, s:e]
-            for r in range(1, n):  # rows[0] + rows[1] + ...: the order ZeRO's shared path uses
-                np.add(acc, rows[r, s:e], out=acc)
+    def _split(self, j: int, o: int, size: int) -> None:
+        per = -(-size // self.n)
+        cuts = [o] + [min(o + size, _up(o + q * per, self.align)) for q in range(1, self.n)] + [o + size]
+        self.off[j], self.size[j] = o, size
+        self.own[j] = (cuts[self.me] - o, cuts[self.me + 1] - o)
+        self.parts[j] = [(q, cuts[q] - o, cuts[q + 1] - o) for q in self.others if cuts[q + 1] > cuts[q]]
+
+    # ---- one step ---------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """A new step (every rank calls it once per synchronised backward, or shadow iteration)."""
+        self.step += 1
+        self.pg.seq += 1
+        self.seq = self.pg.seq
+        STATE.board.enter(self.pg.slot, self.seq, "ddp_shm_average")
+        self.avg_todo, self.out_todo, self.back = [], [], []
+        self.in_finish = False
+        self.stats["steps"] += 1
+
+    def contribute(self, j: int, grad, view=None, copy_out: bool = True) -> None:
+        """This rank's gradient of parameter j is final: share the other ranks' parts, publish ready.
+
+        ``grad``: this rank's gradient array, or None for zeros. Without ``view`` it is private and receives
+        the average (a None one: a fresh array, see ``result``); ``view``: this rank's row range of j (bucket
+        views), which receives the average instead (``grad`` may be it). ``copy_out=False``: only contribute
+        (a shadow iteration under Join)."""
+        t0 = time.perf_counter()
+        if grad is None:
+            flat = np.zeros(self.size[j], self.table.dtype)
+        elif grad.flags.c_contiguous:
+            flat = grad.reshape(-1)
+        else:
+            flat = np.ascontiguousarray(grad).reshape(-1)
+            if view is None:
+                self.back.append((grad, flat))
+        if view is not None and not self.everywhere:
+            raise RuntimeError("DDP shm: a bucket-view gradient needs every row written (set at construction)")
+        self.g[j] = flat
+        self.res[j] = flat if view is None else view
+        o = self.off[j]
+        if not np.may_share_memory(flat, self.row):
+            for _, lo, hi in self.parts[j]:
+                np.copyto(self.row[o + lo:o + hi], flat[lo:hi])
+        self.win.Sync()
+        self.flags[self.me, j] = self.step
+        lo, hi = self.own[j]
+        if hi > lo:
+            self.avg_todo.append(j)
+        copy = copy_out and view is None  # with views the owners write every row
+        for q, lo, hi in self.parts[j]:
+            self.out_todo.append((j, q, lo, hi, copy))
+        self.stats["copy_in_s"] += time.perf_counter() - t0
+
+    def progress(self) -> bool:
+        """Do whatever the flags allow (average own parts, copy out others'); True when the step is complete."""
+        step, flags, stats = self.step, self.flags, self.stats
+        if self.avg_todo:
+            t0 = time.perf_counter()
+            left = []
+            for j in self.avg_todo:
+                if all(flags[q, j] >= step for q in self.others):
+                    self.win.Sync()
+                    self._average(j)
+                else:
+                    left.append(j)
+            if len(left) < len(self.avg_todo):
+                t = time.perf_counter() - t0
+                stats["average_s"] += t
+                stats["final_work_s"] += t if self.in_finish else 0.0
+            self.avg_todo = left
+        if self.out_todo:
+            t0 = time.perf_counter()
+            left = []
+            P = self.P
+            for item in self.out_todo:
+                j, q, lo, hi, copy = item
+                if flags[q, P + j] >= step:
+                    if copy:
+                        self.win.Sync()
+                        o = self.off[j]
+                        src = self.row if self.everywhere else self.table[q]  # everywhere: owners wrote every row
+                        np.copyto(self.g[j][lo:hi], src[o + lo:o + hi])
+                else:
+                    left.append(item)
+            if len(left) < len(self.out_todo):
+                t = time.perf_counter() - t0
+                stats["copy_out_s"] += t
+                stats["final_work_s"] += t if self.in_finish else 0.0
+            self.out_todo = left
+        return not self.avg_todo and not self.out_todo
+
+    def _average(self, j: int) -> None:
+        """Part ``own[j]`` := (rows[0] + rows[1] + ...) * (1/world), this rank's gradient standing for its row;
+        into this rank's row (every row when ``everywhere``) and, if private, its gradient."""
+        lo, hi = self.own[j]
+        o, g, me, rows = self.off[j], self.g[j], self.me, self.table
+        res = self.res[j]
+        targets = [rows[q, o:o + self.size[j]] for q in (range(self.n) if self.everywhere else [me]) if q != me]
+        if not np.may_share_memory(res, self.row):
+            targets.append(res)
+        mine = self.row[o:o + self.size[j]]
+        scale = 1.0 / self.n
+        for s in range(lo, hi, BLOCK):
+            e = min(s + BLOCK, hi)
+            srcs = [g[s:e] if q == me else rows[q, o + s:o + e] for q in range(self.n)]
+            acc = mine[s:e] if me <= 1 else self.tmp[:e - s]  # own contribution is consumed by the first add
+            np.add(srcs[0], srcs[1], out=acc)
+            for src in srcs[2:]:
+                np.add(acc, src, out=acc)
             np.multiply(acc, scale, out=acc)
-            for r in range(1, n):
-                np.copyto(rows[r, s:e], acc)
-        barrier(group=self.pg)  # every slice is averaged: each rank may use (and change) its row
+            if me > 1:
+                np.copyto(mine[s:e], acc)
+            for t in targets:
+                np.copyto(t[s:e], acc)
+        self.win.Sync()
+        self.flags[me, self.P + j] = self.step
+
+    def finish(self) -> None:
+        """Wait (deadline: the group's timeout) until every part is averaged and copied out."""
+        t0 = time.perf_counter()
+        self.in_finish = True
+        wait_until(self.progress, self.pg.timeout, self._describe)
+        for grad, flat in self.back:
+            grad[...] = flat.reshape(grad.shape)
+        self.back = []
+        self.stats["final_s"] += time.perf_counter() - t0
+
+    def result(self, j: int, shape: tuple):
+        """Parameter j's averaged gradient this step (where it was contributed as zeros: ``grad=None``)."""
+        return self.res[j].reshape(shape)
+
+    def _describe(self) -> str:
+        """Which rank's flags never came: '... rank 1 has not published its gradient (ready flag) of parameters
+        2.weight, 2.bias (its last: step 5); ranks not arrived: [1]; ...'."""
+        step, flags, P = self.step, self.flags, self.P
+        late: dict = {}  # (rank, what) -> (parameter names, its last step)
+        for j in self.avg_todo:
+            for q in self.others:
+                if flags[q, j] < step:
+                    late.setdefault((q, "gradient (ready flag)"), ([], int(flags[q, j])))[0].append(self.names[j])
+        for j, q, *_ in self.out_todo:
+            if flags[q, P + j] < step:
+                late.setdefault((q, "average (averaged flag)"), ([], int(flags[q, P + j])))[0].append(self.names[j])
+        what = "; ".join(f"rank {self.pg.ranks[q]} has not published its {kind} of parameters {', '.join(names)} "
+                         f"(its last: step {last})" for (q, kind), (names, last) in late.items())
+        return (f"DDP gradient averaging in shared memory (seq {self.seq}, step {step}, group {self.pg.name}): "
+                f"{what}; {STATE.board.describe_missing(self.pg.slot, self.seq, self.pg.ranks)}")
 
     def free(self) -> None:
         try:
+            self.win.Unlock_all()
             self.win.Free()
             self.node.Free()
         except Exception:  # MPI already finalised
             pass
 
 
-def make_shm_allreduce(pg, params: list) -> ShmAllreduce | None:
+def make_shm_allreduce(pg, params: list, names: list[str], as_view: bool) -> ShmAllreduce | None:
     """The shared window for ``params``, or None where the shm path does not apply (every rank decides alike:
     parameters are the same on all ranks, and the node split is collective)."""
     from ...distributed.optim._hier import split_nodes
@@ -100,4 +288,5 @@ def make_shm_allreduce(pg, params: list) -> ShmAllreduce | None:
     if node.Get_size() != pg.size():
         node.Free()
         return None  # the group spans nodes
-    return ShmAllreduce(pg, node, sum(p._data.size for p in params), params[0]._data.dtype)
+    everywhere = bool(node.allreduce(int(as_view), op=mpi().MAX))
+    return ShmAllreduce(pg, node, params, names, everywhere)
