@@ -109,3 +109,43 @@ def test_unknown_mode_is_refused(world, monkeypatch):
     monkeypatch.setenv("DTORCH_DDP_COMM", "carrier-pigeon")
     with pytest.raises(ValueError, match="comm mode"):
         DDP(_mlp(0))
+
+
+def _sizes_mlp(seed: int) -> nn.Module:
+    """Parameters of many sizes: 5 elements (< world * 16: some ranks own none of it), odd ones, and one of
+    36300 (several averaging blocks)."""
+    dtorch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 33), nn.ReLU(), nn.Linear(33, 1100), nn.ReLU(), nn.Linear(1100, 5))
+
+
+@pytest.mark.parametrize("as_view", [False, True])
+def test_bitwise_equal_to_the_mpi_path(world, monkeypatch, as_view):
+    """Each element is averaged by one rank, rows summed in rank order: bitwise the MPI allreduce's result."""
+    ddps = {}
+    for comm in ("mpi", "shm"):
+        monkeypatch.setenv("DTORCH_DDP_COMM", comm)
+        ddps[comm] = DDP(_sizes_mlp(3), gradient_as_bucket_view=as_view)
+        assert ddps[comm].reducer.comm == comm
+    opts = {c: dtorch.optim.SGD(d.parameters(), lr=0.1, momentum=0.9) for c, d in ddps.items()}
+    xs, ys = _data(world, steps=3, seed=8)
+    for x, y in zip(xs, ys):
+        grads = {}
+        for comm, ddp in ddps.items():
+            opts[comm].zero_grad()
+            nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y) % 5).backward()
+            grads[comm] = [p.grad.numpy().copy() for p in ddp.parameters()]
+            opts[comm].step()
+        for a, b in zip(grads["mpi"], grads["shm"]):
+            np.testing.assert_array_equal(a, b)
+    for p, q in zip(ddps["mpi"].parameters(), ddps["shm"].parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_private_gradients_never_alias_the_window(world):
+    ddp = DDP(_sizes_mlp(4))
+    window = ddp.reducer.shm.table
+    x, y = _data(world, steps=1, seed=9)
+    for _ in range(2):
+        nn.functional.cross_entropy(ddp(_mine(world, x[0])), _mine(world, y[0]) % 5).backward()
+        for p in ddp.parameters():
+            assert not np.shares_memory(p.grad._data, window)
