@@ -45,6 +45,7 @@ from ...distributed.process_group import STATE
 from ...distributed.work import wait_until
 from ...tensor import _make
 from ._buckets import Bucket
+from ._shm_clock import AveragingClock
 
 COMM_MODES = ("mpi", "shm")
 BLOCK = 32 * 1024   # elements per pass: sums, scale and copies of a block stay in the L2 cache
@@ -89,10 +90,8 @@ class ShmAllreduce:
         self.out_todo: list[tuple] = []
         self.back: list[tuple] = []
         self.tmp = np.empty(BLOCK, dtype)
-        # seconds summed over steps: the work (copy-in, averaging, copy-out), how much of it ran after the
-        # last gradient (in ``finish``), and that phase's wall time (work + waiting for the other ranks)
-        self.stats = {"steps": 0, "copy_in_s": 0.0, "average_s": 0.0, "copy_out_s": 0.0, "final_work_s": 0.0,
-                      "final_s": 0.0}
+        self.clock = AveragingClock()
+        self.stats = self.clock.stats
 
     def place(self, buckets: list[Bucket]) -> None:
         """Make each bucket's buffer and views slices of this rank's row (bucket order, contiguous), and split
@@ -133,8 +132,7 @@ class ShmAllreduce:
         self.seq = self.pg.seq
         STATE.board.enter(self.pg.slot, self.seq, "ddp_shm_average")
         self.avg_todo, self.out_todo, self.back = [], [], []
-        self.in_finish = False
-        self.stats["steps"] += 1
+        self.clock.begin_step()
 
     def contribute(self, j: int, grad, view=None, copy_out: bool = True) -> None:
         """This rank's gradient of parameter j is final: share the other ranks' parts, publish ready.
@@ -144,6 +142,7 @@ class ShmAllreduce:
         views), which receives the average instead (``grad`` may be it). ``copy_out=False``: only contribute
         (a shadow iteration under Join)."""
         t0 = time.perf_counter()
+        self.clock.hook_start(t0)
         if grad is None:
             flat = np.zeros(self.size[j], self.table.dtype)
         elif grad.flags.c_contiguous:
@@ -168,11 +167,12 @@ class ShmAllreduce:
         copy = copy_out and view is None  # with views the owners write every row
         for q, lo, hi in self.parts[j]:
             self.out_todo.append((j, q, lo, hi, copy))
-        self.stats["copy_in_s"] += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.clock.work("copy_in_s", t1 - t0, t1)
 
     def progress(self) -> bool:
         """Do whatever the flags allow (average own parts, copy out others'); True when the step is complete."""
-        step, flags, stats = self.step, self.flags, self.stats
+        step, flags = self.step, self.flags
         if self.avg_todo:
             t0 = time.perf_counter()
             left = []
@@ -183,9 +183,8 @@ class ShmAllreduce:
                 else:
                     left.append(j)
             if len(left) < len(self.avg_todo):
-                t = time.perf_counter() - t0
-                stats["average_s"] += t
-                stats["final_work_s"] += t if self.in_finish else 0.0
+                t1 = time.perf_counter()
+                self.clock.work("average_s", t1 - t0, t1)
             self.avg_todo = left
         if self.out_todo:
             t0 = time.perf_counter()
@@ -202,9 +201,8 @@ class ShmAllreduce:
                 else:
                     left.append(item)
             if len(left) < len(self.out_todo):
-                t = time.perf_counter() - t0
-                stats["copy_out_s"] += t
-                stats["final_work_s"] += t if self.in_finish else 0.0
+                t1 = time.perf_counter()
+                self.clock.work("copy_out_s", t1 - t0, t1)
             self.out_todo = left
         return not self.avg_todo and not self.out_todo
 
@@ -237,12 +235,12 @@ class ShmAllreduce:
     def finish(self) -> None:
         """Wait (deadline: the group's timeout) until every part is averaged and copied out."""
         t0 = time.perf_counter()
-        self.in_finish = True
+        self.clock.finish_start()
         wait_until(self.progress, self.pg.timeout, self._describe)
         for grad, flat in self.back:
             grad[...] = flat.reshape(grad.shape)
         self.back = []
-        self.stats["final_s"] += time.perf_counter() - t0
+        self.clock.finish_end(time.perf_counter() - t0)
 
     def result(self, j: int, shape: tuple):
         """Parameter j's averaged gradient this step (where it was contributed as zeros: ``grad=None``)."""
