@@ -11,6 +11,17 @@ Allreduce after backward, torch DDP over gloo
 collectives (zero_mpi) and through a shared-memory window (zero_shm). Steps are timed one at a time,
 variants interleaved in rounds; medians. Launches itself under mpiexec; one JSON line.
 
+``shm_averaging`` says, per step and rank (mean of the ranks), where the shared-window averaging of
+the DDP variants that use it spent its time, from the perf_counter sums its averager keeps
+(``_shm_clock.py``): ``work_ms`` = copy-in + averaging + copy-out; ``overlapped_ms`` = the part
+done in gradient hooks while backward still had nodes to run (a pause of > 100 us before the next
+hook); ``tail_ms`` = the rest, after backward's last node; ``end_wait_ms`` = time spent waiting for
+other ranks' flags after the last hook; ``overlapped_fraction`` = overlapped_ms / work_ms;
+``step_overhead_ms`` = the variant's step time minus nocomm's (2 ranks, same run). With one core
+per rank the overlapped work is interleaved with backward, not hidden: the same core does it, so
+step_overhead_ms >= work_ms + end_wait_ms is expected; what overlap buys is that ranks' skew
+is absorbed early.
+
     python bench/ddp_step.py [--rounds 6] [--steps 8]
 """
 from __future__ import annotations
@@ -66,15 +77,15 @@ def _dtorch_variants(n: int) -> dict:
     dist.init_process_group()
     os.environ.pop("DTORCH_DDP_OVERLAP", None)
     os.environ.pop("DTORCH_DDP_COMM", None)
-    out["ddp_default"] = stepper(DDP(model()))
+    out["ddp_default"] = stepper(_shm_watched("ddp_default", DDP(model())))
     os.environ["DTORCH_DDP_COMM"] = "mpi"  # the overlap modes matter only there
     for mode in MODES:
         os.environ["DTORCH_DDP_OVERLAP"] = mode
         out[f"ddp_{mode}"] = stepper(DDP(model()))
     os.environ.pop("DTORCH_DDP_OVERLAP")
     os.environ["DTORCH_DDP_COMM"] = "shm"
-    out["ddp_shm"] = stepper(DDP(model()))
-    out["ddp_shm_view"] = stepper(DDP(model(), gradient_as_bucket_view=True))
+    out["ddp_shm"] = stepper(_shm_watched("ddp_shm", DDP(model())))
+    out["ddp_shm_view"] = stepper(_shm_watched("ddp_shm_view", DDP(model(), gradient_as_bucket_view=True)))
     os.environ.pop("DTORCH_DDP_COMM")
     out["flat_allreduce"] = stepper(model(), _flat_allreduce(dist.group.WORLD.comm.Dup()))
     for comm in ("mpi", "shm"):  # ZeRO-2: DDP reduce-scatters into ZeroRedundancyOptimizer
@@ -88,6 +99,26 @@ def _dtorch_variants(n: int) -> dict:
 
 
 OPT_STATE: dict = {}  # variant -> () -> optimizer state bytes on this rank
+SHM: dict = {}        # variant -> its DDP's shared-window averager (perf_counter sums in .stats)
+
+
+def _shm_watched(name: str, ddp):
+    if ddp.reducer.shm is not None:
+        SHM[name] = ddp.reducer.shm
+    return ddp
+
+
+def _shm_report(before: dict) -> dict:
+    """Per-step means of the averager's time sums since ``before`` (see the module docstring)."""
+    out = {}
+    for name, shm in SHM.items():
+        d = {k: shm.stats[k] - before[name][k] for k in shm.stats}
+        ms = 1e3 / max(d["steps"], 1)
+        work = d["copy_in_s"] + d["average_s"] + d["copy_out_s"]
+        out[name] = {"work_ms": work * ms, "overlapped_ms": d["overlapped_s"] * ms, "tail_ms": d["tail_work_s"] * ms,
+                     "end_wait_ms": (d["final_s"] - d["final_work_s"]) * ms,
+                     "overlapped_fraction": d["overlapped_s"] / work if work else 0.0}
+    return out
 
 
 def _state_bytes(opt) -> int:
@@ -148,6 +179,7 @@ def worker(rounds: int, steps: int) -> None:
     for step in variants.values():  # warm up
         for _ in range(2):
             step()
+    before = {name: dict(shm.stats) for name, shm in SHM.items()}
     for _ in range(rounds):
         for name, step in variants.items():
             comm.Barrier()
@@ -155,7 +187,10 @@ def worker(rounds: int, steps: int) -> None:
                 t0 = time.perf_counter()
                 step()
                 times[name].append(time.perf_counter() - t0)
+    shm = comm.gather(_shm_report(before))
     if comm.Get_rank() == 0:
+        shm = {k: {f: round(statistics.mean(r[k][f] for r in shm), 3) for f in shm[0][k]} for k in shm[0]}
+        print("SHM " + json.dumps(shm), flush=True)
         print("RESULT " + json.dumps({k: statistics.median(v) for k, v in times.items()}), flush=True)
         print("MEMORY " + json.dumps({k: f() for k, f in OPT_STATE.items()}), flush=True)
 
@@ -168,8 +203,9 @@ def _launch(n: int, rounds: int, steps: int) -> dict:
            "--steps", str(steps)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     mem = next((line for line in out.splitlines() if line.startswith("MEMORY ")), "MEMORY {}")
+    shm = next((line for line in out.splitlines() if line.startswith("SHM ")), "SHM {}")
     return {**json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:]),
-            "_memory": json.loads(mem[7:])}
+            "_memory": json.loads(mem[7:]), "_shm": json.loads(shm[4:])}
 
 
 def main() -> None:
@@ -187,6 +223,8 @@ def main() -> None:
     res = {"bench": "ddp_step", "model": "MLP 784-1024-1024-10", "per_rank_batch": 128, "ranks": 2,
            "t1_ms": round(t1["nocomm"] * 1e3, 2), "ceiling_scaling": round(ceiling, 3)}
     memory = t2.pop("_memory")
+    shm = t2.pop("_shm")
+    t1.pop("_shm")
     for name, t in t2.items():
         if name == "nocomm" or name.startswith("torch") or name == "_memory":
             continue
@@ -197,6 +235,9 @@ def main() -> None:
         res["torch_ddp_gloo"] = {"t1_ms": round(t1["torch_nocomm"] * 1e3, 2), "t2_ms": round(t2["torch_ddp"] * 1e3, 2),
                                  "scaling": round(s, 3), "of_ceiling": round(s / ceiling, 3)}
     # SGD-momentum state: one fp32 momentum buffer; plain DDP keeps all of it on every rank
+    for name, d in shm.items():
+        d["step_overhead_ms"] = round((t2[name] - t2["nocomm"]) * 1e3, 2)
+    res["shm_averaging"] = shm
     res["opt_state_mb_per_rank"] = {("ddp" if k == "plain" else k): round(v / 2**20, 2) for k, v in memory.items()}
     print(json.dumps(res))
 
