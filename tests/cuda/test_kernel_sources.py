@@ -1,8 +1,7 @@
-"""CPU checks of the CUDA kernel sources: names, dtypes, parameters, and (with nvcc) that they compile."""
+"""CPU checks of the CUDA kernel sources: names, dtypes, parameters, and (with CuPy's NVRTC) that they compile."""
 from __future__ import annotations
 
-import shutil
-import subprocess
+import os
 
 import pytest
 
@@ -67,36 +66,70 @@ def test_gelu_specs(dtype, approximate):
     assert fwd.name == f"dtorch_gelu_{approximate}_fwd_{dtype}"
 
 
-# ---- compile with nvcc where the toolkit is installed (no GPU needed for --ptx) ------------------------
-_NVCC = shutil.which("nvcc")
+# ---- compile with NVRTC through CuPy's binding, as load_inline and CuPy do (no GPU needed) --------------
+def _nvrtc():
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+        return nvrtc
+    except Exception:  # cupy, or the NVRTC library (nvidia-cuda-nvrtc-cu12), not installed
+        return None
 
 
-def _ptx(tmp_path, name: str, src: str) -> str:
-    cu = tmp_path / f"{name}.cu"
-    cu.write_text(src)
-    r = subprocess.run([_NVCC, "--ptx", "-arch=compute_80", str(cu), "-o", str(tmp_path / f"{name}.ptx")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return (tmp_path / f"{name}.ptx").read_text()
+_NEEDS_NVRTC = pytest.mark.skipif(_nvrtc() is None, reason="CuPy's NVRTC is not installed: pip install -e '.[nvrtc]'")
+ARCHS = ("compute_80", "compute_90")   # A100, H100/H200
 
 
-@pytest.mark.skipif(_NVCC is None, reason="nvcc is not installed")
+def _ptx(name: str, src: str, arch: str, include: tuple[str, ...] = ()) -> str:
+    from dtorch.utils.cuda_extension import _compile_ptx
+
+    return _compile_ptx(src, name, [f"--gpu-architecture={arch}", "-std=c++17", *(f"-I{d}" for d in include)])
+
+
+def _cupy_headers() -> tuple[str, ...]:
+    """CuPy's kernel headers (its float16 class) and the CUDA runtime's cuda_fp16.h they include."""
+    import os
+
+    import cupy
+
+    dirs = [os.path.join(os.path.dirname(cupy.__file__), "_core", "include")]
+    try:
+        import nvidia.cuda_runtime as rt
+
+        dirs.append(os.path.join(list(rt.__path__)[0], "include"))
+    except ImportError:
+        pass
+    return tuple(d for d in dirs if os.path.isdir(d))
+
+
+@_NEEDS_NVRTC
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_raw_kernels_compile(tmp_path, dtype):
+def test_raw_kernels_compile(dtype, arch):
     for key, (src, names) in _raw_sources(dtype).items():
-        ptx = _ptx(tmp_path, key, src)
+        ptx = _ptx(key, src, arch)
         for name in names:
             assert f".entry {name}(" in ptx, (key, name)
 
 
-@pytest.mark.skipif(_NVCC is None, reason="nvcc is not installed")
+@_NEEDS_NVRTC
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_gelu_operations_compile(tmp_path, dtype, approximate):
-    """The elementwise operations in a stand-in for CuPy's generated loop (same names, same types)."""
-    t = c_type(dtype)
+@pytest.mark.parametrize("dtype", ["float16", *DTYPES])
+def test_gelu_operations_compile(dtype, approximate, arch):
+    """The elementwise operations in a stand-in for CuPy's generated loop (same names, same types;
+    float16 is CuPy's own class from its headers)."""
+    include = _cupy_headers()
+    if dtype == "float16":
+        if not any(os.path.exists(os.path.join(d, "cuda_fp16.h")) for d in include):
+            pytest.skip("cuda_fp16.h not found: pip install nvidia-cuda-runtime-cu12")
+        head = "#include <cupy/float16.cuh>\n"
+    else:
+        head = f"typedef {c_type(dtype)} {dtype};\n"
+    t = dtype
     fwd, bwd = gelu.forward(dtype, approximate), gelu.backward(dtype, approximate)
-    src = f"""typedef {t} {dtype};
+    src = head + f"""
 extern "C" __global__ void fwd(const {t}* xs, {t}* ys, long long n) {{
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i < n) {{ const {t} x = xs[i]; {t} y; {fwd.operation} ys[i] = y; }}
@@ -106,4 +139,15 @@ extern "C" __global__ void bwd(const {t}* gs, const {t}* xs, {t}* gxs, long long
     if (i < n) {{ const {t} g = gs[i]; const {t} x = xs[i]; {t} gx; {bwd.operation} gxs[i] = gx; }}
 }}
 """
-    _ptx(tmp_path, f"gelu_{approximate}", src)
+    ptx = _ptx(f"gelu_{dtype}_{approximate}", src, arch, include)
+    assert ".entry fwd(" in ptx and ".entry bwd(" in ptx
+
+
+@_NEEDS_NVRTC
+def test_load_inline_example_compiles_and_a_bad_source_names_the_error():
+    import cuda_extension_add as example
+
+    ptx = _ptx("add_scaled_example", example.SOURCE, "compute_90")
+    assert ".entry add_scaled(" in ptx and ".entry scale(" in ptx
+    with pytest.raises(RuntimeError, match=r"load_inline\('broken'\): compilation failed\n.*undefined"):
+        _ptx("broken", 'extern "C" __global__ void k(float* a) { a[0] = undefined_name; }', "compute_90")
