@@ -111,7 +111,7 @@ class AsyncCheckpointer:
             small = Flat(None, {n: a for n, a in flat.arrays.items() if a.nbytes < _SMALL_BYTES}, flat.from_device)
             snapshot(small, self._pool)
             flat.arrays.update(small.arrays)
-            big = {n for n, a in flat.arrays.items() if n not in small.arrays}
+            big = {n for n in flat.arrays if n not in small.arrays and n not in flat.from_device}  # GPU: copied
             flat.versions = {n: v for n, v in flat.versions.items() if n in big}
             deferred.append(flat)
         return deferred
