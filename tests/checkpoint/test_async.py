@@ -160,3 +160,29 @@ def test_global_optimizer_step_hooks_run_first_and_can_be_removed():
     handle.remove()
     _step(model, opt)
     assert calls == [("global", True), "own", "own"]
+
+
+def test_sync_and_async_saves_round_trip_on_every_device(tmp_path, device):
+    dtorch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 300), nn.BatchNorm1d(300), nn.Linear(300, 4)).to(device)
+    opt = dtorch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def step():
+        opt.zero_grad()
+        model(dtorch.randn(8, 64, device=device)).square().mean().backward()
+        opt.step()
+
+    step()
+    saved = {k: v.cpu().clone() for k, v in model.state_dict().items()}
+    dcp.save({"model": model, "optimizer": opt}, tmp_path / "sync")
+    ck = dcp.AsyncCheckpointer()
+    ck.save({"model": model, "optimizer": opt}, tmp_path / "async")
+    step()
+    ck.wait()
+    for name in ("sync", "async"):
+        dtorch.manual_seed(1)
+        fresh = nn.Sequential(nn.Linear(64, 300), nn.BatchNorm1d(300), nn.Linear(300, 4)).to(device)
+        fresh_opt = dtorch.optim.Adam(fresh.parameters(), lr=1e-2)
+        dcp.load({"model": fresh, "optimizer": fresh_opt}, tmp_path / name)
+        for k, v in fresh.state_dict().items():
+            assert v.device.type == device and dtorch.equal(v.cpu(), saved[k]), (name, k)
