@@ -12,10 +12,9 @@ from dtorch import nn
 from dtorch.distributed.algorithms import Future, Join
 from dtorch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from dtorch.nn.parallel import DistributedDataParallel as DDP
+from ddp_data import PER_RANK, close, data, mine
 
 pytestmark = pytest.mark.mpi(min_size=2)
-
-PER_RANK = 5
 
 
 @pytest.fixture(autouse=True, params=["mpi", "shm"], ids=["allreduce", "shared"])
@@ -29,23 +28,6 @@ def _mlp(seed: int, hidden: int = 8) -> nn.Module:
     return nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 3))
 
 
-def _data(world, steps: int = 3, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    n = PER_RANK * world.get_world_size()
-    xs = [dtorch.tensor(rng.standard_normal((n, 4)).astype(np.float32)) for _ in range(steps)]
-    ys = [dtorch.tensor(rng.integers(0, 3, n)) for _ in range(steps)]
-    return xs, ys
-
-
-def _mine(world, t):
-    r = world.get_rank()
-    return t[PER_RANK * r: PER_RANK * (r + 1)]
-
-
-def _close(a, b, atol=1e-6):
-    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=atol)
-
-
 @pytest.mark.parametrize("as_view", [False, True])
 @pytest.mark.parametrize("cap", [0.0001, None, 1000.0])
 def test_equals_single_process_training(world, cap, as_view):
@@ -54,18 +36,18 @@ def test_equals_single_process_training(world, cap, as_view):
     ref = _mlp(100)
     opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
-    xs, ys = _data(world, steps=4)
+    xs, ys = data(world, steps=4)
     for x, y in zip(xs, ys):
         opt.zero_grad()
         ref_opt.zero_grad()
-        nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y)).backward()
+        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
         nn.functional.cross_entropy(ref(x), y).backward()
         for p, q in zip(ddp.parameters(), ref.parameters()):
-            _close(p.grad, q.grad)  # final when backward returns
+            close(p.grad, q.grad)  # final when backward returns
         opt.step()
         ref_opt.step()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p, q)
+        close(p, q)
     buckets = ddp.reducer.buckets
     assert len(buckets) == (3 if cap == 0.0001 else 1)
     if as_view:
@@ -80,16 +62,16 @@ def test_zero_grad_keeping_tensors_accumulates_into_bucket_views(world):
     ref = _mlp(1)
     opt = dtorch.optim.SGD(ddp.parameters(), lr=0.05)
     ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.05)
-    xs, ys = _data(world, steps=3, seed=4)
+    xs, ys = data(world, steps=3, seed=4)
     for x, y in zip(xs, ys):
         opt.zero_grad(set_to_none=False)
         ref_opt.zero_grad(set_to_none=False)
-        nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y)).backward()
+        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
         nn.functional.cross_entropy(ref(x), y).backward()
         opt.step()
         ref_opt.step()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p, q)
+        close(p, q)
 
 
 @pytest.mark.parametrize("as_view", [False, True])
@@ -97,16 +79,16 @@ def test_no_sync_accumulates_locally_then_syncs(world, as_view):
     n = world.get_world_size()
     ddp = DDP(_mlp(7), gradient_as_bucket_view=as_view, bucket_cap_mb=0.0005)
     ref = _mlp(7)
-    xs, ys = _data(world, steps=3, seed=1)
+    xs, ys = data(world, steps=3, seed=1)
     with ddp.no_sync():
         for x, y in zip(xs[:2], ys[:2]):
-            nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y)).backward()
+            nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
     local = [p.grad.clone() for p in ddp.parameters()]
-    mine_only = sum(nn.functional.cross_entropy(ref(_mine(world, x)), _mine(world, y)) for x, y in zip(xs[:2], ys[:2]))
+    mine_only = sum(nn.functional.cross_entropy(ref(mine(world, x)), mine(world, y)) for x, y in zip(xs[:2], ys[:2]))
     mine_only.backward()
     for g, q in zip(local, ref.parameters()):
-        _close(g, q.grad)  # not synchronised: this rank's gradient only
-    nn.functional.cross_entropy(ddp(_mine(world, xs[2])), _mine(world, ys[2])).backward()
+        close(g, q.grad)  # not synchronised: this rank's gradient only
+    nn.functional.cross_entropy(ddp(mine(world, xs[2])), mine(world, ys[2])).backward()
     ref.zero_grad()
     total = 0
     for k in range(3):
@@ -115,7 +97,7 @@ def test_no_sync_accumulates_locally_then_syncs(world, as_view):
             total = total + nn.functional.cross_entropy(ref(xs[k][sl]), ys[k][sl])
     (total / n).backward()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p.grad, q.grad)
+        close(p.grad, q.grad)
 
 
 class _Branchy(nn.Module):
@@ -138,13 +120,13 @@ def test_find_unused_parameters(world, comm, static_graph, as_view):
     ddp = DDP(_Branchy(3), gradient_as_bucket_view=as_view, bucket_cap_mb=0.00005, **kw)
     assert ddp.reducer.comm == comm
     ref = _Branchy(3)
-    xs, ys = _data(world, steps=3, seed=2)
+    xs, ys = data(world, steps=3, seed=2)
     for x, y in zip(xs, ys):
         ddp.zero_grad()
         ref.zero_grad()
         # static graph: the same branch every step; otherwise only rank 0 uses b
         use_b = static_graph or r == 0
-        nn.functional.cross_entropy(ddp(_mine(world, x), use_b), _mine(world, y)).backward()
+        nn.functional.cross_entropy(ddp(mine(world, x), use_b), mine(world, y)).backward()
         total = 0
         for rank in range(n):
             sl = slice(PER_RANK * rank, PER_RANK * (rank + 1))
@@ -152,7 +134,7 @@ def test_find_unused_parameters(world, comm, static_graph, as_view):
         (total / n).backward()
         for name in ("a", "b"):
             for p, q in zip(getattr(ddp.module, name).parameters(), getattr(ref, name).parameters()):
-                _close(p.grad, q.grad)
+                close(p.grad, q.grad)
         assert ddp.module.never.weight.grad is None  # unused on every rank: left alone, as torch
 
 
@@ -171,11 +153,11 @@ def test_join_with_uneven_inputs(world):
     ref = _mlp(11)
     opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1)
     ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1)
-    xs, ys = _data(world, steps=max(counts), seed=3)
+    xs, ys = data(world, steps=max(counts), seed=3)
     with Join([ddp]):
         for x, y in zip(xs[:counts[r]], ys[:counts[r]]):
             opt.zero_grad()
-            nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y)).backward()
+            nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
             opt.step()
     for i, (x, y) in enumerate(zip(xs, ys)):
         ref_opt.zero_grad()
@@ -187,9 +169,9 @@ def test_join_with_uneven_inputs(world):
         (total / n).backward()  # joined ranks contribute zeros; divided by the initial world size
         ref_opt.step()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p, q)
+        close(p, q)
     # after Join the job goes on normally
-    nn.functional.cross_entropy(ddp(_mine(world, xs[0])), _mine(world, ys[0])).backward()
+    nn.functional.cross_entropy(ddp(mine(world, xs[0])), mine(world, ys[0])).backward()
 
 
 def test_join_throw_on_early_termination(world):
@@ -221,15 +203,15 @@ def test_comm_hooks(world, hook):
         ddp.register_comm_hook(None, local)
     with pytest.raises(RuntimeError, match="only be called once"):
         ddp.register_comm_hook(None, default_hooks.allreduce_hook)
-    xs, ys = _data(world, steps=1, seed=5)
-    nn.functional.cross_entropy(ddp(_mine(world, xs[0])), _mine(world, ys[0])).backward()
+    xs, ys = data(world, steps=1, seed=5)
+    nn.functional.cross_entropy(ddp(mine(world, xs[0])), mine(world, ys[0])).backward()
     if hook == "local":
-        nn.functional.cross_entropy(ref(_mine(world, xs[0])), _mine(world, ys[0])).backward()
+        nn.functional.cross_entropy(ref(mine(world, xs[0])), mine(world, ys[0])).backward()
         assert [s[0] for s in seen] == list(range(len(seen))) and seen[-1][1] and not seen[0][1]
     else:
         nn.functional.cross_entropy(ref(xs[0]), ys[0]).backward()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p.grad, q.grad, atol=2e-3 if hook == "fp16" else 1e-6)
+        close(p.grad, q.grad, atol=2e-3 if hook == "fp16" else 1e-6)
 
 
 def test_parameter_shape_mismatch_is_named(world):

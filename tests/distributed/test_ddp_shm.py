@@ -11,10 +11,9 @@ import dtorch
 from dtorch import nn
 from dtorch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from dtorch.nn.parallel import DistributedDataParallel as DDP
+from ddp_data import close, data, mine
 
 pytestmark = pytest.mark.mpi(min_size=2)
-
-PER_RANK = 5
 
 
 @pytest.fixture(autouse=True)
@@ -25,23 +24,6 @@ def shm(monkeypatch):
 def _mlp(seed: int) -> nn.Module:
     dtorch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
-
-
-def _data(world, steps: int, seed: int):
-    rng = np.random.default_rng(seed)
-    n = PER_RANK * world.get_world_size()
-    xs = [dtorch.tensor(rng.standard_normal((n, 4)).astype(np.float32)) for _ in range(steps)]
-    ys = [dtorch.tensor(rng.integers(0, 3, n)) for _ in range(steps)]
-    return xs, ys
-
-
-def _mine(world, t):
-    r = world.get_rank()
-    return t[PER_RANK * r: PER_RANK * (r + 1)]
-
-
-def _close(a, b, atol=1e-6):
-    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=atol)
 
 
 def _row(ddp) -> np.ndarray:
@@ -58,18 +40,18 @@ def test_equals_single_process_training(world, cap, as_view, set_to_none):
     ref = _mlp(100)
     opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
-    xs, ys = _data(world, steps=4, seed=0)
+    xs, ys = data(world, steps=4, seed=0)
     for x, y in zip(xs, ys):
         opt.zero_grad(set_to_none=set_to_none)
         ref_opt.zero_grad(set_to_none=set_to_none)
-        nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y)).backward()
+        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
         nn.functional.cross_entropy(ref(x), y).backward()
         for p, q in zip(ddp.parameters(), ref.parameters()):
-            _close(p.grad, q.grad)  # final when backward returns
+            close(p.grad, q.grad)  # final when backward returns
         opt.step()
         ref_opt.step()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p, q)
+        close(p, q)
     buckets = ddp.reducer.buckets
     if cap == 0.00005:
         assert len(buckets) >= 4  # weights alone, small biases share
@@ -92,11 +74,11 @@ def test_comm_hook_turns_shm_off(world):
     assert ddp.reducer.comm == "shm"
     ddp.register_comm_hook(None, default_hooks.allreduce_hook)
     assert ddp.reducer.comm == "mpi"
-    xs, ys = _data(world, steps=1, seed=5)
-    nn.functional.cross_entropy(ddp(_mine(world, xs[0])), _mine(world, ys[0])).backward()
+    xs, ys = data(world, steps=1, seed=5)
+    nn.functional.cross_entropy(ddp(mine(world, xs[0])), mine(world, ys[0])).backward()
     nn.functional.cross_entropy(ref(xs[0]), ys[0]).backward()
     for p, q in zip(ddp.parameters(), ref.parameters()):
-        _close(p.grad, q.grad)
+        close(p.grad, q.grad)
 
 
 def test_mixed_dtypes_fall_back_to_mpi(world):
@@ -127,12 +109,12 @@ def test_bitwise_equal_to_the_mpi_path(world, monkeypatch, as_view):
         ddps[comm] = DDP(_sizes_mlp(3), gradient_as_bucket_view=as_view)
         assert ddps[comm].reducer.comm == comm
     opts = {c: dtorch.optim.SGD(d.parameters(), lr=0.1, momentum=0.9) for c, d in ddps.items()}
-    xs, ys = _data(world, steps=3, seed=8)
+    xs, ys = data(world, steps=3, seed=8)
     for x, y in zip(xs, ys):
         grads = {}
         for comm, ddp in ddps.items():
             opts[comm].zero_grad()
-            nn.functional.cross_entropy(ddp(_mine(world, x)), _mine(world, y) % 5).backward()
+            nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y) % 5).backward()
             grads[comm] = [p.grad.numpy().copy() for p in ddp.parameters()]
             opts[comm].step()
         for a, b in zip(grads["mpi"], grads["shm"]):
@@ -144,8 +126,8 @@ def test_bitwise_equal_to_the_mpi_path(world, monkeypatch, as_view):
 def test_private_gradients_never_alias_the_window(world):
     ddp = DDP(_sizes_mlp(4))
     window = ddp.reducer.shm.table
-    x, y = _data(world, steps=1, seed=9)
+    x, y = data(world, steps=1, seed=9)
     for _ in range(2):
-        nn.functional.cross_entropy(ddp(_mine(world, x[0])), _mine(world, y[0]) % 5).backward()
+        nn.functional.cross_entropy(ddp(mine(world, x[0])), mine(world, y[0]) % 5).backward()
         for p in ddp.parameters():
             assert not np.shares_memory(p.grad._data, window)
