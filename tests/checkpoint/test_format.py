@@ -22,6 +22,17 @@ def _save(tmp_path, seed: int = 0, **kw):
     return dcp.save(_state(seed), tmp_path / f"step_{seed:04d}", **kw)
 
 
+def test_empty_and_zero_dim_tensors_round_trip(tmp_path):
+    src = {"t": {"empty": dtorch.zeros(0), "rows": dtorch.zeros(0, 5), "scalar": dtorch.tensor(3.5),
+                 "ints": dtorch.arange(4)}}
+    dcp.save(src, tmp_path / "ck")
+    out = {"t": None}
+    dcp.load(out, tmp_path / "ck")
+    assert {k: tuple(v.shape) for k, v in out["t"].items()} == {"empty": (0,), "rows": (0, 5), "scalar": (),
+                                                                  "ints": (4,)}
+    assert float(out["t"]["scalar"]) == 3.5 and out["t"]["ints"].tolist() == [0, 1, 2, 3]
+
+
 def test_roundtrip_in_place_and_manifest(tmp_path):
     src = _state(1)
     path = dcp.save(src, tmp_path / "ck", metadata={"user": [1, 2]})

@@ -41,7 +41,10 @@ def _write_and_hash(fd: int, buffers: list) -> tuple[str, int]:
     h = hashlib.sha256()
     size = started = 0   # writeback has been started for the bytes before ``started``
     for b in buffers:
-        mv = memoryview(b).cast("B") if not isinstance(b, (bytes, bytearray)) else memoryview(b)
+        mv = memoryview(b)
+        if not mv.nbytes:
+            continue   # an empty tensor: nothing to write (and a zero-size view cannot be cast)
+        mv = mv.cast("B")
         pos = 0
         while pos < len(mv):
             n = os.write(fd, mv[pos:pos + STEP])
