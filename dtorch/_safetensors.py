@@ -54,8 +54,11 @@ def write(f: BinaryIO, arrays: dict[str, np.ndarray], metadata: dict[str, str] |
         f.write(memoryview(b).cast("B") if b.size else b"")
 
 
-def read(data: bytes | memoryview, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Parse and validate a whole file's bytes; arrays are copies owning their memory."""
+def read(data: bytes | memoryview, source: str = "<bytes>", copy: bool = True
+         ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Parse and validate a whole file's bytes; arrays are copies owning their memory, or with
+    ``copy=False`` views of ``data`` (which must then be a private, writable buffer; a view whose
+    address does not suit its dtype is copied anyway)."""
     view = memoryview(data)
     if len(view) < 8:
         raise SafetensorsError(f"{source}: not a safetensors file (only {len(view)} bytes)")
@@ -88,7 +91,8 @@ def read(data: bytes | memoryview, source: str = "<bytes>") -> tuple[dict[str, n
                 f" inside {len(body)} data bytes (truncated?)"
             )
         spans.append((begin, end, name))
-        arrays[name] = np.frombuffer(body[begin:end], dtype=dt).reshape(shape).copy()
+        arr = np.frombuffer(body[begin:end], dtype=dt).reshape(shape)
+        arrays[name] = arr.copy() if copy or not arr.flags.aligned else arr
     spans.sort()
     pos = 0
     for begin, end, name in spans:

@@ -101,3 +101,17 @@ def test_zero_dim_tensors_keep_their_shape():
     buf.seek(0)
     back = dtorch.load(buf)
     assert back["step"].shape == () and back["step"].item() == 3.0 and back["v"].shape == (2,)
+
+
+def test_safetensors_read_without_copy_gives_views_except_where_misaligned():
+    from dtorch import _safetensors
+
+    arrays = {"a": np.arange(3, dtype=np.float32), "b": np.arange(2, dtype=np.float64)}  # b starts at byte 12
+    head, buffers = _safetensors.encode(arrays)
+    buf = np.frombuffer(head + b"".join(bytes(x) for x in buffers), np.uint8).copy()
+    out, _ = _safetensors.read(memoryview(buf), copy=False)
+    assert np.shares_memory(out["a"], buf) and out["a"].flags.writeable
+    assert not np.shares_memory(out["b"], buf) and out["b"].flags.aligned   # float64 at offset 12: copied
+    assert out["a"].tolist() == [0, 1, 2] and out["b"].tolist() == [0, 1]
+    copied, _ = _safetensors.read(memoryview(buf))
+    assert not any(np.shares_memory(v, buf) for v in copied.values())

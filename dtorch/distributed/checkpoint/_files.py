@@ -14,8 +14,8 @@ import numpy as np
 
 from ._errors import CheckpointError
 
-CHUNK = 8 << 20       # writeback is started every CHUNK bytes; reads go CHUNK at a time
-STEP = 1 << 20        # write-then-hash piece: small enough to be hashed from the CPU cache
+CHUNK = 8 << 20       # writeback is started every CHUNK bytes
+STEP = 1 << 20        # write-then-hash / read-then-hash piece: small enough to be hashed from the CPU cache
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -84,44 +84,20 @@ def write_hashed(files: dict[Path, list]) -> dict[Path, tuple[str, int]]:
 
 
 def read_hashed(path: Path) -> tuple[memoryview, str]:
-    """Read a whole file into memory; sha256 is computed chunk by chunk while reading."""
+    """Read a whole file into a private buffer, hashing each STEP-sized piece right after reading it
+    (still in the CPU cache); returns (the buffer, sha256 hex). Files are read in parallel by the caller."""
     try:
         size = os.path.getsize(path)
-        buf = np.empty(size, np.uint8)
-        mv = memoryview(buf).cast("B")
+        mv = memoryview(np.empty(size, np.uint8)).cast("B")
         h = hashlib.sha256()
-        done: list[memoryview] = []
-        lock = threading.Condition()
-        finished = [False]
-
-        def hash_loop() -> None:
-            while True:
-                with lock:
-                    while not done and not finished[0]:
-                        lock.wait()
-                    if not done:
-                        return
-                    c = done.pop(0)
-                h.update(c)
-
-        t = threading.Thread(target=hash_loop, name="ckpt-sha256")
-        t.start()
-        try:
-            with open(path, "rb", buffering=0) as f:
-                pos = 0
-                while pos < size:
-                    n = f.readinto(mv[pos:pos + CHUNK])
-                    if not n:
-                        break
-                    with lock:
-                        done.append(mv[pos:pos + n])
-                        lock.notify()
-                    pos += n
-        finally:
-            with lock:
-                finished[0] = True
-                lock.notify()
-            t.join()
+        pos = 0
+        with open(path, "rb", buffering=0) as f:
+            while pos < size:
+                n = f.readinto(mv[pos:pos + STEP])
+                if not n:
+                    break
+                h.update(mv[pos:pos + n])
+                pos += n
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file missing") from None
     except OSError as e:

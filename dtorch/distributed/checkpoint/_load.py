@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def read_file(ckpt: Path, name: str, info: dict) -> dict:
         raise CheckpointError(f"{path}: sha256 mismatch (file {sha[:12]}…, manifest {info['sha256'][:12]}…): "
                               "the file was modified or corrupted")
     try:
-        arrays, _ = _safetensors.read(data, str(path))
+        arrays, _ = _safetensors.read(data, str(path), copy=False)   # views of the private read buffer
     except _safetensors.SafetensorsError as e:
         raise CheckpointError(str(e)) from None
     table = {k: {"dtype": _safetensors.DTYPE_CODES[a.dtype], "shape": list(a.shape)} for k, a in arrays.items()}
@@ -36,6 +37,15 @@ def read_file(ckpt: Path, name: str, info: dict) -> dict:
 class _Reader:
     def __init__(self, ckpt: Path, doc: dict) -> None:
         self.ckpt, self.doc, self._cache = ckpt, doc, {}
+
+    def prefetch(self, names: list[str]) -> None:
+        """Read and verify these files at once, one thread each (reading and hashing release the GIL)."""
+        names = [n for n in dict.fromkeys(names) if n in self.doc["files"] and n not in self._cache]
+        if len(names) < 2:
+            return
+        with ThreadPoolExecutor(len(names), thread_name_prefix="ckpt-read") as ex:
+            futures = {n: ex.submit(read_file, self.ckpt, n, self.doc["files"][n]) for n in names}
+            self._cache.update({n: f.result() for n, f in futures.items()})
 
     def arrays(self, name: str | None) -> dict:
         if name is None:
@@ -78,6 +88,9 @@ def load(state: dict, checkpoint_dir: str | os.PathLike, *, strict: bool = True,
     rank, world = rank_world(process_group)
     saved_world = int(doc["world_size"])
     reader = _Reader(ckpt, doc)
+    wanted = [k for k in state if k not in missing]
+    reader.prefetch([doc["entries"][k].get("file") for k in wanted if doc["entries"][k]["scope"] != PER_RANK]
+                    + [_manifest.rank_file(rank)])
     loaded: dict[str, Any] = {}
     for key in state:
         if key in missing:
