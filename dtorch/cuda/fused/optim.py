@@ -1,8 +1,8 @@
 """SGD and Adam/AdamW steps on CUDA flat buckets: one fused kernel per parameter slice.
 
 Called from the optimizers' ``_flat_update`` when the bucket lives on a GPU; each returns False
-(and the caller runs its array-op path) for what the kernels do not cover: a dtype without a
-raw kernel or a tensor learning rate in SGD.
+(and the caller runs its array-op path) for a dtype without a raw kernel. A tensor learning rate
+or weight decay is read to the host once per step (``to_scalar``) and passed as a kernel argument.
 """
 from __future__ import annotations
 
