@@ -1,8 +1,8 @@
 """The NCCL backend: CUDA tensors' collectives over ``cupy.cuda.nccl``, one communicator and stream per group.
 
 MPI stays the rendezvous: on a group's first CUDA collective its rank 0 makes the NCCL unique id, MPI
-broadcasts the id's bytes (an int16 array: CuPy hands the id out as C ``char`` values, signed or not by
-platform) and every rank builds its communicator and a non-blocking CUDA stream. Each op
+broadcasts the id's 128 bytes (CuPy >= 13 hands the id out as ``bytes``, older CuPy as C ``char`` values)
+and every rank builds its communicator and a non-blocking CUDA stream. Each op
 
 * goes through ``collectives._run`` like an MPI op: sequence number, arrival board, DETAIL check;
 * runs on the group's stream after that stream waited on the caller's current stream (inputs are ready),
@@ -119,24 +119,45 @@ class NcclGroup:
             pass
 
 
+def unique_id_bytes(made) -> np.ndarray:
+    """The NCCL unique id as UNIQUE_ID_BYTES uint8: CuPy >= 13 hands it out as ``bytes``, older CuPy
+    as a tuple of C ``char`` values (signed or not by platform)."""
+    if isinstance(made, (bytes, bytearray)):
+        raw = np.frombuffer(bytes(made), np.uint8)
+    else:
+        raw = (np.array(made, np.int64) % 256).astype(np.uint8)
+    if raw.size != UNIQUE_ID_BYTES:
+        raise RuntimeError(f"NCCL unique id has {raw.size} bytes, expected {UNIQUE_ID_BYTES}")
+    return raw
+
+
+def _communicator(lib, size: int, uid: np.ndarray, rank: int):
+    """NcclCommunicator over whichever id form this CuPy takes: bytes, or a tuple of signed / unsigned
+    chars (a wrong form fails in argument conversion, before NCCL is called)."""
+    forms = (lambda: bytes(uid), lambda: tuple(int(v) for v in uid.view(np.int8)), lambda: tuple(int(v) for v in uid))
+    for i, form in enumerate(forms):
+        try:
+            return lib.NcclCommunicator(size, form(), rank)
+        except (TypeError, OverflowError):
+            if i == len(forms) - 1:
+                raise
+
+
 def _connect(pg: ProcessGroup, device: int) -> NcclGroup:
     """Rank 0 makes the unique id, MPI broadcasts it (deadline-waited), every rank joins."""
     lib, cp, MPI = load(), _cupy(), mpi()
-    uid = np.zeros(UNIQUE_ID_BYTES, np.int16)
+    uid = np.zeros(UNIQUE_ID_BYTES, np.uint8)
     if pg.rank() == 0:
-        made = lib.get_unique_id()
-        if len(made) != UNIQUE_ID_BYTES:
-            raise RuntimeError(f"NCCL unique id has {len(made)} bytes, expected {UNIQUE_ID_BYTES}")
-        uid[:] = made
+        uid[:] = unique_id_bytes(lib.get_unique_id())
 
     def describe() -> str:
         return (f"the NCCL communicator setup of group {pg.name} (seq {pg.seq}); "
                 f"{STATE.board.describe_missing(pg.slot, pg.seq, pg.ranks)}")
 
-    wait_all([pg.comm.Ibcast([uid, MPI.INT16_T], 0)], pg.timeout, describe)
+    wait_all([pg.comm.Ibcast([uid, MPI.UINT8_T], 0)], pg.timeout, describe)
     wait_all([pg.comm.Ibarrier()], pg.timeout, describe)  # all here: ncclCommInitRank will not wait forever
     with cp.cuda.Device(device):
-        comm = lib.NcclCommunicator(pg.size(), tuple(int(v) for v in uid), pg.rank())
+        comm = _communicator(lib, pg.size(), uid, pg.rank())
         stream = cp.cuda.Stream(non_blocking=True)
     pg.nccl = NcclGroup(comm, device, stream)
     return pg.nccl

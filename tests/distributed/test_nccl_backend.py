@@ -125,3 +125,45 @@ def test_cpu_tensors_under_nccl_go_through_mpi(tmp_path):
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "OK-0" in out and "OK-1" in out
+
+
+# ---- the unique id: CuPy >= 13 hands out bytes, older CuPy a tuple of C chars ------------------------
+def test_unique_id_bytes_from_bytes_and_from_signed_or_unsigned_chars():
+    raw = bytes(range(128))[::-1]
+    want = np.frombuffer(raw, np.uint8)
+    signed = tuple(int(v) for v in want.view(np.int8))           # x86's char
+    unsigned = tuple(int(v) for v in want)                         # ARM's char
+    for made in (raw, bytearray(raw), signed, unsigned):
+        assert np.array_equal(nccl.unique_id_bytes(made), want)
+    with pytest.raises(RuntimeError, match="127 bytes, expected 128"):
+        nccl.unique_id_bytes(raw[:127])
+
+
+def test_communicator_gets_the_id_form_its_cupy_takes():
+    uid = np.frombuffer(bytes(range(128, 256)), np.uint8)
+    calls = []
+
+    def binding(accepts):
+        def make(size, comm_id, rank):
+            calls.append(type(comm_id).__name__)
+            if not accepts(comm_id):
+                raise TypeError("wrong id type")
+            return (size, comm_id, rank)
+        return types.SimpleNamespace(NcclCommunicator=make)
+
+    assert nccl._communicator(binding(lambda c: isinstance(c, bytes)), 2, uid, 1) == (2, bytes(uid), 1)
+    calls.clear()
+    size, got, rank = nccl._communicator(binding(lambda c: isinstance(c, tuple) and min(c) < 0), 2, uid, 0)
+    assert calls == ["bytes", "tuple"] and got[0] == -128 and bytes(np.array(got, np.int8).view(np.uint8)) == bytes(uid)
+
+
+def test_the_installed_cupy_unique_id_and_communicator_signature():
+    """With CuPy and an NCCL library installed (no GPU needed): the id converts, and the binding's
+    documented id type is one our forms cover."""
+    lib = pytest.importorskip("cupy.cuda.nccl")
+    if not getattr(lib, "available", False):
+        pytest.skip("CuPy found no NCCL library (pip install nvidia-nccl-cu12)")
+    made = lib.get_unique_id()
+    assert nccl.unique_id_bytes(made).size == nccl.UNIQUE_ID_BYTES
+    doc = lib.NcclCommunicator.__doc__ or ""
+    assert "bytes commId" in doc or "tuple commId" in doc, doc[:200]
