@@ -25,3 +25,24 @@ def mine(world, t):
 
 def close(a, b, atol=1e-6):
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=atol)
+
+
+def train_beside_reference(world, ddp, ref, steps: int = 4, set_to_none: bool = True) -> None:
+    """SGD-train ``ddp`` on each rank's rows and ``ref`` on the whole batch; gradients must match after every
+    backward and parameters at the end (DDP equals single-process training on the concatenated batch)."""
+    from dtorch import nn
+
+    opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    xs, ys = data(world, steps=steps)
+    for x, y in zip(xs, ys):
+        opt.zero_grad(set_to_none=set_to_none)
+        ref_opt.zero_grad(set_to_none=set_to_none)
+        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
+        nn.functional.cross_entropy(ref(x), y).backward()
+        for p, q in zip(ddp.parameters(), ref.parameters()):
+            close(p.grad, q.grad)  # final when backward returns
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ddp.parameters(), ref.parameters()):
+        close(p, q)

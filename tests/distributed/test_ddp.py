@@ -12,7 +12,7 @@ from dtorch import nn
 from dtorch.distributed.algorithms import Future, Join
 from dtorch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from dtorch.nn.parallel import DistributedDataParallel as DDP
-from ddp_data import PER_RANK, close, data, mine
+from ddp_data import PER_RANK, close, data, mine, train_beside_reference
 
 pytestmark = pytest.mark.mpi(min_size=2)
 
@@ -34,20 +34,7 @@ def test_equals_single_process_training(world, cap, as_view):
     r = world.get_rank()
     ddp = DDP(_mlp(100 + r), bucket_cap_mb=cap, gradient_as_bucket_view=as_view)  # rank 0's init wins
     ref = _mlp(100)
-    opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-    ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
-    xs, ys = data(world, steps=4)
-    for x, y in zip(xs, ys):
-        opt.zero_grad()
-        ref_opt.zero_grad()
-        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
-        nn.functional.cross_entropy(ref(x), y).backward()
-        for p, q in zip(ddp.parameters(), ref.parameters()):
-            close(p.grad, q.grad)  # final when backward returns
-        opt.step()
-        ref_opt.step()
-    for p, q in zip(ddp.parameters(), ref.parameters()):
-        close(p, q)
+    train_beside_reference(world, ddp, ref)
     buckets = ddp.reducer.buckets
     assert len(buckets) == (3 if cap == 0.0001 else 1)
     if as_view:

@@ -11,7 +11,7 @@ import dtorch
 from dtorch import nn
 from dtorch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from dtorch.nn.parallel import DistributedDataParallel as DDP
-from ddp_data import close, data, mine
+from ddp_data import close, data, mine, train_beside_reference
 
 pytestmark = pytest.mark.mpi(min_size=2)
 
@@ -38,20 +38,7 @@ def test_equals_single_process_training(world, cap, as_view, set_to_none):
     ddp = DDP(_mlp(100 + r), bucket_cap_mb=cap, gradient_as_bucket_view=as_view)  # rank 0's init wins
     assert ddp.reducer.comm == "shm"
     ref = _mlp(100)
-    opt = dtorch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-    ref_opt = dtorch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
-    xs, ys = data(world, steps=4, seed=0)
-    for x, y in zip(xs, ys):
-        opt.zero_grad(set_to_none=set_to_none)
-        ref_opt.zero_grad(set_to_none=set_to_none)
-        nn.functional.cross_entropy(ddp(mine(world, x)), mine(world, y)).backward()
-        nn.functional.cross_entropy(ref(x), y).backward()
-        for p, q in zip(ddp.parameters(), ref.parameters()):
-            close(p.grad, q.grad)  # final when backward returns
-        opt.step()
-        ref_opt.step()
-    for p, q in zip(ddp.parameters(), ref.parameters()):
-        close(p, q)
+    train_beside_reference(world, ddp, ref, set_to_none=set_to_none)
     buckets = ddp.reducer.buckets
     if cap == 0.00005:
         assert len(buckets) >= 4  # weights alone, small biases share
