@@ -89,19 +89,20 @@ class AsyncCheckpointer:
         nonce = shared_nonce(process_group)
         plan = make_plan(state, Path(checkpoint_dir), rank, world, nonce, copy=False, metadata=metadata,
                          keep_last=keep_last)
-        deferred = self._stage_now(state, plan)
+        deferrable, buffered_modules = _writers(state) if self.stage_in_background else (set(), [])
+        deferred = self._stage_now(plan, deferrable)
         self._staged = threading.Event()
         if deferred:
-            self._guard(state)
+            self._guard(buffered_modules)
         else:
             self._staged.set()
         self._thread = threading.Thread(target=self._run, args=(plan, deferred), name="ckpt-async-writer")
         self._thread.start()
         self.blocked_s += time.perf_counter() - start
 
-    def _stage_now(self, state: dict, plan: Plan) -> list[Flat]:
-        """Copy what must be copied now; return the Flats whose big arrays the writer stages."""
-        deferrable, _ = _writers(state) if self.stage_in_background else (set(), [])
+    def _stage_now(self, plan: Plan, deferrable: set) -> list[Flat]:
+        """Copy what must be copied now; return the Flats (of ``deferrable`` entries) whose big arrays the
+        writer stages."""
         deferred_files = {e["file"] for k, e in plan.entries.items() if k in deferrable and "file" in e}
         deferred = []
         for name, flat in plan.files.items():
@@ -116,10 +117,9 @@ class AsyncCheckpointer:
             deferred.append(flat)
         return deferred
 
-    def _guard(self, state: dict) -> None:
+    def _guard(self, buffered_modules: list) -> None:
         from ...optim.optimizer import register_optimizer_step_pre_hook
 
-        _, buffered_modules = _writers(state)
         hook = self._wait_staged_hook
         self._guards = [register_optimizer_step_pre_hook(hook)]
         self._guards += [m.register_forward_pre_hook(hook) for m in buffered_modules]
