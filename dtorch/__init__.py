@@ -57,6 +57,7 @@ def can_cast(from_: dtype, to: dtype) -> bool:
 
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)
+from .utils import data as _data, hooks as _hooks  # noqa: E402,F401  (torch.utils.data after import torch)
 from . import amp  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
 from .cuda import amp as _cuda_amp  # noqa: E402,F401

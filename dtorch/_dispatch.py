@@ -113,10 +113,8 @@ def _type_name(t: Tensor) -> str:
 
 
 def _type_name_of(arr) -> str:
-    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-             "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
     prefix = "dtorch." if type(arr) is _ndarray else "dtorch.cuda."
-    return f"{prefix}{names[arr.dtype.name]}Tensor"
+    return f"{prefix}{_dtype._FROM_NP[arr.dtype].scalar_name}Tensor"
 
 
 def _camel(name: str) -> str:

@@ -7,10 +7,13 @@ import numpy as np
 class dtype:
     """A tensor element type (``dtorch.float32`` ...), mapping to a numpy dtype."""
 
-    __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_signed", "is_complex", "_category")
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_signed", "is_complex", "_category",
+                 "scalar_name", "cpp_name")
 
-    def __init__(self, name: str, np_dtype: type, category: int) -> None:
+    def __init__(self, name: str, np_dtype: type, category: int, scalar_name: str, cpp_name: str) -> None:
         self.name = name
+        self.scalar_name = scalar_name  # torch's ScalarType word in messages: 'Float', 'Long'
+        self.cpp_name = cpp_name  # the C++ type torch's messages print: 'float', 'long int', 'c10::Half'
         self.np = np.dtype(np_dtype)
         self.itemsize = self.np.itemsize
         self.is_floating_point = category == 2
@@ -28,15 +31,15 @@ class dtype:
         return self
 
 
-bool_ = dtype("bool", np.bool_, 0)
-uint8 = dtype("uint8", np.uint8, 1)
-int8 = dtype("int8", np.int8, 1)
-int16 = dtype("int16", np.int16, 1)
-int32 = dtype("int32", np.int32, 1)
-int64 = dtype("int64", np.int64, 1)
-float16 = dtype("float16", np.float16, 2)
-float32 = dtype("float32", np.float32, 2)
-float64 = dtype("float64", np.float64, 2)
+bool_ = dtype("bool", np.bool_, 0, "Bool", "bool")
+uint8 = dtype("uint8", np.uint8, 1, "Byte", "unsigned char")
+int8 = dtype("int8", np.int8, 1, "Char", "signed char")
+int16 = dtype("int16", np.int16, 1, "Short", "short int")
+int32 = dtype("int32", np.int32, 1, "Int", "int")
+int64 = dtype("int64", np.int64, 1, "Long", "long int")
+float16 = dtype("float16", np.float16, 2, "Half", "c10::Half")
+float32 = dtype("float32", np.float32, 2, "Float", "float")
+float64 = dtype("float64", np.float64, 2, "Double", "double")
 
 ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
 _FROM_NP = {d.np: d for d in ALL_DTYPES}

@@ -7,12 +7,14 @@ This file holds storage, metadata, views bookkeeping and devices only. Every op
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 
 from . import _dtype
 from ._device import device, device_of
+from .utils.hooks import RemovableHandle, add_hook
 
 _FROM_NP = _dtype._FROM_NP
 
@@ -37,33 +39,6 @@ class Size(tuple):
 
     def __add__(self, other):
         return Size(tuple(self) + tuple(other))
-
-
-class _RemovableHandle:
-    """What ``register_*hook`` returns: ``handle.remove()`` unregisters."""
-
-    __slots__ = ("_container", "_key")
-    _next_id = 0
-
-    def __init__(self, container: dict) -> None:
-        self._container = container
-        self._key = _RemovableHandle._next_id
-        _RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._container.pop(self._key, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-def add_hook(container: dict, fn: Callable) -> _RemovableHandle:
-    h = _RemovableHandle(container)
-    container[h._key] = fn
-    return h
 
 
 class Tensor:
@@ -282,22 +257,22 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
-    def register_hook(self, hook: Callable) -> _RemovableHandle:
+    def register_hook(self, hook: Callable) -> RemovableHandle:
         """Run ``hook(grad)`` when the gradient for this tensor is computed; it may return a new grad."""
         if not self._rg:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is not None:
             return self.grad_fn._register_tensor_hook(self._output_nr, hook)
         if self._hooks is None:
-            self._hooks = {}
+            self._hooks = OrderedDict()
         return add_hook(self._hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook: Callable) -> _RemovableHandle:
+    def register_post_accumulate_grad_hook(self, hook: Callable) -> RemovableHandle:
         """Run ``hook(tensor)`` after this leaf's ``.grad`` has been accumulated."""
         if self.grad_fn is not None:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
         if self._post_acc_hooks is None:
-            self._post_acc_hooks = {}
+            self._post_acc_hooks = OrderedDict()
         return add_hook(self._post_acc_hooks, hook)
 
     def detach(self) -> "Tensor":

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from collections import OrderedDict
 from typing import Callable
 
-from ..tensor import Tensor, add_hook, _RemovableHandle
+from ..tensor import Tensor
+from ..utils.hooks import RemovableHandle, add_hook
 
 next_seq = itertools.count().__next__
 
@@ -46,22 +48,22 @@ class Node:
             self.metadata_ = {}
         return self.metadata_
 
-    def register_hook(self, fn: Callable) -> _RemovableHandle:
+    def register_hook(self, fn: Callable) -> RemovableHandle:
         """``fn(grad_inputs, grad_outputs)`` after this node ran; may return new grad_inputs."""
         if self._hooks is None:
-            self._hooks = {}
+            self._hooks = OrderedDict()
         return add_hook(self._hooks, fn)
 
-    def register_prehook(self, fn: Callable) -> _RemovableHandle:
+    def register_prehook(self, fn: Callable) -> RemovableHandle:
         """``fn(grad_outputs)`` before this node runs; may return new grad_outputs."""
         if self._pre_hooks is None:
-            self._pre_hooks = {}
+            self._pre_hooks = OrderedDict()
         return add_hook(self._pre_hooks, fn)
 
-    def _register_tensor_hook(self, output_nr: int, fn: Callable) -> _RemovableHandle:
+    def _register_tensor_hook(self, output_nr: int, fn: Callable) -> RemovableHandle:
         if self._tensor_hooks is None:
             self._tensor_hooks = {}
-        return add_hook(self._tensor_hooks.setdefault(output_nr, {}), fn)
+        return add_hook(self._tensor_hooks.setdefault(output_nr, OrderedDict()), fn)
 
     def _retain_grad_for(self, t: Tensor) -> None:
         import weakref

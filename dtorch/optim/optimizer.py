@@ -3,25 +3,26 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from itertools import chain
 from typing import Any, Callable, Iterable
 
-from ..tensor import Tensor, _RemovableHandle, add_hook
+from ..tensor import Tensor
+from ..utils.hooks import RemovableHandle, add_hook
 
 __all__ = ["Optimizer", "register_optimizer_step_post_hook", "register_optimizer_step_pre_hook", "required"]
 
-_GLOBAL_STEP_PRE_HOOKS: dict = {}
-_GLOBAL_STEP_POST_HOOKS: dict = {}
+_GLOBAL_STEP_PRE_HOOKS: dict = OrderedDict()
+_GLOBAL_STEP_POST_HOOKS: dict = OrderedDict()
 
 
-def register_optimizer_step_pre_hook(hook: Callable) -> _RemovableHandle:
+def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
     """A pre-hook ``hook(optimizer, args, kwargs)`` for every optimizer's step, run before their own hooks."""
     return add_hook(_GLOBAL_STEP_PRE_HOOKS, hook)
 
 
-def register_optimizer_step_post_hook(hook: Callable) -> _RemovableHandle:
+def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
     """A post-hook ``hook(optimizer, args, kwargs)`` for every optimizer's step, run before their own hooks."""
     return add_hook(_GLOBAL_STEP_POST_HOOKS, hook)
 
@@ -102,12 +103,12 @@ class Optimizer:
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
-        self._optimizer_step_pre_hooks: dict = {}
-        self._optimizer_step_post_hooks: dict = {}
-        self._optimizer_state_dict_pre_hooks: dict = {}
-        self._optimizer_state_dict_post_hooks: dict = {}
-        self._optimizer_load_state_dict_pre_hooks: dict = {}
-        self._optimizer_load_state_dict_post_hooks: dict = {}
+        self._optimizer_step_pre_hooks: dict = OrderedDict()
+        self._optimizer_step_post_hooks: dict = OrderedDict()
+        self._optimizer_state_dict_pre_hooks: dict = OrderedDict()
+        self._optimizer_state_dict_post_hooks: dict = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks: dict = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks: dict = OrderedDict()
         if isinstance(params, Tensor):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Tensors or dicts, "
@@ -130,7 +131,7 @@ class Optimizer:
         self.__dict__.update(state)
         for name in ("step_pre", "step_post", "state_dict_pre", "state_dict_post",
                      "load_state_dict_pre", "load_state_dict_post"):
-            self.__dict__.setdefault(f"_optimizer_{name}_hooks", {})
+            self.__dict__.setdefault(f"_optimizer_{name}_hooks", OrderedDict())
         self.defaults.setdefault("differentiable", False)
 
     def __repr__(self) -> str:
@@ -274,31 +275,31 @@ class Optimizer:
             hook(self)
 
     # ---- hooks -------------------------------------------------------------------------
-    def register_step_pre_hook(self, hook: Callable) -> _RemovableHandle:
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs) -> None or (args, kwargs)`` before each step."""
         return add_hook(self._optimizer_step_pre_hooks, hook)
 
-    def register_step_post_hook(self, hook: Callable) -> _RemovableHandle:
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs)`` after each step."""
         return add_hook(self._optimizer_step_post_hooks, hook)
 
-    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> _RemovableHandle:
+    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         return _add_ordered(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
-    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> _RemovableHandle:
+    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         return _add_ordered(self._optimizer_state_dict_post_hooks, hook, prepend)
 
-    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> _RemovableHandle:
+    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         return _add_ordered(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
-    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> _RemovableHandle:
+    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         return _add_ordered(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
 
-def _add_ordered(hooks: dict, hook: Callable, prepend: bool) -> _RemovableHandle:
+def _add_ordered(hooks: dict, hook: Callable, prepend: bool) -> RemovableHandle:
     handle = add_hook(hooks, hook)
     if prepend:
-        items = [(handle._key, hooks.pop(handle._key))] + list(hooks.items())
+        items = [(handle.id, hooks.pop(handle.id))] + list(hooks.items())
         hooks.clear()
         hooks.update(items)
     return handle

@@ -1,2 +1,1 @@
-"""dtorch.utils: data loading (and, later, extensions)."""
-from . import data  # noqa: F401
+"""dtorch.utils: data loading, hooks, C++/CUDA extensions."""

@@ -224,8 +224,6 @@ def _conv_weight_grad_bw(ns, ctx, gw, x, g):
 
 
 # ---- argument handling ---------------------------------------------------------------------------
-_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"}
-_SCALAR = {"float32": "Float", "float64": "Double", "float16": "Half"}
 
 
 def ntuple(v, n: int, name: str) -> tuple:
@@ -265,13 +263,13 @@ def _shape_str(shape) -> str:
 
 
 def _check_dtypes(input: Tensor, weight: Tensor, bias) -> None:
-    di, dw = input._data.dtype, weight._data.dtype
+    di, dw = input.dtype, weight.dtype
     if di != dw:
-        raise RuntimeError(f"expected scalar type {_SCALAR.get(di.name, di.name)} but found "
-                           f"{_SCALAR.get(dw.name, dw.name)}")
-    if bias is not None and bias._data.dtype != di:
-        raise RuntimeError(f"Input type ({_NAMES.get(di.name, di.name)}) and bias type "
-                           f"({_NAMES.get(bias._data.dtype.name, bias._data.dtype.name)}) should be the same")
+        raise RuntimeError(f"expected scalar type {di.scalar_name} but found "
+                           f"{dw.scalar_name}")
+    if bias is not None and bias.dtype != di:
+        raise RuntimeError(f"Input type ({di.cpp_name}) and bias type "
+                           f"({bias.dtype.cpp_name}) should be the same")
 
 
 def _check_conv(input: Tensor, weight: Tensor, bias, groups: int, n: int, fn: str, transposed: bool) -> None:

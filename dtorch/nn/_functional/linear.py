@@ -12,7 +12,6 @@ from ...tensor import Tensor
 
 __all__ = ["linear", "bilinear"]
 
-_CPP_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half"}
 
 
 def _needs(ctx, i: int) -> bool:
@@ -49,10 +48,10 @@ def _check_linear(input: Tensor, weight: Tensor, bias) -> None:
     if input._data.ndim == 0 or weight._data.ndim not in (1, 2):
         raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are {input._data.ndim}D and "
                            f"{weight._data.ndim}D")
-    di, dw = input._data.dtype, weight._data.dtype
+    di, dw = input.dtype, weight.dtype
     if di != dw:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_CPP_NAME.get(di.name, di.name)} "
-                           f"!= {_CPP_NAME.get(dw.name, dw.name)}")
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {di.cpp_name} "
+                           f"!= {dw.cpp_name}")
     k = input._data.shape[-1]
     wshape = weight._data.shape
     if wshape[-1] != k:
@@ -67,10 +66,10 @@ def _check_linear(input: Tensor, weight: Tensor, bias) -> None:
             raise RuntimeError(f"The expanded size of the tensor ({out}) must match the existing size "
                                f"({bshape[-1]}) at non-singleton dimension {len(target) - 1}.  Target sizes: "
                                f"{target}.  Tensor sizes: {list(bshape)}")
-        if bias._data.dtype != di:
+        if bias.dtype != di:
             raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                               f"{_CPP_NAME.get(di.name, di.name)} != "
-                               f"{_CPP_NAME.get(bias._data.dtype.name, bias._data.dtype.name)}")
+                               f"{di.cpp_name} != "
+                               f"{bias.dtype.cpp_name}")
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
