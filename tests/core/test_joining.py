@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.core.test_linalg import _r, _raises_like_torch, check_grads, check_parity
-from tests.oracle import assert_close, torch_or_skip
+from tests.oracle import assert_close, check_grads, check_op, rand, raises_like_torch, torch_or_skip
 
-
-def _f32(*shape, device="cpu", rg=True):
-    return _r(*shape, device=device, dtype=dtorch.float32, rg=rg)
+F32 = dtorch.float32
 
 
 # ---- cat / stack -----------------------------------------------------------------------------------
@@ -18,13 +15,13 @@ def _f32(*shape, device="cpu", rg=True):
 def test_cat_parity(device, dim):
     torch = torch_or_skip()
     shapes = {0: [(2, 3), (1, 3), (4, 3)], 1: [(2, 3), (2, 1), (2, 2)], -1: [(2, 3), (2, 1), (2, 2)]}[dim]
-    ins = [_f32(*s, device=device) for s in shapes]
-    check_parity(lambda *xs: dtorch.cat(xs, dim), lambda *xs: torch.cat(xs, dim), *ins)
+    ins = [rand(*s, device=device, dtype=F32) for s in shapes]
+    check_op(lambda *xs: dtorch.cat(xs, dim), lambda *xs: torch.cat(xs, dim), inputs=ins)
     assert dtorch.cat(ins, dim).grad_fn.name() == "CatBackward0"
 
 
 def test_cat_aliases_and_keyword(device):
-    a, b = _f32(2, 3, device=device), _f32(2, 3, device=device)
+    a, b = rand(2, 3, device=device, dtype=F32), rand(2, 3, device=device, dtype=F32)
     expected = dtorch.cat([a, b], dim=1)
     for out in (dtorch.concat((a, b), dim=1), dtorch.concatenate([a, b], axis=1), dtorch.cat([a, b], -1)):
         assert_close(out, expected.detach().cpu().numpy())
@@ -40,27 +37,27 @@ def test_cat_aliases_and_keyword(device):
 def test_cat_promotes_dtypes(device, dtypes):
     torch = torch_or_skip()
     ins = [dtorch.ones(2, 3, dtype=d, device=device) for d in dtypes]
-    check_parity(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), *ins)
-    check_parity(lambda *xs: dtorch.stack(xs), lambda *xs: torch.stack(xs), *ins)
+    check_op(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), inputs=ins)
+    check_op(lambda *xs: dtorch.stack(xs), lambda *xs: torch.stack(xs), inputs=ins)
 
 
 def test_cat_mixed_dtype_gradients_come_back_in_input_dtype(device):
     torch = torch_or_skip()
-    check_parity(lambda a, b: dtorch.cat([a, b]), lambda a, b: torch.cat([a, b]),
-                 _f32(2, 3, device=device), _r(1, 3, device=device))
+    check_op(lambda a, b: dtorch.cat([a, b]), lambda a, b: torch.cat([a, b]),
+             inputs=(rand(2, 3, device=device, dtype=F32), rand(1, 3, device=device)))
 
 
 def test_cat_skips_legacy_empty(device):
     torch = torch_or_skip()
     empty64 = dtorch.empty(0, dtype=dtorch.float64, device=device)
-    a = _f32(2, 3, device=device)
-    check_parity(lambda x, e: dtorch.cat([x, e], dim=1), lambda x, e: torch.cat([x, e], dim=1), a, empty64)
+    a = rand(2, 3, device=device, dtype=F32)
+    check_op(lambda x, e: dtorch.cat([x, e], dim=1), lambda x, e: torch.cat([x, e], dim=1), inputs=(a, empty64))
     out = dtorch.cat([empty64, dtorch.empty(0, device=device)])
     assert out.shape == (0,) and out.dtype == dtorch.float64
 
 
 def test_cat_copies(device):
-    a = _f32(2, 3, device=device, rg=False)
+    a = rand(2, 3, device=device, requires_grad=False, dtype=F32)
     out = dtorch.cat([a])
     out.zero_()
     assert float(a.abs().sum()) > 0
@@ -68,13 +65,16 @@ def test_cat_copies(device):
 
 def test_cat_stack_errors_as_torch():
     torch = torch_or_skip()
-    a = _f32(2, 3, rg=False)
-    _raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a, _f32(2, 4, rg=False))
-    _raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a, _f32(2, 4, 3, rg=False))
-    _raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a, dtorch.tensor(1.0))
-    _raises_like_torch(lambda *xs: dtorch.cat(xs, dim=2), lambda *xs: torch.cat(xs, dim=2), a, a, exc=IndexError)
-    _raises_like_torch(lambda *xs: dtorch.stack(xs), lambda *xs: torch.stack(xs), a, _f32(2, 4, rg=False))
-    _raises_like_torch(lambda *xs: dtorch.stack(xs, 3), lambda *xs: torch.stack(xs, 3), a, a, exc=IndexError)
+    a = rand(2, 3, requires_grad=False, dtype=F32)
+    raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a,
+                      rand(2, 4, requires_grad=False, dtype=F32))
+    raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a,
+                      rand(2, 4, 3, requires_grad=False, dtype=F32))
+    raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a, dtorch.tensor(1.0))
+    raises_like_torch(lambda *xs: dtorch.cat(xs, dim=2), lambda *xs: torch.cat(xs, dim=2), a, a, exc=IndexError)
+    raises_like_torch(lambda *xs: dtorch.stack(xs), lambda *xs: torch.stack(xs), a,
+                      rand(2, 4, requires_grad=False, dtype=F32))
+    raises_like_torch(lambda *xs: dtorch.stack(xs, 3), lambda *xs: torch.stack(xs, 3), a, a, exc=IndexError)
     with pytest.raises(ValueError, match="expected a non-empty list of Tensors"):
         dtorch.cat([])
     with pytest.raises(RuntimeError, match="stack expects a non-empty TensorList"):
@@ -84,15 +84,15 @@ def test_cat_stack_errors_as_torch():
 @pytest.mark.parametrize("dim", [0, 1, 2, -1])
 def test_stack_parity(device, dim):
     torch = torch_or_skip()
-    ins = [_f32(2, 3, device=device) for _ in range(3)]
-    check_parity(lambda *xs: dtorch.stack(xs, dim), lambda *xs: torch.stack(xs, dim), *ins)
+    ins = [rand(2, 3, device=device, dtype=F32) for _ in range(3)]
+    check_op(lambda *xs: dtorch.stack(xs, dim), lambda *xs: torch.stack(xs, dim), inputs=ins)
     assert dtorch.stack(ins, dim).grad_fn.name() == "StackBackward0"
 
 
 def test_cat_stack_gradcheck(device):
-    check_grads(lambda a, b: dtorch.cat([a, b], 1), _r(2, 3, device=device), _r(2, 2, device=device))
-    check_grads(lambda a, b: dtorch.cat([a, b, a]), _r(2, 3, device=device), _r(1, 3, device=device))
-    check_grads(lambda a, b: dtorch.stack([a, b], 1), _r(2, 3, device=device), _r(2, 3, device=device))
+    check_grads(lambda a, b: dtorch.cat([a, b], 1), rand(2, 3, device=device), rand(2, 2, device=device))
+    check_grads(lambda a, b: dtorch.cat([a, b, a]), rand(2, 3, device=device), rand(1, 3, device=device))
+    check_grads(lambda a, b: dtorch.stack([a, b], 1), rand(2, 3, device=device), rand(2, 3, device=device))
 
 
 @pytest.mark.parametrize("name", ["hstack", "vstack", "dstack", "column_stack"])
@@ -101,29 +101,30 @@ def test_hvd_stack_parity(device, name, shape):
     torch = torch_or_skip()
     if name == "column_stack" and len(shape) > 2:
         shape = (2, 3)
-    ins = [_f32(*shape, device=device), _f32(*shape, device=device)]
-    check_parity(lambda *xs: getattr(dtorch, name)(xs), lambda *xs: getattr(torch, name)(xs), *ins)
+    ins = [rand(*shape, device=device, dtype=F32), rand(*shape, device=device, dtype=F32)]
+    check_op(lambda *xs: getattr(dtorch, name)(xs), lambda *xs: getattr(torch, name)(xs), inputs=ins)
 
 
 def test_hvstack_gradcheck(device):
-    check_grads(lambda a, b: dtorch.hstack([a, b]), _r(3, device=device), _r(2, device=device))
-    check_grads(lambda a, b: dtorch.vstack([a, b]), _r(3, device=device), _r(2, 3, device=device))
+    check_grads(lambda a, b: dtorch.hstack([a, b]), rand(3, device=device), rand(2, device=device))
+    check_grads(lambda a, b: dtorch.vstack([a, b]), rand(3, device=device), rand(2, 3, device=device))
 
 
 # ---- flip / roll ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("dims", [(0,), (1,), (0, 2), (-1,), ()])
 def test_flip_parity(device, dims):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.flip(x, dims), lambda x: torch.flip(x, dims), _f32(2, 3, 4, device=device))
+    check_op(lambda x: dtorch.flip(x, dims), lambda x: torch.flip(x, dims),
+             inputs=(rand(2, 3, 4, device=device, dtype=F32),))
 
 
 def test_flip_variants(device):
     torch = torch_or_skip()
-    x = _f32(2, 3, device=device)
-    check_parity(lambda t: t.flip(0, 1), lambda t: t.flip(0, 1), x)
-    check_parity(lambda t: t.flip(1), lambda t: t.flip(1), _f32(2, 3, device=device))
-    check_parity(dtorch.fliplr, torch.fliplr, _f32(2, 3, device=device))
-    check_parity(dtorch.flipud, torch.flipud, _f32(2, 3, device=device))
+    x = rand(2, 3, device=device, dtype=F32)
+    check_op(lambda t: t.flip(0, 1), lambda t: t.flip(0, 1), inputs=(x,))
+    check_op(lambda t: t.flip(1), lambda t: t.flip(1), inputs=(rand(2, 3, device=device, dtype=F32),))
+    check_op(dtorch.fliplr, torch.fliplr, inputs=(rand(2, 3, device=device, dtype=F32),))
+    check_op(dtorch.flipud, torch.flipud, inputs=(rand(2, 3, device=device, dtype=F32),))
     assert dtorch.flip(x, (0,)).grad_fn.name() == "FlipBackward0"
     y = x.detach()
     f = y.flip(0)
@@ -133,53 +134,54 @@ def test_flip_variants(device):
 
 def test_flip_errors_as_torch():
     torch = torch_or_skip()
-    x = _f32(2, 3, rg=False)
-    _raises_like_torch(lambda t: dtorch.flip(t, (0, 0)), lambda t: torch.flip(t, (0, 0)), x)
-    _raises_like_torch(lambda t: dtorch.flip(t, (2,)), lambda t: torch.flip(t, (2,)), x, exc=IndexError)
-    _raises_like_torch(dtorch.fliplr, torch.fliplr, _f32(3, rg=False))
-    _raises_like_torch(dtorch.flipud, torch.flipud, dtorch.tensor(1.0))
+    x = rand(2, 3, requires_grad=False, dtype=F32)
+    raises_like_torch(lambda t: dtorch.flip(t, (0, 0)), lambda t: torch.flip(t, (0, 0)), x)
+    raises_like_torch(lambda t: dtorch.flip(t, (2,)), lambda t: torch.flip(t, (2,)), x, exc=IndexError)
+    raises_like_torch(dtorch.fliplr, torch.fliplr, rand(3, requires_grad=False, dtype=F32))
+    raises_like_torch(dtorch.flipud, torch.flipud, dtorch.tensor(1.0))
 
 
 @pytest.mark.parametrize("shifts,dims", [(1, None), (-2, None), (1, 0), ((1, 2), (0, 1)), (5, -1), ((1, -1), (1, 1))])
 def test_roll_parity(device, shifts, dims):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.roll(x, shifts, dims), lambda x: torch.roll(x, shifts, dims),
-                 _f32(2, 3, device=device))
-    assert _f32(2, 3, device=device).roll(shifts, dims).grad_fn.name() == "RollBackward0"
+    check_op(lambda x: dtorch.roll(x, shifts, dims), lambda x: torch.roll(x, shifts, dims),
+             inputs=(rand(2, 3, device=device, dtype=F32),))
+    assert rand(2, 3, device=device, dtype=F32).roll(shifts, dims).grad_fn.name() == "RollBackward0"
 
 
 def test_roll_errors_as_torch():
     torch = torch_or_skip()
-    x = _f32(2, 3, rg=False)
-    _raises_like_torch(lambda t: dtorch.roll(t, (1, 2)), lambda t: torch.roll(t, (1, 2)), x)
-    _raises_like_torch(lambda t: dtorch.roll(t, (1, 2), (0,)), lambda t: torch.roll(t, (1, 2), (0,)), x)
-    _raises_like_torch(lambda t: dtorch.roll(t, 1, 5), lambda t: torch.roll(t, 1, 5), x, exc=IndexError)
+    x = rand(2, 3, requires_grad=False, dtype=F32)
+    raises_like_torch(lambda t: dtorch.roll(t, (1, 2)), lambda t: torch.roll(t, (1, 2)), x)
+    raises_like_torch(lambda t: dtorch.roll(t, (1, 2), (0,)), lambda t: torch.roll(t, (1, 2), (0,)), x)
+    raises_like_torch(lambda t: dtorch.roll(t, 1, 5), lambda t: torch.roll(t, 1, 5), x, exc=IndexError)
 
 
 def test_flip_roll_gradcheck(device):
-    check_grads(lambda x: dtorch.flip(x, (0, 2)), _r(2, 3, 2, device=device))
-    check_grads(lambda x: dtorch.roll(x, (1, -1), (0, 1)), _r(3, 4, device=device))
-    check_grads(lambda x: dtorch.roll(x, 2), _r(3, 2, device=device))
+    check_grads(lambda x: dtorch.flip(x, (0, 2)), rand(2, 3, 2, device=device))
+    check_grads(lambda x: dtorch.roll(x, (1, -1), (0, 1)), rand(3, 4, device=device))
+    check_grads(lambda x: dtorch.roll(x, 2), rand(3, 2, device=device))
 
 
 # ---- repeat / tile / repeat_interleave -----------------------------------------------------------
 @pytest.mark.parametrize("sizes", [(2, 2), (1, 3), (2, 1, 1), (3, 2, 2), (1, 1), (0, 2)])
 def test_repeat_parity(device, sizes):
     torch_or_skip()
-    check_parity(lambda x: x.repeat(*sizes), lambda x: x.repeat(*sizes), _f32(2, 3, device=device))
-    check_parity(lambda x: x.repeat(sizes), lambda x: x.repeat(sizes), _f32(2, 3, device=device))
+    check_op(lambda x: x.repeat(*sizes), lambda x: x.repeat(*sizes), inputs=(rand(2, 3, device=device, dtype=F32),))
+    check_op(lambda x: x.repeat(sizes), lambda x: x.repeat(sizes), inputs=(rand(2, 3, device=device, dtype=F32),))
 
 
 @pytest.mark.parametrize("dims", [(2,), (2, 1), (2, 1, 3), ()])
 def test_tile_parity(device, dims):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.tile(x, dims), lambda x: torch.tile(x, dims), _f32(2, 3, device=device))
+    check_op(lambda x: dtorch.tile(x, dims), lambda x: torch.tile(x, dims),
+             inputs=(rand(2, 3, device=device, dtype=F32),))
 
 
 def test_repeat_errors_and_names():
     torch_or_skip()
-    x = _f32(2, 3)
-    _raises_like_torch(lambda t: t.repeat(2), lambda t: t.repeat(2), x.detach())
+    x = rand(2, 3, dtype=F32)
+    raises_like_torch(lambda t: t.repeat(2), lambda t: t.repeat(2), x.detach())
     assert x.repeat(2, 2).grad_fn.name() == "RepeatBackward0"
     assert dtorch.tile(x, (2,)).grad_fn.name() == "RepeatBackward0"
 
@@ -199,8 +201,8 @@ def test_repeat_interleave_parity(device, repeats, dim):
     else:
         reps = repeats
     t_reps = torch.from_numpy(reps.cpu().numpy()) if isinstance(reps, dtorch.Tensor) else reps
-    check_parity(lambda x: dtorch.repeat_interleave(x, reps, dim), lambda x: torch.repeat_interleave(x, t_reps, dim),
-                 _f32(3, 2, device=device))
+    check_op(lambda x: dtorch.repeat_interleave(x, reps, dim), lambda x: torch.repeat_interleave(x, t_reps, dim),
+             inputs=(rand(3, 2, device=device, dtype=F32),))
 
 
 def test_repeat_interleave_indices_form(device):
@@ -212,7 +214,7 @@ def test_repeat_interleave_indices_form(device):
 
 def test_repeat_interleave_errors_as_torch():
     torch = torch_or_skip()
-    x = _f32(2, 3, rg=False)
+    x = rand(2, 3, requires_grad=False, dtype=F32)
     cases = [
         (dtorch.tensor([1, 2]), 1, RuntimeError),
         (dtorch.tensor([1, -2]), 0, RuntimeError),
@@ -221,20 +223,20 @@ def test_repeat_interleave_errors_as_torch():
     ]
     for reps, dim, exc in cases:
         t_reps = torch.from_numpy(reps.numpy())
-        _raises_like_torch(lambda t, r=reps, d=dim: dtorch.repeat_interleave(t, r, d),
-                           lambda t, r=t_reps, d=dim: torch.repeat_interleave(t, r, d), x, exc=exc)
-    _raises_like_torch(lambda t: dtorch.repeat_interleave(t, 2, 0, output_size=5),
-                       lambda t: torch.repeat_interleave(t, 2, 0, output_size=5), x)
-    _raises_like_torch(dtorch.repeat_interleave, torch.repeat_interleave, dtorch.tensor([[1, 2]]))
+        raises_like_torch(lambda t, r=reps, d=dim: dtorch.repeat_interleave(t, r, d),
+                          lambda t, r=t_reps, d=dim: torch.repeat_interleave(t, r, d), x, exc=exc)
+    raises_like_torch(lambda t: dtorch.repeat_interleave(t, 2, 0, output_size=5),
+                      lambda t: torch.repeat_interleave(t, 2, 0, output_size=5), x)
+    raises_like_torch(dtorch.repeat_interleave, torch.repeat_interleave, dtorch.tensor([[1, 2]]))
 
 
 def test_repeat_gradcheck(device):
-    check_grads(lambda x: x.repeat(2, 1, 3), _r(2, 2, device=device))
-    check_grads(lambda x: dtorch.tile(x, (2,)), _r(2, 2, device=device))
-    check_grads(lambda x: dtorch.repeat_interleave(x, 2, 1), _r(2, 2, device=device))
+    check_grads(lambda x: x.repeat(2, 1, 3), rand(2, 2, device=device))
+    check_grads(lambda x: dtorch.tile(x, (2,)), rand(2, 2, device=device))
+    check_grads(lambda x: dtorch.repeat_interleave(x, 2, 1), rand(2, 2, device=device))
     reps = dtorch.tensor([2, 0, 1], device=device)
-    check_grads(lambda x: dtorch.repeat_interleave(x, reps, 0), _r(3, 2, device=device))
-    check_grads(lambda x: dtorch.repeat_interleave(x, 3), _r(2, 2, device=device))
+    check_grads(lambda x: dtorch.repeat_interleave(x, reps, 0), rand(3, 2, device=device))
+    check_grads(lambda x: dtorch.repeat_interleave(x, 3), rand(2, 2, device=device))
 
 
 # ---- tril / triu ---------------------------------------------------------------------------------
@@ -242,10 +244,10 @@ def test_repeat_gradcheck(device):
 @pytest.mark.parametrize("diagonal", [0, 1, -1, 5, -5])
 def test_tril_triu_parity(device, name, diagonal):
     torch = torch_or_skip()
-    check_parity(lambda x: getattr(dtorch, name)(x, diagonal), lambda x: getattr(torch, name)(x, diagonal),
-                 _f32(3, 4, device=device))
-    check_parity(lambda x: getattr(x, name)(diagonal), lambda x: getattr(x, name)(diagonal),
-                 _f32(2, 4, 3, device=device))
+    check_op(lambda x: getattr(dtorch, name)(x, diagonal), lambda x: getattr(torch, name)(x, diagonal),
+             inputs=(rand(3, 4, device=device, dtype=F32),))
+    check_op(lambda x: getattr(x, name)(diagonal), lambda x: getattr(x, name)(diagonal),
+             inputs=(rand(2, 4, 3, device=device, dtype=F32),))
 
 
 def test_tril_triu_inplace_bool_and_errors(device):
@@ -255,18 +257,18 @@ def test_tril_triu_inplace_bool_and_errors(device):
     m = dtorch.ones(3, 3, device=device)
     assert m.triu_(1) is m
     assert_close(m, torch.ones(3, 3).triu_(1))
-    x = _r(3, 3, device=device)
+    x = rand(3, 3, device=device)
     y = x * 1
     y.tril_()
     y.sum().backward()
     assert_close(x.grad, torch.ones(3, 3, dtype=torch.float64).tril())
-    _raises_like_torch(dtorch.tril, torch.tril, _f32(3, rg=False))
-    assert dtorch.triu(_f32(3, 3)).grad_fn.name() == "TriuBackward0"
+    raises_like_torch(dtorch.tril, torch.tril, rand(3, requires_grad=False, dtype=F32))
+    assert dtorch.triu(rand(3, 3, dtype=F32)).grad_fn.name() == "TriuBackward0"
 
 
 def test_tril_triu_gradcheck(device):
-    check_grads(lambda x: dtorch.tril(x, -1), _r(3, 4, device=device))
-    check_grads(lambda x: dtorch.triu(x, 1), _r(2, 3, 3, device=device))
+    check_grads(lambda x: dtorch.tril(x, -1), rand(3, 4, device=device))
+    check_grads(lambda x: dtorch.triu(x, 1), rand(2, 3, 3, device=device))
 
 
 # ---- diag / diagonal / diag_embed / trace ------------------------------------------------------------
@@ -274,15 +276,16 @@ def test_tril_triu_gradcheck(device):
 @pytest.mark.parametrize("offset", [0, 1, -2, 5])
 def test_diag_parity(device, shape, offset):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.diag(x, offset), lambda x: torch.diag(x, offset), _f32(*shape, device=device))
+    check_op(lambda x: dtorch.diag(x, offset), lambda x: torch.diag(x, offset),
+             inputs=(rand(*shape, device=device, dtype=F32),))
 
 
 def test_diag_names_and_errors():
     torch = torch_or_skip()
-    assert dtorch.diag(_f32(3)).grad_fn.name() == "DiagEmbedBackward0"
-    assert dtorch.diag(_f32(3, 3)).grad_fn.name() == "DiagonalBackward0_copy"
-    _raises_like_torch(dtorch.diag, torch.diag, _f32(2, 2, 2, rg=False))
-    d = dtorch.diag(_f32(3, 3, rg=False))
+    assert dtorch.diag(rand(3, dtype=F32)).grad_fn.name() == "DiagEmbedBackward0"
+    assert dtorch.diag(rand(3, 3, dtype=F32)).grad_fn.name() == "DiagonalBackward0_copy"
+    raises_like_torch(dtorch.diag, torch.diag, rand(2, 2, 2, requires_grad=False, dtype=F32))
+    d = dtorch.diag(rand(3, 3, requires_grad=False, dtype=F32))
     assert d._base is None  # diag copies, diagonal views
 
 
@@ -290,8 +293,8 @@ def test_diag_names_and_errors():
                                               (7, 0, 1)])
 def test_diagonal_parity(device, offset, dim1, dim2):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.diagonal(x, offset, dim1, dim2), lambda x: torch.diagonal(x, offset, dim1, dim2),
-                 _f32(3, 4, 5, device=device))
+    check_op(lambda x: dtorch.diagonal(x, offset, dim1, dim2), lambda x: torch.diagonal(x, offset, dim1, dim2),
+             inputs=(rand(3, 4, 5, device=device, dtype=F32),))
 
 
 def test_diagonal_is_a_writable_view(device):
@@ -311,8 +314,8 @@ def test_diagonal_is_a_writable_view(device):
 @pytest.mark.parametrize("offset,dim1,dim2", [(0, -2, -1), (1, 0, 2), (-1, 2, 0), (0, 1, 0)])
 def test_diag_embed_parity(device, offset, dim1, dim2):
     torch = torch_or_skip()
-    check_parity(lambda x: dtorch.diag_embed(x, offset, dim1, dim2), lambda x: torch.diag_embed(x, offset, dim1, dim2),
-                 _f32(2, 3, device=device))
+    check_op(lambda x: dtorch.diag_embed(x, offset, dim1, dim2), lambda x: torch.diag_embed(x, offset, dim1, dim2),
+             inputs=(rand(2, 3, device=device, dtype=F32),))
 
 
 @pytest.mark.parametrize("dtype", [dtorch.float32, dtorch.int32, dtorch.uint8, dtorch.float16])
@@ -321,22 +324,22 @@ def test_trace_parity(device, dtype):
     x = (dtorch.arange(12, device=device).reshape(3, 4)).to(dtype)
     if dtype == dtorch.float32:
         x.requires_grad_()
-    check_parity(dtorch.trace, torch.trace, x)
+    check_op(dtorch.trace, torch.trace, inputs=(x,))
 
 
 def test_trace_errors_as_torch():
     torch = torch_or_skip()
-    _raises_like_torch(dtorch.trace, torch.trace, _f32(3, rg=False))
-    _raises_like_torch(dtorch.trace, torch.trace, dtorch.ones(2, 2, dtype=dtorch.bool), exc=NotImplementedError)
-    assert dtorch.trace(_f32(2, 2)).grad_fn.name() == "TraceBackward0"
+    raises_like_torch(dtorch.trace, torch.trace, rand(3, requires_grad=False, dtype=F32))
+    raises_like_torch(dtorch.trace, torch.trace, dtorch.ones(2, 2, dtype=dtorch.bool), exc=NotImplementedError)
+    assert dtorch.trace(rand(2, 2, dtype=F32)).grad_fn.name() == "TraceBackward0"
 
 
 def test_diagonals_gradcheck(device):
-    check_grads(lambda x: dtorch.diag(x, 1), _r(3, device=device))
-    check_grads(lambda x: dtorch.diag(x, -1), _r(3, 4, device=device))
-    check_grads(lambda x: dtorch.diagonal(x, 1, 2, 0), _r(3, 2, 4, device=device))
-    check_grads(lambda x: dtorch.diag_embed(x, -1, 0, 2), _r(2, 3, device=device))
-    check_grads(dtorch.trace, _r(3, 4, device=device))
+    check_grads(lambda x: dtorch.diag(x, 1), rand(3, device=device))
+    check_grads(lambda x: dtorch.diag(x, -1), rand(3, 4, device=device))
+    check_grads(lambda x: dtorch.diagonal(x, 1, 2, 0), rand(3, 2, 4, device=device))
+    check_grads(lambda x: dtorch.diag_embed(x, -1, 0, 2), rand(2, 3, device=device))
+    check_grads(dtorch.trace, rand(3, 4, device=device))
 
 
 # ---- meshgrid / broadcast_tensors / cartesian_prod -------------------------------------------------
@@ -344,54 +347,56 @@ def test_diagonals_gradcheck(device):
 @pytest.mark.parametrize("shapes", [[(3,), (4,)], [(3,), (4,), (2,)], [(), (4,)], [(3,)]])
 def test_meshgrid_parity(device, indexing, shapes):
     torch = torch_or_skip()
-    ins = [_f32(*s, device=device) for s in shapes]
+    ins = [rand(*s, device=device, dtype=F32) for s in shapes]
     for k in range(len(ins)):
-        check_parity(lambda *xs, k=k: dtorch.meshgrid(*xs, indexing=indexing)[k],
-                     lambda *xs, k=k: torch.meshgrid(*xs, indexing=indexing)[k],
-                     *[_f32(*s, device=device) for s in shapes])
+        check_op(lambda *xs, k=k: dtorch.meshgrid(*xs, indexing=indexing)[k],
+                 lambda *xs, k=k: torch.meshgrid(*xs, indexing=indexing)[k],
+                 inputs=[rand(*s, device=device, dtype=F32) for s in shapes])
     grids = dtorch.meshgrid(ins, indexing=indexing)
     assert all(g._base is not None for g in grids)
 
 
 def test_meshgrid_default_and_errors():
     torch = torch_or_skip()
-    a, b = _f32(3, rg=False), _f32(4, rg=False)
+    a, b = rand(3, requires_grad=False, dtype=F32), rand(4, requires_grad=False, dtype=F32)
     with pytest.warns(UserWarning, match="indexing argument"):
         grids = dtorch.meshgrid(a, b)
     assert grids[0].shape == (3, 4)
-    _raises_like_torch(lambda x, y: dtorch.meshgrid(x, y, indexing="foo"),
-                       lambda x, y: torch.meshgrid(x, y, indexing="foo"), a, b)
-    _raises_like_torch(lambda x, y: dtorch.meshgrid(x, y, indexing="ij"),
-                       lambda x, y: torch.meshgrid(x, y, indexing="ij"), a, b.double())
+    raises_like_torch(lambda x, y: dtorch.meshgrid(x, y, indexing="foo"),
+                      lambda x, y: torch.meshgrid(x, y, indexing="foo"), a, b)
+    raises_like_torch(lambda x, y: dtorch.meshgrid(x, y, indexing="ij"),
+                      lambda x, y: torch.meshgrid(x, y, indexing="ij"), a, b.double())
     with pytest.raises(RuntimeError, match="Expected 0D or 1D tensor"):
-        dtorch.meshgrid(_f32(2, 2, rg=False), b, indexing="ij")
+        dtorch.meshgrid(rand(2, 2, requires_grad=False, dtype=F32), b, indexing="ij")
 
 
 def test_broadcast_tensors(device):
     torch = torch_or_skip()
     shapes = [(3, 1), (2, 1, 4), ()]
     for k in range(3):
-        check_parity(lambda *xs, k=k: dtorch.broadcast_tensors(*xs)[k],
-                     lambda *xs, k=k: torch.broadcast_tensors(*xs)[k], *[_f32(*s, device=device) for s in shapes])
+        check_op(lambda *xs, k=k: dtorch.broadcast_tensors(*xs)[k],
+                 lambda *xs, k=k: torch.broadcast_tensors(*xs)[k],
+                 inputs=[rand(*s, device=device, dtype=F32) for s in shapes])
     assert dtorch.broadcast_shapes((3, 1), (4,), 1) == torch.broadcast_shapes((3, 1), (4,), 1)
-    _raises_like_torch(lambda *xs: dtorch.broadcast_tensors(*xs), lambda *xs: torch.broadcast_tensors(*xs),
-                       _f32(3, 2, rg=False), _f32(4, rg=False))
-    check_grads(lambda x, y: dtorch.broadcast_tensors(x, y), _r(3, 1, device=device), _r(2, 1, 4, device=device))
+    raises_like_torch(lambda *xs: dtorch.broadcast_tensors(*xs), lambda *xs: torch.broadcast_tensors(*xs),
+                      rand(3, 2, requires_grad=False, dtype=F32), rand(4, requires_grad=False, dtype=F32))
+    check_grads(lambda x, y: dtorch.broadcast_tensors(x, y), rand(3, 1, device=device), rand(2, 1, 4, device=device))
 
 
 def test_cartesian_prod(device):
     torch = torch_or_skip()
-    check_parity(lambda *xs: dtorch.cartesian_prod(*xs), lambda *xs: torch.cartesian_prod(*xs),
-                 _f32(3, device=device), _f32(2, device=device), _f32(2, device=device))
-    x = _f32(3, device=device)
+    check_op(lambda *xs: dtorch.cartesian_prod(*xs), lambda *xs: torch.cartesian_prod(*xs),
+             inputs=(rand(3, device=device, dtype=F32), rand(2, device=device, dtype=F32),
+                         rand(2, device=device, dtype=F32)))
+    x = rand(3, device=device, dtype=F32)
     assert dtorch.cartesian_prod(x) is x
-    _raises_like_torch(lambda *xs: dtorch.cartesian_prod(*xs), lambda *xs: torch.cartesian_prod(*xs),
-                       _f32(3, rg=False), _f32(2, 2, rg=False))
-    check_grads(lambda a, b: dtorch.cartesian_prod(a, b), _r(3, device=device), _r(2, device=device))
+    raises_like_torch(lambda *xs: dtorch.cartesian_prod(*xs), lambda *xs: torch.cartesian_prod(*xs),
+                      rand(3, requires_grad=False, dtype=F32), rand(2, 2, requires_grad=False, dtype=F32))
+    check_grads(lambda a, b: dtorch.cartesian_prod(a, b), rand(3, device=device), rand(2, device=device))
 
 
 def test_meshgrid_gradcheck(device):
-    check_grads(lambda a, b: dtorch.meshgrid(a, b, indexing="xy"), _r(3, device=device), _r(2, device=device))
+    check_grads(lambda a, b: dtorch.meshgrid(a, b, indexing="xy"), rand(3, device=device), rand(2, device=device))
 
 
 def test_inplace_on_diagonal_view_records_copy_slices(device):

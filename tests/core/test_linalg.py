@@ -5,47 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from dtorch.autograd import gradcheck, gradgradcheck
-from tests.oracle import assert_close, to_torch, torch_or_skip
-
-
-def _r(*shape, device="cpu", dtype=dtorch.float64, rg=True):
-    return dtorch.randn(*shape, dtype=dtype, device=device).requires_grad_(rg)
-
-
-def check_grads(fn, *inputs) -> None:
-    """float64 gradcheck and gradgradcheck of ``fn`` at ``inputs``."""
-    assert gradcheck(fn, inputs)
-    assert gradgradcheck(fn, inputs)
-
-
-def check_parity(fn, tfn, *inputs, rtol=1e-5, atol=1e-6) -> None:
-    """Forward value/dtype and input gradients of ``fn`` against torch's ``tfn``."""
-    torch_or_skip()
-    t_inputs = [to_torch(x) for x in inputs]
-    out, t_out = fn(*inputs), tfn(*t_inputs)
-    assert_close(out, t_out, rtol=rtol, atol=atol)
-    if not out.requires_grad:
-        return
-    g = dtorch.randn(out.shape, dtype=out.dtype, device=out.device)
-    out.backward(g)
-    t_out.backward(to_torch(g))
-    for x, tx in zip(inputs, t_inputs):
-        if tx.grad is None:
-            assert x.grad is None
-        else:
-            assert_close(x.grad, tx.grad, rtol=rtol, atol=atol)
-
-
-def _raises_like_torch(fn, tfn, *inputs, exc=RuntimeError) -> None:
-    """Same exception type and the same message as torch."""
-    torch_or_skip()
-    with pytest.raises(exc) as ours:
-        fn(*inputs)
-    t_inputs = [to_torch(x) for x in inputs]
-    with pytest.raises(exc) as theirs:
-        tfn(*t_inputs)
-    assert str(ours.value) == str(theirs.value).split("\n")[0]
+from tests.oracle import assert_close, check_grads, check_op, rand, raises_like_torch, torch_or_skip
 
 
 # ---- matmul in all its shapes ------------------------------------------------------------------
@@ -67,30 +27,30 @@ MATMUL_SHAPES = [
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
 def test_matmul_parity(device, sa, sb):
     torch = torch_or_skip()
-    a, b = _r(*sa, device=device, dtype=dtorch.float32), _r(*sb, device=device, dtype=dtorch.float32)
-    check_parity(dtorch.matmul, torch.matmul, a, b, rtol=1e-4, atol=1e-5)
+    a, b = rand(*sa, device=device, dtype=dtorch.float32), rand(*sb, device=device, dtype=dtorch.float32)
+    check_op(dtorch.matmul, torch.matmul, inputs=(a, b), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
 def test_matmul_gradcheck(device, sa, sb):
-    check_grads(dtorch.matmul, _r(*sa, device=device), _r(*sb, device=device))
+    check_grads(dtorch.matmul, rand(*sa, device=device), rand(*sb, device=device))
 
 
 def test_matmul_operators_and_grad_fn_names(device):
-    a, b = _r(2, 3, device=device), _r(3, 4, device=device)
+    a, b = rand(2, 3, device=device), rand(3, 4, device=device)
     assert (a @ b).grad_fn.name() == "MmBackward0"
     assert a.matmul(b).grad_fn.name() == "MmBackward0"
     assert dtorch.matmul(a, b[:, 0]).grad_fn.name() == "MvBackward0"
     assert dtorch.matmul(a[0], a[1]).grad_fn.name() == "DotBackward0"
-    assert dtorch.matmul(_r(5, 2, 3, device=device), b).grad_fn.name() == "MatmulBackward0"
+    assert dtorch.matmul(rand(5, 2, 3, device=device), b).grad_fn.name() == "MatmulBackward0"
     # __rmatmul__ is reached when the left operand is not a Tensor
-    c = _r(4, 2, device=device)
+    c = rand(4, 2, device=device)
     assert_close(a.__rmatmul__(c), c.matmul(a))
 
 
 def test_matmul_one_operand_needs_grad(device):
-    x = _r(4, 2, 3, device=device, rg=False)
-    w = _r(3, 5, device=device)
+    x = rand(4, 2, 3, device=device, requires_grad=False)
+    w = rand(3, 5, device=device)
     (x @ w).sum().backward()
     assert x.grad is None
     np.testing.assert_allclose(w.grad.cpu().numpy(), x.detach().cpu().numpy().sum(axis=(0, 1))[:, None] * np.ones(5))
@@ -98,16 +58,16 @@ def test_matmul_one_operand_needs_grad(device):
 
 def test_matmul_non_contiguous_inputs(device):
     torch_or_skip()
-    a = _r(3, 2, device=device, dtype=dtorch.float32)
-    b = _r(4, 3, device=device, dtype=dtorch.float32)
-    check_parity(lambda x, y: x.t() @ y.t(), lambda x, y: x.t() @ y.t(), a, b, rtol=1e-4, atol=1e-5)
-    x, w = _r(5, 3, 2, device=device, dtype=dtorch.float32), _r(4, 3, device=device, dtype=dtorch.float32)
-    check_parity(lambda x, y: x.transpose(1, 2) @ y.t(), lambda x, y: x.transpose(1, 2) @ y.t(), x, w,
-                 rtol=1e-4, atol=1e-5)
-    x, y = _r(6, 5, 3, device=device, dtype=dtorch.float32), _r(4, 3, device=device, dtype=dtorch.float32)
-    check_parity(lambda x, y: _strided(x) @ y.t(), lambda x, y: _strided(x) @ y.t(), x, y,
-                 rtol=1e-4, atol=1e-5)
-    check_grads(lambda x, y: x.transpose(1, 2) @ y.t(), _r(5, 3, 2, device=device), _r(4, 3, device=device))
+    a = rand(3, 2, device=device, dtype=dtorch.float32)
+    b = rand(4, 3, device=device, dtype=dtorch.float32)
+    check_op(lambda x, y: x.t() @ y.t(), lambda x, y: x.t() @ y.t(), inputs=(a, b), rtol=1e-4, atol=1e-5)
+    x, w = rand(5, 3, 2, device=device, dtype=dtorch.float32), rand(4, 3, device=device, dtype=dtorch.float32)
+    check_op(lambda x, y: x.transpose(1, 2) @ y.t(), lambda x, y: x.transpose(1, 2) @ y.t(), inputs=(x, w),
+             rtol=1e-4, atol=1e-5)
+    x, y = rand(6, 5, 3, device=device, dtype=dtorch.float32), rand(4, 3, device=device, dtype=dtorch.float32)
+    check_op(lambda x, y: _strided(x) @ y.t(), lambda x, y: _strided(x) @ y.t(), inputs=(x, y),
+             rtol=1e-4, atol=1e-5)
+    check_grads(lambda x, y: x.transpose(1, 2) @ y.t(), rand(5, 3, 2, device=device), rand(4, 3, device=device))
 
 
 def _strided(x):
@@ -125,8 +85,8 @@ def test_matmul_integer_dtypes(device):
 
 
 def test_matmul_output_owns_memory(device):
-    a = _r(4, 2, 3, device=device, rg=False)
-    w = _r(3, 5, device=device, rg=False)
+    a = rand(4, 2, 3, device=device, requires_grad=False)
+    w = rand(3, 5, device=device, requires_grad=False)
     out = a @ w
     out.zero_()
     assert float(a.abs().sum()) > 0 and out.is_contiguous()
@@ -149,25 +109,25 @@ MATMUL_ERRORS = [
 @pytest.mark.parametrize("sa,sb", MATMUL_ERRORS)
 def test_matmul_shape_errors_as_torch(sa, sb):
     torch = torch_or_skip()
-    _raises_like_torch(dtorch.matmul, torch.matmul, _r(*sa, rg=False), _r(*sb, rg=False))
+    raises_like_torch(dtorch.matmul, torch.matmul, rand(*sa, requires_grad=False), rand(*sb, requires_grad=False))
 
 
 def test_matmul_dtype_and_dim_errors():
     torch = torch_or_skip()
-    a32 = _r(2, 3, dtype=dtorch.float32, rg=False)
-    b64 = _r(3, 4, rg=False)
-    _raises_like_torch(dtorch.matmul, torch.matmul, a32, b64)
-    _raises_like_torch(dtorch.mm, torch.mm, a32, b64)
-    _raises_like_torch(dtorch.matmul, torch.matmul, _r(5, 2, 3, dtype=dtorch.float32, rg=False), b64)
-    _raises_like_torch(dtorch.mm, torch.mm, a32, dtorch.ones(3, 4, dtype=dtorch.int64))
-    _raises_like_torch(dtorch.mm, torch.mm, a32, dtorch.ones(3, 4, dtype=dtorch.float16))
-    _raises_like_torch(dtorch.matmul, torch.matmul, dtorch.tensor(2.0), _r(3, rg=False))
-    _raises_like_torch(dtorch.mm, torch.mm, _r(2, 3, 3, rg=False), _r(3, 4, rg=False))
-    _raises_like_torch(dtorch.mm, torch.mm, _r(2, 3, rg=False), _r(3, rg=False))
+    a32 = rand(2, 3, dtype=dtorch.float32, requires_grad=False)
+    b64 = rand(3, 4, requires_grad=False)
+    raises_like_torch(dtorch.matmul, torch.matmul, a32, b64)
+    raises_like_torch(dtorch.mm, torch.mm, a32, b64)
+    raises_like_torch(dtorch.matmul, torch.matmul, rand(5, 2, 3, dtype=dtorch.float32, requires_grad=False), b64)
+    raises_like_torch(dtorch.mm, torch.mm, a32, dtorch.ones(3, 4, dtype=dtorch.int64))
+    raises_like_torch(dtorch.mm, torch.mm, a32, dtorch.ones(3, 4, dtype=dtorch.float16))
+    raises_like_torch(dtorch.matmul, torch.matmul, dtorch.tensor(2.0), rand(3, requires_grad=False))
+    raises_like_torch(dtorch.mm, torch.mm, rand(2, 3, 3, requires_grad=False), rand(3, 4, requires_grad=False))
+    raises_like_torch(dtorch.mm, torch.mm, rand(2, 3, requires_grad=False), rand(3, requires_grad=False))
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"):
-        dtorch.mm(_r(2, 3), _r(4, 5))
+        dtorch.mm(rand(2, 3), rand(4, 5))
     with pytest.raises(TypeError):
-        dtorch.matmul(_r(2, 3), [[1.0], [2.0], [3.0]])
+        dtorch.matmul(rand(2, 3), [[1.0], [2.0], [3.0]])
 
 
 # ---- mm / bmm / mv / dot / outer -------------------------------------------------------------------
@@ -175,27 +135,27 @@ def test_mm_bmm_mv_dot_parity(device):
     torch = torch_or_skip()
     f32 = dict(device=device, dtype=dtorch.float32)
     tol = dict(rtol=1e-4, atol=1e-5)
-    check_parity(dtorch.mm, torch.mm, _r(2, 3, **f32), _r(3, 4, **f32), **tol)
-    check_parity(dtorch.bmm, torch.bmm, _r(5, 2, 3, **f32), _r(5, 3, 4, **f32), **tol)
-    check_parity(dtorch.mv, torch.mv, _r(2, 3, **f32), _r(3, **f32), **tol)
-    check_parity(dtorch.dot, torch.dot, _r(3, **f32), _r(3, **f32), **tol)
-    check_parity(dtorch.vdot, torch.vdot, _r(3, **f32), _r(3, **f32), **tol)
-    check_parity(dtorch.outer, torch.outer, _r(3, **f32), _r(4, **f32), **tol)
-    check_parity(dtorch.inner, torch.inner, _r(2, 3, **f32), _r(4, 3, **f32), **tol)
-    check_parity(lambda a, b: a.bmm(b.transpose(1, 2)), lambda a, b: a.bmm(b.transpose(1, 2)),
-                 _r(5, 2, 3, **f32), _r(5, 4, 3, **f32), **tol)
+    check_op(dtorch.mm, torch.mm, inputs=(rand(2, 3, **f32), rand(3, 4, **f32)), **tol)
+    check_op(dtorch.bmm, torch.bmm, inputs=(rand(5, 2, 3, **f32), rand(5, 3, 4, **f32)), **tol)
+    check_op(dtorch.mv, torch.mv, inputs=(rand(2, 3, **f32), rand(3, **f32)), **tol)
+    check_op(dtorch.dot, torch.dot, inputs=(rand(3, **f32), rand(3, **f32)), **tol)
+    check_op(dtorch.vdot, torch.vdot, inputs=(rand(3, **f32), rand(3, **f32)), **tol)
+    check_op(dtorch.outer, torch.outer, inputs=(rand(3, **f32), rand(4, **f32)), **tol)
+    check_op(dtorch.inner, torch.inner, inputs=(rand(2, 3, **f32), rand(4, 3, **f32)), **tol)
+    check_op(lambda a, b: a.bmm(b.transpose(1, 2)), lambda a, b: a.bmm(b.transpose(1, 2)),
+             inputs=(rand(5, 2, 3, **f32), rand(5, 4, 3, **f32)), **tol)
 
 
 def test_mm_family_gradcheck(device):
-    check_grads(dtorch.mm, _r(2, 3, device=device), _r(3, 4, device=device))
-    check_grads(dtorch.bmm, _r(2, 2, 3, device=device), _r(2, 3, 2, device=device))
-    check_grads(dtorch.mv, _r(2, 3, device=device), _r(3, device=device))
-    check_grads(dtorch.dot, _r(3, device=device), _r(3, device=device))
-    check_grads(dtorch.outer, _r(3, device=device), _r(2, device=device))
+    check_grads(dtorch.mm, rand(2, 3, device=device), rand(3, 4, device=device))
+    check_grads(dtorch.bmm, rand(2, 2, 3, device=device), rand(2, 3, 2, device=device))
+    check_grads(dtorch.mv, rand(2, 3, device=device), rand(3, device=device))
+    check_grads(dtorch.dot, rand(3, device=device), rand(3, device=device))
+    check_grads(dtorch.outer, rand(3, device=device), rand(2, device=device))
 
 
 def test_mm_family_grad_fn_names(device):
-    a, b = _r(2, 3, device=device), _r(3, 4, device=device)
+    a, b = rand(2, 3, device=device), rand(3, 4, device=device)
     assert dtorch.mm(a, b).grad_fn.name() == "MmBackward0"
     assert dtorch.bmm(a[None], b[None]).grad_fn.name() == "BmmBackward0"
     assert dtorch.mv(a, b[:, 0]).grad_fn.name() == "MvBackward0"
@@ -206,8 +166,8 @@ def test_mm_family_grad_fn_names(device):
 
 def test_outer_promotes_dtypes():
     torch = torch_or_skip()
-    check_parity(dtorch.outer, torch.outer, dtorch.arange(3), _r(4, dtype=dtorch.float32))
-    check_parity(dtorch.outer, torch.outer, _r(3, dtype=dtorch.float32), _r(4))
+    check_op(dtorch.outer, torch.outer, inputs=(dtorch.arange(3), rand(4, dtype=dtorch.float32)))
+    check_op(dtorch.outer, torch.outer, inputs=(rand(3, dtype=dtorch.float32), rand(4)))
 
 
 def test_bmm_mv_dot_errors_as_torch():
@@ -224,14 +184,15 @@ def test_bmm_mv_dot_errors_as_torch():
         (dtorch.outer, torch.outer, (3, 1), (4,)),
     ]
     for fn, tfn, sa, sb in cases:
-        _raises_like_torch(fn, tfn, _r(*sa, rg=False), _r(*sb, rg=False))
-    a32, a64 = _r(3, dtype=dtorch.float32, rg=False), _r(3, rg=False)
-    _raises_like_torch(dtorch.dot, torch.dot, a32, a64)
-    _raises_like_torch(dtorch.mv, torch.mv, _r(2, 3, rg=False), a32)
-    _raises_like_torch(dtorch.bmm, torch.bmm, _r(2, 2, 3, dtype=dtorch.float32, rg=False), _r(2, 3, 2, rg=False))
+        raises_like_torch(fn, tfn, rand(*sa, requires_grad=False), rand(*sb, requires_grad=False))
+    a32, a64 = rand(3, dtype=dtorch.float32, requires_grad=False), rand(3, requires_grad=False)
+    raises_like_torch(dtorch.dot, torch.dot, a32, a64)
+    raises_like_torch(dtorch.mv, torch.mv, rand(2, 3, requires_grad=False), a32)
+    raises_like_torch(dtorch.bmm, torch.bmm, rand(2, 2, 3, dtype=dtorch.float32, requires_grad=False),
+                      rand(2, 3, 2, requires_grad=False))
     bools = dtorch.ones(3, dtype=dtorch.bool)
-    _raises_like_torch(dtorch.dot, torch.dot, bools, bools, exc=NotImplementedError)
-    _raises_like_torch(dtorch.mm, torch.mm, bools.reshape(1, 3), bools.reshape(3, 1), exc=NotImplementedError)
+    raises_like_torch(dtorch.dot, torch.dot, bools, bools, exc=NotImplementedError)
+    raises_like_torch(dtorch.mm, torch.mm, bools.reshape(1, 3), bools.reshape(3, 1), exc=NotImplementedError)
 
 
 # ---- addmm / addmv / baddbmm -----------------------------------------------------------------------
@@ -241,14 +202,14 @@ def test_addmm_family_parity(device, beta, alpha):
     f32 = dict(device=device, dtype=dtorch.float32)
     tol = dict(rtol=1e-4, atol=1e-5)
     kw = dict(beta=beta, alpha=alpha)
-    check_parity(lambda c, a, b: dtorch.addmm(c, a, b, **kw), lambda c, a, b: torch.addmm(c, a, b, **kw),
-                 _r(2, 4, **f32), _r(2, 3, **f32), _r(3, 4, **f32), **tol)
-    check_parity(lambda c, a, b: dtorch.addmm(c, a, b, **kw), lambda c, a, b: torch.addmm(c, a, b, **kw),
-                 _r(4, **f32), _r(2, 3, **f32), _r(3, 4, **f32), **tol)
-    check_parity(lambda c, a, v: dtorch.addmv(c, a, v, **kw), lambda c, a, v: torch.addmv(c, a, v, **kw),
-                 _r(2, **f32), _r(2, 3, **f32), _r(3, **f32), **tol)
-    check_parity(lambda c, a, b: dtorch.baddbmm(c, a, b, **kw), lambda c, a, b: torch.baddbmm(c, a, b, **kw),
-                 _r(2, 4, **f32), _r(5, 2, 3, **f32), _r(5, 3, 4, **f32), **tol)
+    check_op(lambda c, a, b: dtorch.addmm(c, a, b, **kw), lambda c, a, b: torch.addmm(c, a, b, **kw),
+             inputs=(rand(2, 4, **f32), rand(2, 3, **f32), rand(3, 4, **f32)), **tol)
+    check_op(lambda c, a, b: dtorch.addmm(c, a, b, **kw), lambda c, a, b: torch.addmm(c, a, b, **kw),
+             inputs=(rand(4, **f32), rand(2, 3, **f32), rand(3, 4, **f32)), **tol)
+    check_op(lambda c, a, v: dtorch.addmv(c, a, v, **kw), lambda c, a, v: torch.addmv(c, a, v, **kw),
+             inputs=(rand(2, **f32), rand(2, 3, **f32), rand(3, **f32)), **tol)
+    check_op(lambda c, a, b: dtorch.baddbmm(c, a, b, **kw), lambda c, a, b: torch.baddbmm(c, a, b, **kw),
+             inputs=(rand(2, 4, **f32), rand(5, 2, 3, **f32), rand(5, 3, 4, **f32)), **tol)
 
 
 def test_addmm_beta_zero_ignores_nan(device):
@@ -259,25 +220,25 @@ def test_addmm_beta_zero_ignores_nan(device):
 
 def test_addmm_family_gradcheck(device):
     check_grads(lambda c, a, b: dtorch.addmm(c, a, b, beta=0.5, alpha=2.0),
-                _r(3, device=device), _r(2, 3, device=device), _r(3, 3, device=device))
-    check_grads(dtorch.addmm, _r(2, 3, device=device), _r(2, 3, device=device), _r(3, 3, device=device))
-    check_grads(lambda c, a, v: dtorch.addmv(c, a, v, alpha=3.0), _r(2, device=device), _r(2, 3, device=device),
-                _r(3, device=device))
-    check_grads(lambda c, a, b: dtorch.baddbmm(c, a, b, beta=2.0, alpha=0.5), _r(1, 2, device=device),
-                _r(2, 2, 3, device=device), _r(2, 3, 2, device=device))
+                rand(3, device=device), rand(2, 3, device=device), rand(3, 3, device=device))
+    check_grads(dtorch.addmm, rand(2, 3, device=device), rand(2, 3, device=device), rand(3, 3, device=device))
+    check_grads(lambda c, a, v: dtorch.addmv(c, a, v, alpha=3.0), rand(2, device=device), rand(2, 3, device=device),
+                rand(3, device=device))
+    check_grads(lambda c, a, b: dtorch.baddbmm(c, a, b, beta=2.0, alpha=0.5), rand(1, 2, device=device),
+                rand(2, 2, 3, device=device), rand(2, 3, 2, device=device))
 
 
 def test_addmm_family_grad_fn_names(device):
-    a, b = _r(2, 3, device=device), _r(3, 4, device=device)
-    assert dtorch.addmm(_r(4, device=device), a, b).grad_fn.name() == "AddmmBackward0"
+    a, b = rand(2, 3, device=device), rand(3, 4, device=device)
+    assert dtorch.addmm(rand(4, device=device), a, b).grad_fn.name() == "AddmmBackward0"
     assert a.addmm(a, b.T[:3, :3]).grad_fn.name() == "AddmmBackward0"
-    assert dtorch.addmv(_r(2, device=device), a, b[:, 0]).grad_fn.name() == "AddmvBackward0"
-    assert dtorch.baddbmm(_r(2, 4, device=device), a[None], b[None]).grad_fn.name() == "BaddbmmBackward0"
+    assert dtorch.addmv(rand(2, device=device), a, b[:, 0]).grad_fn.name() == "AddmvBackward0"
+    assert dtorch.baddbmm(rand(2, 4, device=device), a[None], b[None]).grad_fn.name() == "BaddbmmBackward0"
 
 
 def test_addmm_family_errors_as_torch():
     torch = torch_or_skip()
-    f32 = dict(dtype=dtorch.float32, rg=False)
+    f32 = dict(dtype=dtorch.float32, requires_grad=False)
     cases = [
         (dtorch.addmm, torch.addmm, [(2, 5), (2, 3), (4, 5)], [None, None, None]),
         (dtorch.addmm, torch.addmm, [(3, 5), (2, 3), (3, 5)], [None, None, None]),
@@ -291,8 +252,8 @@ def test_addmm_family_errors_as_torch():
         (dtorch.baddbmm, torch.baddbmm, [(2, 2, 5), (4, 2, 3), (4, 3, 5)], [None, None, None]),
     ]
     for fn, tfn, shapes, dtypes in cases:
-        ins = [_r(*s, **{**f32, **({"dtype": d} if d else {})}) for s, d in zip(shapes, dtypes)]
-        _raises_like_torch(fn, tfn, *ins)
+        ins = [rand(*s, **{**f32, **({"dtype": d} if d else {})}) for s, d in zip(shapes, dtypes)]
+        raises_like_torch(fn, tfn, *ins)
 
 
 # ---- einsum ------------------------------------------------------------------------------------------
@@ -318,17 +279,18 @@ EINSUM_CASES = [
 @pytest.mark.parametrize("eq,shapes", EINSUM_CASES)
 def test_einsum_parity(device, eq, shapes):
     torch = torch_or_skip()
-    ops = [_r(*s, device=device, dtype=dtorch.float32) for s in shapes]
-    check_parity(lambda *xs: dtorch.einsum(eq, *xs), lambda *xs: torch.einsum(eq, *xs), *ops, rtol=1e-4, atol=1e-5)
+    ops = [rand(*s, device=device, dtype=dtorch.float32) for s in shapes]
+    check_op(lambda *xs: dtorch.einsum(eq, *xs), lambda *xs: torch.einsum(eq, *xs), inputs=ops, rtol=1e-4,
+             atol=1e-5)
 
 
 @pytest.mark.parametrize("eq,shapes", EINSUM_CASES)
 def test_einsum_gradcheck(device, eq, shapes):
-    check_grads(lambda *xs: dtorch.einsum(eq, *xs), *[_r(*s, device=device) for s in shapes])
+    check_grads(lambda *xs: dtorch.einsum(eq, *xs), *[rand(*s, device=device) for s in shapes])
 
 
 def test_einsum_list_and_sublist_forms(device):
-    a, b = _r(2, 3, device=device), _r(3, 4, device=device)
+    a, b = rand(2, 3, device=device), rand(3, 4, device=device)
     expected = (a @ b).detach()
     assert_close(dtorch.einsum("ij,jk->ik", [a, b]), expected.cpu().numpy(), rtol=1e-12, atol=1e-12)
     assert_close(dtorch.einsum(a, [0, 1], b, [1, 2], [0, 2]), expected.cpu().numpy(), rtol=1e-12, atol=1e-12)
@@ -337,7 +299,7 @@ def test_einsum_list_and_sublist_forms(device):
 
 
 def test_einsum_output_does_not_alias_input(device):
-    a = _r(2, 3, device=device, rg=False)
+    a = rand(2, 3, device=device, requires_grad=False)
     out = dtorch.einsum("ij->ji", a)
     out.zero_()
     assert float(a.abs().sum()) > 0
@@ -345,9 +307,9 @@ def test_einsum_output_does_not_alias_input(device):
 
 def test_einsum_errors_as_torch():
     torch = torch_or_skip()
-    a, b = _r(2, 3, rg=False), _r(3, 4, rg=False)
+    a, b = rand(2, 3, requires_grad=False), rand(3, 4, requires_grad=False)
     cases = [
-        ("ij,jk->ik", [a, _r(4, 4, rg=False)]),
+        ("ij,jk->ik", [a, rand(4, 4, requires_grad=False)]),
         ("ij,jk->ik", [a]),
         ("ij,jk->ik", [a, b, b]),
         ("ij->ik", [a]),
@@ -356,13 +318,13 @@ def test_einsum_errors_as_torch():
         ("ij,jk->ik", [a, b.float()]),
     ]
     for eq, ops in cases:
-        _raises_like_torch(lambda *xs, eq=eq: dtorch.einsum(eq, *xs), lambda *xs, eq=eq: torch.einsum(eq, *xs), *ops)
+        raises_like_torch(lambda *xs, eq=eq: dtorch.einsum(eq, *xs), lambda *xs, eq=eq: torch.einsum(eq, *xs), *ops)
 
 
 def test_einsum_integer(device):
     torch = torch_or_skip()
     a = dtorch.arange(6, device=device).reshape(2, 3)
-    check_parity(lambda x: dtorch.einsum("ij,ij->i", x, x), lambda x: torch.einsum("ij,ij->i", x, x), a)
+    check_op(lambda x: dtorch.einsum("ij,ij->i", x, x), lambda x: torch.einsum("ij,ij->i", x, x), inputs=(a,))
 
 
 # ---- tensordot ---------------------------------------------------------------------------------------
@@ -374,18 +336,18 @@ def test_tensordot(device, dims):
         sb = (2,)
     elif dims == 1:
         sb = (4, 2)
-    a, b = _r(2, 3, 4, device=device, dtype=dtorch.float32), _r(*sb, device=device, dtype=dtorch.float32)
-    check_parity(lambda x, y: dtorch.tensordot(x, y, dims), lambda x, y: torch.tensordot(x, y, dims), a, b,
-                 rtol=1e-4, atol=1e-5)
+    a, b = rand(2, 3, 4, device=device, dtype=dtorch.float32), rand(*sb, device=device, dtype=dtorch.float32)
+    check_op(lambda x, y: dtorch.tensordot(x, y, dims), lambda x, y: torch.tensordot(x, y, dims), inputs=(a, b),
+             rtol=1e-4, atol=1e-5)
 
 
 def test_tensordot_gradcheck_and_errors(device):
     torch = torch_or_skip()
-    check_grads(lambda x, y: dtorch.tensordot(x, y, ([1, 2], [0, 1])), _r(2, 3, 2, device=device),
-                _r(3, 2, 2, device=device))
-    a, b = _r(2, 3, 4, rg=False), _r(4, 4, 5, rg=False)
-    _raises_like_torch(lambda x, y: dtorch.tensordot(x, y, ([1], [0, 1])),
-                       lambda x, y: torch.tensordot(x, y, ([1], [0, 1])), a, b)
+    check_grads(lambda x, y: dtorch.tensordot(x, y, ([1, 2], [0, 1])), rand(2, 3, 2, device=device),
+                rand(3, 2, 2, device=device))
+    a, b = rand(2, 3, 4, requires_grad=False), rand(4, 4, 5, requires_grad=False)
+    raises_like_torch(lambda x, y: dtorch.tensordot(x, y, ([1], [0, 1])),
+                      lambda x, y: torch.tensordot(x, y, ([1], [0, 1])), a, b)
     with pytest.raises(RuntimeError, match="contracted dimensions need to match"):
         dtorch.tensordot(a, b, 2)
 
@@ -393,7 +355,7 @@ def test_tensordot_gradcheck_and_errors(device):
 # ---- speed-relevant structure ------------------------------------------------------------------------
 def test_linear_layer_weight_grad_is_folded_product(device):
     """x (B, T, K) @ w (K, N): the weight gradient equals the sum over the batch of per-batch products."""
-    x, w = _r(4, 5, 3, device=device), _r(3, 2, device=device)
+    x, w = rand(4, 5, 3, device=device), rand(3, 2, device=device)
     out = x @ w
     g = dtorch.randn(out.shape, dtype=out.dtype, device=device)
     out.backward(g)
