@@ -52,7 +52,7 @@ def rand(*shape, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
     return dtorch.randn(*shape, dtype=dtype, device=device).requires_grad_(requires_grad)
 
 
-def leaf(data, dtype: dtorch.dtype | None = dtorch.float64, device: str = "cpu",
+def leaf(data, device: str = "cpu", dtype: dtorch.dtype | None = dtorch.float64,
          requires_grad: bool | None = None) -> dtorch.Tensor:
     """A leaf holding ``data`` (float64 unless told; ``None`` infers it), requiring grad if floating."""
     t = dtorch.tensor(data, dtype=dtype, device=device)
@@ -85,20 +85,21 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
              inputs: Sequence | None = None, grad: bool = True, gradgrad: bool = False,
              atol: float = 1e-6, rtol: float = 1e-5, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
              make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
-             check_dtype: bool = True, check_indices: bool = True, seed: int = 0):
+             as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, seed: int = 0):
     """Run an op on dtorch and on torch with the same inputs and compare everything observable.
 
     ``dtorch_fn(*inputs)`` is compared with ``torch_fn(*torch_inputs)``; without ``torch_fn``, ``dtorch_fn(lib,
     *inputs)`` runs once with ``lib=dtorch`` and once with ``lib=torch``. The inputs are ``inputs`` as given (dtorch
     tensors go to torch as leaves with the same values, anything else as it is), or one leaf per shape in
-    ``shapes`` (see ``make_inputs``). ``params=(ours, theirs)`` adds further leaves (a module's parameters) to the
+    ``shapes`` (see ``make_inputs``); ``as_leaves`` makes each given tensor a fresh leaf, requiring grad when
+    floating and ``grad``. ``params=(ours, theirs)`` adds further leaves (a module's parameters) to the
     gradient comparison. ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties).
     Returns dtorch's output.
     """
     torch = torch_or_skip()
     if inputs is None:
         inputs = make_inputs(shapes, make=make, low=low, high=high, dtype=dtype, device=device, seed=seed)
-    ours = list(inputs)
+    ours = [_as_leaf(x, grad) if as_leaves else x for x in inputs]
     theirs = [to_torch(x) if isinstance(x, dtorch.Tensor) else x for x in ours]
     if torch_fn is None:
         out, t_out = dtorch_fn(dtorch, *ours), dtorch_fn(torch, *theirs)
@@ -115,6 +116,10 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
             leaves, t_leaves = leaves + list(params[0]), t_leaves + list(params[1])
         _check_backward(torch, outs, t_outs, leaves, t_leaves, rtol, atol, gradgrad, seed)
     return out
+
+
+def _as_leaf(x, grad: bool):
+    return x.detach().requires_grad_(grad and x.is_floating_point()) if isinstance(x, dtorch.Tensor) else x
 
 
 def _as_tuple(out) -> tuple:
