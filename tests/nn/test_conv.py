@@ -8,43 +8,10 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.oracle import assert_close, to_torch, torch_or_skip
+from dtorch.autograd import gradcheck, gradgradcheck
+from tests.oracle import F32_TOL, assert_close, check_op, rand, to_torch, torch_or_skip
 
-
-def _rand(*shape, device="cpu", dtype=dtorch.float32, rg=True):
-    return dtorch.randn(*shape, dtype=dtype, device=device).requires_grad_(rg)
-
-
-def gradgrad(func, inputs) -> bool:
-    """gradcheck of the first derivatives built with create_graph=True."""
-    out = func(*inputs)
-    go = dtorch.randn(*out.shape, dtype=out.dtype, requires_grad=True)
-    n = len(inputs)
-    idx = [i for i, t in enumerate(inputs) if isinstance(t, dtorch.Tensor) and t.requires_grad]
-
-    def first(*args):
-        ins, gos = args[:n], args[n:]
-        with dtorch.enable_grad():
-            gs = dtorch.autograd.grad(func(*ins), [ins[i] for i in idx], gos, create_graph=True, allow_unused=True)
-        return tuple(g for g in gs if g is not None)
-
-    return gradcheck(first, tuple(inputs) + (go,))
-
-
-def _parity(fn_d, fn_t, tensors, rtol=1e-4, atol=1e-5):
-    """Forward and every input's gradient against torch."""
-    tt = [to_torch(t) if t is not None else None for t in tensors]
-    out = fn_d(*tensors)
-    ref = fn_t(*tt)
-    assert_close(out, ref, rtol=rtol, atol=atol)
-    g = dtorch.randn(*out.shape, dtype=out.dtype, device=out.device)
-    out.backward(g)
-    ref.backward(to_torch(g))
-    for a, b in zip(tensors, tt):
-        if a is not None and a.requires_grad:
-            assert_close(a.grad, b.grad, rtol=rtol, atol=atol)
-
+F32 = dtorch.float32
 
 CONV2D_CASES = [
     dict(),
@@ -65,30 +32,31 @@ CONV2D_CASES = [
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_parity(device, kw, bias):
     torch = torch_or_skip()
-    x = _rand(2, 4, 9, 8, device=device)
-    w = _rand(6 if kw.get("groups", 1) != 4 else 8, 4 // kw.get("groups", 1), 3, 2, device=device)
-    b = _rand(w.shape[0], device=device) if bias else None
-    _parity(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
-            [x, w, b])
+    x = rand(2, 4, 9, 8, device=device, dtype=F32)
+    w = rand(6 if kw.get("groups", 1) != 4 else 8, 4 // kw.get("groups", 1), 3, 2, device=device, dtype=F32)
+    b = rand(w.shape[0], device=device, dtype=F32) if bias else None
+    check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
+             inputs=[x, w, b], **F32_TOL)
 
 
 def test_conv2d_even_kernel_same_pads_unevenly():
     torch = torch_or_skip()
-    x, w = _rand(1, 2, 6, 7), _rand(3, 2, 4, 2)
-    _parity(lambda x, w: F.conv2d(x, w, padding="same"),
-            lambda x, w: torch.nn.functional.conv2d(x, w, padding="same"), [x, w])
+    x, w = rand(1, 2, 6, 7, dtype=F32), rand(3, 2, 4, 2, dtype=F32)
+    check_op(lambda x, w: F.conv2d(x, w, padding="same"),
+             lambda x, w: torch.nn.functional.conv2d(x, w, padding="same"), inputs=[x, w], **F32_TOL)
 
 
 def test_conv2d_unbatched_and_noncontiguous():
     torch = torch_or_skip()
-    x = _rand(3, 7, 7)
-    w = _rand(4, 3, 3, 3)
-    _parity(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: torch.nn.functional.conv2d(x, w, padding=1), [x, w])
-    xt = _rand(2, 3, 7, 6).detach()
+    x = rand(3, 7, 7, dtype=F32)
+    w = rand(4, 3, 3, 3, dtype=F32)
+    check_op(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: torch.nn.functional.conv2d(x, w, padding=1),
+             inputs=[x, w], **F32_TOL)
+    xt = rand(2, 3, 7, 6, dtype=F32).detach()
     xt = xt.transpose(2, 3).requires_grad_()
     y = F.conv2d(xt, w)
     ref = torch.nn.functional.conv2d(to_torch(xt.detach()), to_torch(w.detach()))
-    assert_close(y, ref, rtol=1e-4, atol=1e-5)
+    assert_close(y, ref, **F32_TOL)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=3),
@@ -97,17 +65,19 @@ def test_conv1d_parity(kw):
     torch = torch_or_skip()
     kw = dict(kw)
     bias = kw.pop("bias", True)
-    x, w = _rand(2, 4, 11), _rand(6, 4 // kw.get("groups", 1), 3)
-    b = _rand(6) if bias else None
-    _parity(lambda x, w, b: F.conv1d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv1d(x, w, b, **kw),
-            [x, w, b])
+    x, w = rand(2, 4, 11, dtype=F32), rand(6, 4 // kw.get("groups", 1), 3, dtype=F32)
+    b = rand(6, dtype=F32) if bias else None
+    check_op(lambda x, w, b: F.conv1d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv1d(x, w, b, **kw),
+             inputs=[x, w, b], **F32_TOL)
 
 
 def test_conv3d_parity():
     torch = torch_or_skip()
-    x, w, b = _rand(1, 2, 5, 4, 6), _rand(3, 2, 2, 3, 2), _rand(3)
-    _parity(lambda x, w, b: F.conv3d(x, w, b, stride=(1, 2, 1), padding=1),
-            lambda x, w, b: torch.nn.functional.conv3d(x, w, b, stride=(1, 2, 1), padding=1), [x, w, b])
+    x, w, b = rand(1, 2, 5, 4, 6, dtype=F32), rand(3, 2, 2, 3, 2, dtype=F32), rand(3,
+                   dtype=F32)
+    check_op(lambda x, w, b: F.conv3d(x, w, b, stride=(1, 2, 1), padding=1),
+             lambda x, w, b: torch.nn.functional.conv3d(x, w, b, stride=(1, 2, 1), padding=1),
+             inputs=[x, w, b], **F32_TOL)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2), dict(stride=2, padding=1, output_padding=1),
@@ -116,21 +86,23 @@ def test_conv3d_parity():
                          ids=str)
 def test_conv_transpose2d_parity(device, kw):
     torch = torch_or_skip()
-    x, w, b = _rand(2, 4, 5, 6, device=device), _rand(4, 3, 3, 2, device=device), _rand(3 * kw.get("groups", 1),
-                                                                                       device=device)
-    _parity(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
-            lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), [x, w, b])
+    x, w, b = rand(2, 4, 5, 6, device=device, dtype=F32), rand(4, 3, 3, 2, device=device,
+                   dtype=F32), rand(3 * kw.get("groups", 1),
+                                                                                       device=device, dtype=F32)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+             lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), inputs=[x, w, b], **F32_TOL)
 
 
 def test_conv_transpose1d_parity():
     torch = torch_or_skip()
-    x, w = _rand(2, 3, 7), _rand(3, 2, 4)
-    _parity(lambda x, w: F.conv_transpose1d(x, w, stride=2, padding=1),
-            lambda x, w: torch.nn.functional.conv_transpose1d(x, w, stride=2, padding=1), [x, w])
+    x, w = rand(2, 3, 7, dtype=F32), rand(3, 2, 4, dtype=F32)
+    check_op(lambda x, w: F.conv_transpose1d(x, w, stride=2, padding=1),
+             lambda x, w: torch.nn.functional.conv_transpose1d(x, w, stride=2, padding=1), inputs=[x, w], **F32_TOL)
 
 
 def test_conv_grad_fn_is_one_node():
-    y = F.conv2d(_rand(1, 2, 5, 5), _rand(3, 2, 3, 3), _rand(3))
+    y = F.conv2d(rand(1, 2, 5, 5, dtype=F32), rand(3, 2, 3, 3, dtype=F32),
+                 rand(3, dtype=F32))
     assert y.grad_fn.name() == "ConvolutionBackward0"
     assert len(y.grad_fn.next_functions) == 3
 
@@ -141,54 +113,58 @@ def test_conv_grad_fn_is_one_node():
 ], ids=["strided", "same-dilated"])
 def test_conv2d_gradcheck_and_double_backward(fn):
     d = dtorch.float64
-    x, w, b = _rand(2, 4, 5, 5, dtype=d), _rand(4, 2, 3, 3, dtype=d), _rand(4, dtype=d)
+    x, w, b = rand(2, 4, 5, 5, dtype=d), rand(4, 2, 3, 3, dtype=d), rand(4, dtype=d)
     assert gradcheck(fn, (x, w, b))
-    assert gradgrad(fn, (x, w, b))
+    assert gradgradcheck(fn, (x, w, b))
 
 
 def test_conv_transpose2d_gradcheck_and_double_backward():
     d = dtorch.float64
     fn = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2)  # noqa: E731
-    x, w, b = _rand(1, 4, 3, 3, dtype=d), _rand(4, 2, 3, 2, dtype=d), _rand(4, dtype=d)
+    x, w, b = rand(1, 4, 3, 3, dtype=d), rand(4, 2, 3, 2, dtype=d), rand(4, dtype=d)
     assert gradcheck(fn, (x, w, b))
-    assert gradgrad(fn, (x, w, b))
+    assert gradgradcheck(fn, (x, w, b))
 
 
 def test_unfold_fold_parity_and_gradcheck():
     torch = torch_or_skip()
-    x = _rand(2, 3, 7, 6)
+    x = rand(2, 3, 7, 6, dtype=F32)
     kw = dict(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1))
-    _parity(lambda x: F.unfold(x, **kw), lambda x: torch.nn.functional.unfold(x, **kw), [x])
-    cols = _rand(2, 3 * 4, 20)
-    _parity(lambda c: F.fold(c, (5, 6), (2, 2)), lambda c: torch.nn.functional.fold(c, (5, 6), (2, 2)), [cols])
+    check_op(lambda x: F.unfold(x, **kw), lambda x: torch.nn.functional.unfold(x, **kw), inputs=[x], **F32_TOL)
+    cols = rand(2, 3 * 4, 20, dtype=F32)
+    check_op(lambda c: F.fold(c, (5, 6), (2, 2)), lambda c: torch.nn.functional.fold(c, (5, 6), (2, 2)),
+             inputs=[cols], **F32_TOL)
     d = dtorch.float64
-    assert gradcheck(lambda a: F.unfold(a, 2, padding=1, stride=2), (_rand(1, 2, 4, 5, dtype=d),))
-    assert gradgrad(lambda c: F.fold(c, (4, 4), 2), (_rand(1, 8, 9, dtype=d),))
+    assert gradcheck(lambda a: F.unfold(a, 2, padding=1, stride=2), (rand(1, 2, 4, 5, dtype=d),))
+    assert gradgradcheck(lambda c: F.fold(c, (4, 4), 2), (rand(1, 8, 9, dtype=d),))
 
 
 @pytest.mark.parametrize("call, msg", [
-    (lambda: F.conv2d(_rand(2, 4, 8, 8), _rand(16, 3, 3, 3)),
+    (lambda: F.conv2d(rand(2, 4, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32)),
      "Given groups=1, weight of size [16, 3, 3, 3], expected input[2, 4, 8, 8] to have 3 channels, but got 4 "
      "channels instead"),
-    (lambda: F.conv2d(_rand(2, 3), _rand(16, 3, 3, 3)),
+    (lambda: F.conv2d(rand(2, 3, dtype=F32), rand(16, 3, 3, 3, dtype=F32)),
      "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: [2, 3]"),
-    (lambda: F.conv2d(_rand(2, 3, 2, 2), _rand(16, 3, 3, 3)),
+    (lambda: F.conv2d(rand(2, 3, 2, 2, dtype=F32), rand(16, 3, 3, 3, dtype=F32)),
      "Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3). Kernel size can't be greater than "
      "actual input size"),
-    (lambda: F.conv2d(_rand(2, 6, 8, 8), _rand(3, 3, 3, 3), groups=2),
+    (lambda: F.conv2d(rand(2, 6, 8, 8, dtype=F32), rand(3, 3, 3, 3, dtype=F32), groups=2),
      "Given groups=2, expected weight to be divisible by 2 at dimension 0"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3), _rand(8)),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), rand(8, dtype=F32)),
      "expected bias to be 1-dimensional with 16 elements, but got bias of size [8] instead"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8, dtype=dtorch.float64), _rand(16, 3, 3, 3)),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=dtorch.float64), rand(16, 3, 3, 3, dtype=F32)),
      "expected scalar type Double but found Float"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3), padding="foo"), "Invalid padding string: 'foo'"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3), padding="same", stride=2),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), padding="foo"),
+     "Invalid padding string: 'foo'"),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), padding="same", stride=2),
      "padding='same' is not supported for strided convolutions"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3), stride=0), "non-positive stride is not supported"),
-    (lambda: F.conv2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3), padding=-1), "negative padding is not supported"),
-    (lambda: F.conv_transpose2d(_rand(2, 3, 8, 8), _rand(16, 3, 3, 3)),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), stride=0),
+     "non-positive stride is not supported"),
+    (lambda: F.conv2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), padding=-1),
+     "negative padding is not supported"),
+    (lambda: F.conv_transpose2d(rand(2, 3, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32)),
      "Given transposed=1, weight of size [16, 3, 3, 3], expected input[2, 3, 8, 8] to have 16 channels"),
-    (lambda: F.conv_transpose2d(_rand(2, 16, 8, 8), _rand(16, 3, 3, 3), output_padding=2),
+    (lambda: F.conv_transpose2d(rand(2, 16, 8, 8, dtype=F32), rand(16, 3, 3, 3, dtype=F32), output_padding=2),
      "output padding must be smaller than either stride or dilation"),
 ])
 def test_conv_errors(call, msg):
@@ -230,16 +206,16 @@ def test_conv2d_module_padding_modes_match_torch(mode):
     with torch.no_grad():
         tm.weight.copy_(to_torch(m.weight.detach()))
         tm.bias.copy_(to_torch(m.bias.detach()))
-    x = _rand(2, 2, 5, 6, rg=False)
-    assert_close(m(x), tm(to_torch(x)), rtol=1e-4, atol=1e-5)
+    x = rand(2, 2, 5, 6, requires_grad=False, dtype=F32)
+    assert_close(m(x), tm(to_torch(x)), **F32_TOL)
 
 
 def test_conv_transpose_module_output_size():
     m = dtorch.nn.ConvTranspose2d(4, 2, 3, stride=2)
-    assert tuple(m(_rand(1, 4, 5, 5)).shape) == (1, 2, 11, 11)
-    assert tuple(m(_rand(1, 4, 5, 5), output_size=(12, 12)).shape) == (1, 2, 12, 12)
+    assert tuple(m(rand(1, 4, 5, 5, dtype=F32)).shape) == (1, 2, 11, 11)
+    assert tuple(m(rand(1, 4, 5, 5, dtype=F32), output_size=(12, 12)).shape) == (1, 2, 12, 12)
     with pytest.raises(ValueError):
-        m(_rand(1, 4, 5, 5), output_size=(14, 14))
+        m(rand(1, 4, 5, 5, dtype=F32), output_size=(14, 14))
 
 
 def test_conv_module_constructor_errors():

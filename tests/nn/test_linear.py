@@ -8,58 +8,62 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.nn.test_conv import _parity, _rand, gradgrad
-from tests.oracle import assert_close, to_torch, torch_or_skip
+from dtorch.autograd import gradcheck, gradgradcheck
+from tests.oracle import F32_TOL, assert_close, check_op, rand, to_torch, torch_or_skip
+
+F32 = dtorch.float32
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (4, 5, 3), (2, 3, 4, 3)], ids=str)
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_parity(device, shape, bias):
     torch = torch_or_skip()
-    x, w = _rand(*shape, device=device), _rand(6, 3, device=device)
-    b = _rand(6, device=device) if bias else None
-    _parity(F.linear, torch.nn.functional.linear, [x, w, b])
+    x, w = rand(*shape, device=device, dtype=F32), rand(6, 3, device=device, dtype=F32)
+    b = rand(6, device=device, dtype=F32) if bias else None
+    check_op(F.linear, torch.nn.functional.linear, inputs=[x, w, b], **F32_TOL)
 
 
 def test_linear_is_one_node_and_noncontiguous_input():
     torch = torch_or_skip()
-    x = _rand(4, 5, 3)
-    y = F.linear(x, _rand(6, 3), _rand(6))
+    x = rand(4, 5, 3, dtype=F32)
+    y = F.linear(x, rand(6, 3, dtype=F32), rand(6, dtype=F32))
     assert y.grad_fn.name() == "LinearBackward0"
-    xt = _rand(3, 5).detach().t().requires_grad_()
-    w = _rand(2, 3)
-    _parity(F.linear, torch.nn.functional.linear, [xt, w])
+    xt = rand(3, 5, dtype=F32).detach().t().requires_grad_()
+    w = rand(2, 3, dtype=F32)
+    check_op(F.linear, torch.nn.functional.linear, inputs=[xt, w], **F32_TOL)
 
 
 def test_linear_vector_input_and_weight():
     torch = torch_or_skip()
-    x, w, b = _rand(3), _rand(4, 3), _rand(4)
-    _parity(F.linear, torch.nn.functional.linear, [x, w, b])
+    x, w, b = rand(3, dtype=F32), rand(4, 3, dtype=F32), rand(4, dtype=F32)
+    check_op(F.linear, torch.nn.functional.linear, inputs=[x, w, b], **F32_TOL)
 
 
 def test_linear_gradcheck_and_double_backward():
     d = dtorch.float64
-    x, w, b = _rand(2, 3, 4, dtype=d), _rand(5, 4, dtype=d), _rand(5, dtype=d)
+    x, w, b = rand(2, 3, 4, dtype=d), rand(5, 4, dtype=d), rand(5, dtype=d)
     assert gradcheck(F.linear, (x, w, b))
-    assert gradgrad(F.linear, (x, w, b))
+    assert gradgradcheck(F.linear, (x, w, b))
 
 
 def test_bilinear_parity_and_gradcheck():
     torch = torch_or_skip()
-    x1, x2, w, b = _rand(2, 4, 3), _rand(2, 4, 5), _rand(6, 3, 5), _rand(6)
-    _parity(F.bilinear, torch.nn.functional.bilinear, [x1, x2, w, b])
+    x1, x2, w, b = rand(2, 4, 3, dtype=F32), rand(2, 4, 5, dtype=F32), rand(6, 3, 5,
+                        dtype=F32), rand(6, dtype=F32)
+    check_op(F.bilinear, torch.nn.functional.bilinear, inputs=[x1, x2, w, b], **F32_TOL)
     d = dtorch.float64
-    assert gradcheck(F.bilinear, (_rand(3, 2, dtype=d), _rand(3, 4, dtype=d), _rand(2, 2, 4, dtype=d),
-                                  _rand(2, dtype=d)))
+    assert gradcheck(F.bilinear, (rand(3, 2, dtype=d), rand(3, 4, dtype=d), rand(2, 2, 4, dtype=d),
+                                  rand(2, dtype=d)))
 
 
 @pytest.mark.parametrize("call, msg", [
-    (lambda: F.linear(_rand(2, 3), _rand(4, 5)), "mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"),
-    (lambda: F.linear(_rand(2, 6, 3), _rand(4, 5)), "mat1 and mat2 shapes cannot be multiplied (12x3 and 5x4)"),
-    (lambda: F.linear(_rand(2, 3, dtype=dtorch.float64), _rand(4, 3)),
+    (lambda: F.linear(rand(2, 3, dtype=F32), rand(4, 5, dtype=F32)),
+     "mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)"),
+    (lambda: F.linear(rand(2, 6, 3, dtype=F32), rand(4, 5, dtype=F32)),
+     "mat1 and mat2 shapes cannot be multiplied (12x3 and 5x4)"),
+    (lambda: F.linear(rand(2, 3, dtype=dtorch.float64), rand(4, 3, dtype=F32)),
      "expected m1 and m2 to have the same dtype, but got: double != float"),
-    (lambda: F.linear(_rand(2, 3), _rand(4, 3), _rand(5)),
+    (lambda: F.linear(rand(2, 3, dtype=F32), rand(4, 3, dtype=F32), rand(5, dtype=F32)),
      "The expanded size of the tensor (4) must match the existing size (5) at non-singleton dimension 1"),
 ])
 def test_linear_errors(call, msg):
@@ -80,9 +84,9 @@ def test_linear_module_repr_init_and_forward():
     assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound
     assert np.abs(m.bias.detach().numpy()).max() <= bound
     assert sorted(n for n, _ in m.named_parameters()) == ["bias", "weight"]
-    x = _rand(7, 400, rg=False)
+    x = rand(7, 400, requires_grad=False, dtype=F32)
     ref = torch.nn.functional.linear(to_torch(x), to_torch(m.weight.detach()), to_torch(m.bias.detach()))
-    assert_close(m(x), ref, rtol=1e-4, atol=1e-5)
+    assert_close(m(x), ref, **F32_TOL)
 
 
 def test_linear_module_dtype_and_bilinear_module():
@@ -90,5 +94,5 @@ def test_linear_module_dtype_and_bilinear_module():
     assert m.weight.dtype == dtorch.float64 and m.bias.dtype == dtorch.float64
     b = dtorch.nn.Bilinear(3, 4, 5)
     assert repr(b) == "Bilinear(in1_features=3, in2_features=4, out_features=5, bias=True)"
-    assert tuple(b(_rand(2, 3), _rand(2, 4)).shape) == (2, 5)
+    assert tuple(b(rand(2, 3, dtype=F32), rand(2, 4, dtype=F32)).shape) == (2, 5)
     assert np.abs(b.weight.detach().numpy()).max() <= 1 / math.sqrt(3)

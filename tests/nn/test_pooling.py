@@ -6,9 +6,8 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.nn.test_conv import _parity, _rand, gradgrad
-from tests.oracle import torch_or_skip
+from dtorch.autograd import gradcheck, gradgradcheck
+from tests.oracle import F32_TOL, check_op, rand, torch_or_skip
 
 MAX_CASES = [
     dict(kernel_size=2),
@@ -19,12 +18,14 @@ MAX_CASES = [
     dict(kernel_size=3, stride=3, ceil_mode=True),
 ]
 
+F32 = dtorch.float32
+
 
 @pytest.mark.parametrize("kw", MAX_CASES, ids=str)
 def test_max_pool2d_parity(device, kw):
     torch = torch_or_skip()
-    x = _rand(2, 3, 9, 10, device=device)
-    _parity(lambda x: F.max_pool2d(x, **kw), lambda x: torch.nn.functional.max_pool2d(x, **kw), [x])
+    x = rand(2, 3, 9, 10, device=device, dtype=F32)
+    check_op(lambda x: F.max_pool2d(x, **kw), lambda x: torch.nn.functional.max_pool2d(x, **kw), inputs=[x], **F32_TOL)
 
 
 def test_max_pool2d_indices_and_ties_as_torch():
@@ -49,11 +50,12 @@ def test_max_pool2d_nan_propagates():
 
 def test_max_pool1d_and_3d_parity():
     torch = torch_or_skip()
-    x = _rand(2, 3, 11)
-    _parity(lambda x: F.max_pool1d(x, 3, 2, 1), lambda x: torch.nn.functional.max_pool1d(x, 3, 2, 1), [x])
-    x3 = _rand(1, 2, 4, 5, 6)
-    _parity(lambda x: F.max_pool3d(x, 2, ceil_mode=True),
-            lambda x: torch.nn.functional.max_pool3d(x, 2, ceil_mode=True), [x3])
+    x = rand(2, 3, 11, dtype=F32)
+    check_op(lambda x: F.max_pool1d(x, 3, 2, 1), lambda x: torch.nn.functional.max_pool1d(x, 3, 2, 1), inputs=[x],
+             **F32_TOL)
+    x3 = rand(1, 2, 4, 5, 6, dtype=F32)
+    check_op(lambda x: F.max_pool3d(x, 2, ceil_mode=True),
+             lambda x: torch.nn.functional.max_pool3d(x, 2, ceil_mode=True), inputs=[x3], **F32_TOL)
 
 
 AVG_CASES = [
@@ -68,35 +70,37 @@ AVG_CASES = [
 @pytest.mark.parametrize("kw", AVG_CASES, ids=str)
 def test_avg_pool2d_parity(device, kw):
     torch = torch_or_skip()
-    x = _rand(2, 3, 9, 10, device=device)
-    _parity(lambda x: F.avg_pool2d(x, **kw), lambda x: torch.nn.functional.avg_pool2d(x, **kw), [x])
+    x = rand(2, 3, 9, 10, device=device, dtype=F32)
+    check_op(lambda x: F.avg_pool2d(x, **kw), lambda x: torch.nn.functional.avg_pool2d(x, **kw), inputs=[x], **F32_TOL)
 
 
 def test_avg_pool1d_parity():
     torch = torch_or_skip()
-    x = _rand(2, 3, 11)
-    _parity(lambda x: F.avg_pool1d(x, 3, 2, 1, count_include_pad=False),
-            lambda x: torch.nn.functional.avg_pool1d(x, 3, 2, 1, count_include_pad=False), [x])
+    x = rand(2, 3, 11, dtype=F32)
+    check_op(lambda x: F.avg_pool1d(x, 3, 2, 1, count_include_pad=False),
+             lambda x: torch.nn.functional.avg_pool1d(x, 3, 2, 1, count_include_pad=False), inputs=[x], **F32_TOL)
 
 
 @pytest.mark.parametrize("size", [1, 3, (4, 3), (None, 2), (9, 10)], ids=str)
 def test_adaptive_pools_parity(device, size):
     torch = torch_or_skip()
-    x = _rand(2, 3, 9, 10, device=device)
-    _parity(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size), [x])
-    x = _rand(2, 3, 9, 10, device=device)
-    _parity(lambda x: F.adaptive_max_pool2d(x, size), lambda x: torch.nn.functional.adaptive_max_pool2d(x, size),
-            [x])
+    x = rand(2, 3, 9, 10, device=device, dtype=F32)
+    check_op(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size),
+             inputs=[x], **F32_TOL)
+    x = rand(2, 3, 9, 10, device=device, dtype=F32)
+    check_op(lambda x: F.adaptive_max_pool2d(x, size), lambda x: torch.nn.functional.adaptive_max_pool2d(x, size),
+             inputs=[x], **F32_TOL)
 
 
 def test_adaptive_max_indices_and_1d():
     torch = torch_or_skip()
-    x = _rand(2, 3, 9, 10)
+    x = rand(2, 3, 9, 10, dtype=F32)
     _, idx = F.adaptive_max_pool2d(x, (4, 3), return_indices=True)
     _, tidx = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x.detach().numpy()), (4, 3), return_indices=True)
     np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
-    x1 = _rand(2, 3, 10)
-    _parity(lambda x: F.adaptive_avg_pool1d(x, 4), lambda x: torch.nn.functional.adaptive_avg_pool1d(x, 4), [x1])
+    x1 = rand(2, 3, 10, dtype=F32)
+    check_op(lambda x: F.adaptive_avg_pool1d(x, 4), lambda x: torch.nn.functional.adaptive_avg_pool1d(x, 4),
+             inputs=[x1], **F32_TOL)
 
 
 @pytest.mark.parametrize("fn", [
@@ -107,17 +111,18 @@ def test_adaptive_max_indices_and_1d():
     lambda a: F.adaptive_max_pool2d(a, (3, 2)),
 ], ids=["max", "max-overlap", "avg", "adaptive-avg", "adaptive-max"])
 def test_pool_gradcheck_and_double_backward(fn):
-    x = _rand(1, 2, 6, 5, dtype=dtorch.float64)
+    x = rand(1, 2, 6, 5, dtype=dtorch.float64)
     assert gradcheck(fn, (x,))
-    assert gradgrad(fn, (x,))
+    assert gradgradcheck(fn, (x,))
 
 
 @pytest.mark.parametrize("call, msg", [
-    (lambda: F.max_pool2d(_rand(2, 3, 8, 8), 3, padding=2),
+    (lambda: F.max_pool2d(rand(2, 3, 8, 8, dtype=F32), 3, padding=2),
      "pad should be at most half of effective kernel size, but got pad=2, kernel_size=3 and dilation=1"),
-    (lambda: F.max_pool2d(_rand(2, 3, 2, 2), 3), "Output size is too small"),
-    (lambda: F.max_pool2d(_rand(2, 3, 2, 2), 2, stride=0), "stride should not be zero"),
-    (lambda: F.max_pool2d(_rand(3, 8), 2), "non-empty 3D or 4D (batch mode) tensor expected for input"),
+    (lambda: F.max_pool2d(rand(2, 3, 2, 2, dtype=F32), 3), "Output size is too small"),
+    (lambda: F.max_pool2d(rand(2, 3, 2, 2, dtype=F32), 2, stride=0), "stride should not be zero"),
+    (lambda: F.max_pool2d(rand(3, 8, dtype=F32), 2),
+     "non-empty 3D or 4D (batch mode) tensor expected for input"),
 ])
 def test_pool_errors(call, msg):
     with pytest.raises(RuntimeError) as e:
@@ -135,7 +140,7 @@ def test_pool_module_reprs_match_torch():
 
 
 def test_pool_modules_forward():
-    x = _rand(2, 3, 8, 8, rg=False)
+    x = rand(2, 3, 8, 8, requires_grad=False, dtype=F32)
     assert tuple(dtorch.nn.MaxPool2d(2)(x).shape) == (2, 3, 4, 4)
     out, idx = dtorch.nn.MaxPool2d(2, return_indices=True)(x)
     assert tuple(idx.shape) == (2, 3, 4, 4)

@@ -5,39 +5,42 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.nn.test_conv import _parity, _rand, gradgrad
-from tests.oracle import torch_or_skip
+from dtorch.autograd import gradcheck, gradgradcheck
+from tests.oracle import F32_TOL, check_op, rand, torch_or_skip
+
+F32 = dtorch.float32
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("pad", [(1, 2), (1, 2, 2, 1), (0, 3, 3, 0)], ids=str)
 def test_pad_parity(device, mode, pad):
     torch = torch_or_skip()
-    x = _rand(*((2, 3, 4, 5) if len(pad) == 4 else (3, 4, 5)), device=device)
-    _parity(lambda x: F.pad(x, pad, mode=mode), lambda x: torch.nn.functional.pad(x, pad, mode=mode), [x])
+    x = rand(*((2, 3, 4, 5) if len(pad) == 4 else (3, 4, 5)), device=device, dtype=F32)
+    check_op(lambda x: F.pad(x, pad, mode=mode), lambda x: torch.nn.functional.pad(x, pad, mode=mode), inputs=[x],
+             **F32_TOL)
 
 
 def test_pad_constant_value_negative_and_3d():
     torch = torch_or_skip()
-    x = _rand(2, 3, 4, 5)
+    x = rand(2, 3, 4, 5, dtype=F32)
     pad = (1, -2, 0, 1, 1, 1)
-    _parity(lambda x: F.pad(x, pad, value=3.5), lambda x: torch.nn.functional.pad(x, pad, value=3.5), [x])
-    x1 = _rand(2, 3, 4)
-    _parity(lambda x: F.pad(x, (3, 3), mode="circular"),
-            lambda x: torch.nn.functional.pad(x, (3, 3), mode="circular"), [x1])
-    x5 = _rand(1, 2, 3, 4, 5)
-    _parity(lambda x: F.pad(x, (1, 1, 2, 0, 1, 2), mode="replicate"),
-            lambda x: torch.nn.functional.pad(x, (1, 1, 2, 0, 1, 2), mode="replicate"), [x5])
+    check_op(lambda x: F.pad(x, pad, value=3.5), lambda x: torch.nn.functional.pad(x, pad, value=3.5), inputs=[x],
+             **F32_TOL)
+    x1 = rand(2, 3, 4, dtype=F32)
+    check_op(lambda x: F.pad(x, (3, 3), mode="circular"),
+             lambda x: torch.nn.functional.pad(x, (3, 3), mode="circular"), inputs=[x1], **F32_TOL)
+    x5 = rand(1, 2, 3, 4, 5, dtype=F32)
+    check_op(lambda x: F.pad(x, (1, 1, 2, 0, 1, 2), mode="replicate"),
+             lambda x: torch.nn.functional.pad(x, (1, 1, 2, 0, 1, 2), mode="replicate"), inputs=[x5], **F32_TOL)
 
 
 def test_pad_errors():
     with pytest.raises(RuntimeError, match="Padding length must be divisible by 2"):
-        F.pad(_rand(2, 3), (1,))
+        F.pad(rand(2, 3, dtype=F32), (1,))
     with pytest.raises(RuntimeError, match="Padding size should be less than the corresponding input dimension"):
-        F.pad(_rand(1, 2, 3), (3, 0), mode="reflect")
+        F.pad(rand(1, 2, 3, dtype=F32), (3, 0), mode="reflect")
     with pytest.raises(NotImplementedError, match="Padding size 2 is not supported for 4D input tensor"):
-        F.pad(_rand(1, 2, 3, 4), (1, 1), mode="replicate")
+        F.pad(rand(1, 2, 3, 4, dtype=F32), (1, 1), mode="replicate")
 
 
 SIZES = [dict(scale_factor=2), dict(size=(7, 3)), dict(scale_factor=(1.7, 0.6)), dict(size=1)]
@@ -47,19 +50,19 @@ SIZES = [dict(scale_factor=2), dict(size=(7, 3)), dict(scale_factor=(1.7, 0.6)),
 @pytest.mark.parametrize("mode, ac", [("nearest", None), ("bilinear", False), ("bilinear", True)])
 def test_interpolate_parity(device, kw, mode, ac):
     torch = torch_or_skip()
-    x = _rand(2, 3, 5, 6, device=device)
-    _parity(lambda x: F.interpolate(x, mode=mode, align_corners=ac, **kw),
-            lambda x: torch.nn.functional.interpolate(x, mode=mode, align_corners=ac, **kw), [x])
+    x = rand(2, 3, 5, 6, device=device, dtype=F32)
+    check_op(lambda x: F.interpolate(x, mode=mode, align_corners=ac, **kw),
+             lambda x: torch.nn.functional.interpolate(x, mode=mode, align_corners=ac, **kw), inputs=[x], **F32_TOL)
 
 
 def test_interpolate_linear_1d_and_nearest_3d():
     torch = torch_or_skip()
-    x = _rand(2, 3, 5)
-    _parity(lambda x: F.interpolate(x, scale_factor=3, mode="linear"),
-            lambda x: torch.nn.functional.interpolate(x, scale_factor=3, mode="linear"), [x])
-    x3 = _rand(1, 2, 3, 4, 2)
-    _parity(lambda x: F.interpolate(x, size=(5, 3, 4)), lambda x: torch.nn.functional.interpolate(x, size=(5, 3, 4)),
-            [x3])
+    x = rand(2, 3, 5, dtype=F32)
+    check_op(lambda x: F.interpolate(x, scale_factor=3, mode="linear"),
+             lambda x: torch.nn.functional.interpolate(x, scale_factor=3, mode="linear"), inputs=[x], **F32_TOL)
+    x3 = rand(1, 2, 3, 4, 2, dtype=F32)
+    check_op(lambda x: F.interpolate(x, size=(5, 3, 4)), lambda x: torch.nn.functional.interpolate(x, size=(5, 3, 4)),
+             inputs=[x3], **F32_TOL)
 
 
 @pytest.mark.parametrize("fn", [
@@ -70,13 +73,13 @@ def test_interpolate_linear_1d_and_nearest_3d():
     lambda a: F.interpolate(a, size=(7, 2), mode="nearest"),
 ], ids=["reflect", "circular", "constant", "bilinear", "nearest"])
 def test_vision_gradcheck_and_double_backward(fn):
-    x = _rand(1, 2, 4, 5, dtype=dtorch.float64)
+    x = rand(1, 2, 4, 5, dtype=dtorch.float64)
     assert gradcheck(fn, (x,))
-    assert gradgrad(fn, (x,))
+    assert gradgradcheck(fn, (x,))
 
 
 def test_interpolate_errors():
-    x = _rand(1, 2, 4, 5)
+    x = rand(1, 2, 4, 5, dtype=F32)
     with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
         F.interpolate(x, size=3, scale_factor=2)
     with pytest.raises(ValueError, match="align_corners option can only be set"):
