@@ -6,12 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.oracle import assert_close, to_torch, torch_or_skip
-
-
-def _t(a, device="cpu", rg=True):
-    return dtorch.tensor(a).to(device).requires_grad_(rg)
+from tests.oracle import check_grads, check_op, leaf, torch_or_skip
 
 
 @pytest.mark.parametrize("case", ["plain", "causal", "bool", "bool_full_row", "float", "float_grad", "scale", "3d"])
@@ -19,43 +14,29 @@ def test_sdpa_matches_torch(device, case):
     torch = torch_or_skip()
     rng = np.random.default_rng(0)
     lead = (3,) if case == "3d" else (2, 3)
-    q, k, v = (_t(rng.standard_normal(lead + s), device) for s in [(4, 6), (5, 6), (5, 7)])
-    kw, tkw = {}, {}
+    q, k, v = (leaf(rng.standard_normal(lead + s), device) for s in [(4, 6), (5, 6), (5, 7)])
+    mask, kw = None, {}
     if case == "causal":
-        kw = tkw = {"is_causal": True}
+        kw = {"is_causal": True}
     elif case.startswith("bool"):
         m = rng.random((4, 5)) > 0.4
         m[:, 0] = True
         if case == "bool_full_row":
             m[2] = False
-        kw, tkw = {"attn_mask": dtorch.tensor(m).to(device)}, {"attn_mask": torch.tensor(m)}
+        mask = dtorch.tensor(m).to(device)
     elif case.startswith("float"):
-        m = _t(rng.standard_normal((2, 1, 4, 5)), device, case == "float_grad")
-        kw, tkw = {"attn_mask": m}, {"attn_mask": to_torch(m)}
+        mask = leaf(rng.standard_normal((2, 1, 4, 5)), device, requires_grad=case == "float_grad")
     elif case == "scale":
-        kw = tkw = {"scale": 0.3}
-    tq, tk, tv = to_torch(q), to_torch(k), to_torch(v)
-    out = F.scaled_dot_product_attention(q, k, v, **kw)
-    tout = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, **tkw)
-    assert_close(out, tout, rtol=1e-6, atol=1e-9)
-    g = rng.standard_normal(tuple(out.shape))
-    out.backward(dtorch.tensor(g).to(device))
-    tout.backward(torch.tensor(g))
-    for a, ta in [(q, tq), (k, tk), (v, tv)] + ([(kw["attn_mask"], tkw["attn_mask"])] if case == "float_grad" else []):
-        assert_close(a.grad, ta.grad, rtol=1e-6, atol=1e-9)
+        kw = {"scale": 0.3}
+    check_op(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw),
+             lambda q, k, v, m: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw),
+             inputs=[q, k, v, mask], rtol=1e-6, atol=1e-9)
 
 
 def test_sdpa_gradcheck_and_double_backward():
     q, k, v = (dtorch.randn(2, n, 4, dtype=dtorch.float64, requires_grad=True) for n in (3, 5, 5))
     fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    assert gradcheck(fn, (q, k, v))
-    go = dtorch.randn(2, 3, 4, dtype=dtorch.float64, requires_grad=True)
-
-    def first(q, k, v, go):
-        with dtorch.enable_grad():
-            return dtorch.autograd.grad(fn(q, k, v), (q, k, v), (go,), create_graph=True)
-
-    assert gradcheck(first, (q, k, v, go))
+    check_grads(fn, q, k, v)
 
 
 def test_sdpa_dropout_and_errors():
@@ -91,9 +72,8 @@ def test_multihead_attention_matches_torch(batch_first, kv_dims):
     def seq(length, dim):
         return rng.standard_normal((n, length, dim) if batch_first else (length, n, dim))
 
-    q = _t(seq(l, 8))
-    k, v = (_t(seq(s, 8)), None) if kv_dims is None else (_t(seq(s, 4)), _t(seq(s, 6)))
-    v = k if v is None else v
+    # self-attention (one tensor as key and value) or separate key and value of their own sizes
+    inputs = [leaf(seq(l, 8))] + ([leaf(seq(s, 8))] if kv_dims is None else [leaf(seq(s, 4)), leaf(seq(s, 6))])
     kpm = np.zeros((n, s), bool)
     kpm[:, -2:] = True
     mask = rng.standard_normal((l, s))
@@ -101,21 +81,9 @@ def test_multihead_attention_matches_torch(batch_first, kv_dims):
                    {"need_weights": False, "attn_mask": mask > 1.5, "key_padding_mask": kpm}]:
         dk = {key: dtorch.tensor(val) if isinstance(val, np.ndarray) else val for key, val in kwargs.items()}
         tk = {key: torch.tensor(val) if isinstance(val, np.ndarray) else val for key, val in kwargs.items()}
-        q, k = q.detach().requires_grad_(), k.detach().requires_grad_()
-        tq, tk_ = to_torch(q), to_torch(k)
-        dm.zero_grad(), tm.zero_grad()
-        out, w = dm(q, k, v if v is not k else k, **dk)
-        tout, tw = tm(tq, tk_, to_torch(v) if v is not k else tk_, **tk)
-        assert_close(out, tout, rtol=1e-6, atol=1e-9)
-        if tw is None:
-            assert w is None
-        else:
-            assert_close(w, tw, rtol=1e-6, atol=1e-9)
-        out.sum().backward()
-        tout.sum().backward()
-        assert_close(q.grad, tq.grad, rtol=1e-6, atol=1e-9)
-        for p, tp in zip(dm.parameters(), tm.parameters()):
-            assert_close(p.grad, tp.grad, rtol=1e-6, atol=1e-9)
+        check_op(lambda q, k, *v, dk=dk: dm(q, k, *(v or (k,)), **dk),
+                 lambda q, k, *v, tk=tk: tm(q, k, *(v or (k,)), **tk),
+                 inputs=inputs, params=(dm.parameters(), tm.parameters()), rtol=1e-6, atol=1e-9)
 
 
 def test_multihead_attention_self_attention_unbatched_and_no_bias():
@@ -124,9 +92,6 @@ def test_multihead_attention_self_attention_unbatched_and_no_bias():
     tm = tm.double()
     assert list(dm.state_dict()) == list(tm.state_dict())
     _load_from(dm, tm)
-    x = _t(np.random.default_rng(2).standard_normal((4, 6)))
-    out, w = dm(x, x, x)
-    tx = to_torch(x)
-    tout, tw = tm(tx, tx, tx)
-    assert_close(out, tout, rtol=1e-6, atol=1e-9)
-    assert_close(w, tw, rtol=1e-6, atol=1e-9)
+    x = leaf(np.random.default_rng(2).standard_normal((4, 6)))
+    check_op(lambda x: dm(x, x, x), lambda x: tm(x, x, x), inputs=[x], params=(dm.parameters(), tm.parameters()),
+             rtol=1e-6, atol=1e-9)
