@@ -49,6 +49,11 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, check
                                e.astype(np.float64) if e.dtype != np.bool_ else e, rtol=rtol, atol=atol)
 
 
+def load_from_torch(module: dtorch.nn.Module, torch_module) -> None:
+    """Give a dtorch module the parameters and buffers of the torch module of the same structure."""
+    module.load_state_dict({k: dtorch.tensor(v.detach().numpy()) for k, v in torch_module.state_dict().items()})
+
+
 # ---- inputs ------------------------------------------------------------------------------------
 def rand(*shape, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
          requires_grad: bool = True) -> dtorch.Tensor:

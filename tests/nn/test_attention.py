@@ -6,7 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import check_grads, check_op, leaf, torch_or_skip
+from tests.oracle import check_grads, check_op, leaf, load_from_torch, torch_or_skip
 
 
 @pytest.mark.parametrize("case", ["plain", "causal", "bool", "bool_full_row", "float", "float_grad", "scale", "3d"])
@@ -52,10 +52,6 @@ def test_sdpa_dropout_and_errors():
         F.scaled_dot_product_attention(x, x, x, attn_mask=dtorch.ones(64, 64), is_causal=True)
 
 
-def _load_from(dm, tm):
-    dm.load_state_dict({k: dtorch.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
-
-
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("kv_dims", [None, (4, 6)])
 def test_multihead_attention_matches_torch(batch_first, kv_dims):
@@ -65,7 +61,7 @@ def test_multihead_attention_matches_torch(batch_first, kv_dims):
     tm = torch.nn.MultiheadAttention(8, 2, kdim=kdim, vdim=vdim, batch_first=batch_first).double()
     assert repr(dm) == repr(tm)
     assert list(dm.state_dict()) == list(tm.state_dict())
-    _load_from(dm, tm)
+    load_from_torch(dm, tm)
     rng = np.random.default_rng(1)
     n, l, s = 3, 5, 7
 
@@ -91,7 +87,7 @@ def test_multihead_attention_self_attention_unbatched_and_no_bias():
     dm, tm = dtorch.nn.MultiheadAttention(6, 3, bias=False).double(), torch.nn.MultiheadAttention(6, 3, bias=False)
     tm = tm.double()
     assert list(dm.state_dict()) == list(tm.state_dict())
-    _load_from(dm, tm)
+    load_from_torch(dm, tm)
     x = leaf(np.random.default_rng(2).standard_normal((4, 6)))
     check_op(lambda x: dm(x, x, x), lambda x: tm(x, x, x), inputs=[x], params=(dm.parameters(), tm.parameters()),
              rtol=1e-6, atol=1e-9)

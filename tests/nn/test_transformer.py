@@ -5,11 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close, to_torch, torch_or_skip
-
-
-def _load_from(dm, tm):
-    dm.load_state_dict({k: dtorch.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+from tests.oracle import assert_close, load_from_torch, to_torch, torch_or_skip
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -23,7 +19,7 @@ def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation
     dm = dtorch.nn.TransformerEncoderLayer(8, 2, **args).double().eval()
     assert list(dm.state_dict()) == list(tm.state_dict())
     assert repr(dm).replace("dtorch", "torch") == repr(tm)
-    _load_from(dm, tm)
+    load_from_torch(dm, tm)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 5, 8) if batch_first else (5, 3, 8))
     kpm = np.zeros((3, 5), bool)
@@ -41,7 +37,7 @@ def test_encoder_layer_training_gradients_match_torch():
     torch = torch_or_skip()
     tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
     dm = dtorch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
-    _load_from(dm, tm)
+    load_from_torch(dm, tm)
     x = dtorch.randn(2, 4, 8, dtype=dtorch.float64, requires_grad=True)
     tx = to_torch(x)
     out, tout = dm(x), tm(tx)
@@ -69,7 +65,7 @@ def test_transformer_encoder_stack():
     tm = torch.nn.TransformerEncoder(tl, 2, norm=torch.nn.LayerNorm(8), enable_nested_tensor=False).double().eval()
     dm = dtorch.nn.TransformerEncoder(dl, 2, norm=dtorch.nn.LayerNorm(8)).double().eval()
     assert list(dm.state_dict()) == list(tm.state_dict())
-    _load_from(dm, tm)
+    load_from_torch(dm, tm)
     x = np.random.default_rng(3).standard_normal((2, 5, 8))
     with torch.no_grad():
         expected = tm(torch.tensor(x))
