@@ -90,7 +90,7 @@ def make_inputs(shapes: Iterable, *, make: Callable | None = None, low: float = 
 
 
 # ---- the parity check --------------------------------------------------------------------------
-def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequence | None = None, *,
+def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequence = (), *,
              inputs: Sequence | None = None, grad: bool = True, gradgrad: bool = False,
              atol: float = 1e-6, rtol: float = 1e-5, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
              make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
