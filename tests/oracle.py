@@ -92,7 +92,8 @@ def make_inputs(shapes: Iterable, *, make: Callable | None = None, low: float = 
 # ---- the parity check --------------------------------------------------------------------------
 def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequence = (), *,
              inputs: Sequence | None = None, grad: bool = True, gradgrad: bool = False,
-             atol: float = 1e-6, rtol: float = 1e-5, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
+             atol: float = 1e-6, rtol: float = 1e-5, grad_atol: float | None = None, grad_rtol: float | None = None,
+             dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
              make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
              as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, seed: int = 0):
     """Run an op on dtorch and on torch with the same inputs and compare everything observable.
@@ -102,8 +103,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     tensors go to torch as leaves with the same values, anything else as it is), or one leaf per shape in
     ``shapes`` (see ``make_inputs``); ``as_leaves`` makes each given tensor a fresh leaf, requiring grad when
     floating and ``grad``. ``params=(ours, theirs)`` adds further leaves (a module's parameters) to the
-    gradient comparison. ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties).
-    Returns dtorch's output.
+    gradient comparison, done with ``grad_rtol``/``grad_atol`` (default: ``rtol``/``atol``).
+    ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties). Returns dtorch's output.
     """
     torch = torch_or_skip()
     if inputs is None:
@@ -123,7 +124,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
         t_leaves = [x for x in theirs if isinstance(x, torch.Tensor)]
         if params is not None:
             leaves, t_leaves = leaves + list(params[0]), t_leaves + list(params[1])
-        _check_backward(torch, outs, t_outs, leaves, t_leaves, rtol, atol, gradgrad, seed)
+        tol = {"rtol": rtol if grad_rtol is None else grad_rtol, "atol": atol if grad_atol is None else grad_atol}
+        _check_backward(torch, outs, t_outs, leaves, t_leaves, tol, gradgrad, seed)
     return out
 
 
@@ -147,7 +149,7 @@ def _check_output(torch, a, b, rtol, atol, check_dtype, check_indices) -> None:
     assert_close(a, b, rtol=rtol, atol=atol, check_dtype=check_dtype)
 
 
-def _check_backward(torch, outs, t_outs, leaves, t_leaves, rtol, atol, gradgrad, seed) -> None:
+def _check_backward(torch, outs, t_outs, leaves, t_leaves, tol, gradgrad, seed) -> None:
     """The same random output gradients through both graphs: the leaves' gradients (and second derivatives)."""
     diff = [k for k, x in enumerate(leaves) if x.requires_grad]
     pairs = [(a, b) for a, b in zip(outs, t_outs) if isinstance(b, torch.Tensor) and b.requires_grad]
@@ -167,12 +169,12 @@ def _check_backward(torch, outs, t_outs, leaves, t_leaves, rtol, atol, gradgrad,
             assert g is None, f"input {k}: a gradient where torch has none"
         else:
             assert g is not None, f"input {k}: no gradient where torch has one"
-            assert_close(g, tg, rtol=rtol, atol=atol)
+            assert_close(g, tg, **tol)
     if gradgrad:
-        _check_second(torch, grads, t_grads, xs, t_xs, rng, rtol, atol)
+        _check_second(torch, grads, t_grads, xs, t_xs, rng, tol)
 
 
-def _check_second(torch, grads, t_grads, xs, t_xs, rng, rtol, atol) -> None:
+def _check_second(torch, grads, t_grads, xs, t_xs, rng, tol) -> None:
     """d/dx of sum(v * dL/dx) for a random v: the second derivatives, an absent graph counting as zeros."""
     vs = [None if tg is None else rng.standard_normal(tuple(tg.shape)) for tg in t_grads]
     results = []
@@ -182,7 +184,7 @@ def _check_second(torch, grads, t_grads, xs, t_xs, rng, rtol, atol) -> None:
         second = lib.autograd.grad(sum(terms), inputs, allow_unused=True) if terms else [None] * len(inputs)
         results.append([lib.zeros_like(x) if s is None else lib.zeros_like(x) + s for x, s in zip(inputs, second)])
     for s, ts in zip(*results):
-        assert_close(s, ts, rtol=rtol, atol=atol)
+        assert_close(s, ts, **tol)
 
 
 # ---- numerical float64 checks and errors -------------------------------------------------------

@@ -1,6 +1,7 @@
 """Activation functions and modules vs torch: forward, backward, in-place forms, reprs, gradcheck."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import dtorch
 import dtorch.nn as nn
 import dtorch.nn.functional as F
-from tests.oracle import assert_close, to_torch, torch_or_skip
+from tests.oracle import assert_close, check_grads, check_op, to_torch, torch_or_skip
 
 # (name, kwargs) for F.<name>(x, **kwargs); the same call on torch.nn.functional is the oracle
 FUNCTIONAL = [
@@ -35,34 +36,20 @@ def _input(device, dtype=dtorch.float32):
 @pytest.mark.parametrize("name,kwargs", FUNCTIONAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUNCTIONAL)])
 def test_functional_forward_backward_vs_torch(name, kwargs, device):
     torch = torch_or_skip()
-    x = _input(device).requires_grad_()
-    tx = to_torch(x)
-    out = getattr(F, name)(x, **kwargs)
-    tout = getattr(torch.nn.functional, name)(tx, **kwargs)
-    assert_close(out, tout, rtol=1e-5, atol=1e-6)
-    g = dtorch.randn(*out.shape).to(device)
-    out.backward(g)
-    tout.backward(to_torch(g))
-    assert_close(x.grad, tx.grad, rtol=1e-4, atol=1e-5)
+    check_op(lambda x: getattr(F, name)(x, **kwargs), lambda x: getattr(torch.nn.functional, name)(x, **kwargs),
+             inputs=[_input(device).requires_grad_()], grad_rtol=1e-4, grad_atol=1e-5)
 
 
 @pytest.mark.parametrize("name,kwargs", FUNCTIONAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUNCTIONAL)])
 def test_functional_gradcheck_float64(name, kwargs):
-    x = _input("cpu", dtorch.float64).requires_grad_()
-    assert dtorch.autograd.gradcheck(lambda t: getattr(F, name)(t, **kwargs), (x,))
+    check_grads(lambda t: getattr(F, name)(t, **kwargs), _input("cpu", dtorch.float64).requires_grad_(), gradgrad=False)
 
 
 def test_prelu_vs_torch():
     torch = torch_or_skip()
     x = _input("cpu").reshape(2, 3, 4).requires_grad_()
     w = dtorch.tensor([0.1, 0.2, 0.3], requires_grad=True)
-    tx, tw = to_torch(x), to_torch(w)
-    out, tout = F.prelu(x, w), torch.nn.functional.prelu(tx, tw)
-    assert_close(out, tout)
-    out.sum().backward()
-    tout.sum().backward()
-    assert_close(x.grad, tx.grad)
-    assert_close(w.grad, tw.grad, rtol=1e-5, atol=1e-5)
+    check_op(F.prelu, torch.nn.functional.prelu, inputs=[x, w], grad_atol=1e-5)
     m = nn.PReLU()
     assert m.weight.shape == (1,) and m.weight.item() == pytest.approx(0.25)
 
@@ -82,13 +69,8 @@ def test_inplace_forms_modify_input(name):
 
 def test_inplace_on_non_leaf_backprops():
     torch = torch_or_skip()
-    x = _input("cpu").requires_grad_()
-    tx = to_torch(x)
-    y = F.relu(x * 2, inplace=True)
-    ty = torch.nn.functional.relu(tx * 2, inplace=True)
-    (y * y).sum().backward()
-    (ty * ty).sum().backward()
-    assert_close(x.grad, tx.grad)
+    check_op(lambda x: F.relu(x * 2, inplace=True) ** 2, lambda x: torch.nn.functional.relu(x * 2, inplace=True) ** 2,
+             inputs=[_input("cpu").requires_grad_()])
 
 
 def test_trailing_underscore_functions():
@@ -126,35 +108,23 @@ def test_modules_forward_and_repr_vs_torch(name, args):
     torch = torch_or_skip()
     m, tm = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
     assert repr(m) == repr(tm)
-    x = _input("cpu").reshape(2, 3, 4)
-    tx = to_torch(x)
-    if name == "Softmax":  # the implicit dim warns, as torch
-        ctx = pytest.warns(UserWarning, match="Implicit dimension") if not args else _no_warning()
-    else:
-        ctx = _no_warning()
-    with ctx:
-        out = m(x)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tout = tm(tx)
-    assert_close(out, tout, rtol=1e-5, atol=1e-6)
+    x = _input("cpu").reshape(2, 3, 4).requires_grad_(not getattr(m, "inplace", False))  # no leaf in place
 
+    def torch_fn(x):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tm(x)
 
-class _no_warning:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    implicit_dim = name == "Softmax" and not args  # warns, as torch
+    with pytest.warns(UserWarning, match="Implicit dimension") if implicit_dim else contextlib.nullcontext():
+        check_op(m, torch_fn, inputs=[x], params=(m.parameters(), tm.parameters()), grad_rtol=1e-4, grad_atol=1e-5)
 
 
 def test_module_gradients_flow_to_prelu_weight():
     torch = torch_or_skip()
     m, tm = nn.PReLU(3), torch.nn.PReLU(3)
-    x = _input("cpu").reshape(2, 3, 4)
-    m(x).pow(2).sum().backward()
-    tm(to_torch(x)).pow(2).sum().backward()
-    assert_close(m.weight.grad, tm.weight.grad, rtol=1e-5, atol=1e-5)
+    check_op(lambda x: m(x).pow(2), lambda x: tm(x).pow(2), inputs=[_input("cpu").reshape(2, 3, 4)],
+             params=(m.parameters(), tm.parameters()), grad_atol=1e-5)
 
 
 def test_softmax_dtype_argument():
