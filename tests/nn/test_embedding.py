@@ -6,8 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.autograd import gradcheck
-from tests.oracle import to_numpy, assert_close, to_torch, torch_or_skip
+from tests.oracle import assert_close, check_grads, check_op, rand, to_numpy, torch_or_skip
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"padding_idx": 2}, {"padding_idx": -1}, {"scale_grad_by_freq": True},
@@ -18,15 +17,11 @@ def test_embedding_matches_torch(device, kwargs):
     w = dtorch.tensor(rng.standard_normal((10, 4))).to(device).requires_grad_()
     idx = rng.integers(0, 10, (3, 5))
     idx[0, :3] = 2  # repeated indices accumulate
-    tw = to_torch(w)
-    out = F.embedding(dtorch.tensor(idx).to(device), w, **kwargs)
-    tout = torch.nn.functional.embedding(torch.tensor(idx), tw, **kwargs)
-    assert_close(out, tout)
-    g = rng.standard_normal(tuple(out.shape))
-    out.backward(dtorch.tensor(g).to(device))
-    tout.backward(torch.tensor(g))
-    assert_close(w.grad, tw.grad)
-    assert_close(w, tw)  # max_norm renormalizes in place
+    seen = []  # torch's weight, to compare after max_norm renormalized both in place
+    check_op(lambda i, w: F.embedding(i, w, **kwargs),
+             lambda i, w: seen.append(w) or torch.nn.functional.embedding(i, w, **kwargs),
+             inputs=[dtorch.tensor(idx).to(device), w])
+    assert_close(w, seen[0])
 
 
 def _equal(a, b) -> bool:
@@ -34,16 +29,8 @@ def _equal(a, b) -> bool:
 
 
 def test_embedding_gradcheck_and_double_backward():
-    w = dtorch.randn(5, 3, dtype=dtorch.float64, requires_grad=True)
     idx = dtorch.tensor([[1, 2], [1, 4]])
-    assert gradcheck(lambda w: F.embedding(idx, w), (w,))
-    go = dtorch.randn(2, 2, 3, dtype=dtorch.float64, requires_grad=True)
-
-    def first(w, go):
-        with dtorch.enable_grad():
-            return dtorch.autograd.grad(F.embedding(idx, w), (w,), (go,), create_graph=True)
-
-    assert gradcheck(first, (w, go))
+    check_grads(lambda w: F.embedding(idx, w), rand(5, 3))
 
 
 def test_embedding_errors():
@@ -55,9 +42,7 @@ def test_embedding_errors():
 
 
 def test_one_hot():
-    torch = torch_or_skip()
-    t = dtorch.tensor([0, 2, 1])
-    assert_close(F.one_hot(t, 4), torch.nn.functional.one_hot(torch.tensor([0, 2, 1]), 4))
+    check_op(lambda m, t: m.nn.functional.one_hot(t, 4), inputs=[dtorch.tensor([0, 2, 1])])
 
 
 def test_embedding_module():
