@@ -183,7 +183,7 @@ class NumpyGPT:
 # ---- dtorch / torch: the shared model, F.cross_entropy, clip_grad_norm_, optim.AdamW -------------------
 class LibGPT:
     def __init__(self, lib, params: dict[str, np.ndarray]) -> None:
-        from jobs.models import gpt
+        from dtorch.jobs.models import gpt
 
         self.lib = lib
         self.model = gpt(lib, **CONFIG)
@@ -206,7 +206,7 @@ class LibGPT:
 def initial_params() -> dict[str, np.ndarray]:
     """The model's own init (GPT-2 style), drawn once by dtorch and shared by every implementation."""
     import dtorch
-    from jobs.models import gpt
+    from dtorch.jobs.models import gpt
 
     dtorch.manual_seed(0)
     return {k: v.numpy().copy() for k, v in gpt(dtorch, **CONFIG).state_dict().items()}

@@ -25,7 +25,7 @@ GPT = {"vocab": 65, "context": 64, "layers": 4, "heads": 4, "width": 128}
 
 
 def _setup(lib, kind: str, seed_state: dict | None, amp: bool):
-    from jobs.models import gpt, mlp
+    from dtorch.jobs.models import gpt, mlp
 
     lib.manual_seed(0)
     model = mlp(lib, (784, 1024, 1024, 10)) if kind == "mlp" else gpt(lib, **GPT)

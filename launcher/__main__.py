@@ -1,4 +1,4 @@
-"""`python -m launcher ...` is `dtorch-run ...`."""
+"""`python -m dtorch.launcher ...` is `dtorch-run ...`."""
 import sys
 
 from .cli import main

@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import compose, config, launch, rank_watch, schema, submit, yamlio
+from . import compose, config, configs, launch, rank_watch, schema, submit, yamlio
 from .errors import ConfigError
+
+BUNDLED_CONFIGS = Path(configs.__file__).parent  # configs/*.yaml, installed as package data
 
 USAGE_ERROR, JOB_FAILED = 2, 1
 LAUNCH_TIME = time.time()
@@ -25,7 +27,7 @@ SUBCOMMANDS = ("run", "submit", "status", "cancel", "logs", "schema")
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config file (or the name of one in configs/)")
+    p.add_argument("config", help="YAML config file, or the name of a bundled one (digits_mlp, gpt_char, ...)")
     p.add_argument("--set", "-s", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a key; VALUE is typed as YAML (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and the command, then exit")
@@ -49,11 +51,11 @@ def parser(command: str) -> argparse.ArgumentParser:
 
 
 def config_path(name: str) -> Path:
-    """A path as given, or configs/NAME(.yaml) of this checkout for a bare name."""
+    """A path as given, or for a bare name the bundled config NAME(.yaml) (configs/ of the installed dtorch)."""
     path = Path(name)
     if path.exists() or "/" in name:
         return path
-    for candidate in (launch.ROOT / "configs" / name, launch.ROOT / "configs" / f"{name}.yaml"):
+    for candidate in (BUNDLED_CONFIGS / name, BUNDLED_CONFIGS / f"{name}.yaml"):
         if candidate.is_file():
             return candidate
     return path
@@ -68,9 +70,8 @@ def load(args: argparse.Namespace) -> dict:
 
 
 def _check_job_exists(cfg: dict) -> None:
-    path = launch.job_file(cfg["job"])
-    if path is not None and not path.is_file():
-        raise ConfigError(f"job: {cfg['job']!r} names {path.relative_to(launch.ROOT)}, which does not exist")
+    if launch.bundled_job_missing(cfg["job"]):
+        raise ConfigError(f"job: {cfg['job']!r} names {launch.job_module(cfg['job'])}, which does not exist")
 
 
 def _run_forwarding_signals(cmd: list[str], env: dict[str, str], scan_output: bool = False,
@@ -182,7 +183,7 @@ def dispatch(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point (`dtorch-run`, `python -m launcher`)."""
+    """Console entry point (`dtorch-run`, `python -m dtorch.launcher`)."""
     try:
         return dispatch(sys.argv[1:] if argv is None else argv)
     except ConfigError as e:

@@ -8,6 +8,7 @@ Everything here is a pure function of the environment mapping, so tests can buil
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from typing import Mapping
 
 from .errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+JOBS_PACKAGE = "dtorch.jobs"
 
 WORKER = "worker"
 SRUN = "srun"
@@ -45,7 +46,7 @@ def find_mpiexec(env: Mapping[str, str]) -> str | None:
 
 def rank_command(config_path: str | Path) -> list[str]:
     """What every rank runs. ``-m mpi4py`` makes an exception on one rank abort the whole job."""
-    return [sys.executable, "-m", "mpi4py", "-m", "launcher", str(config_path)]
+    return [sys.executable, "-m", "mpi4py", "-m", "dtorch.launcher", str(config_path)]
 
 
 def launch_command(mode: str, nproc: int, config_path: str | Path, env: Mapping[str, str]) -> list[str]:
@@ -76,10 +77,8 @@ def spent_step_commands(env: Mapping[str, str]) -> list[list[str]]:
 
 
 def rank_env(cfg: dict, run_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """Variables added for the ranks: the run directory, the import root, one BLAS thread count."""
+    """Variables added for the ranks: the run directory and one BLAS thread count."""
     out = {"DTORCH_RUN_DIR": str(run_dir.resolve())}
-    if str(ROOT) not in env.get("PYTHONPATH", "").split(os.pathsep):
-        out["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     # N ranks each running a multi-threaded BLAS on the same cores slow each other down.
     cpus = env.get("SLURM_CPUS_PER_TASK") or str(max(1, (os.cpu_count() or 1) // cfg["distributed"]["nproc"]))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -130,9 +129,13 @@ def resume_dir(cfg: dict, resume: str, env: Mapping[str, str]) -> Path | None:
     return found[0] if found else None
 
 
-def job_file(job: str) -> Path | None:
-    """jobs/NAME.py for a bare job name (None for a dotted import path)."""
+def job_module(job: str) -> str:
+    """The module a config's ``job`` names: ``NAME`` -> dtorch.jobs.NAME, ``pkg.module[:function]`` -> pkg.module."""
     name = job.split(":", 1)[0]
-    if "." in name:
-        return None
-    return ROOT / "jobs" / f"{name}.py"
+    return name if "." in name else f"{JOBS_PACKAGE}.{name}"
+
+
+def bundled_job_missing(job: str) -> bool:
+    """True when ``job`` is a bare name with no module in dtorch.jobs (a dotted path is checked on the ranks)."""
+    name = job.split(":", 1)[0]
+    return "." not in name and importlib.util.find_spec(job_module(name)) is None

@@ -1,6 +1,6 @@
 """The config schema: every key, its type/range, default and meaning, in one table.
 
-``config.validate`` enforces it; ``python -m launcher schema`` prints it as the Markdown
+``config.validate`` enforces it; ``dtorch-run schema`` prints it as the Markdown
 table kept in launcher/README.md (a test checks the two agree).
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ sbatch_lines = Kind("a list of sbatch options such as '--qos=normal'",
 SCHEMA: dict[str, Key | dict[str, Key]] = {
     "name": Key(string(NAME, "a name of letters, digits, '_', '.', '-'"), doc="job name: run directory, Slurm job"),
     "job": Key(string(JOB, "a module name such as 'digits_mlp' or 'pkg.module[:function]'"),
-               doc="a module in jobs/ (`digits_mlp`) or an importable `pkg.module[:function]`; "
+               doc="a module of dtorch.jobs (`digits_mlp`, from jobs/) or an importable `pkg.module[:function]`; "
                    "its `main(config) -> dict` runs on every rank"),
     "description": Key(nullable(string()), None, "free text"),
     "output_dir": Key(string(), "runs", "run directories go to OUTPUT_DIR/NAME-ID (relative to the working directory)"),

@@ -1,4 +1,5 @@
-"""`dtorch-run submit|status|cancel|logs`: render slurm/job.sbatch, call sbatch, wrap squeue/scancel.
+"""`dtorch-run submit|status|cancel|logs`: render slurm/job.sbatch (installed with dtorch), call sbatch, wrap
+squeue/scancel.
 
 A submission leaves three files in OUTPUT_DIR/slurm/: the resolved config and the rendered
 script (NAME-TIMESTAMP.yaml/.sbatch), then the job's logs (NAME-JOBID.out/.err).
@@ -13,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import yamlio
+from . import slurm, yamlio
 from .config import ranks_per_node
 from .errors import ConfigError
-from .launch import ROOT
 
-TEMPLATE = ROOT / "slurm" / "job.sbatch"
+TEMPLATE = Path(slurm.__file__).parent / "job.sbatch"
 
 
 def check_for_slurm(cfg: dict) -> None:
@@ -44,7 +44,7 @@ def render(cfg: dict, config_path: Path, log_dir: Path, workdir: Path, template:
         "cpus_per_task": slurm["cpus_per_task"], "time": slurm["time"],
         "optional_lines": "".join(_option_line(o) + "\n" for o in optional if o),
         "extra_lines": "\n".join(_option_line(o) for o in slurm["extra"]),
-        "log_dir": log_dir, "workdir": workdir, "root": shlex.quote(str(ROOT)),
+        "log_dir": log_dir, "workdir": workdir,
         "python": shlex.quote(sys.executable), "config": shlex.quote(str(config_path)),
     }
     text = template.read_text(encoding="utf-8")

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from jobs import stop_signals as signals
-
+from ..jobs import stop_signals as signals
 from . import rank_output, rank_watch, yamlio
 from .errors import ConfigError
-from .launch import ROOT, run_dir_for
+from .launch import job_module, run_dir_for
 
 
 def mpi_none_problem(world_size: int, env: Mapping[str, str]) -> str | None:
@@ -40,12 +39,8 @@ def mpi_none_problem(world_size: int, env: Mapping[str, str]) -> str | None:
 
 
 def load_job(entry: str) -> Callable[[dict], Any]:
-    """`name` -> jobs/name.py's main; `pkg.module[:function]` -> that function (default main)."""
-    module_name, _, func = entry.partition(":")
-    if "." not in module_name:
-        module_name = f"jobs.{module_name}"
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """`name` -> dtorch.jobs.name's main; `pkg.module[:function]` -> that function (default main)."""
+    module_name, func = job_module(entry), entry.partition(":")[2]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

@@ -3,7 +3,9 @@
 1. unit: every test on one process (MPI-marked tests skip there);
 2. mpi-2 / mpi-3: the `mpi`-marked tests under `mpiexec -n 2` and `-n 3`
    (`python -m mpi4py` so a failing rank aborts the job instead of hanging it).
-3. slurm: the `slurm`-marked tests on a single-node Slurm started for them (tests/launcher/slurm_phase.py).
+3. wheel: the wheel of this checkout installed into a fresh venv runs `dtorch-run digits_mlp` outside it
+   (tests/launcher/test_installed_wheel.py; about a minute, most of it pip);
+4. slurm: the `slurm`-marked tests on a single-node Slurm started for them (tests/launcher/slurm_phase.py).
 
 Extra arguments go to every pytest call, e.g. `python tests/run.py -x -k allreduce`.
 """
@@ -27,13 +29,15 @@ def _mpiexec() -> str | None:
 
 def phases(extra: list[str]) -> list[tuple[str, list[str] | None, str]]:
     common = ["-q", "-p", "no:cacheprovider", *extra]
-    out = [("unit", [sys.executable, "-m", "pytest", "--timeout=900", *common, "tests"], "")]
+    out = [("unit", [sys.executable, "-m", "pytest", "--timeout=900", "-m", "not wheel", *common, "tests"], "")]
     mpiexec = _mpiexec()
     have_mpi = mpiexec is not None and importlib.util.find_spec("mpi4py") is not None
     for n in (2, 3):
         cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", "-m", "pytest", "--with-mpi", "-m", "mpi",
                "--timeout=600", "--timeout-method=thread", *common, "tests"] if have_mpi else None
         out.append((f"mpi-{n}", cmd, "" if have_mpi else "mpi4py/mpiexec missing: pip install -e '.[mpi]'"))
+    out.append(("wheel", [sys.executable, "-m", "pytest", "--timeout=600", "-m", "wheel", *common,
+                          "tests/launcher/test_installed_wheel.py"], ""))
     # starts the single-node dev Slurm (root + apt), runs the `slurm` tests, stops it; else "skipped: why"
     out.append(("slurm", [sys.executable, "tests/launcher/slurm_phase.py", *common], ""))
     return out

@@ -18,21 +18,21 @@ def sklearn():
 
 
 def test_digits_mlp_reaches_95_percent(sklearn):
-    from jobs import digits_mlp
+    from dtorch.jobs import digits_mlp
 
     result = digits_mlp.main({"train": {"log_every": 0}})
     assert result["test_accuracy"] >= 0.95, result
 
 
 def test_digits_cnn_reaches_95_percent(sklearn):
-    from jobs import digits_cnn
+    from dtorch.jobs import digits_cnn
 
     result = digits_cnn.main({"train": {"epochs": 12, "log_every": 0}})
     assert result["test_accuracy"] >= 0.95, result
 
 
 def test_gpt_char_learns_far_below_the_uniform_baseline():
-    from jobs import gpt_char
+    from dtorch.jobs import gpt_char
 
     result = gpt_char.main({"train": {"max_steps": 200, "log_every": 0}, "data": {"sample_chars": 20}})
     assert result["baseline_loss"] == pytest.approx(math.log(result["vocab"]))
@@ -41,14 +41,14 @@ def test_gpt_char_learns_far_below_the_uniform_baseline():
 
 
 def test_unknown_config_keys_are_refused():
-    from jobs import gpt_char
+    from dtorch.jobs import gpt_char
 
     with pytest.raises(KeyError, match="layrs"):
         gpt_char.main({"model": {"layrs": 10}})
 
 
 def test_char_windows_are_next_character_windows():
-    from jobs.data import CharWindows, char_corpus
+    from dtorch.jobs.data import CharWindows, char_corpus
 
     text = char_corpus(("textwrap",))
     assert text and all(ch == "\n" or " " <= ch <= "~" for ch in text)
@@ -71,7 +71,7 @@ def test_job_runs_as_a_plain_script(sklearn):
 def test_gpu_readings_are_logged_only_when_a_reader_exists():
     import io
 
-    from jobs.progress import Progress
+    from dtorch.jobs.progress import Progress
 
     lines: list[str] = []
     fake = lambda: {"gpu_mem_gb": 1.5, "gpu_mem_total_gb": 80.0, "gpu_util": 42}  # noqa: E731

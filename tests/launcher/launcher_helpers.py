@@ -1,4 +1,4 @@
-"""Running `python -m launcher` as a user would, in a clean environment."""
+"""Running `python -m dtorch.launcher` (dtorch-run) as a user would, in a clean environment."""
 from __future__ import annotations
 
 import os
@@ -22,5 +22,5 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def dtorch_run(*args: str, cwd: pathlib.Path, env: dict[str, str] | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=cwd, env=env or clean_env(),
+    return subprocess.run([sys.executable, "-m", "dtorch.launcher", *args], cwd=cwd, env=env or clean_env(),
                           capture_output=True, text=True, timeout=timeout)

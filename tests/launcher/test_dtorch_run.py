@@ -8,7 +8,7 @@ import shlex
 import pytest
 from launcher_helpers import ROOT, TINY, clean_env, dtorch_run
 
-from launcher import launch, schema
+from dtorch.launcher import launch, schema
 
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and launch.find_mpiexec(clean_env()) is not None
 
@@ -28,8 +28,8 @@ def test_config_error_exits_2_without_traceback(tmp_path):
     (["missing.yaml"], "dtorch-run: missing.yaml: no such config file"),
     (["status", "abc"], "dtorch-run: 'abc' is not a Slurm job id"),
     ([str(TINY), "--nproc", "x"], "argument --nproc/-n: invalid int value: 'x'"),
-    ([str(TINY), "--set", "job=no_such_job"], "dtorch-run: job: 'no_such_job' names jobs/no_such_job.py, which does "
-                                               "not exist"),
+    ([str(TINY), "--set", "job=no_such_job"],
+     "dtorch-run: job: 'no_such_job' names dtorch.jobs.no_such_job, which does not exist"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
     r = dtorch_run(*args, cwd=tmp_path)
@@ -49,7 +49,7 @@ def test_dry_run_plain_uses_mpiexec(tmp_path):
     assert cmd[0].startswith("DTORCH_RUN_DIR=" + str(tmp_path / "runs" / "t"))
     i = next(i for i, c in enumerate(cmd) if c.endswith("mpiexec"))
     assert cmd[i + 1:i + 3] == ["-n", "3"]
-    assert cmd[i + 4:i + 8] == ["-m", "mpi4py", "-m", "launcher"] and cmd[-1].endswith("/config.yaml")
+    assert cmd[i + 4:i + 8] == ["-m", "mpi4py", "-m", "dtorch.launcher"] and cmd[-1].endswith("/config.yaml")
     assert not (tmp_path / "runs").exists()
 
 

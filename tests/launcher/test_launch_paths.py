@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from launcher import launch, worker
-from launcher.errors import ConfigError
+from dtorch.launcher import launch, worker
+from dtorch.launcher.errors import ConfigError
 
 CFG = {"name": "t", "output_dir": "runs", "distributed": {"nproc": 2}}
-INNER = [sys.executable, "-m", "mpi4py", "-m", "launcher", "runs/t/config.yaml"]
+INNER = [sys.executable, "-m", "mpi4py", "-m", "dtorch.launcher", "runs/t/config.yaml"]
 
 
 @pytest.mark.parametrize("env,mode", [
@@ -35,7 +35,7 @@ def test_mpiexec_command_prefers_the_one_beside_python(tmp_path, monkeypatch):
     (fake / "mpiexec").chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake / "python"))
     cmd = launch.launch_command(launch.MPIEXEC, 4, "runs/t/config.yaml", {"PATH": "/nonexistent"})
-    assert cmd == [str(fake / "mpiexec"), "-n", "4", str(fake / "python"), "-m", "mpi4py", "-m", "launcher",
+    assert cmd == [str(fake / "mpiexec"), "-n", "4", str(fake / "python"), "-m", "mpi4py", "-m", "dtorch.launcher",
                    "runs/t/config.yaml"]
 
 
@@ -66,14 +66,13 @@ def test_run_dir_names(tmp_path):
     assert launch.run_dir_for(cfg, {}, now=0) == pathlib.Path(f"{first}-2")
 
 
-def test_rank_env_threads_and_path():
+def test_rank_env_threads():
     env = launch.rank_env(CFG, pathlib.Path("runs/t"), {"PYTHONPATH": "/x"})
     assert env["DTORCH_RUN_DIR"] == str(pathlib.Path("runs/t").resolve())
-    assert env["PYTHONPATH"] == f"{launch.ROOT}{os.pathsep}/x"
+    assert "PYTHONPATH" not in env  # the ranks import the installed dtorch, as the launcher did
     assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
-    slurm = launch.rank_env(CFG, pathlib.Path("r"), {"SLURM_CPUS_PER_TASK": "3", "OMP_NUM_THREADS": "8",
-                                                      "PYTHONPATH": str(launch.ROOT)})
-    assert (slurm["OPENBLAS_NUM_THREADS"], "OMP_NUM_THREADS" in slurm, "PYTHONPATH" in slurm) == ("3", False, False)
+    slurm = launch.rank_env(CFG, pathlib.Path("r"), {"SLURM_CPUS_PER_TASK": "3", "OMP_NUM_THREADS": "8"})
+    assert (slurm["OPENBLAS_NUM_THREADS"], "OMP_NUM_THREADS" in slurm) == ("3", False)
 
 
 @pytest.mark.parametrize("world,env,refused", [
@@ -91,10 +90,11 @@ def test_srun_mpi_none_is_refused(world, env, refused):
         assert "srun --mpi=pmi2" in problem
 
 
-def test_job_file():
-    assert launch.job_file("digits_mlp") == launch.ROOT / "jobs" / "digits_mlp.py"
-    assert launch.job_file("digits_mlp:train") == launch.ROOT / "jobs" / "digits_mlp.py"
-    assert launch.job_file("pkg.mod") is None
+def test_job_module():
+    assert launch.job_module("digits_mlp") == launch.job_module("digits_mlp:train") == "dtorch.jobs.digits_mlp"
+    assert launch.job_module("pkg.mod:fn") == "pkg.mod"
+    assert not launch.bundled_job_missing("digits_mlp") and launch.bundled_job_missing("no_such_job")
+    assert not launch.bundled_job_missing("pkg.mod")  # a user's module: imported (and checked) on the ranks
 
 
 def test_a_requeued_job_spends_the_step_ids_of_earlier_runs():

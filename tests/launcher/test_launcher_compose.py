@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher import compose, config, yamlio
+from dtorch.launcher import compose, config, yamlio
 
 
 def test_extends_merges_deeply_and_lists_replace(tmp_path):

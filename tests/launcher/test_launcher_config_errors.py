@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from launcher import compose, config
-from launcher.errors import ConfigError
+from dtorch.launcher import compose, config
+from dtorch.launcher.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOOD = """\

@@ -98,7 +98,7 @@ def test_srun_pmi2_gives_one_world():
 
 
 def test_srun_mpi_none_is_refused(tmp_path):
-    r = subprocess.run(["srun", "--mpi=none", "-n", "2", sys.executable, "-m", "launcher", str(TINY)],
+    r = subprocess.run(["srun", "--mpi=none", "-n", "2", sys.executable, "-m", "dtorch.launcher", str(TINY)],
                        capture_output=True, text=True, timeout=60, env=clean_env(), cwd=tmp_path)
     assert r.returncode == 2
     assert "each one sees an MPI world of 1 rank" in r.stderr and "srun --mpi=pmi2" in r.stderr
@@ -106,7 +106,7 @@ def test_srun_mpi_none_is_refused(tmp_path):
 
 
 def test_inside_an_allocation_starts_srun(tmp_path):
-    r = subprocess.run(["salloc", "-n", "2", sys.executable, "-m", "launcher", str(TINY)], capture_output=True,
+    r = subprocess.run(["salloc", "-n", "2", sys.executable, "-m", "dtorch.launcher", str(TINY)], capture_output=True,
                        text=True, timeout=60, env=clean_env(), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "2 ranks via srun" in r.stderr

@@ -13,7 +13,7 @@ import time
 import pytest
 from launcher_helpers import ROOT, clean_env, dtorch_run
 
-from launcher.launch import find_mpiexec
+from dtorch.launcher.launch import find_mpiexec
 
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and find_mpiexec(os.environ) is not None
 pytestmark = [pytest.mark.skipif(not HAVE_MPI, reason="mpi4py/mpiexec missing: pip install -e '.[mpi]'"),
@@ -24,7 +24,7 @@ LONG = [*STEPS, "train.max_steps=2500", "--set", "train.log_every=10", "--set", 
 
 
 def _start(tmp_path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "launcher", CONFIG, *args], cwd=tmp_path, env=clean_env(),
+    return subprocess.Popen([sys.executable, "-m", "dtorch.launcher", CONFIG, *args], cwd=tmp_path, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from jobs.models import gpt, mlp
+from dtorch.jobs.models import gpt, mlp
 from tests.oracle import torch_or_skip
 
 STEPS = 20
