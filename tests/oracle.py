@@ -34,8 +34,10 @@ def to_torch(t: dtorch.Tensor, requires_grad: bool | None = None):
 
 
 def to_numpy(x) -> np.ndarray:
-    """A dtorch or torch tensor's values on the host."""
-    return x.detach().cpu().numpy()
+    """A dtorch or torch tensor's values on the host (torch's ZeroTensor gradients as zeros)."""
+    if isinstance(x, dtorch.Tensor):
+        return x.detach().cpu().numpy()
+    return x.detach().numpy(force=True)
 
 
 def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, check_dtype: bool = True) -> None:
@@ -76,14 +78,16 @@ def distinct(*shape, device: str = "cpu") -> dtorch.Tensor:
     return leaf(vals.reshape(shape), device=device)
 
 
-def make_inputs(shapes: Iterable, *, make: Callable | None = None, low: float = -2.0, high: float = 2.0,
-                dtype: dtorch.dtype = dtorch.float64, device: str = "cpu", requires_grad: bool = True,
-                seed: int = 0) -> list[dtorch.Tensor]:
-    """One leaf per shape: ``make(rng, shape)`` values, or uniform in [low, high)."""
+def make_inputs(shapes: Iterable, *, make: Callable | Sequence[Callable] | None = None, low: float = -2.0,
+                high: float = 2.0, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
+                requires_grad: bool = True, seed: int = 0) -> list[dtorch.Tensor]:
+    """One leaf per shape: ``make(rng, shape)`` values (``make`` may be one factory per shape), or uniform in
+    [low, high); requiring grad if floating and ``requires_grad``."""
     rng = np.random.default_rng(seed)
+    makes = make if isinstance(make, (list, tuple)) else [make] * len(shapes)
     out = []
-    for shape in shapes:
-        vals = make(rng, shape) if make is not None else rng.uniform(low, high, shape)
+    for shape, make in zip(shapes, makes):
+        vals = np.asarray(make(rng, shape)) if make is not None else rng.uniform(low, high, shape)
         t = dtorch.tensor(vals, dtype=dtype, device=device)
         out.append(t.requires_grad_(requires_grad and t.is_floating_point()))
     return out
@@ -95,7 +99,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
              atol: float = 1e-6, rtol: float = 1e-5, grad_atol: float | None = None, grad_rtol: float | None = None,
              dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
              make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
-             as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, seed: int = 0):
+             as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, check_grad_fn: bool = False,
+             seed: int = 0):
     """Run an op on dtorch and on torch with the same inputs and compare everything observable.
 
     ``dtorch_fn(*inputs)`` is compared with ``torch_fn(*torch_inputs)``; without ``torch_fn``, ``dtorch_fn(lib,
@@ -104,11 +109,13 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     ``shapes`` (see ``make_inputs``); ``as_leaves`` makes each given tensor a fresh leaf, requiring grad when
     floating and ``grad``. ``params=(ours, theirs)`` adds further leaves (a module's parameters) to the
     gradient comparison, done with ``grad_rtol``/``grad_atol`` (default: ``rtol``/``atol``).
-    ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties). Returns dtorch's output.
+    ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties); ``check_grad_fn`` also
+    compares the outputs' ``grad_fn`` names. Returns dtorch's output.
     """
     torch = torch_or_skip()
     if inputs is None:
-        inputs = make_inputs(shapes, make=make, low=low, high=high, dtype=dtype, device=device, seed=seed)
+        inputs = make_inputs(shapes, make=make, low=low, high=high, dtype=dtype, device=device, requires_grad=grad,
+                             seed=seed)
     ours = [_as_leaf(x, grad) if as_leaves else x for x in inputs]
     theirs = [to_torch(x) if isinstance(x, dtorch.Tensor) else x for x in ours]
     if torch_fn is None:
@@ -119,6 +126,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     assert len(outs) == len(t_outs), f"{len(outs)} outputs != {len(t_outs)}"
     for a, b in zip(outs, t_outs):
         _check_output(torch, a, b, rtol, atol, check_dtype, check_indices)
+        if check_grad_fn and b.grad_fn is not None:
+            assert a.grad_fn is not None and a.grad_fn.name() == b.grad_fn.name()
     if grad:
         leaves = [x for x in ours if isinstance(x, dtorch.Tensor)]
         t_leaves = [x for x in theirs if isinstance(x, torch.Tensor)]

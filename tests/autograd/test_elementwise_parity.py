@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close
+from tests.oracle import assert_close, check_grads, check_op, make_inputs, to_torch
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf/nan at domain edges, as torch (silent)
@@ -148,10 +148,9 @@ def _tol(dtype):
 @pytest.mark.parametrize("name", sorted(UNARY))
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 def test_unary_forward(name, dtype):
-    call = UNARY[name][0]
-    d, t = _both(_data(name), dtype, transpose=True)
-    got, want = call(dtorch, d), call(torch, t)
-    assert_close(got, want, **_tol(dtype))
+    x = dtorch.tensor(_data(name), dtype=getattr(dtorch, dtype)).t().contiguous().t()  # column-major strides
+    assert not x.is_contiguous()
+    check_op(UNARY[name][0], inputs=[x], grad=False, **_tol(dtype))
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
@@ -179,14 +178,13 @@ def test_unary_special_values(name):
     values = SPECIAL_VALUES
     if name.startswith("gelu"):  # torch's vectorised gelu gives NaN at +inf (the formula gives inf): skipped
         values = [v for v in values if v != float("inf")]
-    d, t = _both(np.array(values), "float32")
-    assert_close(call(dtorch, d), call(torch, t), rtol=1e-5, atol=1e-6)
+    check_op(call, inputs=[dtorch.tensor(values)], grad=False)
 
 
 def test_nan_to_num_options():
     vals = [float("nan"), float("inf"), -float("inf"), 1.5]
     for kw in ({}, {"nan": 2.0}, {"nan": 0.0, "posinf": 7.0, "neginf": -7.0}):
-        assert_close(dtorch.nan_to_num(dtorch.tensor(vals), **kw), torch.nan_to_num(torch.tensor(vals), **kw))
+        check_op(lambda m, x, kw=kw: m.nan_to_num(x, **kw), inputs=[dtorch.tensor(vals)])
 
 
 # ---- unary: gradients -------------------------------------------------------------------------
@@ -196,41 +194,25 @@ DIFFERENTIABLE = sorted(n for n, spec in UNARY.items() if spec[3])
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_unary_gradient_matches_torch(name):
     call = UNARY[name][0]
-    arr = _data(name, seed=1)
-    d, t = _both(arr, "float32", requires_grad=True)
-    w = np.random.default_rng(2).standard_normal(arr.shape).astype(np.float32)
-    outs = []
-    for m, x in ((dtorch, d), (torch, t)):
-        xv = x.t().contiguous().t()  # a non-contiguous, non-leaf input
+
+    def non_contiguous(m, x):  # a non-contiguous, non-leaf input
+        xv = x.t().contiguous().t()
         assert not xv.is_contiguous()
-        y = call(m, xv)
-        y.backward(m.tensor(w))
-        outs.append((y, m.zeros_like(x) + x.grad))  # (torch may give a ZeroTensor)
-    assert outs[0][0].grad_fn.name() == outs[1][0].grad_fn.name()
-    assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+        return call(m, xv)
+
+    check_op(non_contiguous, shapes=[(3, 4)], make=UNARY[name][1], dtype=dtorch.float32, seed=1, grad_rtol=1e-4,
+             grad_atol=1e-5, check_grad_fn=True)
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_unary_gradcheck(name):
     call = UNARY[name][0]
-    x = dtorch.tensor(_data(name, (2, 3), seed=3), dtype=dtorch.float64, requires_grad=True)
-    assert dtorch.autograd.gradcheck(lambda t: call(dtorch, t), (x,))
-    assert dtorch.autograd.gradgradcheck(lambda t: call(dtorch, t), (x,))
+    check_grads(lambda t: call(dtorch, t), *make_inputs([(2, 3)], make=UNARY[name][1], seed=3))
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_unary_second_derivative_matches_torch(name):
-    call = UNARY[name][0]
-    d, t = _both(_data(name, (5,), seed=4), "float64", requires_grad=True)
-    res = []
-    for m, x in ((dtorch, d), (torch, t)):
-        g, = m.autograd.grad(call(m, x).sum(), x, create_graph=True)
-        if not g.requires_grad:  # piecewise-constant gradient: no graph
-            res.append(m.zeros_like(x))
-            continue
-        g2, = m.autograd.grad(g.sum(), x, allow_unused=True)
-        res.append(m.zeros_like(x) if g2 is None else m.zeros_like(x) + g2)  # (torch may give a ZeroTensor)
-    assert_close(res[0], res[1], rtol=1e-8, atol=1e-10)
+    check_op(UNARY[name][0], shapes=[(5,)], make=UNARY[name][1], seed=4, gradgrad=True, rtol=1e-8, atol=1e-10)
 
 
 GRAD_EDGE_CASES = [
@@ -245,15 +227,7 @@ GRAD_EDGE_CASES = [
 @pytest.mark.parametrize("name,values", GRAD_EDGE_CASES, ids=[c[0] for c in GRAD_EDGE_CASES])
 def test_unary_gradient_at_edges(name, values):
     """Values and gradients at kinks, saturation and infinities, as torch."""
-    call = UNARY[name][0]
-    d, t = _both(np.array(values), "float32", requires_grad=True)
-    res = []
-    for m, x in ((dtorch, d), (torch, t)):
-        y = call(m, x)
-        y.sum().backward()
-        res.append((y, x.grad))
-    assert_close(res[0][0], res[1][0])
-    assert_close(res[0][1], res[1][1])
+    check_op(UNARY[name][0], inputs=[dtorch.tensor(values, requires_grad=True)])
 
 
 # ---- unary: in-place ---------------------------------------------------------------------------
@@ -364,34 +338,26 @@ SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((3, 4), ()), ((),
 
 def _pair(name, sa, sb, dtype="float32", requires_grad=False, seed=0):
     _, da, db, _ = BINARY[name]
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(da(rng, sa)), np.asarray(db(rng, sb))
-    (ad, at), (bd, bt) = _both(a, dtype, requires_grad), _both(b, dtype, requires_grad)
-    return ad, bd, at, bt
+    return make_inputs([sa, sb], make=[da, db], dtype=getattr(dtorch, dtype), requires_grad=requires_grad, seed=seed)
 
 
 @pytest.mark.parametrize("shapes", SHAPES, ids=repr)
 @pytest.mark.parametrize("name", sorted(BINARY))
 def test_binary_forward_broadcasting(name, shapes):
-    call = BINARY[name][0]
-    ad, bd, at, bt = _pair(name, *shapes)
-    assert_close(call(dtorch, ad, bd), call(torch, at, bt), rtol=1e-5, atol=1e-6)
+    check_op(BINARY[name][0], inputs=_pair(name, *shapes), grad=False)
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 @pytest.mark.parametrize("dtype", ["float64", "float16"])
 def test_binary_forward_dtypes(name, dtype):
-    call = BINARY[name][0]
-    ad, bd, at, bt = _pair(name, (3, 4), (3, 4), dtype)
-    assert_close(call(dtorch, ad, bd), call(torch, at, bt), **_tol(dtype))
+    check_op(BINARY[name][0], inputs=_pair(name, (3, 4), (3, 4), dtype), grad=False, **_tol(dtype))
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
 def test_binary_forward_non_contiguous(name):
     call = BINARY[name][0]
-    ad, bd, at, bt = _pair(name, (4, 3), (3, 4))
-    assert_close(call(dtorch, ad.t(), bd), call(torch, at.t(), bt), rtol=1e-5, atol=1e-6)
-    assert_close(call(dtorch, bd.t(), ad), call(torch, bt.t(), at), rtol=1e-5, atol=1e-6)
+    check_op(lambda m, a, b: call(m, a.t(), b), inputs=_pair(name, (4, 3), (3, 4)), grad=False)
+    check_op(lambda m, a, b: call(m, b.t(), a), inputs=_pair(name, (4, 3), (3, 4)), grad=False)
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
@@ -402,7 +368,8 @@ def test_binary_with_python_scalars(name, s):
         pytest.skip("the call builds its own operands")
     if name in ("maximum", "minimum", "fmax", "fmin", "logical_xor"):
         pytest.skip("torch takes tensors only (TypeError); dtorch also accepts a number")
-    ad, _, at, _ = _pair(name, (3, 4), (3, 4))
+    ad, _ = _pair(name, (3, 4), (3, 4))
+    at = to_torch(ad)
     outcome = []
     for m, a in ((dtorch, ad), (torch, at)):
         try:
@@ -418,31 +385,14 @@ def test_binary_with_python_scalars(name, s):
 @pytest.mark.parametrize("name", sorted(n for n, spec in BINARY.items() if spec[3]))
 @pytest.mark.parametrize("shapes", SHAPES, ids=repr)
 def test_binary_gradient_matches_torch(name, shapes):
-    call = BINARY[name][0]
-    ad, bd, at, bt = _pair(name, *shapes, requires_grad=True, seed=1)
-    res = []
-    for m, a, b in ((dtorch, ad, bd), (torch, at, bt)):
-        y = call(m, a, b)
-        w = m.tensor(np.random.default_rng(2).standard_normal(tuple(y.shape)), dtype=y.dtype)
-        y.backward(w)
-        res.append((y.grad_fn.name(), a.grad, b.grad))
-    assert res[0][0] == res[1][0]
-    for g, want in zip(res[0][1:], res[1][1:]):
-        if want is None:
-            assert g is None or not g.abs().sum().item()
-        else:
-            assert_close(g, want, rtol=1e-4, atol=1e-5)
+    check_op(BINARY[name][0], inputs=_pair(name, *shapes, requires_grad=True, seed=1), grad_rtol=1e-4, grad_atol=1e-5,
+             check_grad_fn=True)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in BINARY.items() if spec[3]))
 def test_binary_gradcheck(name):
     call = BINARY[name][0]
-    rng = np.random.default_rng(3)
-    _, da, db, _ = BINARY[name]
-    a = dtorch.tensor(da(rng, (2, 3)), dtype=dtorch.float64, requires_grad=True)
-    b = dtorch.tensor(db(rng, (3,)), dtype=dtorch.float64, requires_grad=True)
-    assert dtorch.autograd.gradcheck(lambda x, y: call(dtorch, x, y), (a, b))
-    assert dtorch.autograd.gradgradcheck(lambda x, y: call(dtorch, x, y), (a, b))
+    check_grads(lambda x, y: call(dtorch, x, y), *_pair(name, (2, 3), (3,), "float64", requires_grad=True, seed=3))
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in BINARY.items() if spec[3]))
@@ -452,17 +402,14 @@ def test_binary_scalar_gradcheck(name, s):
     _, da, _, _ = BINARY[name]
     if name in ("remainder", "fmod") and s < 0:
         s = -1.3
-    a = dtorch.tensor(da(np.random.default_rng(4), (2, 3)), dtype=dtorch.float64, requires_grad=True)
-    assert dtorch.autograd.gradcheck(lambda x: call(dtorch, x, s), (a,))
-    assert dtorch.autograd.gradgradcheck(lambda x: call(dtorch, x, s), (a,))
+    check_grads(lambda x: call(dtorch, x, s), *make_inputs([(2, 3)], make=da, seed=4))
 
 
 def test_pow_with_scalar_base_and_exponent_gradcheck():
     x = dtorch.tensor([[0.5, 1.5, -0.7], [2.0, 0.3, -1.2]], dtype=dtorch.float64, requires_grad=True)
     for fn in (lambda t: 2.5 ** t, lambda t: t ** 3, lambda t: t ** -2, lambda t: t.abs() ** 0.5, lambda t: t ** 0,
                lambda t: 0.5 ** t, lambda t: dtorch.float_power(t, 2)):
-        assert dtorch.autograd.gradcheck(fn, (x,))
-        assert dtorch.autograd.gradgradcheck(fn, (x,))
+        check_grads(fn, x)
 
 
 BINARY_EDGES = [
@@ -482,14 +429,7 @@ BINARY_EDGES = [
 @pytest.mark.parametrize("case", BINARY_EDGES, ids=[c[0] for c in BINARY_EDGES])
 def test_binary_values_and_gradients_at_edges(case):
     _, call, a_vals, b_vals = case
-    (ad, at), (bd, bt) = _both(np.array(a_vals), "float32", True), _both(np.array(b_vals), "float32", True)
-    res = []
-    for m, a, b in ((dtorch, ad, bd), (torch, at, bt)):
-        y = call(m, a, b)
-        y.sum().backward()
-        res.append((y, a.grad, b.grad))
-    for got, want in zip(res[0], res[1]):
-        assert_close(got, want)
+    check_op(call, inputs=[dtorch.tensor(a_vals, requires_grad=True), dtorch.tensor(b_vals, requires_grad=True)])
 
 
 def test_integer_and_bool_binary_ops():
@@ -504,15 +444,14 @@ def test_integer_and_bool_binary_ops():
                  lambda m, a, b: m.div(a, b, rounding_mode="trunc"), lambda m, a, b: m.clamp(a, -1, 2)):
         for dt in ("int64", "int32", "int8", "uint8"):
             a_arr, b_arr = (np.abs(ai), np.abs(bi) + 1) if dt == "uint8" else (ai, bi)
-            (ad, at), (bd, bt) = _both(a_arr, dt), _both(b_arr, dt)
-            assert_close(call(dtorch, ad, bd), call(torch, at, bt))
+            check_op(call, inputs=[dtorch.tensor(a_arr, dtype=getattr(dtorch, dt)),
+                                   dtorch.tensor(b_arr, dtype=getattr(dtorch, dt))])
     ab = np.array([True, False, True, False])
     bb = np.array([True, True, False, False])
     for call in (lambda m, a, b: a & b, lambda m, a, b: a | b, lambda m, a, b: a ^ b, lambda m, a, b: ~a,
                  lambda m, a, b: a + b, lambda m, a, b: a * b, lambda m, a, b: m.logical_xor(a, b),
                  lambda m, a, b: a == b, lambda m, a, b: m.maximum(a, b)):
-        (ad, at), (bd, bt) = _both(ab, "bool"), _both(bb, "bool")
-        assert_close(call(dtorch, ad, bd), call(torch, at, bt))
+        check_op(call, inputs=[dtorch.tensor(ab), dtorch.tensor(bb)])
 
 
 def test_bitwise_ops_refuse_floats():
@@ -543,13 +482,13 @@ def test_operators_tensor_tensor_and_scalars(op):
     fn = OPERATORS[op]
     rng = np.random.default_rng(6)
     a, b = _mod_a(rng, (3, 4)), _mod_b(rng, (4,))
-    (ad, at), (bd, bt) = _both(a), _both(b)
-    assert_close(fn(ad, bd), fn(at, bt), rtol=1e-5, atol=1e-6)
+    ad, bd = dtorch.tensor(a, dtype=dtorch.float32), dtorch.tensor(b, dtype=dtorch.float32)
+    check_op(fn, fn, inputs=[ad, bd])
     for s in (2, 1.5, -3):
-        assert_close(fn(ad, s), fn(at, s), rtol=1e-5, atol=1e-6)
+        check_op(lambda x, s=s: fn(x, s), lambda x, s=s: fn(x, s), inputs=[ad])
         if op != "**":
-            assert_close(fn(s, ad), fn(s, at), rtol=1e-5, atol=1e-6)  # reflected
-    assert_close(2.0 ** ad, 2.0 ** at, rtol=1e-5)
+            check_op(lambda x, s=s: fn(s, x), lambda x, s=s: fn(s, x), inputs=[ad])  # reflected
+    check_op(lambda x: 2.0 ** x, lambda x: 2.0 ** x, inputs=[ad])
 
 
 @pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
@@ -638,10 +577,9 @@ def test_inplace_on_leaf_or_wrong_dtype_refused():
 
 
 def test_unary_operators():
-    (ad, at) = _both(_signed(np.random.default_rng(9), (3, 4)))
-    assert_close(-ad, -at)
-    assert_close(+ad, +at)
-    assert_close(abs(ad), abs(at))
+    ad = dtorch.tensor(_signed(np.random.default_rng(9), (3, 4)), dtype=dtorch.float32)
+    for fn in (lambda x: -x, lambda x: +x, abs):
+        check_op(fn, fn, inputs=[ad])
     assert (+ad) is ad
 
 
