@@ -1,6 +1,7 @@
 """The code base stays ruff-clean and free of forbidden imports (torch, pickle)."""
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import shutil
@@ -13,7 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_ruff_clean():
-    ruff = shutil.which("ruff")
+    # CI runs .venv/bin/python without activating the venv: its ruff sits beside the interpreter, not on PATH
+    ruff = shutil.which("ruff", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     r = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
