@@ -1,5 +1,8 @@
-"""Shared fixtures: the devices to run on (cpu, plus cuda where a GPU is present)."""
+"""Shared fixtures: the devices to run on (cpu, plus cuda where a GPU is present), seeds and default dtypes."""
 from __future__ import annotations
+
+import importlib.util
+import sys
 
 import pytest
 
@@ -26,3 +29,16 @@ def _seed_and_restore_defaults():
     dtorch.manual_seed(0)
     yield
     dtorch.set_default_dtype(dtorch.float32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_default_dtype(torch.float32)
+
+
+@pytest.fixture
+def float64_default() -> None:
+    """float64 as the default dtype of dtorch and (where installed) torch for one test; both go back after."""
+    dtorch.set_default_dtype(dtorch.float64)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_default_dtype(torch.float64)

@@ -57,15 +57,10 @@ def test_result_type_with_python_scalars(a):
         assert got.name == _dtype_name(want), (a, dim, s)
 
 
-def test_result_type_respects_default_dtype():
-    dtorch.set_default_dtype(dtorch.float64)
-    torch.set_default_dtype(torch.float64)
-    try:
-        for a in DTYPES:
-            got = dtorch.result_type(_make(dtorch, a, True), 2.5)
-            assert got.name == _dtype_name(torch.result_type(_make(torch, a, True), 2.5))
-    finally:
-        torch.set_default_dtype(torch.float32)
+def test_result_type_respects_default_dtype(float64_default):
+    for a in DTYPES:
+        got = dtorch.result_type(_make(dtorch, a, True), 2.5)
+        assert got.name == _dtype_name(torch.result_type(_make(torch, a, True), 2.5))
 
 
 # ---- the ops themselves ---------------------------------------------------------------------------

@@ -325,16 +325,11 @@ def test_repr_matches_torch(case):
     assert repr(make(dtorch)) == expected
 
 
-def test_repr_with_float64_default_dtype():
+def test_repr_with_float64_default_dtype(float64_default):
     torch = pytest.importorskip("torch")
-    dtorch.set_default_dtype(dtorch.float64)
-    torch.set_default_dtype(torch.float64)
-    try:
-        for make in (lambda m: m.tensor([1.5, 2.0]), lambda m: m.tensor([1.5], dtype=m.float32),
-                     lambda m: m.zeros(0, dtype=m.float32), lambda m: m.zeros(0)):
-            assert repr(make(dtorch)) == repr(make(torch)).replace("torch.", "dtorch.")
-    finally:
-        torch.set_default_dtype(torch.float32)
+    for make in (lambda m: m.tensor([1.5, 2.0]), lambda m: m.tensor([1.5], dtype=m.float32),
+                 lambda m: m.zeros(0, dtype=m.float32), lambda m: m.zeros(0)):
+        assert repr(make(dtorch)) == repr(make(torch)).replace("torch.", "dtorch.")
 
 
 @pytest.mark.cuda
