@@ -78,6 +78,11 @@ def distinct(*shape, device: str = "cpu") -> dtorch.Tensor:
     return leaf(vals.reshape(shape), device=device)
 
 
+def normal(rng: np.random.Generator, shape) -> np.ndarray:
+    """The standard-normal input factory for ``make_inputs`` / ``check_op(make=...)``."""
+    return rng.standard_normal(shape)
+
+
 def make_inputs(shapes: Iterable, *, make: Callable | Sequence[Callable] | None = None, low: float = -2.0,
                 high: float = 2.0, dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
                 requires_grad: bool = True, seed: int = 0) -> list[dtorch.Tensor]:

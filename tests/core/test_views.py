@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close
+from tests.oracle import assert_close, check_op, normal
 
 
 def _x(mod):
@@ -240,19 +240,7 @@ def test_view_node_names_match_torch():
 
 
 # ---- gradients through views ---------------------------------------------------------------------
-def _grad_case(f, *shapes, seed=0):
-    """Run ``f(mod, *leaves)`` then backward in dtorch and torch; compare every leaf's gradient."""
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(s) for s in shapes]
-    results = []
-    for mod in (dtorch, torch):
-        leaves = [mod.tensor(a, requires_grad=True) for a in arrays]
-        out = f(mod, *leaves)
-        out.backward(mod.ones_like(out))
-        results.append([leaf.grad for leaf in leaves])
-    for g, w in zip(*results):
-        assert_close(g, w, rtol=1e-10, atol=1e-12)
+F64_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
 GRAD_THROUGH_VIEWS = {
@@ -274,7 +262,7 @@ GRAD_THROUGH_VIEWS = {
 
 @pytest.mark.parametrize("name", sorted(GRAD_THROUGH_VIEWS))
 def test_gradients_flow_through_views(name):
-    _grad_case(GRAD_THROUGH_VIEWS[name], (12,))
+    check_op(GRAD_THROUGH_VIEWS[name], shapes=[(12,)], make=normal, **F64_TOL)
 
 
 @pytest.mark.parametrize("name", sorted(set(VIEW_OPS) - {"detach"}))
@@ -351,7 +339,7 @@ def _view_of_view(m, a):
 def test_inplace_on_views_of_non_leaves_gives_torch_gradients(name):
     fn = INPLACE_ON_VIEWS[name]
     n_args = fn.__code__.co_argcount - 1
-    _grad_case(fn, *([(4,)] + [(2,)] * (n_args - 1)))
+    check_op(fn, shapes=[(4,)] + [(2,)] * (n_args - 1), make=normal, **F64_TOL)
 
 
 def test_inplace_on_view_node_names():
@@ -366,15 +354,12 @@ def test_inplace_on_view_node_names():
 
 def test_inplace_on_view_with_large_broadcast_grad():
     """The incoming gradient of the base may be a stride-0 broadcast (sum's backward)."""
-    torch = pytest.importorskip("torch")
-    out = []
-    for mod in (dtorch, torch):
-        a = mod.arange(5000.0, requires_grad=True)
+    def fn(m, a):
         b = a * 2
         b.narrow(0, 1, 10).mul_(3)
-        b.sum().backward()
-        out.append(a.grad)
-    assert_close(out[0], out[1])
+        return b.sum()
+
+    check_op(fn, inputs=[dtorch.arange(5000.0, requires_grad=True)])
 
 
 def test_saved_view_modified_in_place_raises():
@@ -387,34 +372,24 @@ def test_saved_view_modified_in_place_raises():
 
 
 def test_double_backward_through_inplace_on_view():
-    torch = pytest.importorskip("torch")
-    res = []
-    for mod in (dtorch, torch):
-        a = mod.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    def fn(m, a):
         b = a * a
         b.narrow(0, 1, 2).mul_(a.narrow(0, 0, 2))
-        g, = mod.autograd.grad(b.sum(), a, create_graph=True)
-        g2, = mod.autograd.grad(g.sum(), a)
-        res.append((g.detach(), g2))
-    assert_close(res[0][0], res[1][0])
-    assert_close(res[0][1], res[1][1])
+        return b
+
+    check_op(fn, inputs=[dtorch.tensor([1.0, 2.0, 3.0], requires_grad=True)], gradgrad=True)
 
 
 def test_as_strided_double_backward_with_overlap():
-    torch = pytest.importorskip("torch")
-    res = []
-    for mod in (dtorch, torch):
-        a = mod.arange(4.0, requires_grad=True)
+    def fn(m, a):
         v = (a * a).as_strided((3, 2), (1, 1))
-        g, = mod.autograd.grad((v * v).sum(), a, create_graph=True)
-        g2, = mod.autograd.grad(g.sum(), a)
-        res.append((g.detach(), g2))
-    assert_close(res[0][0], res[1][0])
-    assert_close(res[0][1], res[1][1])
+        return v * v
+
+    check_op(fn, inputs=[dtorch.arange(4.0, requires_grad=True)], gradgrad=True)
 
 
 def test_inplace_on_base_then_use_older_view():
-    _grad_case(lambda m, a: _base_then_view(m, a), (6,))
+    check_op(_base_then_view, shapes=[(6,)], make=normal, **F64_TOL)
 
 
 def _base_then_view(m, a):
