@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close, load_from_torch, to_torch, torch_or_skip
+from tests.oracle import check_op, load_from_torch, rand, torch_or_skip
+
+TOL = {"rtol": 1e-6, "atol": 1e-9}  # float64 throughout
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -28,9 +30,8 @@ def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation
     for kwargs in [{}, {"src_key_padding_mask": kpm}, {"src_mask": causal, "is_causal": True}]:
         dk = {k: dtorch.tensor(np.asarray(v)) if not isinstance(v, bool) else v for k, v in kwargs.items()}
         tk = {k: torch.as_tensor(v) if not isinstance(v, bool) else v for k, v in kwargs.items()}
-        with torch.no_grad():
-            expected = tm(torch.tensor(x), **tk)
-        assert_close(dm(dtorch.tensor(x), **dk), expected, rtol=1e-6, atol=1e-9)
+        check_op(lambda x, dk=dk: dm(x, **dk), lambda x, tk=tk: tm(x, **tk), inputs=[dtorch.tensor(x)],
+                 params=(dm.parameters(), tm.parameters()), **TOL)
 
 
 def test_encoder_layer_training_gradients_match_torch():
@@ -38,16 +39,8 @@ def test_encoder_layer_training_gradients_match_torch():
     tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
     dm = dtorch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
     load_from_torch(dm, tm)
-    x = dtorch.randn(2, 4, 8, dtype=dtorch.float64, requires_grad=True)
-    tx = to_torch(x)
-    out, tout = dm(x), tm(tx)
-    assert_close(out, tout, rtol=1e-6, atol=1e-9)
-    out.pow(2).sum().backward()
-    tout.pow(2).sum().backward()
-    assert_close(x.grad, tx.grad, rtol=1e-6, atol=1e-9)
-    for (name, p), (tname, tp) in zip(dm.named_parameters(), tm.named_parameters()):
-        assert name == tname
-        assert_close(p.grad, tp.grad, rtol=1e-6, atol=1e-9)
+    assert [n for n, _ in dm.named_parameters()] == [n for n, _ in tm.named_parameters()]
+    check_op(dm, tm, inputs=[rand(2, 4, 8)], params=(dm.parameters(), tm.parameters()), **TOL)
 
 
 def test_encoder_layer_dropout_active_in_training():
@@ -67,6 +60,4 @@ def test_transformer_encoder_stack():
     assert list(dm.state_dict()) == list(tm.state_dict())
     load_from_torch(dm, tm)
     x = np.random.default_rng(3).standard_normal((2, 5, 8))
-    with torch.no_grad():
-        expected = tm(torch.tensor(x))
-    assert_close(dm(dtorch.tensor(x)), expected, rtol=1e-6, atol=1e-9)
+    check_op(dm, tm, inputs=[dtorch.tensor(x)], params=(dm.parameters(), tm.parameters()), **TOL)
