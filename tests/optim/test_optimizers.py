@@ -66,23 +66,13 @@ def _grads(dtype, rng) -> list[list[np.ndarray]]:
     return [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(STEPS)]
 
 
-def _run_dtorch(name, kw, init, grads, foreach):
-    ps = [dtorch.tensor(a.copy(), requires_grad=True) for a in init]
-    opt = getattr(dtorch.optim, name)(ps, foreach=foreach, **kw)
+def _run(lib, name, kw, init, grads, foreach=False):
+    """``lib.optim.<name>`` stepped once per entry of ``grads`` from parameters ``init``."""
+    ps = [lib.tensor(a.copy(), requires_grad=True) for a in init]
+    opt = getattr(lib.optim, name)(ps, foreach=foreach, **kw)
     for gs in grads:
         for p, g in zip(ps, gs):
-            p.grad = dtorch.tensor(g.copy())
-        opt.step()
-    return ps, opt
-
-
-def _run_torch(name, kw, init, grads):
-    torch = torch_or_skip()
-    ps = [torch.tensor(a.copy(), requires_grad=True) for a in init]
-    opt = getattr(torch.optim, name)(ps, foreach=False, **kw)
-    for gs in grads:
-        for p, g in zip(ps, gs):
-            p.grad = torch.tensor(g.copy())
+            p.grad = lib.tensor(g.copy())
         opt.step()
     return ps, opt
 
@@ -108,8 +98,8 @@ def test_matches_torch(case, foreach, dtype) -> None:
     name, kw = case
     rng = np.random.default_rng(0)
     init, grads = _params(dtype, rng), _grads(dtype, rng)
-    ps, opt = _run_dtorch(name, kw, init, grads, foreach)
-    tps, topt = _run_torch(name, kw, init, grads)
+    ps, opt = _run(dtorch, name, kw, init, grads, foreach)
+    tps, topt = _run(torch_or_skip(), name, kw, init, grads)
     for p, tp in zip(ps, tps):
         assert_close(p, tp, **TOL[dtype])
     _compare_state(opt, topt, TOL[dtype])
@@ -122,8 +112,8 @@ def test_fast_path_matches_reference(case) -> None:
     name, kw = case
     rng = np.random.default_rng(1)
     init, grads = _params(np.float64, rng), _grads(np.float64, rng)
-    fast, fopt = _run_dtorch(name, kw, init, grads, None)
-    ref, ropt = _run_dtorch(name, kw, init, grads, False)
+    fast, fopt = _run(dtorch, name, kw, init, grads, None)
+    ref, ropt = _run(dtorch, name, kw, init, grads)
     for a, b in zip(fast, ref):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-13, atol=1e-15)
     fs, rs = fopt.state_dict()["state"], ropt.state_dict()["state"]
@@ -221,7 +211,7 @@ def test_state_dict_round_trip_and_torch_state_dict(name, kw, foreach) -> None:
     rng = np.random.default_rng(4)
     init, grads = _params(np.float32, rng), _grads(np.float32, rng)
     # torch runs 3 steps; its state dict is loaded into a fresh dtorch optimizer that continues
-    tps, topt = _run_torch(name, kw, init, grads[:3])
+    tps, topt = _run(torch_or_skip(), name, kw, init, grads[:3])
     tsd = topt.state_dict()
     ps = [dtorch.tensor(p.detach().numpy().copy(), requires_grad=True) for p in tps]
     opt = getattr(dtorch.optim, name)(ps, foreach=foreach, **kw)
@@ -408,7 +398,7 @@ def test_parameter_moved_to_another_dtype_is_followed() -> None:
 def test_fast_path_on_device_matches_cpu_reference(device, name, kw) -> None:
     rng = np.random.default_rng(7)
     init, grads = _params(np.float32, rng), _grads(np.float32, rng)
-    ref, _ = _run_dtorch(name, kw, init, grads, False)
+    ref, _ = _run(dtorch, name, kw, init, grads)
     ps = [dtorch.tensor(a.copy(), device=device, requires_grad=True) for a in init]
     opt = getattr(dtorch.optim, name)(ps, **kw)
     for gs in grads:
