@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck, gradgradcheck
-from tests.oracle import F32_TOL, assert_close, check_op, rand, to_torch, torch_or_skip
+from tests.oracle import F32_TOL, assert_close, check_grads, check_op, rand, to_torch, torch_or_skip
 
 F32 = dtorch.float32
 
@@ -114,16 +114,14 @@ def test_conv_grad_fn_is_one_node():
 def test_conv2d_gradcheck_and_double_backward(fn):
     d = dtorch.float64
     x, w, b = rand(2, 4, 5, 5, dtype=d), rand(4, 2, 3, 3, dtype=d), rand(4, dtype=d)
-    assert gradcheck(fn, (x, w, b))
-    assert gradgradcheck(fn, (x, w, b))
+    check_grads(fn, x, w, b)
 
 
 def test_conv_transpose2d_gradcheck_and_double_backward():
     d = dtorch.float64
     fn = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2)  # noqa: E731
     x, w, b = rand(1, 4, 3, 3, dtype=d), rand(4, 2, 3, 2, dtype=d), rand(4, dtype=d)
-    assert gradcheck(fn, (x, w, b))
-    assert gradgradcheck(fn, (x, w, b))
+    check_grads(fn, x, w, b)
 
 
 def test_unfold_fold_parity_and_gradcheck():
