@@ -12,7 +12,8 @@
   at the end, and when a rank got SIGUSR1/SIGTERM (jobs/stop_signals.py, installed by the launcher's
   worker): each step one all-reduce carries the loss and a "signal seen" flag, so all ranks stop after
   the same step, save, and return;
-* on rank 0: a progress bar or log lines (jobs/progress.py), RUN_DIR/metrics.jsonl, RUN_DIR/loss.png.
+* on rank 0: a progress bar or log lines (jobs/progress.py), RUN_DIR/metrics.jsonl (and RUN_DIR/tb/ for
+  TensorBoard, with the tensorboard package), RUN_DIR/loss.png (jobs/plot.py, with matplotlib).
 
 Without a run directory (``python jobs/NAME.py``) nothing is written and nothing is resumed.
 """
@@ -38,7 +39,7 @@ try:
     from . import gpu_stats, optim
     from .checkpoints import Checkpoints
     from .metrics import MetricsLog
-    from .png import loss_curve
+    from .plot import NO_MATPLOTLIB, loss_curve
     from .progress import Progress
     from .stop_signals import requested as stop_requested
 except ImportError:  # run as a script
@@ -46,7 +47,7 @@ except ImportError:  # run as a script
     import optim
     from checkpoints import Checkpoints
     from metrics import MetricsLog
-    from png import loss_curve
+    from plot import NO_MATPLOTLIB, loss_curve
     from progress import Progress
     from stop_signals import requested as stop_requested
 
@@ -63,6 +64,7 @@ class Outcome:
     seconds: float
     samples_per_s: float
     startup_s: float | None
+    curve: Path | None = None  # RUN_DIR/loss.png where it was drawn
 
 
 class Epochs:
@@ -107,6 +109,26 @@ def startup_seconds() -> float | None:
     return time.time() - float(t0) if t0 else None
 
 
+def progress_view(cfg: dict, total: int, start_step: int, log: Callable[[str], None]) -> Progress:
+    """Rank 0's bar (on a terminal) or log lines, with GPU readings on a GPU; nothing shown on other ranks."""
+    run, train = cfg["run"], cfg["train"]
+    under_launcher = "DTORCH_LAUNCH_TIME" in os.environ  # then dtorch-run says whether its stdout is a terminal
+    bar = os.environ.get("DTORCH_PROGRESS_BAR") == "1" if under_launcher else sys.stdout.isatty()
+    gpu = gpu_stats.reader(run.get("local_rank", 0)) if dtorch.cuda.is_available() and run["rank"] == 0 else None
+    samples_per_step = train["batch_size"] * train["grad_accum_steps"] * run["world_size"]
+    return Progress(total, start_step, samples_per_step, train["log_every"], bar and run["rank"] == 0, log=log,
+                    gpu=gpu)
+
+
+def plot_history(metrics: MetricsLog, path: Path, title: str, log: Callable[[str], None]) -> Path | None:
+    """Draw metrics.jsonl's loss curve at ``path``; None (saying how to get it) without matplotlib."""
+    history = metrics.read()
+    if loss_curve([r["step"] for r in history], [r["loss"] for r in history], path, title):
+        return path
+    log(NO_MATPLOTLIB)
+    return None
+
+
 def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch.Tensor], train_set: Any,
         ) -> Outcome:
     """Train ``model`` on ``train_set`` (map-style, items ``(input, target)``) as ``cfg`` says."""
@@ -125,19 +147,15 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
     batches = Epochs(loader)
     state = dcp.training_state(model=net, optimizer=opt, scheduler=sched, loader=loader)
     ckpts = Checkpoints(run["dir"], cfg["checkpoint"]) if run["dir"] else None
-    metrics = MetricsLog(Path(run["dir"]) / "metrics.jsonl") if run["dir"] and rank == 0 else None
+    logs = Path(run["dir"]) if run["dir"] and rank == 0 else None
+    metrics = MetricsLog(logs / "metrics.jsonl", logs / "tb") if logs is not None else None
     start_step = 0
     if ckpts is not None and (loaded := ckpts.restore(state)) is not None:
         start_step, batches.epoch = state["step"], state["epoch"]
         log(f"resumed from {loaded} (step {start_step}, epoch {batches.epoch})")
     if metrics is not None:
         metrics.resume_at(start_step)
-
-    samples_per_step = train["batch_size"] * accum * world
-    under_launcher = "DTORCH_LAUNCH_TIME" in os.environ  # then dtorch-run says whether its stdout is a terminal
-    bar = os.environ.get("DTORCH_PROGRESS_BAR") == "1" if under_launcher else sys.stdout.isatty()
-    gpu = gpu_stats.reader(run.get("local_rank", 0)) if dtorch.cuda.is_available() and rank == 0 else None
-    progress = Progress(total, start_step, samples_per_step, train["log_every"], bar and rank == 0, log=log, gpu=gpu)
+    progress = progress_view(cfg, total, start_step, log)
     startup, stopped, loss, step, saved_at = None, None, math.nan, start_step, start_step
     net.train()
     began = time.perf_counter()
@@ -160,7 +178,7 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
         if startup is None:
             startup = startup_seconds()
             if startup is not None:
-                log(f"first step done {startup:.2f} s after dtorch-run started")
+                progress.write(f"first step done {startup:.2f} s after dtorch-run started")
         record = progress.update(step, loss, opt.param_groups[0]["lr"])
         if metrics is not None and record is not None:
             metrics.write(**record)
@@ -176,11 +194,13 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
     if stopped:
         log(f"stopped by {stopped} after step {step}: checkpoint saved (step {saved_at}); "
             "run the same config again with --resume to continue")
+    curve = None
     if metrics is not None:
-        history = metrics.read()
-        loss_curve([r["step"] for r in history], [r["loss"] for r in history], Path(run["dir"]) / "loss.png")
+        metrics.close()
+        curve = plot_history(metrics, Path(run["dir"]) / "loss.png", cfg.get("name", "training loss"), log)
     return Outcome(model=model, step=step, total_steps=total, final_loss=loss, stopped=stopped, seconds=seconds,
-                   samples_per_s=(step - start_step) * samples_per_step / max(seconds, 1e-9), startup_s=startup)
+                   samples_per_s=(step - start_step) * progress.samples_per_step / max(seconds, 1e-9),
+                   startup_s=startup, curve=curve)
 
 
 def summary(outcome: Outcome, run: dict, **results: float) -> dict:
@@ -190,7 +210,7 @@ def summary(outcome: Outcome, run: dict, **results: float) -> dict:
            "samples_per_s": round(outcome.samples_per_s, 1), "startup_s": outcome.startup_s, **results}
     if run["rank"] == 0:
         extra = "".join(f"  {k} {v:.4f}" if isinstance(v, float) else f"  {k} {v}" for k, v in results.items())
-        where = f"  loss curve {Path(run['dir']) / 'loss.png'}" if run["dir"] else ""
+        where = f"  loss curve {outcome.curve}" if outcome.curve else ""
         print(f"summary: step {outcome.step}/{outcome.total_steps}  final loss {outcome.final_loss:.4f}{extra}  "
               f"{outcome.samples_per_s:,.0f} samples/s  {outcome.seconds:.1f} s{where}", flush=True)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,8 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spent = launch.spent_step_commands(env) if mode == launch.SRUN else []
     extra_env = launch.rank_env(cfg, run_dir, env)
     extra_env["DTORCH_LAUNCH_TIME"] = repr(LAUNCH_TIME)  # the jobs report the time to their first step
-    if sys.stdout.isatty():
-        extra_env["DTORCH_PROGRESS_BAR"] = "1"  # the ranks' stdout is a pipe to mpiexec/srun: tell them
+    if sys.stdout.isatty():  # the ranks' stdout is a pipe to mpiexec/srun: tell them about the terminal
+        extra_env["DTORCH_PROGRESS_BAR"] = "1"
+        extra_env["COLUMNS"] = str(shutil.get_terminal_size().columns)
     if args.dry_run:
         print(yamlio.dump(cfg), end="")
         print("# command:")

@@ -77,4 +77,6 @@ def test_dtorch_run_a_bundled_config_outside_the_checkout(venv, tmp_path):
     assert result["world_size"] == 2 and result["result"]["step"] == 3, r.stdout + r.stderr
     assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert (run_dir / "checkpoints" / "step_00000003").is_dir()
+    assert (run_dir / "loss.png").is_file()  # matplotlib comes with the examples extra
+    assert not (run_dir / "tb").exists()  # tensorboard does not (an extra of its own)
     assert "[rank 0] summary: step 3/3" in r.stdout

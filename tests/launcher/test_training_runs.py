@@ -52,6 +52,14 @@ def _final_weights(run_dir, step: int) -> bytes:
     return (run_dir / "checkpoints" / f"step_{step:08d}" / "model.safetensors").read_bytes()
 
 
+def _tensorboard_scalars(run_dir, tag: str) -> list:
+    """The scalar events RUN_DIR/tb/ holds for ``tag``, as TensorBoard reads them."""
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    acc = accumulator.EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return acc.Scalars(tag)
+
+
 def test_default_job_writes_metrics_checkpoint_and_plot(tmp_path):
     start = time.monotonic()
     r = dtorch_run(CONFIG, *STEPS, "train.max_steps=40", "--set", "train.log_every=10",
@@ -66,6 +74,9 @@ def test_default_job_writes_metrics_checkpoint_and_plot(tmp_path):
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*")) == ["step_00000020", "step_00000040"]
     png = (run_dir / "loss.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png
+    events = _tensorboard_scalars(run_dir, "train/loss")
+    assert [e.step for e in events] == [1, 10, 20, 30, 40]
+    assert [e.value for e in events] == pytest.approx([x["loss"] for x in records], rel=1e-6)
     out = r.stdout.splitlines()
     assert all(line.startswith(("[rank 0] ", "[rank 1] ")) for line in out if line), r.stdout
     assert any(line.startswith("[rank 0] summary: step 40/40") for line in out), r.stdout
@@ -116,3 +127,4 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_weights(tmp_path):
     assert _final_weights(run_dir, 2500) == _final_weights(straight_dir, 2500)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 2500
+    assert [e.step for e in _tensorboard_scalars(run_dir, "train/loss")] == steps  # resumed steps purged
