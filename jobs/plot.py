@@ -19,21 +19,21 @@ def spans_decades(losses: Sequence[float]) -> bool:
     return bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 10
 
 
-def smoothing_weight(n: int) -> float:
-    """The moving average's weight for ``n`` points: it spans about a tenth of them (0.5 to 0.95; 0 below 3)."""
-    return min(0.95, max(0.5, 1.0 - 10.0 / n)) if n >= 3 else 0.0
+def smoothing_half_width(n: int) -> int:
+    """Points on each side of the centred moving average for ``n`` points: about a tenth of them in the window."""
+    return max(1, n // 20) if n >= 5 else 0
 
 
-def smooth(values: Sequence[float], weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased so that the start is not pulled to 0."""
-    out, avg, norm = [], 0.0, 0.0
-    for v in values:
-        if not math.isfinite(v):
-            out.append(v)
-            continue
-        avg, norm = avg * weight + (1 - weight) * v, norm * weight + (1 - weight)
-        out.append(avg / norm)
-    return out
+def smooth(values: Sequence[float], half: int, log: bool = False) -> list[float]:
+    """A centred moving average over ``2 * half + 1`` points, narrowed near the ends so it stays centred (the end
+    points are kept): unlike a running average it does not lag behind a falling loss. ``log``: the average of
+    the logarithms (what a log-scale axis shows)."""
+    ys = [math.log(v) for v in values] if log else list(values)
+    out = []
+    for i in range(len(ys)):
+        h = min(half, i, len(ys) - 1 - i)
+        out.append(sum(ys[i - h:i + h + 1]) / (2 * h + 1))
+    return [math.exp(v) for v in out] if log else out
 
 
 def figure(steps: Sequence[int], losses: Sequence[float], title: str) -> Any:
@@ -47,17 +47,17 @@ def figure(steps: Sequence[int], losses: Sequence[float], title: str) -> Any:
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    weight = smoothing_weight(len(losses))
-    ax.plot(steps, losses, color="tab:blue", alpha=0.35 if weight else 1.0, linewidth=1,
-            label="loss (mean over each logging interval)")
-    if weight:
-        ax.plot(steps, smooth(losses, weight), color="tab:blue", linewidth=2,
-                label=f"smoothed (moving average, weight {weight:.2f})")
     log = spans_decades(losses)
+    finite = [(s, v) for s, v in zip(steps, losses) if math.isfinite(v)]
+    half = smoothing_half_width(len(finite))
+    ax.plot(steps, losses, color="tab:blue", alpha=0.45 if half else 1.0, linewidth=1,
+            label="loss (mean over each logging interval)")
+    if half:
+        ax.plot([s for s, _ in finite], smooth([v for _, v in finite], half, log), color="tab:blue", linewidth=2,
+                label=f"smoothed (centred moving average of {2 * half + 1} points)")
     ax.set_yscale("log" if log else "linear")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (log scale)" if log else "loss")
-    finite = [(s, v) for s, v in zip(steps, losses) if math.isfinite(v)]
     last = f": final {finite[-1][1]:.4g} at step {finite[-1][0]}" if finite else ""
     ax.set_title(f"{title}{last}")
     ax.grid(True, which="major", alpha=0.4)

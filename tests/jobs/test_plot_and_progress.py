@@ -21,10 +21,13 @@ def test_log_scale_follows_the_data(losses, log):
     assert plot.spans_decades(losses) is log
 
 
-def test_smoothing_is_a_debiased_moving_average():
-    assert plot.smooth([4.0, 4.0, 4.0], 0.9) == pytest.approx([4.0, 4.0, 4.0])  # no pull towards 0 at the start
-    assert plot.smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 2 / 3])
-    assert plot.smoothing_weight(2) == 0 and plot.smoothing_weight(7) == 0.5 and plot.smoothing_weight(100) == 0.9
+def test_smoothing_is_centred_and_does_not_lag():
+    line = [10.0 - i for i in range(9)]
+    assert plot.smooth(line, 2) == pytest.approx(line)  # a straight line stays where it is, ends included
+    assert plot.smooth([1.0, 4.0, 1.0, 4.0, 1.0], 1) == pytest.approx([1.0, 2.0, 3.0, 2.0, 1.0])
+    decades = [10.0 ** -i for i in range(5)]
+    assert plot.smooth(decades, 1, log=True) == pytest.approx(decades)  # a straight line on the log axis
+    assert [plot.smoothing_half_width(n) for n in (4, 5, 60, 660)] == [0, 1, 3, 33]
 
 
 @pytest.fixture
