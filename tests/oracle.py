@@ -105,7 +105,7 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
              dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
              make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
              as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, check_grad_fn: bool = False,
-             seed: int = 0):
+             errors: bool = False, seed: int = 0):
     """Run an op on dtorch and on torch with the same inputs and compare everything observable.
 
     ``dtorch_fn(*inputs)`` is compared with ``torch_fn(*torch_inputs)``; without ``torch_fn``, ``dtorch_fn(lib,
@@ -115,7 +115,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     floating and ``grad``. ``params=(ours, theirs)`` adds further leaves (a module's parameters) to the
     gradient comparison, done with ``grad_rtol``/``grad_atol`` (default: ``rtol``/``atol``).
     ``check_indices=False`` compares only the dtype and shape of int64 outputs (ties); ``check_grad_fn`` also
-    compares the outputs' ``grad_fn`` names. Returns dtorch's output.
+    compares the outputs' ``grad_fn`` names. With ``errors``, torch raising is an outcome too: dtorch must raise
+    an exception of the same type. Returns dtorch's output (None after an expected error).
     """
     torch = torch_or_skip()
     if inputs is None:
@@ -124,9 +125,19 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     ours = [_as_leaf(x, grad) if as_leaves else x for x in inputs]
     theirs = [to_torch(x) if isinstance(x, dtorch.Tensor) else x for x in ours]
     if torch_fn is None:
-        out, t_out = dtorch_fn(dtorch, *ours), dtorch_fn(torch, *theirs)
+        run_ours, run_theirs = (lambda: dtorch_fn(dtorch, *ours)), (lambda: dtorch_fn(torch, *theirs))
     else:
-        out, t_out = dtorch_fn(*ours), torch_fn(*theirs)
+        run_ours, run_theirs = (lambda: dtorch_fn(*ours)), (lambda: torch_fn(*theirs))
+    try:
+        t_out = run_theirs()
+    except Exception as e:
+        if not errors:
+            raise
+        with pytest.raises(Exception) as ours_raised:
+            run_ours()
+        assert type(ours_raised.value) is type(e), f"{ours_raised.value!r} where torch raises {e!r}"
+        return None
+    out = run_ours()
     outs, t_outs = _as_tuple(out), _as_tuple(t_out)
     assert len(outs) == len(t_outs), f"{len(outs)} outputs != {len(t_outs)}"
     for a, b in zip(outs, t_outs):

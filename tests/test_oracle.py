@@ -71,6 +71,17 @@ def test_indices_are_compared_unless_told():
     check_op(lambda m, t: flip(m, t) if m is dtorch else same(m, t), inputs=[x], grad=False, check_indices=False)
 
 
+def test_errors_must_match_torch():
+    torch_or_skip()
+    check_op(lambda m, x: x.exp_(), inputs=[dtorch.tensor([1, 2])], errors=True)  # both: int can't hold exp
+    with pytest.raises(RuntimeError):  # without errors=True, torch raising is a failure
+        check_op(lambda m, x: x.exp_(), inputs=[dtorch.tensor([1, 2])])
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        check_op(lambda x: x * 2, lambda x: x.exp_(), inputs=[dtorch.tensor([1, 2])], errors=True)
+    with pytest.raises(AssertionError, match="torch raises"):
+        check_op(lambda x: x[5], lambda x: x.exp_(), inputs=[dtorch.tensor([1, 2])], errors=True)  # IndexError
+
+
 def test_inputs_helpers():
     a, b = make_inputs([(2, 3), ()], low=1.0, high=2.0, seed=3)
     assert a.dtype == dtorch.float64 and a.requires_grad and b.shape == ()

@@ -6,6 +6,7 @@ import itertools
 import pytest
 
 import dtorch
+from tests.oracle import check_op
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in float16 powers, as torch
@@ -25,13 +26,7 @@ def _dtype_name(d) -> str:
     return str(d).split(".")[-1]
 
 
-def _outcome(fn, *args):
-    """``fn(*args)``'s dtype and values, or the error's type."""
-    try:
-        r = fn(*args)
-    except Exception as e:  # noqa: BLE001 - the error type is what is compared
-        return type(e).__name__
-    return _dtype_name(r.dtype), r.tolist()
+EXACT = {"rtol": 0, "atol": 0, "grad": False, "errors": True}  # dtype and values exactly, or the same error
 
 
 # ---- promote_types / result_type -----------------------------------------------------------
@@ -68,9 +63,8 @@ def test_result_type_respects_default_dtype(float64_default):
 @pytest.mark.parametrize("a", DTYPES)
 def test_binary_op_dtypes_tensor_tensor(op, a):
     for b, da, db in itertools.product(DTYPES, (True, False), (True, False)):
-        got = _outcome(getattr(dtorch, op), _make(dtorch, a, da, 3), _make(dtorch, b, db, 2))
-        want = _outcome(getattr(torch, op), _make(torch, a, da, 3), _make(torch, b, db, 2))
-        assert got == want, (op, a, da, b, db)
+        check_op(lambda m, x, y: getattr(m, op)(x, y), inputs=[_make(dtorch, a, da, 3), _make(dtorch, b, db, 2)],
+                 **EXACT)
 
 
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "remainder", "fmod", "pow", "floor_divide", "eq",
@@ -80,9 +74,7 @@ def test_binary_op_dtypes_tensor_scalar(op, a):
     for s, dim in itertools.product(SCALARS, (True, False)):
         if op in ("div", "remainder", "fmod", "floor_divide") and s in (0, False):
             continue  # division by zero: integer results differ by platform
-        got = _outcome(getattr(dtorch, op), _make(dtorch, a, dim, 5), s)
-        want = _outcome(getattr(torch, op), _make(torch, a, dim, 5), s)
-        assert got == want, (op, a, dim, s)
+        check_op(lambda m, x, s=s: getattr(m, op)(x, s), inputs=[_make(dtorch, a, dim, 5)], **EXACT)
 
 
 @pytest.mark.parametrize("op", ["__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmod__",
@@ -90,18 +82,15 @@ def test_binary_op_dtypes_tensor_scalar(op, a):
 @pytest.mark.parametrize("a", DTYPES)
 def test_reflected_operators_with_scalars(op, a):
     for s, dim in itertools.product([True, 2, -3, 2.5], (True, False)):
-        got = _outcome(getattr(_make(dtorch, a, dim, 2), op), s)
-        want = _outcome(getattr(_make(torch, a, dim, 2), op), s)
-        assert got == want, (op, a, dim, s)
+        check_op(lambda m, x, s=s: getattr(x, op)(s), inputs=[_make(dtorch, a, dim, 2)], **EXACT)
 
 
 def test_int_scalars_out_of_range_wrap_like_torch():
     for op in ("add", "sub", "mul", "lt", "eq", "remainder", "floor_divide"):
         for s in (-3, 300, -200):
             for name in ("uint8", "int8"):
-                got = _outcome(getattr(dtorch, op), _make(dtorch, name, True, 5), s)
-                want = _outcome(getattr(torch, op), _make(torch, name, True, 5), s)
-                assert got == want, (op, s, name)
+                check_op(lambda m, x, op=op, s=s: getattr(m, op)(x, s), inputs=[_make(dtorch, name, True, 5)],
+                         **EXACT)
 
 
 def test_integer_power_rules():
@@ -137,15 +126,14 @@ def test_alpha_rules():
 @pytest.mark.parametrize("op", ["add_", "sub_", "mul_", "div_", "pow_", "remainder_", "floor_divide_"])
 @pytest.mark.parametrize("a", DTYPES)
 def test_inplace_casting_rules(op, a):
-    def run(mod, other):
-        o = _make(mod, other, True, 2) if isinstance(other, str) else other
-        t = _make(mod, a, True, 3)
+    def run(mod, t, o):
         r = getattr(t, op)(o)
         assert r is t
         return t
 
     for other in DTYPES + [True, 2, 2.5]:
-        assert _outcome(run, dtorch, other) == _outcome(run, torch, other), (op, a, other)
+        o = _make(dtorch, other, True, 2) if isinstance(other, str) else other
+        check_op(run, inputs=[_make(dtorch, a, True, 3), o], **EXACT)
 
 
 def test_inplace_float_into_int_message():

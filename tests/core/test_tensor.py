@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close
+from tests.oracle import assert_close, check_op
 
 
 # ---- shape, size, dim, numel ----------------------------------------------------------------
@@ -221,14 +221,11 @@ def test_to_cuda_without_gpu_raises():
     ("int", "int32"), ("short", "int16"), ("char", "int8"), ("byte", "uint8"), ("bool", "bool"),
 ])
 def test_dtype_methods_match_torch(method, dtype):
-    torch = pytest.importorskip("torch")
     data = [1.7, -2.7, 0.0, 3.2]
     if dtype == "uint8":
         data = [1.7, 2.7, 0.0, 3.2]
-    got = getattr(dtorch.tensor(data), method)()
-    want = getattr(torch.tensor(data), method)()
+    got = check_op(lambda m, x: getattr(x, method)(), inputs=[dtorch.tensor(data)])
     assert got.dtype.name == dtype
-    assert_close(got, want)
 
 
 def test_type_strings():
@@ -368,15 +365,7 @@ COPY_FILL_CASES = [
 
 @pytest.mark.parametrize("case", range(len(COPY_FILL_CASES)))
 def test_copy_fill_zero_like_torch(case):
-    torch = pytest.importorskip("torch")
-    make = COPY_FILL_CASES[case]
-    try:
-        want = make(torch)
-    except Exception as e:  # noqa: BLE001 - the same error type is expected
-        with pytest.raises(type(e)):
-            make(dtorch)
-        return
-    assert_close(make(dtorch), want)
+    check_op(COPY_FILL_CASES[case], errors=True)
 
 
 def test_copy_fill_zero_autograd_like_torch():
