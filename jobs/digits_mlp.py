@@ -8,19 +8,17 @@ from __future__ import annotations
 import sys
 
 import dtorch
-import dtorch.nn.functional as F
-from dtorch.utils.data import DataLoader
 
 try:
     from .data import digits
     from .models import mlp
     from .settings import resolve
-    from .training import accuracy, fit, summary
+    from .training import fit_classifier
 except ImportError:  # run as a script
     from data import digits
     from models import mlp
     from settings import resolve
-    from training import accuracy, fit, summary
+    from training import fit_classifier
 
 DEFAULTS = {"model": {"hidden": 128}, "train": {"epochs": 30}}
 
@@ -31,11 +29,7 @@ def main(config: dict | None = None) -> dict:
     dtorch.manual_seed(cfg["train"]["seed"])
     train_set, test_set = digits(seed=cfg["train"]["seed"])
     hidden = cfg["model"]["hidden"]
-    model = mlp(dtorch, (64, hidden, hidden, 10))
-    outcome = fit(cfg, model, F.cross_entropy, train_set)
-    if outcome.stopped:
-        return summary(outcome, cfg["run"])
-    return summary(outcome, cfg["run"], test_accuracy=accuracy(model, DataLoader(test_set, batch_size=512)))
+    return fit_classifier(cfg, mlp(dtorch, (64, hidden, hidden, 10)), train_set, test_set)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import dtorch
 import dtorch.distributed as dist
 import dtorch.distributed.checkpoint as dcp
 from dtorch.nn.parallel import DistributedDataParallel
-from dtorch.utils.data import DistributedSampler, StatefulDataLoader
+from dtorch.utils.data import DataLoader, DistributedSampler, StatefulDataLoader
 
 try:
     from . import gpu_stats, optim
@@ -214,6 +214,15 @@ def summary(outcome: Outcome, run: dict, **results: float) -> dict:
         print(f"summary: step {outcome.step}/{outcome.total_steps}  final loss {outcome.final_loss:.4f}{extra}  "
               f"{outcome.samples_per_s:,.0f} samples/s  {outcome.seconds:.1f} s{where}", flush=True)
     return out
+
+
+def fit_classifier(cfg: dict, model: dtorch.nn.Module, train_set: Any, test_set: Any) -> dict:
+    """``fit`` with cross-entropy, then the summary dict with ``test_accuracy`` (absent when a signal stopped
+    training)."""
+    outcome = fit(cfg, model, dtorch.nn.functional.cross_entropy, train_set)
+    if outcome.stopped:
+        return summary(outcome, cfg["run"])
+    return summary(outcome, cfg["run"], test_accuracy=accuracy(model, DataLoader(test_set, batch_size=512)))
 
 
 @dtorch.no_grad()
