@@ -40,6 +40,12 @@ def to_numpy(x) -> np.ndarray:
     return x.detach().numpy(force=True)
 
 
+def same_values(a, b) -> bool:
+    """Whether two tensors (dtorch, torch or numpy) hold exactly the same values in the same shape."""
+    return bool(np.array_equal(a if isinstance(a, np.ndarray) else to_numpy(a),
+                               b if isinstance(b, np.ndarray) else to_numpy(b)))
+
+
 def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-6, check_dtype: bool = True) -> None:
     """Compare a dtorch tensor with a torch tensor (or numpy array): values, shape and dtype."""
     a = to_numpy(actual)

@@ -6,11 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import to_numpy, torch_or_skip
-
-
-def _equal(a, b) -> bool:
-    return bool(np.array_equal(to_numpy(a), to_numpy(b)))
+from tests.oracle import same_values, to_numpy, torch_or_skip
 
 
 def test_dropout_zeroes_and_scales(device):
@@ -21,7 +17,7 @@ def test_dropout_zeroes_and_scales(device):
     assert abs(frac - 0.75) < 0.02
     np.testing.assert_allclose(to_numpy(out)[to_numpy(kept)], 1 / 0.75, rtol=1e-6)
     out.sum().backward()
-    assert _equal(x.grad, out.detach())
+    assert same_values(x.grad, out.detach())
 
 
 def test_dropout_reproducible_with_manual_seed():
@@ -30,15 +26,15 @@ def test_dropout_reproducible_with_manual_seed():
     a = F.dropout(x, 0.5)
     dtorch.manual_seed(3)
     b = F.dropout(x, 0.5)
-    assert _equal(a, b)
-    assert not _equal(a, F.dropout(x, 0.5))
+    assert same_values(a, b)
+    assert not same_values(a, F.dropout(x, 0.5))
 
 
 def test_dropout_identity_cases_and_errors():
     x = dtorch.randn(4, 5)
     assert F.dropout(x, 0.5, training=False) is x
     assert F.dropout(x, 0.0) is x
-    assert _equal(F.dropout(x, 1.0), dtorch.zeros(4, 5))
+    assert same_values(F.dropout(x, 1.0), dtorch.zeros(4, 5))
     with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
         F.dropout(x, 1.5)
 
@@ -54,14 +50,14 @@ def test_dropout_double_backward():
     x = dtorch.randn(6, 5, dtype=dtorch.float64, requires_grad=True)
     out = F.dropout(x, 0.4)
     (g,) = dtorch.autograd.grad(out.sum(), x, create_graph=True)
-    assert _equal(g, (out != 0).double() / 0.6)
+    assert same_values(g, (out != 0).double() / 0.6)
 
 
 def test_dropout2d_zeroes_whole_channels():
     x = dtorch.ones(8, 16, 3, 3)
     out = F.dropout2d(x, 0.5)
     per_channel = out.reshape(8, 16, 9)
-    assert _equal(per_channel.amax(-1), per_channel.amin(-1))
+    assert same_values(per_channel.amax(-1), per_channel.amin(-1))
 
 
 def test_dropout_modules():
