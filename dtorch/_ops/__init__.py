@@ -1,7 +1,29 @@
 """Op modules. Importing this package registers every op and attaches Tensor methods.
 
 Every module here that does not start with an underscore is imported; its ``__all__``
-names become ``dtorch.<name>``. A new op family is one new file.
+names become ``dtorch.<name>``, and it attaches its Tensor methods with one
+``_helpers.attach`` call at its end. A new op family is one new file. The map:
+
+  _helpers.py    what op modules share: attach(), scalar/dim/shape arguments, broadcast shapes
+  _inplace.py    in-place machinery: leaf checks, casts, rebasing history, CopySlices for views
+  view.py        views: view/reshape, permute/transpose, expand, squeeze, narrow/select/split/chunk, as_strided
+  indexing.py    x[i], x[i] = v, iter(x), index_put; the take/put kernels scatter.py builds on
+  scatter.py     gather/scatter, index_select/add/copy/fill, take, masked_*, where, nonzero, one_hot
+  joining.py     cat/stack and the h/v/d/column stacks, meshgrid, broadcast_tensors, cartesian_prod
+  layout.py      flip/roll, repeat/tile/repeat_interleave, tril/triu, diag/diagonal/diag_embed, trace
+  convert.py     to(dtype/device), type, float()/long()/..., cpu/cuda, clone, contiguous
+  fill.py        copy_, fill_, zero_ and new_zeros/ones/full/empty/tensor
+  arithmetic.py  add/sub/mul/div/remainder/fmod/pow with promotion, their operators and in-place forms
+  compare.py     eq/lt/..., maximum/minimum/fmax/fmin, isclose/allclose/equal, bitwise and logical ops
+  unary.py       elementwise math: exp/log, roots, trigonometry, erf, sign, rounding, clamp, isnan & co
+  activation.py  relu, gelu, silu, softplus, elu, leaky_relu, hardtanh
+  softmax.py     softmax, log_softmax
+  reduction.py   sum/mean/prod/var/std, logsumexp, norm, cumsum/cumprod, all/any; sum_to for the engine
+  extrema.py     max/min/amax/amin/aminmax/argmax/argmin; gradients through saved indices
+  sorting.py     sort/argsort/msort, topk, kthvalue, median/nanmedian
+  linalg.py      matmul and its family (mm, bmm, mv, dot, outer, addmm, baddbmm...), tensordot
+  einsum.py      einsum
+  sampling.py    random tensors (rand, randn, randint, normal, bernoulli, multinomial...) and random fills
 """
 from __future__ import annotations
 

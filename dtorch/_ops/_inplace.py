@@ -1,13 +1,20 @@
-"""In-place ops: version bumps, leaf checks and rebasing a tensor's history."""
+"""In-place ops: leaf checks, casts, and moving a tensor's history after an in-place write.
+
+Without recording, an in-place op updates the array and bumps the version counter. With
+recording it computes out of place and :func:`rebase` writes the result into the storage
+and moves the history onto the tensor; on a view, the base's history becomes
+:class:`CopySlices` and the base's other live views get a fresh ``grad_fn``.
+"""
 from __future__ import annotations
 
 from .. import _dtype
-from .._dispatch import OpDef, apply, promoted
+from .._device import xp_of
+from .._dispatch import ARRAY_NS, TENSOR_NS, OpDef, apply, device_mismatch, promoted
 from ..autograd.grad_mode import STATE
+from ..autograd.graph import Node, accumulator_of, grad_edge
 from ..tensor import Tensor, _make
 from ._helpers import scalar
-
-_CATEGORY_NAMES = {0: "Bool", 1: "Long", 2: "Float"}
+from .view import _as_strided
 
 
 def check_inplace_allowed(self: Tensor) -> None:
@@ -25,17 +32,8 @@ def check_cast(result: _dtype.dtype, self: Tensor) -> None:
     own = _dtype._FROM_NP[self._data.dtype]
     if result._category > own._category:
         raise RuntimeError(
-            f"result type {_type_word(result)} can't be cast to the desired output type {_type_word(own)}"
+            f"result type {result.scalar_name} can't be cast to the desired output type {own.scalar_name}"
         )
-
-
-def _type_word(d: _dtype.dtype) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[d.name]
-
-
-def bump(self: Tensor) -> None:
-    self._vc[0] += 1
 
 
 def rebase(self: Tensor, result: Tensor) -> Tensor:
@@ -44,16 +42,12 @@ def rebase(self: Tensor, result: Tensor) -> Tensor:
     self._vc[0] += 1
     if result.grad_fn is not None:
         if self._base is not None:
-            from .shape import rebase_view
-
             rebase_view(self, result)
         else:
             self.grad_fn = result.grad_fn
             self._output_nr = result._output_nr
             self._rg = True
             if self._views:
-                from .shape import refresh_views
-
                 refresh_views(self)  # its views now read the new values
     return self
 
@@ -71,8 +65,6 @@ def snapshot(self: Tensor) -> Tensor:
     """The pre-modification value of ``self`` with its graph edge, for ops that save their input."""
     t = _make(self._data.copy(), self._rg, self.grad_fn, self._output_nr)
     if self.grad_fn is None and self._rg:
-        from ..tensor import accumulator_of
-
         t._acc = accumulator_of(self)
     return t
 
@@ -85,8 +77,6 @@ def inplace_binary(op: OpDef, self: Tensor, other, params: dict | None, fast) ->
     if not needs_record(self, other):
         b = other._data if isinstance(other, Tensor) else other
         if isinstance(other, Tensor) and type(b) is not type(self._data):
-            from .._dispatch import device_mismatch
-
             raise device_mismatch(self, other, f"argument of {op.name}_")
         fast(self._data, b)
         self._vc[0] += 1
@@ -104,3 +94,87 @@ def inplace_unary(op: OpDef, self: Tensor, params: dict | None = None) -> Tensor
     check_inplace_allowed(self)
     src = snapshot(self) if 0 in op.save else self
     return rebase(self, apply(op, (src,), params))
+
+
+# ---- in-place writes into views ---------------------------------------------------------
+class CopySlices(Node):
+    """History of a base after an in-place op on one of its views (torch's CopySlices)."""
+
+    __slots__ = ("_geo", "_fn", "_in_meta")
+
+    def __init__(self, base_edge, base_meta, geo: dict, fn) -> None:
+        Node.__init__(self)
+        self._geo = geo
+        self._fn = fn
+        self.next_functions = (base_edge,) + tuple(fn.next_functions[1:])
+        self._in_meta = [base_meta] + list(fn._in_meta[1:])
+
+    def _apply(self, grads, create_graph: bool):
+        ns = TENSOR_NS if create_graph else ARRAY_NS
+        g = grads[0]
+        # the geometry is relative to a contiguous base: an incoming gradient may be a broadcast
+        g = g.contiguous() if create_graph else xp_of(g).ascontiguousarray(g)
+        region = ns.as_strided(g, **self._geo)
+        if not create_graph:
+            region = region.copy()
+        res = self._fn._apply([region], create_graph)
+        gv = res[0]
+        if gv is None:
+            gv = region * 0
+        elif gv.shape != region.shape:
+            gv = ns.expand(gv, shape=region.shape) if create_graph else xp_of(gv).broadcast_to(gv, region.shape)
+        return (ns.as_strided_scatter(g, gv, **self._geo),) + tuple(res[1:])
+
+    def _release(self) -> None:
+        self._fn._release()
+
+
+def _view_geometry(view_t: Tensor, base: Tensor) -> dict:
+    """as_strided arguments (in elements) that give ``view_t`` from its contiguous ``base``."""
+    v = view_t._data
+    isz = v.itemsize
+    offset = (view_t.data_ptr() - base.data_ptr()) // isz
+    return {"size": v.shape, "stride": tuple(s // isz for s in v.strides), "storage_offset": offset}
+
+
+def _regrow(view_t: Tensor, base: Tensor, geo: dict) -> None:
+    """Make ``view_t``'s history an as_strided view of ``base``'s current history."""
+    as_view = apply(_as_strided, (base,), geo)
+    view_t.grad_fn = as_view.grad_fn
+    view_t._output_nr = 0
+    view_t._rg = True
+
+
+def refresh_views(base: Tensor, skip: Tensor | None = None) -> None:
+    """After an in-place op rewrote ``base``'s history, rebuild the grad_fn of its live views.
+
+    torch regenerates a view's grad_fn lazily when the version counter moved; dtorch does it
+    eagerly, for the differentiable views the base registered (``tensor._make_view``).
+    """
+    refs = base._views
+    if not refs or not base._data.flags.c_contiguous:
+        return
+    alive = []
+    for ref in list(refs):  # _regrow registers new (temporary) views: iterate over a copy
+        v = ref()
+        if v is None or v._base is not base:
+            continue
+        alive.append(ref)
+        if v is not skip:
+            _regrow(v, base, _view_geometry(v, base))
+    base._views = alive
+
+
+def rebase_view(view_t: Tensor, result: Tensor) -> None:
+    """After ``view_t`` was overwritten in place by ``result`` (recorded), rebase its base's history."""
+    base = view_t._base
+    b = base._data
+    if not b.flags.c_contiguous:
+        raise RuntimeError("in-place autograd on a view of a non-contiguous tensor is not supported")
+    geo = _view_geometry(view_t, base)
+    node = CopySlices(grad_edge(base), (b.shape, b.dtype), geo, result.grad_fn)
+    base.grad_fn = node
+    base._output_nr = 0
+    base._rg = True
+    _regrow(view_t, base, geo)  # the view now reads from the new base
+    refresh_views(base, skip=view_t)  # and so do its sibling views

@@ -1,4 +1,5 @@
-"""Binary arithmetic, comparison and logical ops, with torch's type promotion."""
+"""Binary arithmetic (add, sub, mul, div, remainder, fmod, pow) with torch's type promotion, and its
+operators and in-place forms."""
 from __future__ import annotations
 
 import math
@@ -6,9 +7,10 @@ import math
 import numpy as np
 
 from .. import _dtype
+from .._device import xp_of
 from .._dispatch import apply, apply_same, apply_scalar, apply_unary, defop, promoted, tensor_fn
 from ..tensor import Tensor
-from ._helpers import scalar, xp_of
+from ._helpers import attach, int_scalars, scalar, wrap_int
 from ._inplace import check_cast, inplace_binary
 
 __all__ = [
@@ -26,57 +28,11 @@ __all__ = [
     "rsub",
     "pow",
     "float_power",
-    "maximum",
-    "minimum",
-    "fmax",
-    "fmin",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "greater",
-    "greater_equal",
-    "less",
-    "less_equal",
-    "not_equal",
-    "bitwise_and",
-    "bitwise_or",
-    "bitwise_xor",
-    "bitwise_not",
-    "logical_and",
-    "logical_or",
-    "logical_xor",
-    "logical_not",
 ]
 
 
-_INT_RANGES: dict = {}
-
-
-def _wrap_int(x: int, dt: np.dtype) -> int:
-    """A Python int outside an integer dtype's range wraps around, as torch's cast to that dtype does."""
-    r = _INT_RANGES.get(dt)
-    if r is None:
-        info = np.iinfo(dt)
-        r = _INT_RANGES[dt] = (int(info.min), int(info.max), 1 << info.bits)
-    lo, hi, span = r
-    if lo <= x <= hi:
-        return x
-    return (x - lo) % span + lo
-
-
-def _int_scalars(a, b):
-    """Wrap a Python int operand into the range of the other operand's integer dtype (uint8 + -3)."""
-    if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind in "iu":
-        b = _wrap_int(b, a._data.dtype)
-    elif type(a) is int and isinstance(b, Tensor) and b._data.dtype.kind in "iu":
-        a = _wrap_int(a, b._data.dtype)
-    return a, b
-
-
-def _binary(op, a, b, params=None):
+def binary(op, a, b, params=None):
+    """``op(a, b)`` for a Tensor and a Tensor or Python number: promoted, with fast paths for same dtypes."""
     if isinstance(a, Tensor):
         da = a._data
         if isinstance(b, Tensor):
@@ -89,9 +45,9 @@ def _binary(op, a, b, params=None):
                 if k == "f":
                     return apply_scalar(op, a, b, params)
                 if tb is int and (k == "i" or k == "u"):
-                    return apply_scalar(op, a, _wrap_int(b, da.dtype), params)
+                    return apply_scalar(op, a, wrap_int(b, da.dtype), params)
     elif type(a) is int:
-        a, b = _int_scalars(a, b)
+        a, b = int_scalars(a, b)
     a = scalar(a)
     b = scalar(b)
     cast, _ = promoted(a, b)
@@ -147,14 +103,14 @@ def _check_sub(a, b) -> None:
 
 
 def add(input, other, *, alpha=1) -> Tensor:
-    return _binary(_add, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
+    return binary(_add, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
     if (input._data.dtype.kind == "b" if isinstance(input, Tensor) else type(input) is bool) or \
             (other._data.dtype.kind == "b" if isinstance(other, Tensor) else type(other) is bool):
         _check_sub(input, other)
-    return _binary(_sub, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
+    return binary(_sub, input, other, None if alpha == 1 else _alpha_params(input, other, alpha))
 
 
 @defop("rsub_scalar")
@@ -171,7 +127,7 @@ def rsub(input, other, *, alpha=1) -> Tensor:
     if isinstance(input, Tensor) and not isinstance(other, Tensor):
         other = scalar(other)
         if type(other) is int:
-            other = _int_scalars(input, other)[1]
+            other = int_scalars(input, other)[1]
         params = _alpha_params(input, other, alpha) or {}
         cast, _ = promoted(input, other)
         return _with_scalar(_rsub_s, input, cast, other=other, **params)
@@ -238,7 +194,7 @@ _div_r.backward(lambda ns, ctx, g: (g * 0, g * 0), "DivBackward2")
 
 
 def mul(input, other) -> Tensor:
-    return _binary(_mul, input, other)
+    return binary(_mul, input, other)
 
 
 def _not_for_bool(kernel: str, rdt) -> None:
@@ -249,7 +205,7 @@ def _not_for_bool(kernel: str, rdt) -> None:
 def div(input, other, *, rounding_mode=None) -> Tensor:
     a, b = scalar(input), scalar(other)
     if rounding_mode is not None:  # an integer result: Python ints wrap into its range
-        a, b = _int_scalars(a, b)
+        a, b = int_scalars(a, b)
     cast, rdt = promoted(a, b)
     if rounding_mode == "floor":
         _not_for_bool("div_floor_cpu", rdt)
@@ -272,61 +228,34 @@ def floor_divide(input, other) -> Tensor:
     return div(input, other, rounding_mode="floor")
 
 
-def _remainder_k(a, b):
-    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).remainder(a, b)
+def _mod_ops(name: str, rounding: str) -> tuple:
+    """torch's two overloads of ``a - rounding(a / b) * b`` (remainder: floor, fmod: trunc): Tensor-Tensor
+    (both inputs saved, *Backward1) and Tensor-Scalar (one input, *Backward0)."""
+    def kernel(a, b):
+        return getattr(xp_of(a) if hasattr(a, "dtype") else xp_of(b), name)(a, b)
+
+    def scalar_kernel(a, other):
+        return kernel(a, other)
+
+    def bw(ns, ctx, g, a, b):
+        # d/da = 1, d/db = -rounding(a / b)
+        gb = -g * getattr(ns, rounding)(a / b) if ctx.next_functions[1][0] is not None else None
+        return g, gb
+
+    node = name.capitalize()
+    tensor_op = defop(name, save=(0, 1))(kernel)
+    tensor_op.backward(bw, f"{node}Backward1")
+    scalar_op = defop(f"{name}_scalar")(scalar_kernel)
+    scalar_op.backward(lambda ns, ctx, g: (g,), f"{node}Backward0")
+    return tensor_op, scalar_op
 
 
-def _fmod_k(a, b):
-    return (xp_of(a) if hasattr(a, "dtype") else xp_of(b)).fmod(a, b)
-
-
-# Tensor-Scalar overloads (one input, *Backward0) and Tensor-Tensor ones (*Backward1), as torch
-@defop("remainder", save=(0, 1))
-def _remainder(a, b):
-    return _remainder_k(a, b)
-
-
-def _remainder_bw(ns, ctx, g, a, b):
-    # a - floor(a / b) * b: d/da = 1, d/db = -floor(a / b)
-    gb = -g * ns.floor(a / b) if ctx.next_functions[1][0] is not None else None
-    return g, gb
-
-
-_remainder.backward(_remainder_bw, "RemainderBackward1")
-
-
-@defop("remainder_scalar")
-def _remainder_s(a, other):
-    return _remainder_k(a, other)
-
-
-_remainder_s.backward(lambda ns, ctx, g: (g,), "RemainderBackward0")
-
-
-@defop("fmod", save=(0, 1))
-def _fmod(a, b):
-    return _fmod_k(a, b)
-
-
-def _fmod_bw(ns, ctx, g, a, b):
-    # a - trunc(a / b) * b: d/da = 1, d/db = -trunc(a / b)
-    gb = -g * ns.trunc(a / b) if ctx.next_functions[1][0] is not None else None
-    return g, gb
-
-
-_fmod.backward(_fmod_bw, "FmodBackward1")
-
-
-@defop("fmod_scalar")
-def _fmod_s(a, other):
-    return _fmod_k(a, other)
-
-
-_fmod_s.backward(lambda ns, ctx, g: (g,), "FmodBackward0")
+_remainder, _remainder_s = _mod_ops("remainder", "floor")
+_fmod, _fmod_s = _mod_ops("fmod", "trunc")
 
 
 def _mod_like(op, scalar_op, kernel_name: str, input, other) -> Tensor:
-    a, b = _int_scalars(scalar(input), scalar(other))
+    a, b = int_scalars(scalar(input), scalar(other))
     cast, rdt = promoted(a, b)
     _not_for_bool(kernel_name, rdt)
     if isinstance(a, Tensor) and not isinstance(b, Tensor):
@@ -425,10 +354,10 @@ def pow(input, exponent) -> Tensor:
     a, b = scalar(input), scalar(exponent)
     if isinstance(a, Tensor) and a._data.dtype.kind in "iub" and type(b) is int and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind in "iu" and _wrap_int(b, a._data.dtype) != b:
+    if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind in "iu" and wrap_int(b, a._data.dtype) != b:
         # an exponent out of the dtype's range is refused (a base wraps, as in the other ops)
         raise RuntimeError(f"value cannot be converted to type {a._data.dtype.name}_t without overflow")
-    a, b = _int_scalars(a, b)
+    a, b = int_scalars(a, b)
     cast, rdt = promoted(a, b)
     if rdt is _dtype.bool_:
         if not (isinstance(a, Tensor) and type(b) is bool):
@@ -450,213 +379,12 @@ def float_power(input, exponent) -> Tensor:
     return pow(a, b)
 
 
-# ---- maximum / minimum ---------------------------------------------------------------
-@defop("maximum", save=(0, 1))
-def _maximum(a, b):
-    return xp_of(a).maximum(a, b)
-
-
-@_maximum.backward
-def _maximum_bw(ns, ctx, g, a, b):
-    # torch: ties split the gradient evenly; an operand gets nothing only where it is strictly smaller
-    # (so with a NaN both get the gradient)
-    half = ns.where(a == b, g * 0.5, g)
-    return half * ~(a < b), half * ~(a > b)
-
-
-@defop("minimum", save=(0, 1))
-def _minimum(a, b):
-    return xp_of(a).minimum(a, b)
-
-
-@_minimum.backward
-def _minimum_bw(ns, ctx, g, a, b):
-    half = ns.where(a == b, g * 0.5, g)
-    return half * ~(a > b), half * ~(a < b)
-
-
-def maximum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(_maximum, input, other)
-
-
-def minimum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(_minimum, input, other)
-
-
-@defop("fmax", save=(0, 1))
-def _fmax(a, b):
-    return xp_of(a).fmax(a, b)
-
-
-@_fmax.backward
-def _fmax_bw(ns, ctx, g, a, b):
-    # NaN is ignored: the gradient goes to the operand that was taken; ties go to input
-    take_a = (a >= b) | (b != b)
-    return g * take_a, g * (1 - take_a * 1)
-
-
-@defop("fmin", save=(0, 1))
-def _fmin(a, b):
-    return xp_of(a).fmin(a, b)
-
-
-@_fmin.backward
-def _fmin_bw(ns, ctx, g, a, b):
-    take_a = (a <= b) | (b != b)
-    return g * take_a, g * (1 - take_a * 1)
-
-
-def fmax(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise maximum ignoring NaN (NaN only where both are NaN)."""
-    return _binary(_fmax, input, other)
-
-
-def fmin(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise minimum ignoring NaN (NaN only where both are NaN)."""
-    return _binary(_fmin, input, other)
-
-
-tensor_fn("maximum", maximum)
-tensor_fn("minimum", minimum)
-
-
-# ---- comparisons and logic (not differentiable) ---------------------------------------
-def _nondiff(name: str, fn):
-    op = defop(name)(fn)
-
-    def public(input, other) -> Tensor:
-        return _binary(op, input, other)
-
-    public.__name__ = name
-    tensor_fn(name, public)
-    return public
-
-
-eq = _nondiff("eq", lambda a, b: a == b)
-ne = _nondiff("ne", lambda a, b: a != b)
-lt = _nondiff("lt", lambda a, b: a < b)
-le = _nondiff("le", lambda a, b: a <= b)
-gt = _nondiff("gt", lambda a, b: a > b)
-ge = _nondiff("ge", lambda a, b: a >= b)
-greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
-
-
-def _bitwise(name: str, fn):
-    op = defop(name)(fn)
-
-    def public(input, other) -> Tensor:
-        a, b = scalar(input), scalar(other)
-        if _dtype.result_type(a, b).is_floating_point:
-            raise NotImplementedError(f'"{name}_cpu" not implemented for \'Float\'')
-        return _binary(op, a, b)
-
-    public.__name__ = name
-    return public
-
-
-bitwise_and = _bitwise("bitwise_and", lambda a, b: a & b)
-bitwise_or = _bitwise("bitwise_or", lambda a, b: a | b)
-bitwise_xor = _bitwise("bitwise_xor", lambda a, b: a ^ b)
-
-
-def _logical(name: str, ufunc_name: str):
-    op = defop(name)(lambda a, b: getattr(xp_of(a) if hasattr(a, "dtype") else xp_of(b), ufunc_name)(a, b))
-
-    def public(input, other) -> Tensor:
-        return apply(op, (scalar(input), scalar(other)))
-
-    public.__name__ = name
-    return public
-
-
-logical_and = _logical("logical_and", "logical_and")
-logical_or = _logical("logical_or", "logical_or")
-logical_xor = _logical("logical_xor", "logical_xor")
-
-
-@defop("logical_not")
-def _logical_not(a):
-    return xp_of(a).logical_not(a)
-
-
-def logical_not(input: Tensor) -> Tensor:
-    return apply(_logical_not, (input,))
-
-
-@defop("bitwise_not")
-def _bitwise_not(a):
-    return ~a
-
-
-def bitwise_not(input: Tensor) -> Tensor:
-    if input._data.dtype.kind == "f":
-        raise NotImplementedError("\"bitwise_not_cpu\" not implemented for 'Float'")
-    return apply(_bitwise_not, (input,))
-
-
-def _invert(self: Tensor) -> Tensor:
-    if self._data.dtype.kind == "f":
-        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
-    return bitwise_not(self)
-
-
-# ---- Tensor methods and operators ----------------------------------------------------
-def _rev(fn):
-    return lambda self, other: fn(other, self)
-
-
-for _name, _fn in [("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow),
-                   ("remainder", remainder), ("fmod", fmod), ("maximum", maximum), ("minimum", minimum),
-                   ("fmax", fmax), ("fmin", fmin),
-                   ("eq", eq), ("ne", ne), ("lt", lt), ("le", le), ("gt", gt), ("ge", ge),
-                   ("logical_and", logical_and), ("logical_or", logical_or), ("logical_xor", logical_xor),
-                   ("logical_not", logical_not), ("bitwise_not", bitwise_not), ("floor_divide", floor_divide),
-                   ("bitwise_and", bitwise_and), ("bitwise_or", bitwise_or), ("bitwise_xor", bitwise_xor),
-                   ("float_power", float_power)]:
-    setattr(Tensor, _name, _fn)
-Tensor.rsub = rsub
-Tensor.subtract, Tensor.multiply, Tensor.divide, Tensor.true_divide = sub, mul, div, div
-Tensor.greater, Tensor.less, Tensor.greater_equal, Tensor.less_equal, Tensor.not_equal = gt, lt, ge, le, ne
-
-def _rtruediv(self, other):
-    return self.reciprocal() * other  # as torch's Tensor.__rtruediv__
-
-
-Tensor.__add__ = add
-Tensor.__radd__ = add  # other + self is computed as self + other, as torch (the scalar is input 1)
-Tensor.__sub__ = sub
-Tensor.__rsub__ = rsub
-Tensor.__mul__ = mul
-Tensor.__rmul__ = mul
-Tensor.__truediv__ = div
-Tensor.__rtruediv__ = _rtruediv
-Tensor.__floordiv__ = floor_divide
-Tensor.__rfloordiv__ = _rev(floor_divide)
-Tensor.__mod__ = remainder
-Tensor.__rmod__ = _rev(remainder)
-Tensor.__pow__ = pow
-Tensor.__rpow__ = _rev(pow)
-Tensor.__eq__ = eq
-Tensor.__ne__ = ne
-Tensor.__lt__ = lt
-Tensor.__le__ = le
-Tensor.__gt__ = gt
-Tensor.__ge__ = ge
-Tensor.__and__ = bitwise_and
-Tensor.__rand__ = _rev(bitwise_and)
-Tensor.__or__ = bitwise_or
-Tensor.__ror__ = _rev(bitwise_or)
-Tensor.__xor__ = bitwise_xor
-Tensor.__rxor__ = _rev(bitwise_xor)
-Tensor.__invert__ = _invert
-Tensor.__hash__ = object.__hash__
-
-
+# ---- in place --------------------------------------------------------------------------
 def _ip(op, fast):
     def inplace(self, other, **kw):
         other = scalar(other)
         if type(other) is int:
-            other = _int_scalars(self, other)[1]
+            other = int_scalars(self, other)[1]
         if op is _sub:
             _check_sub(self, other)
         elif op is _pow and _dtype.result_type(self, other) is _dtype.bool_ and type(other) is not bool:
@@ -691,26 +419,19 @@ def _in_place_ufunc(name: str):
     return fast
 
 
-_iadd = _in_place_ufunc("add")
-_isub = _in_place_ufunc("subtract")
-_imul = _in_place_ufunc("multiply")
+add_ = _ip(_add, _in_place_ufunc("add"))
+sub_ = _ip(_sub, _in_place_ufunc("subtract"))
+mul_ = _ip(_mul, _in_place_ufunc("multiply"))
+pow_ = _ip(_pow, _in_place_ufunc("power"))
+remainder_ = _ip(_remainder, _in_place_ufunc("remainder"))
+fmod_ = _ip(_fmod, _in_place_ufunc("fmod"))
 _idiv = _in_place_ufunc("true_divide")
-_ipow = _in_place_ufunc("power")
-_iremainder = _in_place_ufunc("remainder")
-_ifmod = _in_place_ufunc("fmod")
-
-Tensor.add_ = Tensor.__iadd__ = _ip(_add, _iadd)
-Tensor.sub_ = Tensor.__isub__ = Tensor.subtract_ = _ip(_sub, _isub)
-Tensor.mul_ = Tensor.__imul__ = Tensor.multiply_ = _ip(_mul, _imul)
-Tensor.pow_ = Tensor.__ipow__ = _ip(_pow, _ipow)
-Tensor.remainder_ = Tensor.__imod__ = _ip(_remainder, _iremainder)
-Tensor.fmod_ = _ip(_fmod, _ifmod)
 
 
-def _div_(self, other, *, rounding_mode=None):
+def div_(self, other, *, rounding_mode=None):
     other = scalar(other)
     if type(other) is int and rounding_mode is not None:
-        other = _int_scalars(self, other)[1]
+        other = int_scalars(self, other)[1]
     if rounding_mode is None:
         rdt = _dtype.result_type(self, other)  # true division of integers gives the default float
         check_cast(rdt if rdt.is_floating_point else _dtype.get_default_dtype(), self)
@@ -724,17 +445,36 @@ def _div_(self, other, *, rounding_mode=None):
     return inplace_binary(_div, self, other, {"rounding_mode": rounding_mode}, fast)
 
 
-def _floor_divide_(self, other):
-    return _div_(self, other, rounding_mode="floor")
+def floor_divide_(self, other):
+    return div_(self, other, rounding_mode="floor")
 
 
-Tensor.div_ = Tensor.__itruediv__ = Tensor.divide_ = Tensor.true_divide_ = _div_
-Tensor.floor_divide_ = Tensor.__ifloordiv__ = _floor_divide_
+# ---- operators -------------------------------------------------------------------------
+def reflected(fn):
+    """``other <op> self`` as ``fn(other, self)``."""
+    return lambda self, other: fn(other, self)
 
 
 def _add_operator(self, other) -> Tensor:
-    """``self + other``: add without the alpha argument (the hottest op in user code)."""
-    return _binary(_add, self, other)
+    """``self + other`` and ``other + self``: add without the alpha argument (the hottest op in user code);
+    as in torch, a Python scalar is the second input either way."""
+    return binary(_add, self, other)
 
 
-Tensor.__add__ = Tensor.__radd__ = _add_operator
+def _rtruediv(self, other):
+    return self.reciprocal() * other  # as torch's Tensor.__rtruediv__
+
+
+attach(__name__, {
+    "add": add, "add_": add_, "sub": sub, "sub_": sub_, "subtract": sub, "subtract_": sub_, "rsub": rsub,
+    "mul": mul, "mul_": mul_, "multiply": mul, "multiply_": mul_, "div": div, "div_": div_, "divide": div,
+    "divide_": div_, "true_divide": div, "true_divide_": div_, "floor_divide": floor_divide,
+    "floor_divide_": floor_divide_, "remainder": remainder, "remainder_": remainder_, "fmod": fmod, "fmod_": fmod_,
+    "pow": pow, "pow_": pow_, "float_power": float_power,
+    "__add__": _add_operator, "__radd__": _add_operator, "__iadd__": add_, "__sub__": sub, "__rsub__": rsub,
+    "__isub__": sub_, "__mul__": mul, "__rmul__": mul, "__imul__": mul_, "__truediv__": div,
+    "__rtruediv__": _rtruediv, "__itruediv__": div_, "__floordiv__": floor_divide,
+    "__rfloordiv__": reflected(floor_divide), "__ifloordiv__": floor_divide_, "__mod__": remainder,
+    "__rmod__": reflected(remainder), "__imod__": remainder_, "__pow__": pow, "__rpow__": reflected(pow),
+    "__ipow__": pow_,
+})

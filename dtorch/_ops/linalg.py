@@ -1,4 +1,4 @@
-"""Matrix products: matmul and its family (mm, bmm, mv, dot, addmm, baddbmm...), einsum, tensordot.
+"""Matrix products: matmul and its family (mm, bmm, mv, dot, outer, addmm, baddbmm...), tensordot.
 
 Forward kernels are one BLAS call on the raw arrays; backward formulas are products with
 transposes, written against ``ns`` so that ``create_graph=True`` differentiates them again.
@@ -11,11 +11,12 @@ import math
 
 import numpy as np
 
-from .._dispatch import OpDef, apply, apply_same, defop, tensor_fn
-from ..tensor import Tensor, _make, _wrap_dim
-from ._helpers import method, xp_of
+from .._device import xp_of
+from .._dispatch import apply, apply_same, defop, tensor_fn
+from ..tensor import Tensor, _wrap_dim
+from ._helpers import attach, broadcast_shape
 from .arithmetic import mul
-from .shape import permute, reshape
+from .view import permute, reshape
 
 __all__ = [
     "matmul",
@@ -30,15 +31,8 @@ __all__ = [
     "addmm",
     "addmv",
     "baddbmm",
-    "einsum",
     "tensordot",
 ]
-
-# C++ scalar names used by torch's "expected m1 and m2 to have the same dtype" message
-_CPP_NAME = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int", "int32": "int",
-             "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
-_TYPE_WORD = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-              "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 # ---- argument checks -------------------------------------------------------------------------
@@ -48,13 +42,13 @@ def _check_tensor(x, fn: str, arg: str, pos: int) -> None:
 
 
 def _word(t: Tensor) -> str:
-    return _TYPE_WORD[t._data.dtype.name]
+    return t.dtype.scalar_name
 
 
 def _check_m1_m2_dtype(a: Tensor, b: Tensor) -> None:
     if a._data.dtype != b._data.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_CPP_NAME[a._data.dtype.name]} "
-                           f"!= {_CPP_NAME[b._data.dtype.name]}")
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.cpp_name} "
+                           f"!= {b.dtype.cpp_name}")
 
 
 def _check_scalar_type(a: Tensor, b: Tensor) -> None:
@@ -75,20 +69,6 @@ def _check_mm_shapes(m1: tuple, m2: tuple) -> None:
 def _check_mv_shapes(rows: int, mat: tuple, vec: int) -> None:
     if mat[1] != vec:
         raise RuntimeError(f"size mismatch, got input ({rows}), mat ({mat[0]}x{mat[1]}), vec ({vec})")
-
-
-def broadcast_pair(a: tuple, b: tuple) -> tuple:
-    """The broadcast of two shapes, with torch's error message."""
-    n = max(len(a), len(b))
-    a = (1,) * (n - len(a)) + tuple(a)
-    b = (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y and x != 1 and y != 1:
-            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
-                               f"non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
-    return tuple(out)
 
 
 def _mT(ns, x):
@@ -112,7 +92,6 @@ def _mm_bw(ns, ctx, g, a, b):
     return ga, gb
 
 
-@method("mm")
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Matrix product of two 2-D tensors (no broadcasting)."""
     _check_tensor(input, "mm", "input", 1)
@@ -149,7 +128,6 @@ def _check_bmm(b1: Tensor, b2: Tensor, names=("batch1", "batch2")) -> None:
                            f"[{s1[0]}, {s1[2]}] but got: [{s2[0]}, {s2[1]}].")
 
 
-@method("bmm")
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of two 3-D tensors with the same batch size (no broadcasting)."""
     _check_tensor(input, "bmm", "input", 1)
@@ -172,7 +150,6 @@ def _mv_bw(ns, ctx, g, a, v):
     return ga, gv
 
 
-@method("mv")
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product: (n, m) @ (m,) -> (n,)."""
     _check_tensor(input, "mv", "input", 1)
@@ -218,14 +195,12 @@ def _check_dot(a: Tensor, b: Tensor, name: str) -> None:
     _check_not_bool(a, name)
 
 
-@method("dot")
 def dot(input: Tensor, other: Tensor) -> Tensor:
     """Inner product of two 1-D tensors of the same size and dtype."""
     _check_dot(input, other, "dot")
     return apply_same(_dot, input, other)
 
 
-@method("vdot")
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """``dot`` with the first argument conjugated (the same for real tensors)."""
     _check_dot(input, other, "vdot")
@@ -278,12 +253,11 @@ def _check_matmul_nd(sa: tuple, sb: tuple) -> None:
     elif len(sb) == 2:
         _check_mm_shapes((math.prod(sa[:-1]), ka), sb)
     elif ka != sb[-2]:
-        batch = math.prod(broadcast_pair(sa[:-2], sb[:-2]))
+        batch = math.prod(broadcast_shape(sa[:-2], sb[:-2]))
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{batch}, {ka}] but got: [{batch}, {sb[-2]}].")
 
 
-@method("matmul", "__matmul__")
 def matmul(input: Tensor, other: Tensor) -> Tensor:
     """torch.matmul: dot, mv, mm, or a batched product broadcasting the batch dimensions."""
     if isinstance(input, Tensor) and isinstance(other, Tensor):
@@ -303,7 +277,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         return mm(input, other)
     sa, sb = input._data.shape, other._data.shape
     if len(sa) > 2 and len(sb) > 2:
-        broadcast_pair(sa[:-2], sb[:-2])  # torch reports a batch mismatch first
+        broadcast_shape(sa[:-2], sb[:-2])  # torch reports a batch mismatch first
     _check_matmul_nd(sa, sb)
     _check_m1_m2_dtype(input, other)
     _check_not_bool(input, "addmm_impl_cpu_")
@@ -314,7 +288,6 @@ def _rmatmul(self: Tensor, other) -> Tensor:
     return matmul(other, self)
 
 
-Tensor.__rmatmul__ = _rmatmul
 tensor_fn("matmul", matmul)
 
 
@@ -327,11 +300,7 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     return tensordot(input, other, dims=([-1], [-1]))
 
 
-Tensor.inner = inner
-
-
 # ---- outer ------------------------------------------------------------------------------------------
-@method("outer", "ger")
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """Outer product of two 1-D tensors; like torch it is a broadcast mul (MulBackward0)."""
     for t, name in ((input, "self"), (vec2, "vec2")):
@@ -390,7 +359,6 @@ def _check_broadcastable(c: Tensor, shape: tuple) -> None:
                 f"non-singleton dimension {lead + i}.  Target sizes: {list(shape)}.  Tensor sizes: {list(sc)}")
 
 
-@method("addmm")
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """``beta * input + alpha * (mat1 @ mat2)``; input broadcasts to the product's shape."""
     for t, name in ((mat1, "mat1"), (mat2, "mat2")):
@@ -416,7 +384,6 @@ def _addmv_bw(ns, ctx, g, a, v):
     return _scaled_grads(ns, ctx, g, lambda g: ns.reshape(g, shape=(-1, 1)) * v, lambda g: ns.mv(a.T, g))
 
 
-@method("addmv")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """``beta * input + alpha * (mat @ vec)``."""
     sm, sv = mat._data.shape, vec._data.shape
@@ -441,203 +408,16 @@ def _baddbmm_bw(ns, ctx, g, a, b):
     return _scaled_grads(ns, ctx, g, lambda g: ns.bmm(g, _mT(ns, b)), lambda g: ns.bmm(_mT(ns, a), g))
 
 
-@method("baddbmm")
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """``beta * input + alpha * bmm(batch1, batch2)``; input broadcasts to the product's shape."""
     _check_bmm(batch1, batch2)
     if not input._data.dtype == batch1._data.dtype == batch2._data.dtype:
-        raise RuntimeError(f"Input dtypes must be the same, got: input {_CPP_NAME[input._data.dtype.name]}, "
-                           f"batch1: {_CPP_NAME[batch1._data.dtype.name]}, "
-                           f"batch2: {_CPP_NAME[batch2._data.dtype.name]}")
+        raise RuntimeError(f"Input dtypes must be the same, got: input {input.dtype.cpp_name}, "
+                           f"batch1: {batch1.dtype.cpp_name}, batch2: {batch2.dtype.cpp_name}")
     s1, s2 = batch1._data.shape, batch2._data.shape
     _check_broadcastable(input, (s1[0], s1[1], s2[2]))
     _check_not_bool(batch1, "baddbmm")
     return apply(_baddbmm, (input, batch1, batch2), {"beta": beta, "alpha": alpha})
-
-
-# ---- einsum ----------------------------------------------------------------------------------------
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def _expand_ellipses(terms: list, out: str | None, ndims: list) -> tuple[list, str]:
-    """Replace '...' by explicit letters (right-aligned across operands); resolve an implicit output."""
-    used = set("".join(terms) + (out or ""))
-    spare = [c for c in _LETTERS if c not in used]
-    n_ell = 0
-    for i, (term, nd) in enumerate(zip(terms, ndims)):
-        if "..." in term:
-            n_ell = max(n_ell, nd - (len(term) - 3))
-        elif len(term) != nd:
-            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) does not match "
-                               f"the number of dimensions ({nd}) for operand {i} and no ellipsis was given")
-    ell = "".join(spare[:n_ell])
-    expanded = []
-    for term, nd in zip(terms, ndims):
-        if "..." in term:
-            k = nd - (len(term) - 3)
-            if k < 0:
-                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term) - 3}) is more "
-                                   f"than the number of dimensions ({nd}) for operand {len(expanded)}")
-            term = term.replace("...", ell[n_ell - k:])
-        expanded.append(term)
-    if out is None:
-        counts = {}
-        for c in "".join(t.replace("...", "") for t in terms):
-            counts[c] = counts.get(c, 0) + 1
-        out = ell + "".join(sorted((c for c, n in counts.items() if n == 1), key=_LETTERS.index))
-    else:
-        out = out.replace("...", ell)
-    return expanded, out
-
-
-def _check_einsum(terms: list, out: str, shapes: list) -> None:
-    sizes: dict = {}
-    for i, (term, shape) in enumerate(zip(terms, shapes)):
-        for c, s in zip(term, shape):
-            prev = sizes.get(c)
-            if prev is None or prev == 1:
-                sizes[c] = s
-            elif s != 1 and s != prev:
-                raise RuntimeError(f"einsum(): subscript {c} has size {s} for operand {i} which does not broadcast "
-                                   f"with previously seen size {prev}")
-    for c in out:
-        if c not in sizes:
-            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input operand")
-        if out.count(c) > 1:
-            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
-
-
-def _parse_einsum(equation: str, shapes: list) -> str:
-    """Validate ``equation`` against the operands' shapes; return it explicit ('ij,jk->ik'), no ellipsis."""
-    eq = equation.replace(" ", "")
-    lhs, arrow, out = eq.partition("->")
-    terms = lhs.split(",")
-    if len(terms) > len(shapes):
-        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
-    if len(terms) < len(shapes):
-        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
-    for c in lhs + out:
-        if c not in _LETTERS and c not in ",.":
-            raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(c)} in the equation string, "
-                               "subscripts must be in [a-zA-Z]")
-    terms, out = _expand_ellipses(terms, out if arrow else None, [len(s) for s in shapes])
-    _check_einsum(terms, out, shapes)
-    return ",".join(terms) + "->" + out
-
-
-def _einsum_kernel(*arrays, equation):
-    xp = xp_of(arrays[0])
-    out = xp.einsum(equation, *arrays, optimize=len(arrays) > 1)
-    # numpy returns views for pure relabelings ('ij->ji', 'ii->i'): an op's output owns its memory
-    if any(xp.may_share_memory(out, a) for a in arrays):
-        out = out.copy()
-    return out
-
-
-def _eye_for(g, n: int):
-    """An identity matrix of ``g``'s kind (array or tensor), dtype and device; no grad."""
-    data = g._data if isinstance(g, Tensor) else g
-    eye = xp_of(data).eye(n, dtype=data.dtype)
-    return _make(eye) if isinstance(g, Tensor) else eye
-
-
-def _einsum_operand_grad(ns, g, operands: list, terms: list, out: str, i: int, shape: tuple):
-    """Gradient of operand ``i``: an einsum of the output's gradient with the other operands.
-
-    A subscript repeated in the operand (a diagonal, 'ii->i') is split into fresh letters
-    tied by identity matrices.
-    """
-    term = terms[i]
-    spare = iter(c for c in _LETTERS if c not in "".join(terms) + out)
-    target, seen, extra_terms, extra_ops = "", {}, [], []
-    for c, n in zip(term, shape):
-        if c in seen:
-            fresh = next(spare)
-            extra_terms.append(c + fresh)
-            extra_ops.append(_eye_for(g, n))
-            target += fresh
-        else:
-            seen[c] = n
-            target += c
-    in_terms = [out] + [t for k, t in enumerate(terms) if k != i] + extra_terms
-    present = set("".join(in_terms))
-    kept = "".join(c for c in target if c in present)
-    ops = [g] + [o for k, o in enumerate(operands) if k != i] + extra_ops
-    r = ns.einsum(*ops, equation=",".join(in_terms) + "->" + kept)
-    if kept != target:
-        r = ns.reshape(r, shape=tuple(r.shape[kept.index(c)] if c in present else 1 for c in target))
-    if tuple(r.shape) != tuple(shape):
-        # letters summed only inside this operand, or of size 1 everywhere else: broadcast the
-        # gradient (sizes where this operand is the one broadcast are summed by the engine)
-        r = ns.expand(r, shape=tuple(max(x, y) for x, y in zip(r.shape, shape)))
-    return r
-
-
-def _einsum_bw(ns, ctx, g, *operands):
-    lhs, out = ctx._args["equation"].split("->")
-    terms = lhs.split(",")
-    return tuple(
-        _einsum_operand_grad(ns, g, list(operands), terms, out, i, ctx._in_meta[i][0]) if _needs(ctx, i) else None
-        for i in range(len(operands))
-    )
-
-
-_EINSUM_OPS: dict = {}
-
-
-def _einsum_op(n_operands: int) -> OpDef:
-    """The einsum op for ``n_operands`` inputs (one registration per arity: it saves all its inputs)."""
-    op = _EINSUM_OPS.get(n_operands)
-    if op is None:
-        name = "einsum" if n_operands == 1 else f"einsum_{n_operands}"
-        op = defop(name, save=tuple(range(n_operands)))(_einsum_kernel)
-        op.backward(_einsum_bw, "EinsumBackward0")
-        _EINSUM_OPS[n_operands] = op
-    return op
-
-
-def _einsum_tensors(*operands, equation: str) -> Tensor:
-    return apply(_einsum_op(len(operands)), operands, {"equation": equation})
-
-
-_einsum_op(1)  # registers ARRAY_NS.einsum, the kernel
-_einsum_op(2)
-tensor_fn("einsum", _einsum_tensors)
-
-
-def _sublist_equation(args: tuple) -> tuple[str, list]:
-    """einsum(op0, [0, 1], op1, [1, 2], [0, 2]) -> ('ab,bc->ac', [op0, op1])."""
-    def letters(sub) -> str:
-        return "".join("..." if s is Ellipsis else _LETTERS[s] for s in sub)
-
-    operands = list(args[0::2])
-    subs = list(args[1::2])
-    out = None
-    if len(operands) > len(subs):
-        out = operands.pop()
-        out = letters(out)
-    eq = ",".join(letters(s) for s in subs)
-    return (eq + "->" + out if out is not None else eq), operands
-
-
-def einsum(*args) -> Tensor:
-    """Einstein summation: ``einsum('ij,jk->ik', a, b)``, ``einsum('ij,jk', [a, b])`` or the sublist form."""
-    if not args:
-        raise TypeError("einsum(): must specify the equation string and at least one operand, or at least one "
-                        "operand and its subscripts list")
-    if isinstance(args[0], str):
-        equation, operands = args[0], list(args[1:])
-        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-            operands = list(operands[0])
-    else:
-        equation, operands = _sublist_equation(args)
-    if not operands:
-        raise RuntimeError("einsum(): must provide at least one operand")
-    for k, t in enumerate(operands):
-        _check_tensor(t, "einsum", f"operands[{k}]", 2)
-        _check_scalar_type(operands[0], t)
-    eq = _parse_einsum(equation, [t._data.shape for t in operands])
-    return _einsum_tensors(*operands, equation=eq)
 
 
 # ---- tensordot -------------------------------------------------------------------------------------
@@ -677,4 +457,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     return reshape(out, tuple(sa[d] for d in free_a) + tuple(sb[d] for d in free_b))
 
 
-Tensor.tensordot = tensordot
+attach(__name__, {
+    "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "matmul": matmul, "__matmul__": matmul,
+    "__rmatmul__": _rmatmul, "inner": inner, "outer": outer, "ger": outer, "addmm": addmm, "addmv": addmv,
+    "baddbmm": baddbmm, "tensordot": tensordot,
+})

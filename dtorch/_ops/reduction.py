@@ -1,23 +1,22 @@
-"""Reductions: sum, mean, prod, var/std, max/min, argmax, logsumexp, norm, cumsum/cumprod, all/any.
+"""Reductions: sum, mean, prod, var/std, logsumexp, norm, cumsum/cumprod, all/any/count_nonzero, and the
+helpers every reduction shares (dims, keepdim, the gradient's shape). Max/min live in extrema.py.
 
-Also the sum_to used by the engine to undo broadcasting, and the two index ops that
-route gradients through saved indices (max(dim), sort, topk...): ``scatter_along_dim``
-and its adjoint ``gather_along_dim``.
+Also the sum_to used by the engine to undo broadcasting.
 """
 from __future__ import annotations
 
 import builtins
-import collections
 import math
 import warnings
 
 import numpy as np
 
 from .. import _dtype
+from .._device import xp_of
 from .._dispatch import apply_unary, defop, tensor_fn
 from ..tensor import Tensor, _make, _wrap_dim
-from ._helpers import dims_tuple, method, xp_of
-from ._inplace import _type_word
+from ._helpers import attach, dims_tuple
+from .convert import float_input, to_dtype
 
 __all__ = [
     "sum",
@@ -27,13 +26,6 @@ __all__ = [
     "std",
     "var_mean",
     "std_mean",
-    "max",
-    "min",
-    "amax",
-    "amin",
-    "aminmax",
-    "argmax",
-    "argmin",
     "logsumexp",
     "norm",
     "cumsum",
@@ -42,18 +34,6 @@ __all__ = [
     "any",
     "count_nonzero",
 ]
-
-
-def return_type(name: str, fields: tuple = ("values", "indices")) -> type:
-    """A tuple type with named fields, like ``torch.return_types.max``."""
-    cls = collections.namedtuple(name, fields)
-    cls.__module__ = "dtorch.return_types"
-    return cls
-
-
-_MaxResult = return_type("max")
-_MinResult = return_type("min")
-_AminmaxResult = return_type("aminmax", ("min", "max"))
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
@@ -132,84 +112,6 @@ def _reduced_params(dims, keepdim: bool, **extra) -> dict | None:
     return params or None
 
 
-def type_word(t: Tensor) -> str:
-    """torch's scalar-type word in messages: Float, Long, Bool..."""
-    return _type_word(_dtype._FROM_NP[t._data.dtype])
-
-
-def _to_float(input: Tensor) -> Tensor:
-    """Integer inputs of floating reductions (logsumexp of an int tensor) become the default float."""
-    if input._data.dtype.kind in "biu":
-        from .convert import to_dtype
-
-        return to_dtype(input, _dtype.get_default_dtype())
-    return input
-
-
-# ---- gradient routing through saved indices ----------------------------------------------------
-def _along(index, dim: int) -> tuple:
-    """An advanced index picking ``index[..]`` along ``dim`` and every position elsewhere."""
-    xp = xp_of(index)
-    nd = index.ndim
-    parts = []
-    for k, n in enumerate(index.shape):
-        if k == dim:
-            parts.append(index)
-        else:
-            parts.append(xp.arange(n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1)))
-    return tuple(parts)
-
-
-@defop("scatter_along_dim")
-def _scatter_along_dim(g, index, dim, shape):
-    if g.ndim == 0:
-        return g.copy()
-    out = xp_of(g).zeros(shape, g.dtype)
-    out[_along(index, dim)] = g
-    return out
-
-
-@_scatter_along_dim.backward
-def _scatter_along_dim_bw(ns, ctx, g):
-    a = ctx._args
-    return (ns.gather_along_dim(g, index=a["index"], dim=a["dim"]),)
-
-
-@defop("gather_along_dim")
-def _gather_along_dim(a, index, dim):
-    return a.copy() if a.ndim == 0 else a[_along(index, dim)]
-
-
-@_gather_along_dim.backward
-def _gather_along_dim_bw(ns, ctx, g):
-    a = ctx._args
-    return (ns.scatter_along_dim(g, index=a["index"], dim=a["dim"], shape=ctx._in_meta[0][0]),)
-
-
-def index_backward(ns, ctx, g, dim: int, keepdim: bool = True):
-    """Gradient of an op that picked input elements at ``ctx._extra`` (indices, keepdim form) along dim."""
-    shape = ctx._in_meta[0][0]
-    if not shape:
-        return g
-    if not keepdim:
-        g = g.reshape(shape[:dim] + (1,) + shape[dim + 1:])
-    return ns.scatter_along_dim(g, index=ctx._extra, dim=dim, shape=shape)
-
-
-def evenly_backward(ns, ctx, g, a, out):
-    """Gradient of max/amax-like reductions: split evenly among the inputs equal to the result."""
-    shape = ctx._in_meta[0][0]
-    args = ctx._args or {}
-    dims, keep = args.get("dim"), args.get("keepdim", False)
-    g = _unsqueeze_back(g, shape, dims, keep)
-    out = _unsqueeze_back(out, shape, dims, keep)
-    mask = a == out
-    if _has_nan(out):
-        mask = mask | (ns.isnan(a) & ns.isnan(out))
-    count = ns.sum(mask, dim=dims, keepdim=True)
-    return g * mask / count
-
-
 # ---- sum -----------------------------------------------------------------------------------
 @defop("sum")
 def _sum(a, dim=None, keepdim=False, dtype=None):
@@ -224,7 +126,6 @@ def _sum_bw(ns, ctx, g):
     return (ns.expand(g, shape=shape),)
 
 
-@method("sum")
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     dims = _dims(input, dim)
     np_dtype = None
@@ -280,12 +181,11 @@ def _mean_bw(ns, ctx, g):
     return (ns.expand(g / _count(shape, dims), shape=shape),)
 
 
-@method("mean")
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     if input._data.dtype.kind != "f" and dtype is None:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {type_word(input)}"
+            f"dtype. Got: {input.dtype.scalar_name}"
         )
     dims = _dims(input, dim)
     np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else None
@@ -341,7 +241,6 @@ def _prod_bw(ns, ctx, g, a, out):
 
 
 
-@method("prod")
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     dims = _dims(input, dim)
     np_dtype = None
@@ -415,14 +314,12 @@ def _var_args(name: str, input: Tensor, dim, unbiased, correction) -> tuple:
     return dims, correction
 
 
-@method("var")
 def var(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction=None) -> Tensor:
     dims, corr = _var_args("var", input, dim, unbiased, correction)
     return apply_unary(_var, input, {"dim": dims, "correction": corr, "keepdim": keepdim})
 
 
-@method("std")
 def std(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction=None) -> Tensor:
     dims, corr = _var_args("std", input, dim, unbiased, correction)
@@ -441,167 +338,6 @@ def std_mean(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: boo
     dims, corr = _var_args("std_mean", input, dim, unbiased, correction)
     s = apply_unary(_std, input, {"dim": dims, "correction": corr, "keepdim": keepdim})
     return s, mean(input, dims, keepdim)
-
-
-# ---- amax / amin and full max / min ------------------------------------------------------------
-@defop("amax", save=(0,), save_out=True)
-def _amax(a, dim=None, keepdim=False):
-    return _as_array(a, a.max(axis=dim, keepdims=keepdim))
-
-
-@defop("amin", save=(0,), save_out=True)
-def _amin(a, dim=None, keepdim=False):
-    return _as_array(a, a.min(axis=dim, keepdims=keepdim))
-
-
-@defop("max", save=(0,), save_out=True)
-def _max_all(a):
-    return _as_array(a, a.max())
-
-
-@defop("min", save=(0,), save_out=True)
-def _min_all(a):
-    return _as_array(a, a.min())
-
-
-def _evenly_bw(ns, ctx, g, a, out):
-    return (evenly_backward(ns, ctx, g, a, out),)
-
-
-_amax.backward(_evenly_bw)
-_amin.backward(_evenly_bw)
-_max_all.backward(_evenly_bw, "MaxBackward1")
-_min_all.backward(_evenly_bw, "MinBackward1")
-
-
-def _amax_amin(op, name: str, input: Tensor, dim, keepdim: bool) -> Tensor:
-    dims = _dims(input, dim)
-    _check_nonempty(name, input, dims)
-    return apply_unary(op, input, _reduced_params(dims, keepdim))
-
-
-@method("amax")
-def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
-    return _amax_amin(_amax, "amax", input, dim, keepdim)
-
-
-@method("amin")
-def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
-    return _amax_amin(_amin, "amin", input, dim, keepdim)
-
-
-@method("aminmax")
-def aminmax(input: Tensor, *, dim=None, keepdim: bool = False) -> tuple:
-    return _AminmaxResult(_amax_amin(_amin, "aminmax", input, dim, keepdim),
-                          _amax_amin(_amax, "aminmax", input, dim, keepdim))
-
-
-# ---- max / min along a dim (values and indices) --------------------------------------------------
-def _select_dim(a, dim, keepdim, largest: bool):
-    """(values, indices in keepdim form) of the max (largest) or min along dim; the first on ties."""
-    xp = xp_of(a)
-    if a.ndim == 0:
-        return a.copy(), xp.zeros((), np.int64)
-    pick = xp.argmax if largest else xp.argmin
-    idx = xp.expand_dims(pick(a, axis=dim), dim).astype(np.int64)
-    vals = xp.take_along_axis(a, idx, axis=dim)
-    return (vals if keepdim else vals.squeeze(dim)), idx
-
-
-@defop("max_dim", extra=True)
-def _max_dim(a, dim, keepdim=False):
-    return _select_dim(a, dim, keepdim, True)
-
-
-@defop("min_dim", extra=True)
-def _min_dim(a, dim, keepdim=False):
-    return _select_dim(a, dim, keepdim, False)
-
-
-def _select_dim_bw(ns, ctx, g):
-    return (index_backward(ns, ctx, g, ctx._args["dim"], ctx._args["keepdim"]),)
-
-
-_max_dim.backward(_select_dim_bw, "MaxBackward0")
-_min_dim.backward(_select_dim_bw, "MinBackward0")
-
-
-def values_indices(op, input: Tensor, params: dict, result_type: type, keepdim: bool, dim: int):
-    """Run an ``extra=True`` op returning (values, keepdim-form indices) and build the named result."""
-    values, idx = apply_unary(op, input, params)
-    if not keepdim and idx.ndim:
-        idx = idx.squeeze(dim)
-    return result_type(values, _make(idx))
-
-
-def _max_min(name: str, full_op, dim_op, result_type, other_fn, input: Tensor, dim, keepdim: bool):
-    if isinstance(dim, Tensor):
-        return other_fn(input, dim)  # max(a, b): elementwise maximum
-    if dim is None:
-        _check_nonempty(name, input, None)
-        return apply_unary(full_op, input)
-    d = _one_dim(input, dim)
-    _check_nonempty(name, input, (d,))
-    return values_indices(dim_op, input, {"dim": d, "keepdim": keepdim}, result_type, keepdim, d)
-
-
-@method("max")
-def max(input: Tensor, dim=None, keepdim: bool = False):
-    """max(input) -> 0-d tensor; max(input, dim, keepdim) -> (values, indices); max(input, other) -> maximum."""
-    from .arithmetic import maximum
-
-    return _max_min("max", _max_all, _max_dim, _MaxResult, maximum, input, dim, keepdim)
-
-
-@method("min")
-def min(input: Tensor, dim=None, keepdim: bool = False):
-    """min(input) -> 0-d tensor; min(input, dim, keepdim) -> (values, indices); min(input, other) -> minimum."""
-    from .arithmetic import minimum
-
-    return _max_min("min", _min_all, _min_dim, _MinResult, minimum, input, dim, keepdim)
-
-
-# ---- argmax / argmin (not differentiable) ------------------------------------------------------
-def _arg_pick(a, dim, keepdim: bool, largest: bool):
-    xp = xp_of(a)
-    pick = xp.argmax if largest else xp.argmin
-    if dim is None:
-        r = xp.asarray(pick(a.reshape(-1)), dtype=np.int64)
-        return r.reshape((1,) * a.ndim) if keepdim else r
-    if a.ndim == 0:
-        return xp.zeros((), np.int64)
-    r = pick(a, axis=dim).astype(np.int64)
-    return xp.expand_dims(r, dim) if keepdim else r
-
-
-@defop("argmax")
-def _argmax(a, dim=None, keepdim=False):
-    return _arg_pick(a, dim, keepdim, True)
-
-
-@defop("argmin")
-def _argmin(a, dim=None, keepdim=False):
-    return _arg_pick(a, dim, keepdim, False)
-
-
-def _arg_reduce(op, name: str, input: Tensor, dim, keepdim: bool) -> Tensor:
-    if dim is None:
-        if input._data.size == 0:
-            raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
-        return apply_unary(op, input, {"keepdim": keepdim} if keepdim else None)
-    d = _one_dim(input, dim)
-    _check_nonempty(name, input, (d,))
-    return apply_unary(op, input, {"dim": d, "keepdim": keepdim})
-
-
-@method("argmax")
-def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return _arg_reduce(_argmax, "argmax", input, dim, keepdim)
-
-
-@method("argmin")
-def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    return _arg_reduce(_argmin, "argmin", input, dim, keepdim)
 
 
 # ---- logsumexp ---------------------------------------------------------------------------------
@@ -628,9 +364,8 @@ def _logsumexp_bw(ns, ctx, g, a, out):
     return (g * ns.exp(a - _unsqueeze_back(out, shape, dims, keep)),)
 
 
-@method("logsumexp")
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
-    input = _to_float(input)
+    input = float_input(input)
     return apply_unary(_logsumexp, input, _reduced_params(_dims(input, dim), keepdim))
 
 
@@ -701,17 +436,14 @@ def _norm_p(p) -> float:
     return float(p)
 
 
-@method("norm")
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtype=None) -> Tensor:
     if out is not None:
         raise NotImplementedError("norm(out=...) is not supported by dtorch")
     if dtype is not None:
-        from .convert import to_dtype
-
         input = to_dtype(input, _dtype.to_dtype(dtype))
     if input._data.dtype.kind != "f":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
-                           f"{type_word(input)}")
+                           f"{input.dtype.scalar_name}")
     pv = _norm_p(p)
     dims = _dims(input, dim)
     if math.isinf(pv) and (input._data.size == 0 if dims is None else
@@ -789,14 +521,12 @@ def _cum_dtype(input: Tensor, dtype):
     return np.dtype(np.int64) if input._data.dtype.kind in "biu" else None
 
 
-@method("cumsum")
 def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     d = _one_dim(input, dim)
     np_dtype = _cum_dtype(input, dtype)
     return apply_unary(_cumsum, input, {"dim": d, "dtype": np_dtype} if np_dtype is not None else {"dim": d})
 
 
-@method("cumprod")
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     d = _one_dim(input, dim)
     np_dtype = _cum_dtype(input, dtype)
@@ -819,12 +549,10 @@ _all = defop("all")(_logical_reduce("all"))
 _any = defop("any")(_logical_reduce("any"))
 
 
-@method("all")
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return apply_unary(_all, input, _reduced_params(_dims(input, dim), keepdim))
 
 
-@method("any")
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return apply_unary(_any, input, _reduced_params(_dims(input, dim), keepdim))
 
@@ -834,7 +562,12 @@ def _count_nonzero(a, dim=None):
     return xp_of(a).asarray((a != 0).sum(axis=dim), dtype=np.int64)
 
 
-@method("count_nonzero")
 def count_nonzero(input: Tensor, dim=None) -> Tensor:
     dims = _dims(input, dim)
     return apply_unary(_count_nonzero, input, {"dim": dims} if dims is not None else None)
+
+
+attach(__name__, {
+    "sum": sum, "mean": mean, "prod": prod, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
+    "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
+})

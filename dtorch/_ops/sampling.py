@@ -1,13 +1,15 @@
-"""Random sampling: rand/randn/randint/randperm/normal/bernoulli/multinomial and in-place fills."""
+"""Random tensors: rand/randn/randint/randperm/normal (and *_like), bernoulli/multinomial, and the in-place
+random fills nn.init builds on (uniform_, normal_, ...). The generators and their state are dtorch/random.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from .._creation import _dt, _size_arg
 from .._device import as_device, device_of
+from .._dtype import _FROM_NP
 from ..random import Generator, generator_for
 from ..tensor import Tensor, _make
-from ._helpers import method
+from ._helpers import attach
 
 __all__ = [
     "rand",
@@ -30,7 +32,7 @@ def _draw(kind: str, shape, dtype: np.dtype, device, gen: Generator | None, **kw
         import cupy
 
         with cupy.cuda.Device(dev.index or 0):
-            rs = g._cp()
+            rs = g._cupy_random_state()
             if kind == "uniform":
                 return (rs.random_sample(shape, dtype=np.float64) * (kw["high"] - kw["low"]) + kw["low"]).astype(dtype)
             if kind == "normal":
@@ -70,10 +72,7 @@ def _new(arr, requires_grad: bool) -> Tensor:
 def _float_dt(dtype, kernel: str) -> np.dtype:
     dt = _dt(dtype)
     if dt.kind != "f":
-        from .._dtype import _FROM_NP
-        from ._inplace import _type_word
-
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{_type_word(_FROM_NP[dt])}\'')
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_FROM_NP[dt].scalar_name}\'')
     return dt
 
 
@@ -180,26 +179,22 @@ def _fill_inplace(self: Tensor, arr) -> Tensor:
     return self
 
 
-@method("uniform_")
 def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
     return _fill_inplace(self, _draw("uniform", self._data.shape, self._data.dtype, device_of(self._data), generator,
                                      low=a, high=b))
 
 
-@method("normal_")
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
     return _fill_inplace(self, _draw("normal", self._data.shape, self._data.dtype, device_of(self._data), generator,
                                      mean=mean, std=std))
 
 
-@method("bernoulli_")
 def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
     pa = p._data if isinstance(p, Tensor) else p
     u = _draw("uniform", self._data.shape, np.dtype(np.float64), device_of(self._data), generator, low=0.0, high=1.0)
     return _fill_inplace(self, u < pa)
 
 
-@method("random_")
 def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=None) -> Tensor:
     if to is None:  # random_(to) draws from [0, to); random_() from the dtype's range
         if from_:
@@ -212,11 +207,13 @@ def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=No
                                      generator, low=from_, high=to))
 
 
-@method("exponential_")
 def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     g = generator_for(device_of(self._data), generator)
     return _fill_inplace(self, g._np.exponential(1.0 / lambd, self._data.shape).astype(self._data.dtype))
 
 
-Tensor.bernoulli = lambda self, p=None, *, generator=None: bernoulli(self, p, generator=generator)
-Tensor.multinomial = multinomial
+attach(__name__, {
+    "bernoulli": lambda self, p=None, *, generator=None: bernoulli(self, p, generator=generator),
+    "bernoulli_": bernoulli_, "multinomial": multinomial, "uniform_": uniform_, "normal_": normal_,
+    "random_": random_, "exponential_": exponential_,
+})

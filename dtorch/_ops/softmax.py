@@ -6,10 +6,11 @@ import warnings
 import numpy as np
 
 from .. import _dtype
+from .._device import xp_of
 from .._dispatch import apply_unary, defop, tensor_fn
 from ..tensor import Tensor, _wrap_dim
-from ._helpers import method, xp_of
-from .reduction import type_word
+from ._helpers import attach
+from .convert import to_dtype
 
 __all__ = [
     "softmax",
@@ -61,25 +62,21 @@ def _legacy_dim(name: str, ndim: int) -> int:
 
 def _apply(op, name: str, input: Tensor, dim, dtype) -> Tensor:
     if dtype is not None:
-        from .convert import to_dtype
-
         input = to_dtype(input, _dtype.to_dtype(dtype))
     nd = input._data.ndim
     if dim is None:
         dim = _legacy_dim(name, nd)
     d = _wrap_dim(int(dim), nd)
     if input._data.dtype.kind != "f":
-        raise NotImplementedError(f'"{name}_lastdim_kernel_impl" not implemented for \'{type_word(input)}\'')
+        raise NotImplementedError(f'"{name}_lastdim_kernel_impl" not implemented for \'{input.dtype.scalar_name}\'')
     return apply_unary(op, input, {"dim": (d,) if nd else None})
 
 
-@method("softmax")
 def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, computed with the max subtracted."""
     return _apply(_softmax, "softmax", input, dim, dtype)
 
 
-@method("log_softmax")
 def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x - logsumexp(x) along dim, computed with the max subtracted."""
     return _apply(_log_softmax, "log_softmax", input, dim, dtype)
@@ -87,6 +84,7 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
 
 tensor_fn("softmax", softmax)
 tensor_fn("log_softmax", log_softmax)
+attach(__name__, {"softmax": softmax, "log_softmax": log_softmax})
 
 # CUDA: fused row kernels (dtorch/cuda/fused/softmax.py); the numpy formulas above stay the reference
 from ..cuda.fused import softmax as _cuda_softmax  # noqa: E402

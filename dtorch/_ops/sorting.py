@@ -1,19 +1,19 @@
 """Sorting and selection: sort, argsort, msort, topk, kthvalue, median, nanmedian.
 
 Ops that pick input elements return their indices as ``extra`` (kept on the node), and
-their gradient scatters back through them (:func:`reduction.index_backward`). Order
+their gradient scatters back through them (:func:`extrema.index_backward`). Order
 follows torch: NaN sorts above every number; a descending sort is stable too.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .._device import xp_of
 from .._dispatch import apply_unary, defop
 from ..tensor import Tensor, _make
-from ._helpers import method, xp_of
-from .reduction import (
-    _check_nonempty, _one_dim, evenly_backward, index_backward, return_type, values_indices,
-)
+from ._helpers import attach
+from .extrema import evenly_backward, index_backward, return_type, values_indices
+from .reduction import _check_nonempty, _one_dim
 
 __all__ = [
     "sort",
@@ -96,7 +96,6 @@ def _sort(a, dim, descending=False):
 _sort.backward(_index_bw)
 
 
-@method("sort")
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
     """(values, indices) sorted along dim; the sort is always stable."""
     d = _one_dim(input, dim)
@@ -109,12 +108,10 @@ def _argsort(a, dim, descending=False):
     return _argsort_array(a, dim, descending)
 
 
-@method("argsort")
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     return apply_unary(_argsort, input, {"dim": _one_dim(input, dim), "descending": bool(descending)})
 
 
-@method("msort")
 def msort(input: Tensor) -> Tensor:
     return sort(input, 0).values
 
@@ -129,7 +126,6 @@ def _topk(a, k, dim, largest=True, sorted=True):
 _topk.backward(_index_bw)
 
 
-@method("topk")
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """The k largest (or smallest) elements along dim and their indices, in sorted order."""
     d = _one_dim(input, dim)
@@ -150,7 +146,6 @@ def _kthvalue(a, k, dim, keepdim=False):
 _kthvalue.backward(_index_bw)
 
 
-@method("kthvalue")
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """The k-th smallest element (1-based) along dim and its index."""
     d = _one_dim(input, dim)
@@ -206,13 +201,17 @@ def _median(name: str, result_type, input: Tensor, dim, keepdim: bool, ignore_na
     return values_indices(_median_dim, input, params, result_type, keepdim, d)
 
 
-@method("median")
 def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
     """Lower median: of all elements (a 0-d tensor), or along dim as (values, indices). NaN propagates."""
     return _median("median", _MedianResult, input, dim, keepdim, False)
 
 
-@method("nanmedian")
 def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):
     """Like :func:`median`, ignoring NaN (NaN only where a slice has no numbers)."""
     return _median("nanmedian", _NanmedianResult, input, dim, keepdim, True)
+
+
+attach(__name__, {
+    "sort": sort, "argsort": argsort, "msort": msort, "topk": topk, "kthvalue": kthvalue, "median": median,
+    "nanmedian": nanmedian,
+})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..._dispatch import apply, defop
-from ..._ops._helpers import xp_of
-from ..._ops.indexing import one_hot
+from ..._device import xp_of
+from ..._ops.scatter import one_hot
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor
 

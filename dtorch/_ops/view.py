@@ -1,17 +1,19 @@
-"""View ops (sharing storage with their input) and shape manipulation.
+"""Views: ops whose output shares storage with their input (view, reshape, transpose, expand,
+squeeze, slicing by narrow/select/split/chunk, as_strided, ``view(dtype)``).
 
 Every view op is registered with ``view=True``: its output shares storage and the
 version counter with its base, as in torch. In-place ops on views rebase the base's
-history through :class:`CopySlices` (see :func:`rebase_view`).
+history through ``_inplace.CopySlices``. ``reshape`` is a view when the strides allow it.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
+from .._device import xp_of
 from .._dispatch import ARRAY_NS, apply, defop, tensor_fn
-from ..autograd.graph import Node
-from ..tensor import Size, Tensor, _wrap_dim
-from ._helpers import method, xp_of
+from ..tensor import Size, Tensor, _make, _wrap_dim
+from ._helpers import attach, int_tuple
 
 __all__ = [
     "view_as",
@@ -36,12 +38,6 @@ __all__ = [
     "tensor_split",
     "as_strided",
 ]
-
-
-def _shape_arg(args) -> tuple:
-    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
-        return tuple(int(s) for s in args[0])
-    return tuple(int(s) for s in args)
 
 
 def infer_shape(shape: tuple, numel: int) -> tuple:
@@ -141,23 +137,17 @@ def _reshape_ns(t: Tensor, shape) -> Tensor:
 tensor_fn("reshape", _reshape_ns)
 
 
-@method("view")
 def view(self: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list, Size)):
-        from .convert import view_as_dtype
-
         return view_as_dtype(self, shape[0])
-    shape = infer_shape(_shape_arg(shape), self._data.size)
+    shape = infer_shape(int_tuple(shape), self._data.size)
     return apply(_view, (self,), {"shape": shape})
 
 
-@method("reshape")
 def reshape(input: Tensor, *shape) -> Tensor:
-    shape = infer_shape(_shape_arg(shape), input._data.size)
+    shape = infer_shape(int_tuple(shape), input._data.size)
     a = input._data
-    if shape == a.shape and True:
-        return apply(_view, (input,), {"shape": shape})
-    if a.flags.c_contiguous or view_strides(a.shape, a.strides, shape) is not None:
+    if shape == a.shape or a.flags.c_contiguous or view_strides(a.shape, a.strides, shape) is not None:
         return apply(_view, (input,), {"shape": shape})
     return apply(_reshape_copy, (input,), {"shape": shape})
 
@@ -170,10 +160,15 @@ def reshape_as(self: Tensor, other: Tensor) -> Tensor:
     return reshape(self, other.shape)
 
 
-Tensor.view_as, Tensor.reshape_as = view_as, reshape_as
+def view_as_dtype(self: Tensor, dt) -> Tensor:
+    """``t.view(dtype)``: reinterpret the bytes (not differentiable)."""
+    dt = _dtype.to_dtype(dt)
+    out = _make(self._data.view(dt.np))
+    out._vc = self._vc
+    out._base = self._base if self._base is not None else self
+    return out
 
 
-@method("flatten")
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     nd = input._data.ndim
     if nd == 0:
@@ -188,7 +183,6 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         reshape(input, shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:])
 
 
-@method("unflatten")
 def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     d = _wrap_dim(dim, input._data.ndim)
     shp = input._data.shape
@@ -226,10 +220,9 @@ def _transpose_bw(ns, ctx, g):
     return (ns.transpose(g, dim0=ctx._args["dim0"], dim1=ctx._args["dim1"]),)
 
 
-@method("permute")
 def permute(input: Tensor, *dims) -> Tensor:
     nd = input._data.ndim
-    dims = tuple(_wrap_dim(d, nd) for d in _shape_arg(dims))
+    dims = tuple(_wrap_dim(d, nd) for d in int_tuple(dims))
     if len(dims) != nd:
         raise RuntimeError(
             f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
@@ -240,7 +233,6 @@ def permute(input: Tensor, *dims) -> Tensor:
     return apply(_permute, (input,), {"dims": dims})
 
 
-@method("transpose", "swapaxes", "swapdims")
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     nd = input._data.ndim
     d0, d1 = _wrap_dim(dim0, nd), _wrap_dim(dim1, nd)
@@ -261,16 +253,11 @@ def _t_bw(ns, ctx, g):
     return (ns.t(g),)
 
 
-@method("t")
 def t(input: Tensor) -> Tensor:
     nd = input._data.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
     return apply(_t, (input,))
-
-
-Tensor.T = property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1))))
-Tensor.mT = property(lambda self: transpose(self, -2, -1))
 
 
 def movedim(input: Tensor, source, destination) -> Tensor:
@@ -283,7 +270,6 @@ def movedim(input: Tensor, source, destination) -> Tensor:
     return permute(input, tuple(order))
 
 
-Tensor.movedim = Tensor.moveaxis = movedim
 moveaxis = movedim
 
 
@@ -315,9 +301,8 @@ def _expand_bw(ns, ctx, g):
     return (g,)  # the engine sums the gradient back to the input's shape
 
 
-@method("expand")
 def expand(input: Tensor, *sizes) -> Tensor:
-    sizes = _shape_arg(sizes)
+    sizes = int_tuple(sizes)
     shp = input._data.shape
     if len(sizes) < len(shp):
         raise RuntimeError(
@@ -349,14 +334,8 @@ def expand_as(self: Tensor, other: Tensor) -> Tensor:
     return expand(self, other.shape)
 
 
-Tensor.expand_as = expand_as
-
-
 def broadcast_to(input: Tensor, shape) -> Tensor:
     return expand(input, tuple(shape))
-
-
-Tensor.broadcast_to = broadcast_to
 
 
 def _back_to_input_shape(ns, ctx, g):
@@ -371,7 +350,6 @@ def _unsqueeze(a, dim):
 _unsqueeze.backward(_back_to_input_shape)
 
 
-@method("unsqueeze")
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
     return apply(_unsqueeze, (input,), {"dim": _wrap_dim(dim, input._data.ndim + 1)})
 
@@ -388,7 +366,6 @@ for _i, _name in enumerate(("squeeze", "squeeze_dim", "squeeze_dims")):
     _squeeze_ops.append(_op)
 
 
-@method("squeeze")
 def squeeze(input: Tensor, dim=None) -> Tensor:
     shp = input._data.shape
     nd = len(shp)
@@ -425,14 +402,10 @@ def _slice_backward_bw(ns, ctx, g):
     return (ns.slice(g, index=ctx._args["index"]),)
 
 
-_select_names = {}
-
-
 def basic_index(input: Tensor, index: tuple) -> Tensor:
     return apply(_slice, (input,), {"index": index})
 
 
-@method("narrow")
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     d = _wrap_dim(dim, input._data.ndim)
     size = input._data.shape[d]
@@ -453,7 +426,6 @@ def _select(a, index):
 _select.backward(_slice_bw, "SelectBackward0")
 
 
-@method("select")
 def select(input: Tensor, dim: int, index: int) -> Tensor:
     nd = input._data.ndim
     if nd == 0:
@@ -466,13 +438,11 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
     return apply(_select, (input,), {"index": (slice(None),) * d + (int(index),)})
 
 
-@method("unbind")
 def unbind(input: Tensor, dim: int = 0) -> tuple:
     d = _wrap_dim(dim, input._data.ndim)
     return tuple(select(input, d, i) for i in range(input._data.shape[d]))
 
 
-@method("split")
 def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     d = _wrap_dim(dim, tensor._data.ndim)
     size = tensor._data.shape[d]
@@ -496,7 +466,6 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     return tuple(basic_index(tensor, pre + (slice(a, b),)) for a, b in bounds)
 
 
-@method("chunk")
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
@@ -517,9 +486,6 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
         idx = [0] + list(indices_or_sections) + [size]
         sizes = [max(0, min(b, size) - min(a, size)) for a, b in zip(idx[:-1], idx[1:])]
     return split(input, sizes, d)
-
-
-Tensor.tensor_split = tensor_split
 
 
 # ---- as_strided and in-place on views -------------------------------------------------------
@@ -587,7 +553,6 @@ def _as_strided_scatter_bw(ns, ctx, g):
     return ns.as_strided_scatter(g, zeros_src, **geo), ns.as_strided(g, **geo)
 
 
-@method("as_strided")
 def as_strided(input: Tensor, size, stride, storage_offset: int = 0) -> Tensor:
     size, stride = tuple(size), tuple(stride)
     if not input._data.flags.c_contiguous:
@@ -595,88 +560,12 @@ def as_strided(input: Tensor, size, stride, storage_offset: int = 0) -> Tensor:
     return apply(_as_strided, (input,), {"size": size, "stride": stride, "storage_offset": storage_offset})
 
 
-class CopySlices(Node):
-    """History of a base after an in-place op on one of its views (torch's CopySlices)."""
-
-    __slots__ = ("_geo", "_fn", "_in_meta")
-
-    def __init__(self, base_edge, base_meta, geo: dict, fn) -> None:
-        Node.__init__(self)
-        self._geo = geo
-        self._fn = fn
-        self.next_functions = (base_edge,) + tuple(fn.next_functions[1:])
-        self._in_meta = [base_meta] + list(fn._in_meta[1:])
-
-    def _apply(self, grads, create_graph: bool):
-        from .._dispatch import ARRAY_NS, TENSOR_NS
-
-        ns = TENSOR_NS if create_graph else ARRAY_NS
-        g = grads[0]
-        # the geometry is relative to a contiguous base: an incoming gradient may be a broadcast
-        g = g.contiguous() if create_graph else xp_of(g).ascontiguousarray(g)
-        region = ns.as_strided(g, **self._geo)
-        if not create_graph:
-            region = region.copy()
-        res = self._fn._apply([region], create_graph)
-        gv = res[0]
-        if gv is None:
-            gv = region * 0
-        elif gv.shape != region.shape:
-            gv = ns.expand(gv, shape=region.shape) if create_graph else xp_of(gv).broadcast_to(gv, region.shape)
-        return (ns.as_strided_scatter(g, gv, **self._geo),) + tuple(res[1:])
-
-    def _release(self) -> None:
-        self._fn._release()
-
-
-def _view_geometry(view_t: Tensor, base: Tensor) -> dict:
-    """as_strided arguments (in elements) that give ``view_t`` from its contiguous ``base``."""
-    v = view_t._data
-    isz = v.itemsize
-    offset = (view_t.data_ptr() - base.data_ptr()) // isz
-    return {"size": v.shape, "stride": tuple(s // isz for s in v.strides), "storage_offset": offset}
-
-
-def _regrow(view_t: Tensor, base: Tensor, geo: dict) -> None:
-    """Make ``view_t``'s history an as_strided view of ``base``'s current history."""
-    as_view = apply(_as_strided, (base,), geo)
-    view_t.grad_fn = as_view.grad_fn
-    view_t._output_nr = 0
-    view_t._rg = True
-
-
-def refresh_views(base: Tensor, skip: Tensor | None = None) -> None:
-    """After an in-place op rewrote ``base``'s history, rebuild the grad_fn of its live views.
-
-    torch regenerates a view's grad_fn lazily when the version counter moved; dtorch does it
-    eagerly, for the differentiable views the base registered (``tensor._make_view``).
-    """
-    refs = base._views
-    if not refs or not base._data.flags.c_contiguous:
-        return
-    alive = []
-    for ref in list(refs):  # _regrow registers new (temporary) views: iterate over a copy
-        v = ref()
-        if v is None or v._base is not base:
-            continue
-        alive.append(ref)
-        if v is not skip:
-            _regrow(v, base, _view_geometry(v, base))
-    base._views = alive
-
-
-def rebase_view(view_t: Tensor, result: Tensor) -> None:
-    """After ``view_t`` was overwritten in place by ``result`` (recorded), rebase its base's history."""
-    from ..autograd.engine import grad_edge
-
-    base = view_t._base
-    b = base._data
-    if not b.flags.c_contiguous:
-        raise RuntimeError("in-place autograd on a view of a non-contiguous tensor is not supported")
-    geo = _view_geometry(view_t, base)
-    node = CopySlices(grad_edge(base), (b.shape, b.dtype), geo, result.grad_fn)
-    base.grad_fn = node
-    base._output_nr = 0
-    base._rg = True
-    _regrow(view_t, base, geo)  # the view now reads from the new base
-    refresh_views(base, skip=view_t)  # and so do its sibling views
+attach(__name__, {
+    "view": view, "view_as": view_as, "reshape": reshape, "reshape_as": reshape_as, "flatten": flatten,
+    "unflatten": unflatten, "permute": permute, "transpose": transpose, "swapaxes": transpose, "swapdims": transpose,
+    "t": t, "T": property(lambda self: permute(self, tuple(range(self._data.ndim - 1, -1, -1)))),
+    "mT": property(lambda self: transpose(self, -2, -1)), "movedim": movedim, "moveaxis": movedim,
+    "expand": expand, "expand_as": expand_as, "broadcast_to": broadcast_to, "unsqueeze": unsqueeze,
+    "squeeze": squeeze, "narrow": narrow, "select": select, "unbind": unbind, "split": split, "chunk": chunk,
+    "tensor_split": tensor_split, "as_strided": as_strided,
+})
