@@ -109,7 +109,8 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
              inputs: Sequence | None = None, grad: bool = True, gradgrad: bool = False,
              atol: float = 1e-6, rtol: float = 1e-5, grad_atol: float | None = None, grad_rtol: float | None = None,
              dtype: dtorch.dtype = dtorch.float64, device: str = "cpu",
-             make: Callable | None = None, low: float = -2.0, high: float = 2.0, params: tuple | None = None,
+             make: Callable | Sequence[Callable] | None = None, low: float = -2.0, high: float = 2.0,
+             params: tuple | None = None,
              as_leaves: bool = False, check_dtype: bool = True, check_indices: bool = True, check_grad_fn: bool = False,
              errors: bool = False, seed: int = 0):
     """Run an op on dtorch and on torch with the same inputs and compare everything observable.
@@ -148,7 +149,7 @@ def check_op(dtorch_fn: Callable, torch_fn: Callable | None = None, shapes: Sequ
     assert len(outs) == len(t_outs), f"{len(outs)} outputs != {len(t_outs)}"
     for a, b in zip(outs, t_outs):
         _check_output(torch, a, b, rtol, atol, check_dtype, check_indices)
-        if check_grad_fn and b.grad_fn is not None:
+        if check_grad_fn and isinstance(b, torch.Tensor) and b.grad_fn is not None:
             assert a.grad_fn is not None and a.grad_fn.name() == b.grad_fn.name()
     if grad:
         leaves = [x for x in ours if isinstance(x, dtorch.Tensor)]
@@ -189,12 +190,10 @@ def _check_backward(torch, outs, t_outs, leaves, t_leaves, tol, gradgrad, seed) 
     xs, t_xs = [leaves[k] for k in diff], [t_leaves[k] for k in diff]
     rng = np.random.default_rng(seed + 1)
     gos = [rng.standard_normal(tuple(b.shape)) for _, b in pairs]
-    grads = dtorch.autograd.grad([a for a, _ in pairs], xs,
-                                 [dtorch.tensor(g, dtype=a.dtype, device=a.device) for (a, _), g in zip(pairs, gos)],
-                                 allow_unused=True, create_graph=gradgrad)
-    t_grads = torch.autograd.grad([b for _, b in pairs], t_xs, [torch.tensor(g, dtype=b.dtype) for (_, b), g in
-                                                                zip(pairs, gos)], allow_unused=True,
-                                  create_graph=gradgrad)
+    go = [dtorch.tensor(g, dtype=a.dtype, device=a.device) for (a, _), g in zip(pairs, gos)]
+    t_go = [torch.tensor(g, dtype=b.dtype) for (_, b), g in zip(pairs, gos)]
+    grads = dtorch.autograd.grad([a for a, _ in pairs], xs, go, allow_unused=True, create_graph=gradgrad)
+    t_grads = torch.autograd.grad([b for _, b in pairs], t_xs, t_go, allow_unused=True, create_graph=gradgrad)
     for k, (g, tg) in enumerate(zip(grads, t_grads)):
         if tg is None:
             assert g is None, f"input {k}: a gradient where torch has none"
