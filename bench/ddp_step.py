@@ -3,7 +3,7 @@
 MLP 784-1024-1024-10, per-rank batch 128, SGD with momentum, 1 thread per rank. Variants:
 nocomm (each rank trains alone: the ceiling — the ranks share cores and memory
 bandwidth), dtorch DDP with its default and, allreducing over MPI (DTORCH_DDP_COMM=mpi), with
-every overlap mode (DTORCH_DDP_OVERLAP), DDP averaging through a shared-memory window
+both overlap modes (DTORCH_DDP_OVERLAP: test, end), DDP averaging through a shared-memory window
 (DTORCH_DDP_COMM=shm: ddp_shm, and ddp_shm_view with gradient_as_bucket_view), one flat mpi4py
 Allreduce after backward, torch DDP over gloo
 (when torch is installed; its t(1) is torch without DDP), and ZeRO-2
@@ -38,7 +38,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 THREADS = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-MODES = ("test", "launch", "thread", "end")
+MODES = ("test", "end")
 
 
 def _dtorch_variants(n: int) -> dict:
@@ -72,6 +72,7 @@ def _dtorch_variants(n: int) -> dict:
     if n == 1:
         return out
     import dtorch.distributed as dist
+    from dtorch.distributed.optim import ZeroRedundancyOptimizer
     from dtorch.nn.parallel import DistributedDataParallel as DDP
 
     dist.init_process_group()
@@ -90,8 +91,7 @@ def _dtorch_variants(n: int) -> dict:
     out["flat_allreduce"] = stepper(model(), _flat_allreduce(dist.group.WORLD.comm.Dup()))
     for comm in ("mpi", "shm"):  # ZeRO-2: DDP reduce-scatters into ZeroRedundancyOptimizer
         ddp = DDP(model())
-        zero = dist.optim.ZeroRedundancyOptimizer(ddp.parameters(), dtorch.optim.SGD, comm=comm, lr=0.01,
-                                                  momentum=0.9)
+        zero = ZeroRedundancyOptimizer(ddp.parameters(), dtorch.optim.SGD, comm=comm, lr=0.01, momentum=0.9)
         zero.attach(ddp)
         out[f"zero_{comm}"] = stepper(ddp, opt=zero)
         OPT_STATE[f"zero_{comm}"] = lambda z=zero: _state_bytes(z.optim)

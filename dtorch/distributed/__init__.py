@@ -4,6 +4,9 @@ No silent hangs: every wait has a deadline (the group's timeout, 10 minutes by d
 on expiry the rank names the collective, its sequence number, shape and dtype and the
 ranks that never arrived, then aborts the whole job. An uncaught exception on any rank
 after ``init_process_group`` also ends the job at once, naming the rank.
+
+As torch's, the subpackages ``checkpoint`` and ``optim`` are imported on use
+(``import dtorch.distributed.checkpoint as dcp``): they build on ``nn`` and ``optim``, which build on this.
 """
 from .collectives import *  # noqa: F401,F403
 from .objects import *  # noqa: F401,F403
@@ -16,5 +19,3 @@ from .reduce_op import ReduceOp  # noqa: F401
 from .work import Work  # noqa: F401
 
 Backend = type("Backend", (), {"MPI": "mpi", "NCCL": "nccl", "GLOO": "gloo"})
-from . import checkpoint  # noqa: F401,E402
-from . import optim  # noqa: F401,E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._mpi import mpi
+from ._node import SharedWindow, split_node
 
 MAX_GROUPS = 64
 OP_CODES = ["?", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
@@ -20,15 +20,11 @@ _CODE = {name: i for i, name in enumerate(OP_CODES)}
 
 class ArrivalBoard:
     def __init__(self, world) -> None:
-        MPI = mpi()
-        self.node = world.Split_type(MPI.COMM_TYPE_SHARED, key=world.Get_rank())
+        self.node = split_node(world, world.Get_rank())
         self.local_rank = self.node.Get_rank()
         n = self.node.Get_size()
-        itemsize = 8
-        size = n * MAX_GROUPS * 2 * itemsize if self.local_rank == 0 else 0
-        self.win = MPI.Win.Allocate_shared(size, itemsize, comm=self.node)
-        buf, _ = self.win.Shared_query(0)
-        self.table = np.ndarray(buffer=buf, dtype=np.int64, shape=(n, MAX_GROUPS, 2))
+        self.window = SharedWindow(self.node, n * MAX_GROUPS * 2 * 8)
+        self.table = self.window.array(np.int64, (n, MAX_GROUPS, 2))
         if self.local_rank == 0:
             self.table[...] = 0
         self.node.Barrier()
@@ -61,8 +57,8 @@ class ArrivalBoard:
         return "; ".join(parts)
 
     def free(self) -> None:
+        self.window.free()
         try:
-            self.win.Free()
             self.node.Free()
-        except Exception:  # finalising MPI may already have freed them
+        except Exception:  # finalising MPI may already have freed it
             pass

@@ -4,7 +4,7 @@ MPI stays the rendezvous: on a group's first CUDA collective its rank 0 makes th
 broadcasts the id's 128 bytes (CuPy >= 13 hands the id out as ``bytes``, older CuPy as C ``char`` values)
 and every rank builds its communicator and a non-blocking CUDA stream. Each op
 
-* goes through ``collectives._run`` like an MPI op: sequence number, arrival board, DETAIL check;
+* goes through ``_run.run`` like an MPI op: sequence number, arrival board, DETAIL check;
 * runs on the group's stream after that stream waited on the caller's current stream (inputs are ready),
   non-contiguous tensors staged through a contiguous copy and written back on the same stream;
 * ends with a CUDA event: ``NcclWork.wait()`` makes the caller's current stream wait on it (torch's
@@ -23,12 +23,14 @@ from collections import deque
 
 import numpy as np
 
+from .._device import cupy_module
 from ..tensor import Tensor
 from ._mpi import mpi
-from .collectives import _check_op, _run
-from .process_group import STATE, ProcessGroup
+from ._run import check_op, missing, run
+from .mpi_backend import MPIBackend, detail_of, displacements
+from .process_group import ProcessGroup
 from .reduce_op import ReduceOp
-from .work import Work, _seconds, abort_job, wait_all, wait_until
+from .work import Work, abort_job, seconds, wait_all, wait_until
 
 UNIQUE_ID_BYTES = 128       # NCCL_UNIQUE_ID_BYTES, fixed by NCCL's ABI
 AVG_MIN_VERSION = 21000     # ncclAvg appeared in NCCL 2.10
@@ -88,12 +90,6 @@ def load():
     return _LIB[0]
 
 
-def _cupy():
-    import cupy
-
-    return cupy
-
-
 # ---- one group's NCCL state -----------------------------------------------------------------------
 class NcclGroup:
     """``ProcessGroup.nccl``: the communicator, its device and stream, and the launched ops' arrays."""
@@ -145,14 +141,13 @@ def _communicator(lib, size: int, uid: np.ndarray, rank: int):
 
 def _connect(pg: ProcessGroup, device: int) -> NcclGroup:
     """Rank 0 makes the unique id, MPI broadcasts it (deadline-waited), every rank joins."""
-    lib, cp, MPI = load(), _cupy(), mpi()
+    lib, cp, MPI = load(), cupy_module(), mpi()
     uid = np.zeros(UNIQUE_ID_BYTES, np.uint8)
     if pg.rank() == 0:
         uid[:] = unique_id_bytes(lib.get_unique_id())
 
     def describe() -> str:
-        return (f"the NCCL communicator setup of group {pg.name} (seq {pg.seq}); "
-                f"{STATE.board.describe_missing(pg.slot, pg.seq, pg.ranks)}")
+        return f"the NCCL communicator setup of group {pg.name} (seq {pg.seq}); {missing(pg, pg.seq)}"
 
     wait_all([pg.comm.Ibcast([uid, MPI.UINT8_T], 0)], pg.timeout, describe)
     wait_all([pg.comm.Ibarrier()], pg.timeout, describe)  # all here: ncclCommInitRank will not wait forever
@@ -178,7 +173,7 @@ class NcclWork(Work):
     def wait(self, timeout=None) -> bool:
         if self._done:
             return True
-        cp = _cupy()
+        cp = cupy_module()
         group, event = self._group, self._event
         with cp.cuda.Device(group.device):
             cp.cuda.get_current_stream().wait_event(event)
@@ -200,7 +195,7 @@ class NcclWork(Work):
 
         try:
             try:
-                wait_until(done, self._timeout if timeout is None else _seconds(timeout), self._describe)
+                wait_until(done, self._timeout if timeout is None else seconds(timeout), self._describe)
             except lib.NcclError as e:
                 abort_job(f"NCCL error in {self._describe()}: {e}")
         except RuntimeError:  # abort_job returned (DTORCH_DISTRIBUTED_NO_ABORT=1): free the stuck stream
@@ -235,7 +230,7 @@ def _check_device(pg: ProcessGroup, dev: int, what: str) -> None:
 
 def _launch(pg: ProcessGroup, device: int, arrays: list, body):
     """Enqueue ``body(group)`` on the group's stream after the current stream; return what NcclWork takes."""
-    cp = _cupy()
+    cp = cupy_module()
     group = pg.nccl if pg.nccl is not None else _connect(pg, device)
     with cp.cuda.Device(device):
         group.prune()
@@ -254,12 +249,12 @@ def _collective(pg: ProcessGroup, name: str, detail: dict, tensors: list, body, 
     dev = _device(tensors, name)
     _check_device(pg, dev, name)
     arrays = [t._data for t in tensors]
-    return _run(pg, name, detail, lambda: _launch(pg, dev, arrays, body), None, async_op, outputs,
-                work_type=NcclWork)
+    return run(pg, name, detail, lambda: _launch(pg, dev, arrays, body), None, async_op, outputs,
+               work_type=NcclWork)
 
 
 def _contig(a):
-    return a if a.flags.c_contiguous else _cupy().ascontiguousarray(a)
+    return a if a.flags.c_contiguous else cupy_module().ascontiguousarray(a)
 
 
 def _back(data, buf) -> None:
@@ -268,116 +263,10 @@ def _back(data, buf) -> None:
 
 
 def _reduction(op: ReduceOp, t: Tensor) -> tuple[int, int, bool]:
-    _check_op(op, t)
+    check_op(op, t._data.dtype)
     lib = load()
     code, divide = nccl_op(lib, op, t._data.dtype, _LIB[1])
     return nccl_dtype(lib, t._data.dtype), code, divide
-
-
-# ---- collectives (the entry points collectives.py routes CUDA tensors to) --------------------------
-def all_reduce(pg: ProcessGroup, tensor: Tensor, op: ReduceOp, async_op: bool):
-    dt, code, divide = _reduction(op, tensor)
-    n = pg.size()
-
-    def body(g: NcclGroup) -> None:
-        data = tensor._data
-        buf = _contig(data)
-        if buf.size:
-            g.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, g.stream.ptr)
-            if divide:
-                buf /= n
-        _back(data, buf)
-
-    return _collective(pg, "all_reduce", {"shape": list(tensor.shape), "dtype": tensor._data.dtype,
-                                          "op": op.name}, [tensor], body, async_op, [tensor])
-
-
-def reduce(pg: ProcessGroup, tensor: Tensor, dst: int, op: ReduceOp, async_op: bool):
-    dt, code, divide = _reduction(op, tensor)
-    root = pg.group_rank(dst)
-    mine = pg.rank() == root
-    n = pg.size()
-
-    def body(g: NcclGroup) -> None:
-        data = tensor._data
-        buf = _contig(data)
-        if buf.size:  # in place; NCCL ignores the receive buffer off the root
-            g.comm.reduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, root, g.stream.ptr)
-            if divide and mine:
-                buf /= n
-        if mine:
-            _back(data, buf)
-
-    return _collective(pg, "reduce", {"shape": list(tensor.shape), "dtype": tensor._data.dtype, "op": op.name,
-                                      "dst": dst}, [tensor], body, async_op, [tensor])
-
-
-def broadcast(pg: ProcessGroup, tensor: Tensor, src: int, async_op: bool):
-    root = pg.group_rank(src)
-    u8 = load().NCCL_UINT8
-
-    def body(g: NcclGroup) -> None:
-        data = tensor._data
-        buf = _contig(data)
-        if buf.nbytes:
-            g.comm.bcast(buf.data.ptr, buf.nbytes, u8, root, g.stream.ptr)
-        _back(data, buf)
-
-    return _collective(pg, "broadcast", {"shape": list(tensor.shape), "dtype": tensor._data.dtype, "src": src},
-                       [tensor], body, async_op, [tensor])
-
-
-def all_gather(pg: ProcessGroup, tensor_list: list, tensor: Tensor, async_op: bool):
-    u8 = load().NCCL_UINT8
-    n = pg.size()
-
-    def body(g: NcclGroup) -> None:
-        send = _contig(tensor._data)
-        recv = _cupy().empty((n,) + send.shape, send.dtype)
-        if send.nbytes:
-            g.comm.allGather(send.data.ptr, recv.data.ptr, send.nbytes, u8, g.stream.ptr)
-        for i, t in enumerate(tensor_list):
-            t._data[...] = recv[i]
-
-    return _collective(pg, "all_gather", {"shape": list(tensor.shape), "dtype": tensor._data.dtype},
-                       [tensor, *tensor_list], body, async_op, tensor_list)
-
-
-def all_gather_into_tensor(pg: ProcessGroup, output: Tensor, input: Tensor, async_op: bool):
-    u8 = load().NCCL_UINT8
-
-    def body(g: NcclGroup) -> None:
-        send = _contig(input._data)
-        out = _contig(output._data)
-        if send.nbytes:
-            g.comm.allGather(send.data.ptr, out.data.ptr, send.nbytes, u8, g.stream.ptr)
-        _back(output._data, out)
-
-    return _collective(pg, "all_gather_into_tensor", {"shape": list(input.shape), "dtype": input._data.dtype},
-                       [output, input], body, async_op, [output])
-
-
-def reduce_scatter(pg: ProcessGroup, output: Tensor, input_list: list, op: ReduceOp, async_op: bool,
-                   name: str = "reduce_scatter"):
-    """``input_list`` (one tensor per rank) or, from reduce_scatter_tensor, one tensor of world x output."""
-    dt, code, divide = _reduction(op, output)
-    n = pg.size()
-
-    def body(g: NcclGroup) -> None:
-        if isinstance(input_list, Tensor):
-            send = _contig(input_list._data)
-        else:
-            send = _cupy().stack([t._data for t in input_list])
-        out = _contig(output._data)
-        if out.size:
-            g.comm.reduceScatter(send.data.ptr, out.data.ptr, out.size, dt, code, g.stream.ptr)
-            if divide:
-                out /= n
-        _back(output._data, out)
-
-    inputs = [input_list] if isinstance(input_list, Tensor) else list(input_list)
-    return _collective(pg, name, {"shape": list(output.shape), "dtype": output._data.dtype, "op": op.name},
-                       [output, *inputs], body, async_op, [output])
 
 
 def _exchange(g: NcclGroup, me: int, sends: list, recvs: list) -> None:
@@ -398,69 +287,10 @@ def _exchange(g: NcclGroup, me: int, sends: list, recvs: list) -> None:
         recvs[me][...] = sends[me]
 
 
-def all_to_all(pg: ProcessGroup, output_tensor_list: list, input_tensor_list: list, async_op: bool):
-    me = pg.rank()
-    if output_tensor_list[me]._data.size != input_tensor_list[me]._data.size:
-        raise ValueError(f"all_to_all: this rank's own input ({list(input_tensor_list[me].shape)}) and output "
-                         f"({list(output_tensor_list[me].shape)}) differ in size")
-
-    def body(g: NcclGroup) -> None:
-        sends = [_contig(t._data).reshape(-1) for t in input_tensor_list]
-        staged = [_contig(t._data) for t in output_tensor_list]
-        _exchange(g, me, sends, [s.reshape(-1) for s in staged])
-        for t, s in zip(output_tensor_list, staged):
-            _back(t._data, s)
-
-    return _collective(pg, "all_to_all", {"dtype": input_tensor_list[0]._data.dtype},
-                       [*input_tensor_list, *output_tensor_list], body, async_op, output_tensor_list)
-
-
-def all_to_all_single(pg: ProcessGroup, output: Tensor, input: Tensor, scounts: list, rcounts: list,
-                      async_op: bool):
-    """``scounts``/``rcounts``: elements to and from each rank (split sizes times row size)."""
-    me = pg.rank()
-    if scounts[me] != rcounts[me]:
-        raise ValueError(f"all_to_all_single: this rank sends itself {scounts[me]} elements but expects "
-                         f"{rcounts[me]}")
-
-    def body(g: NcclGroup) -> None:
-        send = _contig(input._data).reshape(-1)
-        out = _contig(output._data)
-        flat = out.reshape(-1)
-        _exchange(g, me, _split(send, scounts), _split(flat, rcounts))
-        _back(output._data, out)
-
-    return _collective(pg, "all_to_all_single", {"dtype": input._data.dtype, "row": list(input.shape[1:])},
-                       [output, input], body, async_op, [output])
-
-
 def _split(flat, counts: list) -> list:
-    out, off = [], 0
-    for c in counts:
-        out.append(flat[off:off + c])
-        off += c
-    return out
+    return [flat[o:o + c] for o, c in zip(displacements(counts), counts)]
 
 
-def barrier(pg: ProcessGroup, async_op: bool, device_ids=None):
-    """An allreduce of one float on the group's device (``device_ids[0]``, else the current device)."""
-    cp = _cupy()
-    if device_ids:
-        dev = int(device_ids[0])
-    elif pg.nccl is not None:
-        dev = pg.nccl.device
-    else:
-        dev = cp.cuda.runtime.getDevice()
-    f32, total = load().NCCL_FLOAT32, load().NCCL_SUM
-
-    def body(g: NcclGroup) -> None:
-        one = cp.zeros(1, cp.float32)
-        g.comm.allReduce(one.data.ptr, one.data.ptr, 1, f32, total, g.stream.ptr)
-
-    return _run(pg, "barrier", {}, lambda: _launch(pg, dev, [], body), None, async_op, work_type=NcclWork)
-
-
-# ---- point to point (no sequence number, as over MPI; NCCL has no tags: a pair's messages match in order) -
 def _p2p_device(pg: ProcessGroup, tensor: Tensor, what: str) -> int:
     dev = _device([tensor], what)
     _check_device(pg, dev, what)
@@ -470,37 +300,187 @@ def _p2p_device(pg: ProcessGroup, tensor: Tensor, what: str) -> int:
     return dev
 
 
-def isend(pg: ProcessGroup, tensor: Tensor, dst: int, tag: int = 0) -> Work:
-    peer = pg.group_rank(dst)
-    dev = _p2p_device(pg, tensor, "send")
-    u8 = load().NCCL_UINT8
+class NCCLBackend(MPIBackend):
+    """MPIBackend's methods for CUDA tensors over NCCL; gather and scatter (NCCL has none) stay MPI's,
+    staged through host memory."""
 
-    def body(g: NcclGroup) -> None:
-        buf = _contig(tensor._data)
-        if buf.nbytes:
-            g.comm.send(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr)
+    name = "nccl"
 
-    launched = _launch(pg, dev, [tensor._data], body)
-    return NcclWork(launched, None, lambda: f"send to rank {dst} over NCCL (tag {tag}, shape {list(tensor.shape)}, "
-                    f"dtype {tensor._data.dtype})", pg.timeout, [tensor])
+    def all_reduce(self, pg: ProcessGroup, tensor: Tensor, op: ReduceOp, async_op: bool):
+        dt, code, divide = _reduction(op, tensor)
+        n = pg.size()
 
+        def body(g: NcclGroup) -> None:
+            data = tensor._data
+            buf = _contig(data)
+            if buf.size:
+                g.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, g.stream.ptr)
+                if divide:
+                    buf /= n
+            _back(data, buf)
 
-def irecv(pg: ProcessGroup, tensor: Tensor, src: int | None, tag: int = 0) -> Work:
-    if src is None:
-        raise ValueError("recv over NCCL needs src: NCCL cannot receive from any source")
-    peer = pg.group_rank(src)
-    dev = _p2p_device(pg, tensor, "recv")
-    u8 = load().NCCL_UINT8
+        return _collective(pg, "all_reduce", detail_of(tensor, op=op.name), [tensor], body, async_op, [tensor])
 
-    def body(g: NcclGroup) -> None:
-        data = tensor._data
-        buf = _contig(data)
-        if buf.nbytes:
-            g.comm.recv(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr)
-        _back(data, buf)
+    def reduce(self, pg: ProcessGroup, tensor: Tensor, dst: int, op: ReduceOp, async_op: bool):
+        dt, code, divide = _reduction(op, tensor)
+        root = pg.group_rank(dst)
+        mine = pg.rank() == root
+        n = pg.size()
 
-    launched = _launch(pg, dev, [tensor._data], body)
-    work = NcclWork(launched, None, lambda: f"recv from rank {src} over NCCL (tag {tag}, shape "
-                    f"{list(tensor.shape)}, dtype {tensor._data.dtype})", pg.timeout, [tensor])
-    work._source = src
-    return work
+        def body(g: NcclGroup) -> None:
+            data = tensor._data
+            buf = _contig(data)
+            if buf.size:  # in place; NCCL ignores the receive buffer off the root
+                g.comm.reduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, root, g.stream.ptr)
+                if divide and mine:
+                    buf /= n
+            if mine:
+                _back(data, buf)
+
+        return _collective(pg, "reduce", detail_of(tensor, op=op.name, dst=dst), [tensor], body, async_op, [tensor])
+
+    def broadcast(self, pg: ProcessGroup, tensor: Tensor, src: int, async_op: bool):
+        root = pg.group_rank(src)
+        u8 = load().NCCL_UINT8
+
+        def body(g: NcclGroup) -> None:
+            data = tensor._data
+            buf = _contig(data)
+            if buf.nbytes:
+                g.comm.bcast(buf.data.ptr, buf.nbytes, u8, root, g.stream.ptr)
+            _back(data, buf)
+
+        return _collective(pg, "broadcast", detail_of(tensor, src=src), [tensor], body, async_op, [tensor])
+
+    def all_gather(self, pg: ProcessGroup, tensor_list: list, tensor: Tensor, async_op: bool):
+        u8 = load().NCCL_UINT8
+        n = pg.size()
+
+        def body(g: NcclGroup) -> None:
+            send = _contig(tensor._data)
+            recv = cupy_module().empty((n,) + send.shape, send.dtype)
+            if send.nbytes:
+                g.comm.allGather(send.data.ptr, recv.data.ptr, send.nbytes, u8, g.stream.ptr)
+            for i, t in enumerate(tensor_list):
+                t._data[...] = recv[i]
+
+        return _collective(pg, "all_gather", detail_of(tensor), [tensor, *tensor_list], body, async_op, tensor_list)
+
+    def all_gather_into_tensor(self, pg: ProcessGroup, output: Tensor, input: Tensor, async_op: bool):
+        u8 = load().NCCL_UINT8
+
+        def body(g: NcclGroup) -> None:
+            send = _contig(input._data)
+            out = _contig(output._data)
+            if send.nbytes:
+                g.comm.allGather(send.data.ptr, out.data.ptr, send.nbytes, u8, g.stream.ptr)
+            _back(output._data, out)
+
+        return _collective(pg, "all_gather_into_tensor", detail_of(input), [output, input], body, async_op, [output])
+
+    def reduce_scatter(self, pg: ProcessGroup, output: Tensor, input_list: list, op: ReduceOp, async_op: bool,
+                       name: str = "reduce_scatter"):
+        """``input_list`` (one tensor per rank) or, from reduce_scatter_tensor, one tensor of world x output."""
+        dt, code, divide = _reduction(op, output)
+        n = pg.size()
+
+        def body(g: NcclGroup) -> None:
+            if isinstance(input_list, Tensor):
+                send = _contig(input_list._data)
+            else:
+                send = cupy_module().stack([t._data for t in input_list])
+            out = _contig(output._data)
+            if out.size:
+                g.comm.reduceScatter(send.data.ptr, out.data.ptr, out.size, dt, code, g.stream.ptr)
+                if divide:
+                    out /= n
+            _back(output._data, out)
+
+        inputs = [input_list] if isinstance(input_list, Tensor) else list(input_list)
+        return _collective(pg, name, detail_of(output, op=op.name), [output, *inputs], body, async_op, [output])
+
+    def all_to_all(self, pg: ProcessGroup, output_tensor_list: list, input_tensor_list: list, async_op: bool):
+        me = pg.rank()
+        if output_tensor_list[me]._data.size != input_tensor_list[me]._data.size:
+            raise ValueError(f"all_to_all: this rank's own input ({list(input_tensor_list[me].shape)}) and output "
+                             f"({list(output_tensor_list[me].shape)}) differ in size")
+
+        def body(g: NcclGroup) -> None:
+            sends = [_contig(t._data).reshape(-1) for t in input_tensor_list]
+            staged = [_contig(t._data) for t in output_tensor_list]
+            _exchange(g, me, sends, [s.reshape(-1) for s in staged])
+            for t, s in zip(output_tensor_list, staged):
+                _back(t._data, s)
+
+        return _collective(pg, "all_to_all", {"dtype": input_tensor_list[0]._data.dtype},
+                           [*input_tensor_list, *output_tensor_list], body, async_op, output_tensor_list)
+
+    def all_to_all_single(self, pg: ProcessGroup, output: Tensor, input: Tensor, scounts: list, rcounts: list,
+                          async_op: bool):
+        """``scounts``/``rcounts``: elements to and from each rank (split sizes times row size)."""
+        me = pg.rank()
+        if scounts[me] != rcounts[me]:
+            raise ValueError(f"all_to_all_single: this rank sends itself {scounts[me]} elements but expects "
+                             f"{rcounts[me]}")
+
+        def body(g: NcclGroup) -> None:
+            send = _contig(input._data).reshape(-1)
+            out = _contig(output._data)
+            flat = out.reshape(-1)
+            _exchange(g, me, _split(send, scounts), _split(flat, rcounts))
+            _back(output._data, out)
+
+        return _collective(pg, "all_to_all_single", {"dtype": input._data.dtype, "row": list(input.shape[1:])},
+                           [output, input], body, async_op, [output])
+
+    def barrier(self, pg: ProcessGroup, async_op: bool, device_ids=None):
+        """An allreduce of one float on the group's device (``device_ids[0]``, else the current device)."""
+        cp = cupy_module()
+        if device_ids:
+            dev = int(device_ids[0])
+        elif pg.nccl is not None:
+            dev = pg.nccl.device
+        else:
+            dev = cp.cuda.runtime.getDevice()
+        f32, total = load().NCCL_FLOAT32, load().NCCL_SUM
+
+        def body(g: NcclGroup) -> None:
+            one = cp.zeros(1, cp.float32)
+            g.comm.allReduce(one.data.ptr, one.data.ptr, 1, f32, total, g.stream.ptr)
+
+        return run(pg, "barrier", {}, lambda: _launch(pg, dev, [], body), None, async_op, work_type=NcclWork)
+
+    # point to point: no sequence number, as over MPI; NCCL has no tags: a pair's messages match in order
+    def isend(self, pg: ProcessGroup, tensor: Tensor, dst: int, tag: int = 0) -> Work:
+        peer = pg.group_rank(dst)
+        dev = _p2p_device(pg, tensor, "send")
+        u8 = load().NCCL_UINT8
+
+        def body(g: NcclGroup) -> None:
+            buf = _contig(tensor._data)
+            if buf.nbytes:
+                g.comm.send(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr)
+
+        launched = _launch(pg, dev, [tensor._data], body)
+        return NcclWork(launched, None, lambda: f"send to rank {dst} over NCCL (tag {tag}, shape {list(tensor.shape)}, "
+                        f"dtype {tensor._data.dtype})", pg.timeout, [tensor])
+
+    def irecv(self, pg: ProcessGroup, tensor: Tensor, src: int | None, tag: int = 0) -> Work:
+        if src is None:
+            raise ValueError("recv over NCCL needs src: NCCL cannot receive from any source")
+        peer = pg.group_rank(src)
+        dev = _p2p_device(pg, tensor, "recv")
+        u8 = load().NCCL_UINT8
+
+        def body(g: NcclGroup) -> None:
+            data = tensor._data
+            buf = _contig(data)
+            if buf.nbytes:
+                g.comm.recv(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr)
+            _back(data, buf)
+
+        launched = _launch(pg, dev, [tensor._data], body)
+        work = NcclWork(launched, None, lambda: f"recv from rank {src} over NCCL (tag {tag}, shape "
+                        f"{list(tensor.shape)}, dtype {tensor._data.dtype})", pg.timeout, [tensor])
+        work._source = src
+        return work

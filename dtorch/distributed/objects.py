@@ -11,7 +11,8 @@ import numpy as np
 
 from ..serialization import load, save
 from ._mpi import mpi
-from .collectives import _run, _skip
+from ._run import run
+from .collectives import _skip
 from .process_group import resolve
 
 __all__ = ["broadcast_object_list", "all_gather_object", "gather_object"]
@@ -36,11 +37,11 @@ def broadcast_object_list(object_list: list, src: int = 0, group=None, device=No
     root = pg.group_rank(src)
     payload = _encode(list(object_list)) if pg.rank() == root else None
     size = np.array([payload.size if payload is not None else 0], np.int64)
-    _run(pg, "broadcast_object_list", {"len": len(object_list)}, lambda: [pg.comm.Ibcast([size, MPI.INT64_T], root)],
-         None, False)
+    run(pg, "broadcast_object_list", {"len": len(object_list)}, lambda: [pg.comm.Ibcast([size, MPI.INT64_T], root)],
+        None, False)
     data = payload if payload is not None else np.empty(int(size[0]), np.uint8)
-    _run(pg, "broadcast_object_list", {"len": len(object_list)}, lambda: [pg.comm.Ibcast([data, MPI.UINT8_T], root)],
-         None, False)
+    run(pg, "broadcast_object_list", {"len": len(object_list)}, lambda: [pg.comm.Ibcast([data, MPI.UINT8_T], root)],
+        None, False)
     if pg.rank() != root:
         object_list[:] = _decode(data)
 
@@ -51,9 +52,9 @@ def _gather_bytes(pg, payload: np.ndarray, root: int | None, name: str) -> list[
     sizes = np.zeros(n, np.int64)
     mine = np.array([payload.size], np.int64)
     if root is None:
-        _run(pg, name, {}, lambda: [pg.comm.Iallgather([mine, MPI.INT64_T], [sizes, MPI.INT64_T])], None, False)
+        run(pg, name, {}, lambda: [pg.comm.Iallgather([mine, MPI.INT64_T], [sizes, MPI.INT64_T])], None, False)
     else:
-        _run(pg, name, {}, lambda: [pg.comm.Igather([mine, MPI.INT64_T], [sizes, MPI.INT64_T], root)], None, False)
+        run(pg, name, {}, lambda: [pg.comm.Igather([mine, MPI.INT64_T], [sizes, MPI.INT64_T], root)], None, False)
     counts = [int(s) for s in sizes]
     displs = [sum(counts[:i]) for i in range(n)]
     recv = np.empty(sum(counts), np.uint8) if (root is None or pg.rank() == root) else None
@@ -62,7 +63,7 @@ def _gather_bytes(pg, payload: np.ndarray, root: int | None, name: str) -> list[
     else:
         spec = [recv, (counts, displs), MPI.UINT8_T] if recv is not None else None
         start = lambda: [pg.comm.Igatherv([payload, MPI.UINT8_T], spec, root)]
-    _run(pg, name, {}, start, None, False)
+    run(pg, name, {}, start, None, False)
     if recv is None:
         return None
     return [recv[d:d + c] for d, c in zip(displs, counts)]

@@ -12,11 +12,12 @@ import sys
 import traceback
 from datetime import timedelta
 
-from ._mpi import mpi
+from ._mpi import is_available as mpi_available, mpi
 from .arrivals import ArrivalBoard
-from .work import abort_job
+from .work import abort_job, seconds
 
 DEFAULT_TIMEOUT = timedelta(minutes=10)
+NCCL_BACKENDS = ("nccl", "cpu:mpi,cuda:nccl")
 
 
 class ProcessGroup:
@@ -29,6 +30,7 @@ class ProcessGroup:
         self.timeout = timeout
         self.slot = slot              # row of the arrival board
         self.backend = backend
+        self.cuda_backend = "nccl" if backend in NCCL_BACKENDS else "mpi"  # CPU tensors always go over MPI
         self.seq = 0
         self._group_rank = {g: i for i, g in enumerate(ranks)}
         self.nccl = None              # NCCL communicator, made on first CUDA collective
@@ -72,9 +74,7 @@ STATE = _State()
 
 
 def is_available() -> bool:
-    from ._mpi import is_available as _avail
-
-    return _avail()
+    return mpi_available()
 
 
 def is_initialized() -> bool:
@@ -91,10 +91,6 @@ def is_nccl_available() -> bool:
     except Exception:
         return False
     return bool(getattr(nccl, "available", True))  # CuPy imports without NCCL and says so here
-
-
-def _seconds(t) -> float:
-    return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
 
 
 def init_process_group(backend: str | None = None, init_method: str | None = None, timeout=None,
@@ -120,7 +116,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                 f"init_process_group: {what}={given} disagrees with MPI ({actual}); ranks come from MPI — "
                 "launch with mpiexec -n N or srun --mpi=pmi2"
             )
-    timeout_s = _seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    timeout_s = seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
     debug = os.environ.get("TORCH_DISTRIBUTED_DEBUG", os.environ.get("DTORCH_DISTRIBUTED_DEBUG", ""))
     STATE.detail = debug.upper() == "DETAIL"
     STATE.board = ArrivalBoard(world)
@@ -226,7 +222,7 @@ def new_group(ranks: list[int] | None = None, timeout=None, backend: str | None 
     if comm == MPI.COMM_NULL:
         STATE.groups.append(None)  # keep slots aligned across ranks
         return _GroupMember.NON_GROUP_MEMBER
-    t = _seconds(timeout) if timeout is not None else world.timeout
+    t = seconds(timeout) if timeout is not None else world.timeout
     pg = ProcessGroup(comm, ranks, group_desc or f"group{slot}", t, slot, backend or world.backend)
     STATE.groups.append(pg)
     return pg

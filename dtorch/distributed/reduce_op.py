@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import enum
 
+from ._mpi import mpi
+
 
 class ReduceOp(enum.Enum):
     SUM = "sum"
@@ -30,8 +32,6 @@ def mpi_op(op: ReduceOp, is_bool: bool):
 
 
 def _build(is_bool: bool) -> dict:
-    from ._mpi import mpi
-
     MPI = mpi()
     if is_bool:  # torch treats bool sums as logical or, products as logical and
         return {ReduceOp.SUM: MPI.LOR, ReduceOp.MAX: MPI.LOR, ReduceOp.BOR: MPI.LOR, ReduceOp.PRODUCT: MPI.LAND,

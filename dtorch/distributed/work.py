@@ -43,7 +43,7 @@ class Work:
         """Block until done; past the deadline, report who is missing and abort the job."""
         if self._done:
             return True
-        limit = self._timeout if timeout is None else _seconds(timeout)
+        limit = self._timeout if timeout is None else seconds(timeout)
         if self._requests:
             wait_all(self._requests, limit, self._describe, self._statuses)
         self._complete()
@@ -58,7 +58,7 @@ class Work:
 
     def get_future(self):
         """A Future completed by this work (``then`` chains a callback), as torch's Work.get_future."""
-        from .algorithms.future import work_future
+        from .algorithms.future import work_future  # the algorithms package (Join) builds on collectives
 
         return work_future(self)
 
@@ -67,7 +67,7 @@ class Work:
         return getattr(self, "_source", -1)
 
 
-def _seconds(t) -> float:
+def seconds(t) -> float:
     return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
 
 

@@ -28,7 +28,7 @@ def _stop_rank_1_at_step_20(tmp_path, optimizer: str, timeout: str = "", stop: s
     SIGKILLs itself) at step 20, before its forward."""
     script = tmp_path / "job.py"
     script.write_text(
-        "import os, signal, time, dtorch, dtorch.distributed as dist\n"
+        "import os, signal, time, dtorch, dtorch.distributed as dist, dtorch.distributed.optim\n"
         "from dtorch import nn\n"
         "from dtorch.nn.parallel import DistributedDataParallel as DDP\n"
         f"dist.init_process_group({timeout})\n"

@@ -12,6 +12,7 @@ import pytest
 
 import dtorch
 from dtorch import nn
+from dtorch.distributed.optim import ZeroRedundancyOptimizer
 from dtorch.nn.parallel import DistributedDataParallel as DDP
 
 mpi = pytest.mark.mpi(min_size=2)
@@ -57,7 +58,7 @@ def _pair(world, name: str, comm: str, attach: bool, seed: int = 3):
     cls, kw = OPTIMIZERS[name]
     ddp = DDP(_mlp(seed + world.get_rank()))  # rank 0's initial values win in both
     ref = DDP(_mlp(seed + world.get_rank()))
-    zero = world.optim.ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, comm=comm, **kw)
+    zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, comm=comm, **kw)
     if attach:
         zero.attach(ddp)
     return ddp, zero, ref, cls(ref.parameters(), **kw)
@@ -167,7 +168,7 @@ def test_state_dict_is_the_plain_optimizers_and_round_trips(world, name):
             np.testing.assert_allclose(sd["state"][k][key].numpy(), v.numpy(), rtol=1e-6, atol=1e-7)
     cls, kw = OPTIMIZERS[name]
     ddp = DDP(ddp.module)  # a DDP's hook stays bound to its optimizer: a new pair, as after a restart
-    fresh = world.optim.ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, lr=123.0)
+    fresh = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, lr=123.0)
     fresh.attach(ddp)
     fresh.load_state_dict(sd)
     assert fresh.param_groups[0]["lr"] == kw["lr"]
@@ -198,7 +199,7 @@ def test_reshard_from_fewer_ranks(world):
                for _ in range(4)]
     sd = None
     if r < n - 1:
-        zero = world.optim.ZeroRedundancyOptimizer(model.parameters(), optimizer_class=cls, process_group=sub,
+        zero = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=cls, process_group=sub,
                                                    comm="mpi", **kw)
         for b in batches[:2]:
             zero.zero_grad()
@@ -214,7 +215,7 @@ def test_reshard_from_fewer_ranks(world):
     world.broadcast_object_list(obj, src=0)
     sd, weights = obj
     model.load_state_dict(weights)
-    zero_all = world.optim.ZeroRedundancyOptimizer(model.parameters(), optimizer_class=cls, **kw)
+    zero_all = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=cls, **kw)
     zero_all.load_state_dict(sd)
     for b in batches[2:]:
         for opt, m in ((zero_all, model), (ref_opt, ref)):
@@ -229,7 +230,7 @@ def test_add_param_group_repartitions(world):
     cls, kw = OPTIMIZERS["adam"]
     a, b = _mlp(1), _mlp(2)
     ra, rb = _mlp(1), _mlp(2)
-    zero = world.optim.ZeroRedundancyOptimizer(a.parameters(), optimizer_class=cls, **kw)
+    zero = ZeroRedundancyOptimizer(a.parameters(), optimizer_class=cls, **kw)
     ref = cls(ra.parameters(), **kw)
     x, y = dtorch.ones(4, 4), dtorch.tensor([0, 1, 2, 0])
     for step in range(4):
@@ -287,7 +288,7 @@ def test_parameters_without_gradient_are_left_alone(world, attach):
 
     cls, kw = OPTIMIZERS["adamw"]
     ddp, ref = DDP(model(1 + world.get_rank())), DDP(model(1 + world.get_rank()))
-    zero = world.optim.ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, **kw)
+    zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=cls, **kw)
     if attach:
         zero.attach(ddp)
     ref_opt = cls(ref.parameters(), **kw)

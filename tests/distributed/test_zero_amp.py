@@ -10,6 +10,7 @@ import pytest
 
 import dtorch
 from dtorch import nn
+from dtorch.distributed.optim import ZeroRedundancyOptimizer
 from dtorch.nn.parallel import DistributedDataParallel as DDP
 
 pytestmark = pytest.mark.mpi(min_size=2)
@@ -25,7 +26,7 @@ def _mlp(seed: int) -> nn.Module:
 def test_grad_scaler_with_zero_matches_plain(world, comm, attach):
     r, n = world.get_rank(), world.get_world_size()
     ddp, ref = DDP(_mlp(5 + r)), DDP(_mlp(5 + r))
-    zero = world.optim.ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=dtorch.optim.SGD, comm=comm,
+    zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=dtorch.optim.SGD, comm=comm,
                                                lr=0.05, momentum=0.9)
     if attach:
         zero.attach(ddp)

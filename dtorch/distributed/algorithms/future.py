@@ -1,7 +1,7 @@
 """A small torch.futures.Future: the value of an asynchronous collective, with ``then`` chaining.
 
-dtorch's ``Work`` has no ``get_future()``; ``work_future(work)`` gives the equivalent
-(its value is ``work.result()``, the list of output tensors, as torch's).
+``Work.get_future()`` is ``work_future(work)``: its value is ``work.result()``, the list of output
+tensors, as torch's.
 """
 from __future__ import annotations
 

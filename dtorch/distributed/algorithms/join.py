@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
 from ..collectives import all_reduce
+from ..process_group import get_rank
 
 
 class JoinHook:
@@ -106,8 +107,6 @@ class Join:
 
     def _notify_procs_to_terminate(self) -> None:
         from ..._creation import ones
-
-        from ..process_group import get_rank
 
         all_reduce(ones(1), group=self._process_group)
         raise RuntimeError(f"Rank {get_rank(self._process_group)} exhausted all inputs.")

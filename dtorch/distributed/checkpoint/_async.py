@@ -22,6 +22,9 @@ import traceback
 import weakref
 from pathlib import Path
 
+from ...nn import Module
+from ...optim import Optimizer
+from ...optim.optimizer import register_optimizer_step_pre_hook
 from ._errors import CheckpointError
 from ._group import rank_world, shared_nonce
 from ._plan import Plan, make_plan
@@ -43,9 +46,6 @@ _LIVE: "weakref.WeakSet[AsyncCheckpointer]" = weakref.WeakSet()
 
 def _writers(state: dict) -> tuple[set, list]:
     """Entry keys whose big arrays may be staged later, and the modules whose forward writes buffers."""
-    from ...nn import Module
-    from ...optim import Optimizer
-
     deferrable, buffered_modules = set(), []
     for key, value in state.items():
         obj = unwrap(value)
@@ -118,8 +118,6 @@ class AsyncCheckpointer:
         return deferred
 
     def _guard(self, buffered_modules: list) -> None:
-        from ...optim.optimizer import register_optimizer_step_pre_hook
-
         hook = self._wait_staged_hook
         self._guards = [register_optimizer_step_pre_hook(hook)]
         self._guards += [m.register_forward_pre_hook(hook) for m in buffered_modules]

@@ -8,6 +8,7 @@ from pathlib import Path
 from . import _manifest
 from ._errors import CheckpointError
 from ._files import fsync_dir, replace_atomically
+from ._load import read_file
 
 POINTER = "latest"
 _TMP, _OLD, _TRASH = ".tmp-", ".old-", ".trash-"
@@ -24,8 +25,6 @@ def _created(ckpt: Path, verify: bool = False) -> int | None:
         doc = _manifest.read(ckpt)
         _manifest.check_files_present(ckpt, doc)
         if verify:
-            from ._load import read_file
-
             for name, info in doc["files"].items():
                 read_file(ckpt, name, info)
     except (CheckpointError, OSError, KeyError, TypeError):

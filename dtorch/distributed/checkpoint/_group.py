@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import uuid
 
+from .. import collectives, objects, process_group as pg
+
 
 def rank_world(group=None) -> tuple[int, int]:
-    from .. import process_group as pg
-
     if group is None and not pg.is_initialized():
         return 0, 1
     return pg.get_rank(group), pg.get_world_size(group)
@@ -17,8 +17,6 @@ def shared_nonce(group=None) -> str:
     _, world = rank_world(group)
     mine = [uuid.uuid4().hex]
     if world > 1:
-        from .. import objects, process_group as pg
-
         src = pg.get_process_group_ranks(group)[0] if group is not None else 0
         objects.broadcast_object_list(mine, src=src, group=group)
     return mine[0]
@@ -27,6 +25,4 @@ def shared_nonce(group=None) -> str:
 def barrier(group=None) -> None:
     _, world = rank_world(group)
     if world > 1:
-        from .. import collectives
-
         collectives.barrier(group)

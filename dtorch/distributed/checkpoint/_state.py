@@ -17,6 +17,8 @@ import numpy as np
 
 from ...serialization import _decode, _Flattener
 from ...tensor import Tensor, _make
+from ...utils.data import DataLoader, Sampler
+from ._rng import RNGState
 
 PER_RANK = "per_rank"
 REPLICATED = "replicated"
@@ -33,9 +35,6 @@ class PerRank:
 
 
 def scope_of(value: Any) -> str:
-    from ...utils.data import DataLoader, Sampler
-    from ._rng import RNGState
-
     if isinstance(value, (PerRank, RNGState, DataLoader, Sampler)):
         return PER_RANK
     return getattr(value, "checkpoint_scope", REPLICATED)

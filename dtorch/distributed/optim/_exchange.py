@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from .._mpi import mpi, mpi_dtype
-from ..collectives import _run, barrier
+from .._node import SharedWindow
+from .._run import run
+from ..collectives import barrier
 from ._layout import ShardLayout
-from ._shared import SharedFlat
 
 
 def _average(rows: list, out: np.ndarray, world: int) -> None:
@@ -31,6 +32,21 @@ def _average(rows: list, out: np.ndarray, world: int) -> None:
             np.add(out, r, out=out)
     if world != 1:
         np.multiply(out, 1.0 / world, out=out)
+
+
+class SharedFlat:
+    """ZeRO's node window: ``params`` (the flat parameters) and ``rows[r]`` (rank r's flat gradients).
+    An owner's in-place update of its parameter slice is every rank's copy at once."""
+
+    def __init__(self, node, numel: int, dtype: np.dtype) -> None:
+        n, cols = node.Get_size(), max(numel, 1)
+        self.window = SharedWindow(node, (1 + n) * cols * np.dtype(dtype).itemsize)
+        table = self.window.array(dtype, (1 + n, cols))[:, :numel]
+        self.params = table[0]
+        self.rows = table[1:]
+
+    def free(self) -> None:
+        self.window.free()
 
 
 class MPIExchange:
@@ -66,8 +82,8 @@ class MPIExchange:
             def begin(send=send, out=out, counts=counts):
                 return [pg.comm.Ireduce_scatter(send, [out, mpi_dtype(lay.dtype)], counts, MPI.SUM)]
 
-            _run(pg, "reduce_scatter", {"numel": end - start, "dtype": lay.dtype}, begin,
-                 lambda out=out: np.multiply(out, 1.0 / n, out=out) if n != 1 else None, False)
+            run(pg, "reduce_scatter", {"numel": end - start, "dtype": lay.dtype}, begin,
+                lambda out=out: np.multiply(out, 1.0 / n, out=out) if n != 1 else None, False)
 
     def all_gather(self) -> None:
         MPI = mpi()
@@ -77,8 +93,8 @@ class MPIExchange:
             counts = lay.counts(g)
             displs = np.cumsum([0] + counts[:-1]).tolist()
             buf = [self.params[start:end], (counts, displs), mpi_dtype(lay.dtype)]
-            _run(pg, "all_gather", {"numel": end - start, "dtype": lay.dtype},
-                 lambda buf=buf: [pg.comm.Iallgatherv(MPI.IN_PLACE, buf)], None, False)
+            run(pg, "all_gather", {"numel": end - start, "dtype": lay.dtype},
+                lambda buf=buf: [pg.comm.Iallgatherv(MPI.IN_PLACE, buf)], None, False)
 
     def free(self) -> None:
         pass
@@ -87,9 +103,10 @@ class MPIExchange:
 class SharedExchange:
     kind = "shm"
 
-    def __init__(self, pg, layout: ShardLayout, node) -> None:
+    def __init__(self, pg, layout: ShardLayout, node, node_pg=None) -> None:
         self.pg, self.layout = pg, layout
         self.node = node
+        self.node_pg = pg if node_pg is None else node_pg  # the ranks sharing the window: barriers' group
         self.shared = SharedFlat(node, layout.numel, layout.dtype)
         self.params = self.shared.params
         self.grad_row = self.shared.rows[node.Get_rank()]
@@ -99,12 +116,12 @@ class SharedExchange:
         """Rank 0's values win (every rank holds the same after DDP's broadcast)."""
         if self.node.Get_rank() == 0:
             MPIExchange.init_params(self, values)
-        barrier(group=self.pg)
+        barrier(group=self.node_pg)
 
     def before_update(self, after_reduce: bool) -> None:
         # without ZeRO-2's barrier, a fast rank must not overwrite parameters a slow one still reads
         if not after_reduce:
-            barrier(group=self.pg)
+            barrier(group=self.node_pg)
 
     def reduce_scatter(self, shards: list[np.ndarray]) -> None:
         barrier(group=self.pg)  # every rank's gradient row is complete
@@ -122,27 +139,3 @@ class SharedExchange:
             self.node.Free()
         except Exception:
             pass
-
-
-def make_exchange(pg, layout: ShardLayout, comm: str):
-    """``comm``: "auto" (shared memory when every rank is on this node, else "hier" when every node
-    has as many ranks, else "mpi"), "shm", "hier" or "mpi". A collective call: every rank decides alike."""
-    from ._hier import HierExchange, _places, split_nodes
-
-    if comm not in ("auto", "shm", "hier", "mpi"):
-        raise ValueError(f"ZeroRedundancyOptimizer: comm must be 'auto', 'shm', 'hier' or 'mpi', got {comm!r}")
-    if comm == "mpi":
-        return MPIExchange(pg, layout)
-    node = split_nodes(pg)
-    if node.Get_size() == pg.size() and comm != "hier":
-        return SharedExchange(pg, layout, node)
-    if comm == "shm":
-        node.Free()
-        raise RuntimeError("ZeroRedundancyOptimizer(comm='shm') needs every rank of the group on one node")
-    places = _places(pg, node)
-    if places is not None:
-        return HierExchange(pg, layout, node, places)
-    node.Free()
-    if comm == "hier":
-        raise RuntimeError("ZeroRedundancyOptimizer(comm='hier') needs the same number of ranks on every node")
-    return MPIExchange(pg, layout)

@@ -36,11 +36,14 @@ from ...autograd.grad_mode import enable_grad, no_grad
 from ...optim.optimizer import Optimizer
 from ...tensor import Tensor, _make
 from ..collectives import all_reduce
+from .._node import node_places, split_nodes
 from ..objects import all_gather_object, gather_object
 from ..process_group import resolve
 from ..reduce_op import ReduceOp
-from ._exchange import make_exchange
+from ._ddp import attach as attach_to_ddp
+from ._exchange import MPIExchange, SharedExchange
 from ._frozen import Keep
+from ._hier import HierExchange
 from ._layout import ShardLayout
 from ._pin import settle
 from ._state import assemble, shard_of
@@ -72,7 +75,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         old = self.__dict__.get("_exchange")
         lay = self._layout = ShardLayout([g["params"] for g in self.param_groups], pg.rank(), pg.size())
         values = [p._data.copy() for p in lay.params] if old is not None else [p._data for p in lay.params]
-        ex = self._exchange = make_exchange(pg, lay, self.comm)
+        ex = self._exchange = _make_exchange(pg, lay, self.comm)
         ex.init_params(values)
         for i, p in enumerate(lay.params):
             p._data = ex.params[lay.offsets[i]:lay.offsets[i + 1]].reshape(p._data.shape)
@@ -202,9 +205,7 @@ class ZeroRedundancyOptimizer(Optimizer):
 
     def attach(self, ddp) -> None:
         """Make ``ddp`` reduce-scatter its gradients into this optimizer instead of allreducing (ZeRO-2)."""
-        from ._ddp import attach
-
-        attach(self, ddp)
+        attach_to_ddp(self, ddp)
 
     # ---- state dicts --------------------------------------------------------------------------------
     def _local_state(self) -> dict:
@@ -265,3 +266,25 @@ class ZeroRedundancyOptimizer(Optimizer):
                 local["state"][g] = st
             local["param_groups"].append({**self._hyper(group), "params": [g]})
         self.optim.load_state_dict(local)
+
+
+def _make_exchange(pg, layout: ShardLayout, comm: str):
+    """``comm``: "auto" (shared memory when every rank is on this node, else "hier" when every node
+    has as many ranks, else "mpi"), "shm", "hier" or "mpi". A collective call: every rank decides alike."""
+    if comm not in ("auto", "shm", "hier", "mpi"):
+        raise ValueError(f"ZeroRedundancyOptimizer: comm must be 'auto', 'shm', 'hier' or 'mpi', got {comm!r}")
+    if comm == "mpi":
+        return MPIExchange(pg, layout)
+    node = split_nodes(pg)
+    if node.Get_size() == pg.size() and comm != "hier":
+        return SharedExchange(pg, layout, node)
+    if comm == "shm":
+        node.Free()
+        raise RuntimeError("ZeroRedundancyOptimizer(comm='shm') needs every rank of the group on one node")
+    places = node_places(pg, node)
+    if places is not None:
+        return HierExchange(pg, layout, node, places)
+    node.Free()
+    if comm == "hier":
+        raise RuntimeError("ZeroRedundancyOptimizer(comm='hier') needs the same number of ranks on every node")
+    return MPIExchange(pg, layout)

@@ -8,52 +8,32 @@ The hook that makes the last bucket ready waits for all of them and writes the a
 back, so gradients are final when ``loss.backward()`` returns. After the first
 iteration the buckets are rebuilt in the order gradients became ready (rank 0's order).
 
-How communication progresses while backward computes (``overlap``, env
-``DTORCH_DDP_OVERLAP``): ``"test"`` starts each bucket when ready and polls the started
-requests from every later hook (MPICH progresses only inside MPI calls); ``"launch"``
-starts when ready without polling; ``"thread"`` hands buckets to a communication thread
-with its own communicator; ``"end"`` starts all buckets once backward is done.
+When buckets start (``overlap``, env ``DTORCH_DDP_OVERLAP``): ``"test"`` starts each bucket when
+ready and polls the started requests from every later hook (MPICH progresses only inside MPI calls);
+``"end"`` starts all buckets once backward is done. Default: ``"end"`` for CPU parameters (both
+cores compute, so overlap moves work rather than hiding it), ``"test"`` for CUDA ones (NCCL runs on
+its own stream). Measurements: docs/distributed.md, "DDP overlap".
 
-Default: ``"end"`` for CPU parameters, ``"test"`` for CUDA ones. Measured with
-bench/ddp_step.py (2 ranks on the 2-core VM, MLP 784-1024-1024-10): every mode lands
-within noise of one flat Allreduce after backward (0.70-0.78 of the no-communication
-ceiling on a loaded machine; 0.88-0.89 for Testall polling vs flat in MEASUREMENTS.md),
-the thread is no better (0.70-0.74; 0.85 there). Both cores are busy computing and the
-shared-memory allreduce is itself CPU work, so overlap moves work rather than hiding
-it; "end" is the simplest and makes no MPI calls during backward. On a GPU the
-collective runs on its own stream (NCCL), where starting each bucket early is the win.
-
-How gradients are averaged (``comm``, env ``DTORCH_DDP_COMM``): ``"shm"`` (default) goes through a
-node-shared window, per parameter rather than per bucket (``_shm_allreduce.py``): each hook shares
-the parts of its gradient that other ranks own, publishes a flag, and averages every part this
-rank owns whose gradients are all published; after the last hook the rank waits (with the group's
-deadline) for the rest and copies the other ranks' averaged parts back. No barriers, no MPI data
-movement, buckets unused (the window's layout still follows them); the overlap mode does not matter. ``"mpi"``
-allreduces buckets as above. ``"shm"`` quietly falls back to ``"mpi"`` for CUDA or mixed-dtype
-parameters, groups spanning nodes, and steps with a communication hook. Measured against the
-former scheme (whole rows, two barriers) in one process, variants interleaved (2 ranks, MLP of
-bench/ddp_step.py, load 1.5): -0.3 to -0.6 ms per ~19.5 ms step without bucket views (4 runs of 5;
-one even), equal within 0.2 ms with them; bench/ddp_step.py alone cannot tell them apart on the
-shared 2-vCPU VM. The work is memory-bound and on the computing core (copy-in + average + copy-out
-~1.4-1.6 ms a step, ~0.55 ms of it before backward's last node: see ``shm_averaging`` there).
+How gradients are averaged (``comm``, env ``DTORCH_DDP_COMM``): ``"shm"`` (default) through a
+node-shared window, per parameter (``_shm_allreduce.py``; buckets only lay out the window);
+``"mpi"`` allreduces buckets as above. ``"shm"`` falls back to ``"mpi"`` for CUDA or mixed-dtype
+parameters, groups spanning nodes, and steps with a communication hook.
 """
 from __future__ import annotations
 
 import os
-import queue
-import threading
 
 import numpy as np
 
 from ..._creation import tensor
 from ...autograd.graph import AccumulateGrad
 from ...distributed import all_reduce, barrier, broadcast
-from ...distributed.algorithms.future import Future, work_future
+from ...distributed.algorithms.future import work_future
 from ...tensor import Tensor, _make
 from ._buckets import Bucket, assign_buckets
 from ._shm_allreduce import COMM_MODES, make_shm_allreduce
 
-OVERLAP_MODES = ("test", "launch", "thread", "end")
+OVERLAP_MODES = ("test", "end")
 
 
 class GradBucket:
@@ -117,31 +97,6 @@ def _collect_tensors(obj, out: list) -> None:
             _collect_tensors(o, out)
 
 
-class _CommThread:
-    """Blocking allreduces of bucket buffers on a private communicator, in submission order."""
-
-    def __init__(self, comm) -> None:
-        from ...distributed._mpi import mpi
-
-        self.MPI = mpi()
-        self.comm = comm.Dup()
-        self.jobs: queue.Queue = queue.Queue()
-        threading.Thread(target=self._run, daemon=True, name="dtorch-ddp-comm").start()
-
-    def _run(self) -> None:
-        from ...distributed._mpi import mpi_dtype
-
-        while True:
-            arr, done = self.jobs.get()
-            self.comm.Allreduce(self.MPI.IN_PLACE, [arr, mpi_dtype(arr.dtype)], op=self.MPI.SUM)
-            done.set()
-
-    def submit(self, bucket: Bucket):
-        done = threading.Event()
-        self.jobs.put((bucket.buffer._data, done))
-        return Future(lambda: (done.wait(), bucket.buffer)[1], done.is_set)
-
-
 class Reducer:
     def __init__(self, params: list[Tensor], names: list[str], process_group, limits: list[int],
                  as_view: bool, track_unused: bool, static_graph: bool, overlap: str | None = None,
@@ -173,7 +128,6 @@ class Reducer:
         self.ready = [False] * len(params)
         self.unused: list[int] = []   # parameters this rank's graph does not reach
         self._static_unused: list[int] | None = None
-        self.thread = _CommThread(process_group.comm) if self.overlap == "thread" else None
         self.handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
 
     def _build(self, order: list[int]) -> None:
@@ -255,7 +209,7 @@ class Reducer:
         if b.pending:
             return
         self.buckets_left -= 1
-        if self.comm == "mpi" and (self.overlap != "end" or self.buckets_left == 0):
+        if self.comm == "mpi" and (self.overlap == "test" or self.buckets_left == 0):
             while self.next_bucket < len(self.buckets) and self.buckets[self.next_bucket].pending == 0:
                 self._launch(self.buckets[self.next_bucket])
                 self.next_bucket += 1
@@ -286,9 +240,7 @@ class Reducer:
         return "shm" if self.shm is not None and self.comm_hook is None else "mpi"
 
     def _launch(self, b: Bucket) -> None:
-        if self.thread is not None:
-            b.future = self.thread.submit(b)
-        elif self.comm_hook is not None:
+        if self.comm_hook is not None:
             b.future = self.comm_hook(self.hook_state, GradBucket(b, b.index == len(self.buckets) - 1))
         else:
             b.future = work_future(all_reduce(b.buffer, group=self.pg, async_op=True))

@@ -1,35 +1,11 @@
 """DDP's intra-node gradient averaging through an MPI shared-memory window (``DTORCH_DDP_COMM=shm``).
 
-The window holds one *row* per rank and a small flag area. Every bucket's flat buffer is a
-slice of this rank's row (so the MPI path can take over when a comm hook is registered), which
-gives every parameter a range of the row. That range is split into ``world`` *parts* (bounds on
-64-byte lines), part q owned by rank q. Per step (a sequence number shared by all ranks) and
-per parameter:
-
-1. ready: rank r copies the parts of its gradient owned by the *other* ranks into its row, then
-   sets ``ready[r][p] = step``. The gradient itself stays private: ``p.grad`` never aliases the
-   window unless it is a bucket view (``gradient_as_bucket_view``: then ``p.grad`` is r's row range).
-2. average: once every rank's ready flag is set, owner q sums part q over the ranks in rank
-   order — rows[0] + rows[1] + ..., its own gradient standing for its row — then scales by
-   1/world: every element is computed by one rank, bitwise as the MPI path. The result goes into
-   row q and q's private gradient; when some rank uses bucket views (``everywhere``, agreed at
-   construction) into *every* row, so views need no copy-out. Then ``averaged[q][p] = step``.
-3. copy-out: rank r copies each other part into its private gradient once that owner's averaged
-   flag is set: from the owner's row (from its own row when ``everywhere``).
-
-Steps 2 and 3 run eagerly from every gradient hook (non-blocking flag checks); after the last
-gradient, ``finish`` waits for the rest with the group's deadline (``work.wait_until``) and, on
-expiry, names the rank and flag that never came and what the arrival board says of it, and
-aborts the job like a timed-out collective. Each step is entered on the arrival board.
-
-Why rows can be reused without barriers (k = step): row r's part q != r is written by r (and,
-``everywhere``, by q between ready(r, k) and averaged(q, k)), read by q only between ready(r, k)
-and averaged(q, k), and rewritten by r only after waiting for averaged(q, k). Row q's own part is
-read by peers (not ``everywhere``) between averaged(q, k) and their ready(., k + 1); q rewrites it
-only after every ready(., k + 1). So ``everywhere``, after averaged(., k) nobody touches r's row
-but r: bucket views may be used and changed freely until the next backward.
-Stores are ordered for MPI's memory model by ``Win_sync`` inside one ``Lock_all`` epoch: between
-the data stores and the flag store, and between a flag load and the data loads.
+One row per rank and a flag area in one window (``distributed/_node.py``); every parameter's range is
+split into one part per rank. A rank copies the parts others own into its row and sets a ready flag;
+each owner averages its part once all flags are set (eagerly, from later gradient hooks) and sets an
+averaged flag; the others copy it back. No barriers: flags with a sequence number make rows reusable
+across steps, and ``finish`` waits with the group's deadline. The protocol, why rows need no barrier,
+and the measurements: docs/distributed.md, "DDP shared-memory averaging".
 
 Used only where it can be: CPU (numpy) parameters of one dtype, a group of more than one rank
 all on this node, and no communication hook (``Reducer`` checks the hook per step).
@@ -41,6 +17,7 @@ import time
 import numpy as np
 
 from ...distributed._mpi import mpi
+from ...distributed._node import SharedWindow, split_nodes
 from ...distributed.process_group import STATE
 from ...distributed.work import wait_until
 from ...tensor import _make
@@ -60,7 +37,6 @@ class ShmAllreduce:
     """One shared window: ``table[r]`` is rank r's flat gradient row, ``flags[r]`` its ready/averaged flags."""
 
     def __init__(self, pg, node, params: list, names: list[str], everywhere: bool) -> None:
-        MPI = mpi()
         self.pg, self.node, self.names = pg, node, names
         n, me = node.Get_size(), node.Get_rank()
         self.n, self.me, self.P = n, me, len(params)
@@ -72,11 +48,10 @@ class ShmAllreduce:
         stride = _up(max(self.numel, 1), self.align)
         data = _up(n * stride * dtype.itemsize, LINE)
         fl = _up(2 * self.P, 8)  # int64s per rank: each rank's flags on their own cache lines
-        self.win = MPI.Win.Allocate_shared(data + n * fl * 8 if me == 0 else 0, 1, comm=node)
-        buf, _ = self.win.Shared_query(0)
-        mem = np.ndarray(buffer=buf, dtype=np.uint8, shape=(data + n * fl * 8,))
-        self.table = mem[:n * stride * dtype.itemsize].view(dtype).reshape(n, stride)[:, :self.numel]
-        self.flags = mem[data:].view(np.int64).reshape(n, fl)
+        self.window = SharedWindow(node, data + n * fl * 8)
+        self.win = self.window.win
+        self.table = self.window.array(dtype, (n, stride))[:, :self.numel]
+        self.flags = self.window.array(np.int64, (n, fl), offset=data)
         self.row = self.table[me]
         self.row.fill(0)  # window memory is not promised to be zeroed
         self.flags[me] = 0
@@ -266,17 +241,18 @@ class ShmAllreduce:
     def free(self) -> None:
         try:
             self.win.Unlock_all()
-            self.win.Free()
-            self.node.Free()
         except Exception:  # MPI already finalised
+            pass
+        self.window.free()
+        try:
+            self.node.Free()
+        except Exception:
             pass
 
 
 def make_shm_allreduce(pg, params: list, names: list[str], as_view: bool) -> ShmAllreduce | None:
     """The shared window for ``params``, or None where the shm path does not apply (every rank decides alike:
     parameters are the same on all ranks, and the node split is collective)."""
-    from ...distributed.optim._hier import split_nodes
-
     if pg.size() < 2:
         return None
     kinds = {(type(p._data), p._data.dtype) for p in params}

@@ -139,8 +139,6 @@ class DistributedDataParallel(Module, Joinable):
             raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
         if not callable(hook):
             raise TypeError("Communication hook must be callable.")
-        if self.reducer.thread is not None:
-            raise RuntimeError("communication hooks do not run with DTORCH_DDP_OVERLAP=thread")
         self._comm_hook_registered = True
         self.reducer.comm_hook = hook
         self.reducer.hook_state = state

@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ...distributed import process_group as dist
 from .sampler import Sampler
 
 __all__ = ["DistributedSampler"]
@@ -43,8 +44,6 @@ class DistributedSampler(Sampler):
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = False) -> None:
         if num_replicas is None or rank is None:
-            from ... import distributed as dist
-
             if not dist.is_available() or not dist.is_initialized():
                 raise RuntimeError("Requires distributed package to be available")
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
