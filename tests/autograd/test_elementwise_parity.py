@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close, check_grads, check_op, make_inputs
+from tests.oracle import check_grads, check_op, make_inputs, to_torch
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf/nan at domain edges, as torch (silent)
@@ -127,18 +127,6 @@ def _data(name, shape=(3, 4), seed=0):
     return UNARY[name][1](np.random.default_rng(seed), shape)
 
 
-def _both(arr, dtype="float32", requires_grad=False, transpose=False):
-    """The same values as a dtorch and a torch tensor (a transposed, non-contiguous view if asked)."""
-    out = []
-    for m in (dtorch, torch):
-        t = m.tensor(arr, dtype=getattr(m, dtype))
-        if transpose:
-            t = t.t().contiguous().t()  # same values, column-major strides
-            assert not t.is_contiguous()
-        out.append(t.requires_grad_(requires_grad) if requires_grad else t)
-    return out
-
-
 def _tol(dtype):
     return {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=2e-5, atol=2e-6),
             "float64": dict(rtol=1e-10, atol=1e-12)}[dtype]
@@ -231,22 +219,18 @@ def test_unary_inplace(name):
     method = UNARY[name][2]
     run = INPLACE_CALLS.get(method, lambda t: getattr(t, method)())
     arr = _data(name, seed=5)
-    d, t = _both(arr, "float32")
-    rd, rt = run(d), run(t)
-    assert rd is d and d._version == 1
-    assert_close(d, t)
-    assert_close(rd, rt)
+
+    def in_place(m, x):
+        r = run(x)
+        assert r is x and x._version == 1
+        return x
+
+    check_op(in_place, inputs=[dtorch.tensor(arr, dtype=dtorch.float32)])
     if method in ("acosh_", "asinh_", "atanh_"):
         return  # torch has no derivative for these in-place forms (dtorch has)
     # on a non-leaf: the gradient goes through the in-place op
-    d, t = _both(arr, "float32", requires_grad=True)
-    grads = []
-    for m, x in ((dtorch, d), (torch, t)):
-        y = x * 1
-        run(y)
-        (y * m.arange(12.0).view(3, 4)).sum().backward()
-        grads.append(x.grad)
-    assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+    check_op(lambda m, x: run(x * 1), inputs=[dtorch.tensor(arr, dtype=dtorch.float32, requires_grad=True)],
+             grad_rtol=1e-4, grad_atol=1e-5)
 
 
 def test_unary_inplace_on_leaf_refused():
@@ -475,14 +459,10 @@ def test_operators_tensor_tensor_and_scalars(op):
 @pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
 def test_reflected_operator_gradients(op):
     fn = OPERATORS[op]
-    (ad, at) = _both(_pos(np.random.default_rng(7), (3,)), requires_grad=True)
-    res = []
-    for a in (ad, at):
-        y = fn(1.5, a) if op != "**" else 1.5 ** a
-        y.sum().backward()
-        res.append((y.grad_fn.name(), [n is not None for n, _ in y.grad_fn.next_functions], a.grad))
-    assert res[0][0] == res[1][0] and res[0][1] == res[1][1]
-    assert_close(res[0][2], res[1][2])
+    reflected = (lambda a: fn(1.5, a)) if op != "**" else (lambda a: 1.5 ** a)
+    x = dtorch.tensor(_pos(np.random.default_rng(7), (3,)), dtype=dtorch.float32, requires_grad=True)
+    y, ty = check_op(reflected, reflected, inputs=[x], check_grad_fn=True), reflected(to_torch(x))
+    assert [n is not None for n, _ in y.grad_fn.next_functions] == [n is not None for n, _ in ty.grad_fn.next_functions]
 
 
 INPLACE_BINARY = {
@@ -522,26 +502,20 @@ def test_inplace_binary_forms(name, other):
     rng = np.random.default_rng(8)
     a = _mod_a(rng, (3, 4))
     o_arr = {"tensor": _mod_b(rng, (3, 4)), "broadcast": _mod_b(rng, (4,)), "scalar": None}[other]
-    (ad, at) = _both(a)
-    (od, ot) = _both(o_arr) if o_arr is not None else (1.3, 1.3)
-    keep = ad
-    rd, rt = fn(ad, od), fn(at, ot)
-    assert rd is keep and ad._version >= 1
-    assert_close(rd, rt, rtol=1e-5, atol=1e-6)
+    def operands(requires_grad):
+        o = [] if o_arr is None else [dtorch.tensor(o_arr, dtype=dtorch.float32, requires_grad=requires_grad)]
+        return [dtorch.tensor(a, dtype=dtorch.float32, requires_grad=requires_grad)] + o
+
+    def in_place(m, x, *o):
+        r = fn(x, o[0] if o else 1.3)
+        assert r is x and x._version >= 1
+        return r
+
+    check_op(in_place, inputs=operands(False))
     # with autograd: on a non-leaf, the other operand requiring grad
     if name in ("floor_divide_", "div_floor_", "//=", "clamp_") or (name == "%=" and o_arr is None):
         return
-    (ad, at) = _both(a, requires_grad=True)
-    (od, ot) = _both(o_arr, requires_grad=True) if o_arr is not None else (1.3, 1.3)
-    grads = []
-    for m, x, o in ((dtorch, ad, od), (torch, at, ot)):
-        y = x * 1
-        fn(y, o)
-        (y * m.arange(12.0).view(3, 4)).sum().backward()
-        grads.append((x.grad, o.grad if hasattr(o, "grad") else None))
-    assert_close(grads[0][0], grads[1][0], rtol=1e-4, atol=1e-5)
-    if grads[1][1] is not None:
-        assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-5)
+    check_op(lambda m, x, *o: fn(x * 1, o[0] if o else 1.3), inputs=operands(True), grad_rtol=1e-4, grad_atol=1e-5)
 
 
 def test_inplace_on_leaf_or_wrong_dtype_refused():
