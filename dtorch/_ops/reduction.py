@@ -105,6 +105,14 @@ def _check_nonempty(name: str, input: Tensor, dims) -> None:
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
+def _accumulate_dtype(input: Tensor, dtype):
+    """The numpy dtype sum/prod/cumsum/cumprod accumulate in: ``dtype``, else int64 for integers and bools
+    (as torch), else None (the input's)."""
+    if dtype is not None:
+        return _dtype.to_dtype(dtype).np
+    return np.dtype(np.int64) if input._data.dtype.kind in "biu" else None
+
+
 def _reduced_params(dims, keepdim: bool, **extra) -> dict | None:
     params = {k: v for k, v in extra.items() if v is not None}
     if dims is not None or keepdim:
@@ -127,13 +135,7 @@ def _sum_bw(ns, ctx, g):
 
 
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    dims = _dims(input, dim)
-    np_dtype = None
-    if dtype is not None:
-        np_dtype = _dtype.to_dtype(dtype).np
-    elif input._data.dtype.kind in "biu":
-        np_dtype = np.int64  # torch sums integers and bools in int64
-    return apply_unary(_sum, input, _reduced_params(dims, keepdim, dtype=np_dtype))
+    return apply_unary(_sum, input, _reduced_params(_dims(input, dim), keepdim, dtype=_accumulate_dtype(input, dtype)))
 
 
 tensor_fn("sum", sum)
@@ -242,13 +244,7 @@ def _prod_bw(ns, ctx, g, a, out):
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    dims = _dims(input, dim)
-    np_dtype = None
-    if dtype is not None:
-        np_dtype = _dtype.to_dtype(dtype).np
-    elif input._data.dtype.kind in "biu":
-        np_dtype = np.int64
-    return apply_unary(_prod, input, _reduced_params(dims, keepdim, dtype=np_dtype))
+    return apply_unary(_prod, input, _reduced_params(_dims(input, dim), keepdim, dtype=_accumulate_dtype(input, dtype)))
 
 
 tensor_fn("prod", prod)
@@ -515,21 +511,15 @@ def _cumprod_bw(ns, ctx, g, a, out):
     return (_cumprod_grad_array(g, a, out, d),)
 
 
-def _cum_dtype(input: Tensor, dtype):
-    if dtype is not None:
-        return _dtype.to_dtype(dtype).np
-    return np.dtype(np.int64) if input._data.dtype.kind in "biu" else None
-
-
 def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     d = _one_dim(input, dim)
-    np_dtype = _cum_dtype(input, dtype)
+    np_dtype = _accumulate_dtype(input, dtype)
     return apply_unary(_cumsum, input, {"dim": d, "dtype": np_dtype} if np_dtype is not None else {"dim": d})
 
 
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     d = _one_dim(input, dim)
-    np_dtype = _cum_dtype(input, dtype)
+    np_dtype = _accumulate_dtype(input, dtype)
     return apply_unary(_cumprod, input, {"dim": d, "dtype": np_dtype} if np_dtype is not None else {"dim": d})
 
 
