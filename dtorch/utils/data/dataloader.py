@@ -278,6 +278,17 @@ class _WorkerPool:
         else:
             yield from self._map_epoch(index_stream)
 
+    def _receive(self, idx: int, pending: dict):
+        """Result ``idx`` (results arrive in any order: earlier arrivals wait in ``pending``)."""
+        while idx not in pending:
+            got, data = self._get()
+            if isinstance(data, _WorkerError):
+                self.shutdown()
+                raise RuntimeError(f"Caught an exception in DataLoader worker process {data.worker_id}.\n"
+                                   f"Original {data.text}")
+            pending[got] = data
+        return pending.pop(idx)
+
     def _map_epoch(self, index_stream):
         pending: dict[int, Any] = {}
         send_idx = recv_idx = 0
@@ -286,14 +297,7 @@ class _WorkerPool:
             self.index_queues[send_idx % self.n].put((send_idx, indices))
             send_idx += 1
         while recv_idx < send_idx:
-            while recv_idx not in pending:
-                idx, data = self._get()
-                if isinstance(data, _WorkerError):
-                    self.shutdown()
-                    raise RuntimeError(f"Caught an exception in DataLoader worker process {data.worker_id}.\n"
-                                       f"Original {data.text}")
-                pending[idx] = data
-            data = pending.pop(recv_idx)
+            data = self._receive(recv_idx, pending)
             recv_idx += 1
             nxt = next(index_stream, None)
             if nxt is not None:
@@ -320,14 +324,7 @@ class _WorkerPool:
         recv_idx = 0
         done: set[int] = set()
         while recv_idx < send_idx:
-            while recv_idx not in pending:
-                idx, data = self._get()
-                if isinstance(data, _WorkerError):
-                    self.shutdown()
-                    raise RuntimeError(f"Caught an exception in DataLoader worker process {data.worker_id}.\n"
-                                       f"Original {data.text}")
-                pending[idx] = data
-            data = pending.pop(recv_idx)
+            data = self._receive(recv_idx, pending)
             worker = order[recv_idx]
             recv_idx += 1
             if isinstance(data, _Exhausted):
