@@ -26,7 +26,7 @@ import numpy as np
 from .._device import cupy_module
 from ..tensor import Tensor
 from ._mpi import mpi
-from ._run import check_op, missing, run
+from ._run import missing, run
 from .mpi_backend import MPIBackend, detail_of, displacements
 from .process_group import ProcessGroup
 from .reduce_op import ReduceOp
@@ -263,7 +263,7 @@ def _back(data, buf) -> None:
 
 
 def _reduction(op: ReduceOp, t: Tensor) -> tuple[int, int, bool]:
-    check_op(op, t._data.dtype)
+    """(NCCL dtype, NCCL op, divide afterwards) for a reduction of ``t`` (``op`` checked by collectives.py)."""
     lib = load()
     code, divide = nccl_op(lib, op, t._data.dtype, _LIB[1])
     return nccl_dtype(lib, t._data.dtype), code, divide
@@ -378,17 +378,17 @@ class NCCLBackend(MPIBackend):
 
         return _collective(pg, "all_gather_into_tensor", detail_of(input), [output, input], body, async_op, [output])
 
-    def reduce_scatter(self, pg: ProcessGroup, output: Tensor, input_list: list, op: ReduceOp, async_op: bool,
+    def reduce_scatter(self, pg: ProcessGroup, output: Tensor, input: list, op: ReduceOp, async_op: bool,
                        name: str = "reduce_scatter"):
-        """``input_list`` (one tensor per rank) or, from reduce_scatter_tensor, one tensor of world x output."""
+        """``input``: one tensor per rank (reduce_scatter) or one of world x output (reduce_scatter_tensor)."""
         dt, code, divide = _reduction(op, output)
         n = pg.size()
 
         def body(g: NcclGroup) -> None:
-            if isinstance(input_list, Tensor):
-                send = _contig(input_list._data)
+            if isinstance(input, Tensor):
+                send = _contig(input._data)
             else:
-                send = cupy_module().stack([t._data for t in input_list])
+                send = cupy_module().stack([t._data for t in input])
             out = _contig(output._data)
             if out.size:
                 g.comm.reduceScatter(send.data.ptr, out.data.ptr, out.size, dt, code, g.stream.ptr)
@@ -396,7 +396,7 @@ class NCCLBackend(MPIBackend):
                     out /= n
             _back(output._data, out)
 
-        inputs = [input_list] if isinstance(input_list, Tensor) else list(input_list)
+        inputs = [input] if isinstance(input, Tensor) else list(input)
         return _collective(pg, name, detail_of(output, op=op.name), [output, *inputs], body, async_op, [output])
 
     def all_to_all(self, pg: ProcessGroup, output_tensor_list: list, input_tensor_list: list, async_op: bool):
