@@ -12,7 +12,7 @@ import pytest
 
 import dtorch
 from dtorch._ops import scatter
-from tests.oracle import assert_close, check_grads, check_op, rand, to_torch, torch_or_skip
+from tests.oracle import check_grads, check_op, rand, to_torch, torch_or_skip
 
 
 def _i(data, device="cpu", dtype=dtorch.int64) -> dtorch.Tensor:
@@ -227,9 +227,13 @@ def _set_value(spec, device):
     return dtorch.randn(*shapes[spec], dtype=dtorch.float64, device=device)
 
 
+def _assign(x, index, value):
+    x[index] = value
+    return x
+
+
 @pytest.mark.parametrize("name,index,value", SET_CASES, ids=[c[0] for c in SET_CASES])
 def test_setitem_parity(name, index, value, device):
-    torch = torch_or_skip()
     x = dtorch.randn(3, 4, dtype=dtorch.float64, device=device)
     if index == "mask":
         mask = x > 0
@@ -237,15 +241,9 @@ def test_setitem_parity(name, index, value, device):
             x = dtorch.tensor([[1.0, -1, 2, 3], [-1, -2, 4, 5], [-3, 6, -4, -5]], dtype=dtorch.float64, device=device)
             mask = x > 0
         index = mask
-    v = _set_value(value, device)
-    t = to_torch(x)
-    t_index = to_torch(index) if isinstance(index, dtorch.Tensor) else index
-    t[t_index] = to_torch(v) if isinstance(v, dtorch.Tensor) else v
     version = x._version
-    x[index] = v
+    check_op(_assign, _assign, inputs=[x, index, _set_value(value, device)])
     assert x._version > version
-    assert_close(x, t)
-    assert torch is not None
 
 
 def test_setitem_autograd_parity(device):
@@ -412,22 +410,18 @@ def test_scatter_parity_and_grads(device):
 
 def test_scatter_inplace_and_reduce(device):
     torch = torch_or_skip()
+    def run(x, idx, src):
+        version = x._version
+        assert x.scatter_(0, idx, src) is x and x._version == version + 1
+        x.scatter_add_(1, idx, src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch deprecates reduce=
+            x.scatter_(1, idx, 2.0, reduce="multiply")
+            x.scatter_(0, idx, src, reduce="add")
+        return x
+
     x = dtorch.arange(12.0, device=device).reshape(3, 4)
-    t = to_torch(x)
-    idx = _i([[0, 1], [2, 0]], device)
-    src = dtorch.ones(2, 2, device=device) * 3
-    version = x._version
-    assert x.scatter_(0, idx, src) is x and x._version == version + 1
-    t.scatter_(0, to_torch(idx), to_torch(src))
-    x.scatter_add_(1, idx, src)
-    t.scatter_add_(1, to_torch(idx), to_torch(src))
-    x.scatter_(1, idx, 2.0, reduce="multiply")
-    x.scatter_(0, idx, src, reduce="add")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t.scatter_(1, to_torch(idx), 2.0, reduce="multiply")
-        t.scatter_(0, to_torch(idx), to_torch(src), reduce="add")
-    assert_close(x, t)
+    check_op(run, run, inputs=[x, _i([[0, 1], [2, 0]], device), dtorch.ones(2, 2, device=device) * 3])
     y = rand(3, 4) * 1
     out = dtorch.scatter(y, 0, _i([[0]]), 1.0, reduce="add")
     with pytest.raises(RuntimeError, match="derivative for aten::scatter is not implemented"):
@@ -686,7 +680,6 @@ def test_where_parity_and_grads(device):
     ("i32", 2), ("bool", True), ("f16", 1.0), ("i64_0d", "f32"), (True, 2), ("u8", "i32"),
 ])
 def test_where_promotion(a, b):
-    torch = torch_or_skip()
     cond = dtorch.tensor([True, False, True])
     dts = {"f32": dtorch.float32, "f64": dtorch.float64, "f16": dtorch.float16, "i64": dtorch.int64,
            "i32": dtorch.int32, "bool": dtorch.bool, "u8": dtorch.uint8}
@@ -696,11 +689,7 @@ def test_where_promotion(a, b):
             return dtorch.tensor(3)
         return dtorch.ones(3, dtype=dts[spec]) if isinstance(spec, str) else spec
 
-    da, db = make(a), make(b)
-    out = dtorch.where(cond, da, db)
-    ta, tb = (to_torch(v) if isinstance(v, dtorch.Tensor) else v for v in (da, db))
-    t_out = torch.where(to_torch(cond), ta, tb)
-    assert_close(out, t_out)
+    check_op(lambda m, c, a, b: m.where(c, a, b), inputs=[cond, make(a), make(b)])
 
 
 def test_where_condition_forms():
@@ -717,19 +706,12 @@ def test_where_condition_forms():
 
 # ---- nonzero / argwhere ---------------------------------------------------------------------------------------
 def test_nonzero_and_argwhere(device):
-    torch = torch_or_skip()
-    x = dtorch.tensor([[0.0, 1.5, 0.0], [2.0, 0.0, -1.0]], device=device)
-    t = to_torch(x)
-    assert_close(dtorch.nonzero(x), torch.nonzero(t))
-    assert_close(x.nonzero(), t.nonzero())
-    assert_close(dtorch.argwhere(x), torch.argwhere(t))
-    for a, b in zip(dtorch.nonzero(x, as_tuple=True), torch.nonzero(t, as_tuple=True)):
-        assert_close(a, b)
-    for v in (5.0, 0.0):
-        s, ts = dtorch.tensor(v), torch.tensor(v)
-        assert_close(dtorch.nonzero(s), torch.nonzero(ts))
-        (a,), (b,) = dtorch.nonzero(s, as_tuple=True), torch.nonzero(ts, as_tuple=True)
-        assert_close(a, b)
+    forms = [lambda m, x: m.nonzero(x), lambda m, x: x.nonzero(), lambda m, x: m.argwhere(x),
+             lambda m, x: m.nonzero(x, as_tuple=True)]
+    for x in (dtorch.tensor([[0.0, 1.5, 0.0], [2.0, 0.0, -1.0]], device=device), dtorch.tensor(5.0),
+              dtorch.tensor(0.0)):
+        for form in forms if x.ndim else (forms[0], forms[3]):
+            check_op(form, inputs=[x])
     assert dtorch.nonzero(dtorch.zeros(0, 3)).shape == (0, 2)
 
 
@@ -741,8 +723,8 @@ def test_one_hot(device):
     one_hot = scatter.one_hot
     assert "one_hot" not in scatter.__all__
     x = dtorch.tensor([[0, 2], [1, 2]], device=device)
-    assert_close(one_hot(x), F.one_hot(to_torch(x)))
-    assert_close(one_hot(x, 5), F.one_hot(to_torch(x), 5))
+    check_op(one_hot, F.one_hot, inputs=[x])
+    check_op(lambda x: one_hot(x, 5), lambda x: F.one_hot(x, 5), inputs=[x])
     assert one_hot(dtorch.tensor([], dtype=dtorch.int64), 3).shape == (0, 3)
     assert one_hot(dtorch.tensor(2), 3).tolist() == [0, 0, 1]
     with pytest.raises(RuntimeError, match="Class values must be smaller than num_classes."):
