@@ -44,8 +44,10 @@ def venv(tmp_path_factory) -> pathlib.Path:
     (wheel,) = (tmp / "dist").glob("dtorch-*.whl")
     _run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], cwd=tmp)
     python = tmp / "venv" / "bin" / "python"
-    # this venv's pip installs into the new one (--python): no second pip to bootstrap
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", f"{wheel}[mpi,examples]"], cwd=tmp)
+    # this venv's pip installs into the new one (--python): no second pip to bootstrap; compiling the
+    # dependencies' .pyc files would take longer than the test
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile", f"{wheel}[mpi,examples]"],
+         cwd=tmp)
     return tmp / "venv"
 
 

@@ -39,7 +39,7 @@ def test_submitted_default_job_completes(tmp_path):
 def test_usr1_requeue_resumes_with_the_same_final_weights(tmp_path):
     local = tmp_path / "local"
     local.mkdir()
-    r = dtorch_run(CONFIG, *LONG, cwd=local, timeout=60)
+    r = dtorch_run(CONFIG, *LONG, cwd=local, timeout=180)  # 6000 steps: about a minute on 2 cores
     assert r.returncode == 0, r.stderr
     (local_dir,) = (local / "runs").iterdir()
 
@@ -51,7 +51,7 @@ def test_usr1_requeue_resumes_with_the_same_final_weights(tmp_path):
     _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 20, 60, "200 steps")
     subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True)
     start = time.monotonic()
-    _wait_for(lambda: _result(run_dir).get("step") == 6000, 120, "the requeued job to finish")
+    _wait_for(lambda: _result(run_dir).get("step") == 6000, 180, "the requeued job to finish")
     _wait_gone(job_id, 30)
     logs = dtorch_run("logs", job_id, cwd=tmp_path).stdout
     assert "stopped by SIGUSR1 after step" in logs and "requeueing job" in logs, logs

@@ -104,7 +104,7 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_weights(tmp_path):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     straight.mkdir()
     interrupted.mkdir()
-    r = dtorch_run(CONFIG, *LONG, cwd=straight, timeout=60)
+    r = dtorch_run(CONFIG, *LONG, cwd=straight, timeout=120)
     assert r.returncode == 0, r.stderr
     (straight_dir,) = (straight / "runs").iterdir()
 
@@ -119,7 +119,7 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_weights(tmp_path):
     assert f"stopped by SIGTERM after step {stopped['step']}" in out
     assert (run_dir / "checkpoints" / f"step_{stopped['step']:08d}").is_dir()
 
-    r = dtorch_run(CONFIG, *LONG, "--resume", cwd=interrupted, timeout=60)
+    r = dtorch_run(CONFIG, *LONG, "--resume", cwd=interrupted, timeout=120)
     assert r.returncode == 0, r.stderr
     assert [p.name for p in (interrupted / "runs").iterdir()] == [run_dir.name]
     assert f"resumed from {run_dir.resolve()}/checkpoints/step_{stopped['step']:08d}" in r.stdout
