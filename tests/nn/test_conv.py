@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck, gradgradcheck
-from tests.oracle import F32_TOL, assert_close, check_grads, check_op, rand, to_torch, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand, to_torch, torch_or_skip
 
 F32 = dtorch.float32
 
@@ -54,9 +54,7 @@ def test_conv2d_unbatched_and_noncontiguous():
              inputs=[x, w], **F32_TOL)
     xt = rand(2, 3, 7, 6, dtype=F32).detach()
     xt = xt.transpose(2, 3).requires_grad_()
-    y = F.conv2d(xt, w)
-    ref = torch.nn.functional.conv2d(to_torch(xt.detach()), to_torch(w.detach()))
-    assert_close(y, ref, **F32_TOL)
+    check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[xt, w], **F32_TOL)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=3),
@@ -204,8 +202,7 @@ def test_conv2d_module_padding_modes_match_torch(mode):
     with torch.no_grad():
         tm.weight.copy_(to_torch(m.weight.detach()))
         tm.bias.copy_(to_torch(m.bias.detach()))
-    x = rand(2, 2, 5, 6, requires_grad=False, dtype=F32)
-    assert_close(m(x), tm(to_torch(x)), **F32_TOL)
+    check_op(m, tm, inputs=[rand(2, 2, 5, 6, dtype=F32)], params=(m.parameters(), tm.parameters()), **F32_TOL)
 
 
 def test_conv_transpose_module_output_size():

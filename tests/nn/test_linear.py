@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck
-from tests.oracle import F32_TOL, assert_close, check_grads, check_op, rand, to_torch, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand, torch_or_skip
 
 F32 = dtorch.float32
 
@@ -83,9 +83,8 @@ def test_linear_module_repr_init_and_forward():
     assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound
     assert np.abs(m.bias.detach().numpy()).max() <= bound
     assert sorted(n for n, _ in m.named_parameters()) == ["bias", "weight"]
-    x = rand(7, 400, requires_grad=False, dtype=F32)
-    ref = torch.nn.functional.linear(to_torch(x), to_torch(m.weight.detach()), to_torch(m.bias.detach()))
-    assert_close(m(x), ref, **F32_TOL)
+    check_op(lambda x, w, b: m(x), torch.nn.functional.linear, inputs=[rand(7, 400, dtype=F32), m.weight, m.bias],
+             **F32_TOL)
 
 
 def test_linear_module_dtype_and_bilinear_module():
