@@ -16,6 +16,9 @@ import pytest
 import dtorch
 
 
+# elementwise results against torch's, by dtype
+TOL = {"float16": {"rtol": 2e-3, "atol": 2e-3}, "float32": {"rtol": 2e-5, "atol": 2e-6},
+       "float64": {"rtol": 1e-10, "atol": 1e-12}}
 # float32 results that sum in another order than torch's (matmul, convolution, pooling)
 F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
 

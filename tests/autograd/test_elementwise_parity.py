@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import check_grads, check_op, make_inputs, to_torch
+from tests.oracle import TOL, check_grads, check_op, make_inputs, to_torch
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf/nan at domain edges, as torch (silent)
@@ -127,18 +127,13 @@ def _data(name, shape=(3, 4), seed=0):
     return UNARY[name][1](np.random.default_rng(seed), shape)
 
 
-def _tol(dtype):
-    return {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=2e-5, atol=2e-6),
-            "float64": dict(rtol=1e-10, atol=1e-12)}[dtype]
-
-
 # ---- unary: forward ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(UNARY))
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 def test_unary_forward(name, dtype):
     x = dtorch.tensor(_data(name), dtype=getattr(dtorch, dtype)).t().contiguous().t()  # column-major strides
     assert not x.is_contiguous()
-    check_op(UNARY[name][0], inputs=[x], grad=False, **_tol(dtype))
+    check_op(UNARY[name][0], inputs=[x], grad=False, **TOL[dtype])
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
@@ -326,7 +321,7 @@ def test_binary_forward_broadcasting(name, shapes):
 @pytest.mark.parametrize("name", sorted(BINARY))
 @pytest.mark.parametrize("dtype", ["float64", "float16"])
 def test_binary_forward_dtypes(name, dtype):
-    check_op(BINARY[name][0], inputs=_pair(name, (3, 4), (3, 4), dtype), grad=False, **_tol(dtype))
+    check_op(BINARY[name][0], inputs=_pair(name, (3, 4), (3, 4), dtype), grad=False, **TOL[dtype])
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))

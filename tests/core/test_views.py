@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close, check_op, normal
+from tests.oracle import TOL, assert_close, check_op, normal
 
 
 def _x(mod):
@@ -240,9 +240,6 @@ def test_view_node_names_match_torch():
 
 
 # ---- gradients through views ---------------------------------------------------------------------
-F64_TOL = {"rtol": 1e-10, "atol": 1e-12}
-
-
 GRAD_THROUGH_VIEWS = {
     "view_t": lambda m, a: a.view(3, 4).t() * m.arange(12.0, dtype=m.float64).view(4, 3),
     "many": lambda m, a: (a.reshape(3, 4).split([1, 3], 1)[0].sum() * 2
@@ -262,7 +259,7 @@ GRAD_THROUGH_VIEWS = {
 
 @pytest.mark.parametrize("name", sorted(GRAD_THROUGH_VIEWS))
 def test_gradients_flow_through_views(name):
-    check_op(GRAD_THROUGH_VIEWS[name], shapes=[(12,)], make=normal, **F64_TOL)
+    check_op(GRAD_THROUGH_VIEWS[name], shapes=[(12,)], make=normal, **TOL["float64"])
 
 
 @pytest.mark.parametrize("name", sorted(set(VIEW_OPS) - {"detach"}))
@@ -339,7 +336,7 @@ def _view_of_view(m, a):
 def test_inplace_on_views_of_non_leaves_gives_torch_gradients(name):
     fn = INPLACE_ON_VIEWS[name]
     n_args = fn.__code__.co_argcount - 1
-    check_op(fn, shapes=[(4,)] + [(2,)] * (n_args - 1), make=normal, **F64_TOL)
+    check_op(fn, shapes=[(4,)] + [(2,)] * (n_args - 1), make=normal, **TOL["float64"])
 
 
 def test_inplace_on_view_node_names():
@@ -389,7 +386,7 @@ def test_as_strided_double_backward_with_overlap():
 
 
 def test_inplace_on_base_then_use_older_view():
-    check_op(_base_then_view, shapes=[(6,)], make=normal, **F64_TOL)
+    check_op(_base_then_view, shapes=[(6,)], make=normal, **TOL["float64"])
 
 
 def _base_then_view(m, a):
