@@ -25,15 +25,20 @@ def missing(pg: ProcessGroup, seq: int) -> str:
     return STATE.board.describe_missing(pg.slot, seq, pg.ranks)
 
 
+def enter(pg: ProcessGroup, name: str) -> int:
+    """Give the group's next op its sequence number and record it on the arrival board."""
+    pg.seq += 1
+    STATE.board.enter(pg.slot, pg.seq, name)
+    return pg.seq
+
+
 def run(pg: ProcessGroup, name: str, detail: dict, start: Callable, finish: Callable | None, async_op: bool,
         outputs: list | None = None, work_type: type = Work):
     """Sequence, record on the arrival board, (DETAIL) cross-check, start, and wait or return Work.
 
     ``start()`` returns what ``work_type`` waits on: MPI requests for ``Work``, the launched op for NCCL's.
     """
-    pg.seq += 1
-    seq = pg.seq
-    STATE.board.enter(pg.slot, seq, name)
+    seq = enter(pg, name)
     if STATE.detail:
         _detail_check(pg, name, seq, detail)
     reqs = start()

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...distributed._mpi import mpi
 from ...distributed._node import SharedWindow, split_nodes
-from ...distributed.process_group import STATE
+from ...distributed._run import enter, missing
 from ...distributed.work import wait_until
 from ...tensor import _make
 from ._buckets import Bucket
@@ -103,9 +103,7 @@ class ShmAllreduce:
     def begin(self) -> None:
         """A new step (every rank calls it once per synchronised backward, or shadow iteration)."""
         self.step += 1
-        self.pg.seq += 1
-        self.seq = self.pg.seq
-        STATE.board.enter(self.pg.slot, self.seq, "ddp_shm_average")
+        self.seq = enter(self.pg, "ddp_shm_average")
         self.avg_todo, self.out_todo, self.back = [], [], []
         self.clock.begin_step()
 
@@ -236,7 +234,7 @@ class ShmAllreduce:
         what = "; ".join(f"rank {self.pg.ranks[q]} has not published its {kind} of parameters {', '.join(names)} "
                          f"(its last: step {last})" for (q, kind), (names, last) in late.items())
         return (f"DDP gradient averaging in shared memory (seq {self.seq}, step {step}, group {self.pg.name}): "
-                f"{what}; {STATE.board.describe_missing(self.pg.slot, self.seq, self.pg.ranks)}")
+                f"{what}; {missing(self.pg, self.seq)}")
 
     def free(self) -> None:
         try:
