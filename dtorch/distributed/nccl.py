@@ -262,6 +262,20 @@ def _back(data, buf) -> None:
         data[...] = buf.reshape(data.shape)
 
 
+def _in_place(tensor: Tensor, call):
+    """The body of an op that updates ``tensor`` in place: ``call(group, buf)`` on its contiguous array (a
+    staged copy when the tensor is not contiguous, written back on the NCCL stream); nothing for 0 elements."""
+
+    def body(g: NcclGroup) -> None:
+        data = tensor._data
+        buf = _contig(data)
+        if buf.size:
+            call(g, buf)
+        _back(data, buf)
+
+    return body
+
+
 def _reduction(op: ReduceOp, t: Tensor) -> tuple[int, int, bool]:
     """(NCCL dtype, NCCL op, divide afterwards) for a reduction of ``t`` (``op`` checked by collectives.py)."""
     lib = load()
@@ -310,15 +324,12 @@ class NCCLBackend(MPIBackend):
         dt, code, divide = _reduction(op, tensor)
         n = pg.size()
 
-        def body(g: NcclGroup) -> None:
-            data = tensor._data
-            buf = _contig(data)
-            if buf.size:
-                g.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, g.stream.ptr)
-                if divide:
-                    buf /= n
-            _back(data, buf)
+        def reduce(g: NcclGroup, buf) -> None:
+            g.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, dt, code, g.stream.ptr)
+            if divide:
+                buf /= n
 
+        body = _in_place(tensor, reduce)
         return _collective(pg, "all_reduce", detail_of(tensor, op=op.name), [tensor], body, async_op, [tensor])
 
     def reduce(self, pg: ProcessGroup, tensor: Tensor, dst: int, op: ReduceOp, async_op: bool):
@@ -342,14 +353,7 @@ class NCCLBackend(MPIBackend):
     def broadcast(self, pg: ProcessGroup, tensor: Tensor, src: int, async_op: bool):
         root = pg.group_rank(src)
         u8 = load().NCCL_UINT8
-
-        def body(g: NcclGroup) -> None:
-            data = tensor._data
-            buf = _contig(data)
-            if buf.nbytes:
-                g.comm.bcast(buf.data.ptr, buf.nbytes, u8, root, g.stream.ptr)
-            _back(data, buf)
-
+        body = _in_place(tensor, lambda g, buf: g.comm.bcast(buf.data.ptr, buf.nbytes, u8, root, g.stream.ptr))
         return _collective(pg, "broadcast", detail_of(tensor, src=src), [tensor], body, async_op, [tensor])
 
     def all_gather(self, pg: ProcessGroup, tensor_list: list, tensor: Tensor, async_op: bool):
@@ -471,14 +475,7 @@ class NCCLBackend(MPIBackend):
         peer = pg.group_rank(src)
         dev = _p2p_device(pg, tensor, "recv")
         u8 = load().NCCL_UINT8
-
-        def body(g: NcclGroup) -> None:
-            data = tensor._data
-            buf = _contig(data)
-            if buf.nbytes:
-                g.comm.recv(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr)
-            _back(data, buf)
-
+        body = _in_place(tensor, lambda g, buf: g.comm.recv(buf.data.ptr, buf.nbytes, u8, peer, g.stream.ptr))
         launched = _launch(pg, dev, [tensor._data], body)
         work = NcclWork(launched, None, lambda: f"recv from rank {src} over NCCL (tag {tag}, shape "
                         f"{list(tensor.shape)}, dtype {tensor._data.dtype})", pg.timeout, [tensor])
