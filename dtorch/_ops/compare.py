@@ -119,13 +119,7 @@ def _invert(self: Tensor) -> Tensor:
     return bitwise_not(self)
 
 
-# ---- maximum / minimum ---------------------------------------------------------------
-@defop("maximum", save=(0, 1))
-def _maximum(a, b):
-    return xp_of(a).maximum(a, b)
-
-
-@_maximum.backward
+# ---- maximum / minimum / fmax / fmin ----------------------------------------------------
 def _maximum_bw(ns, ctx, g, a, b):
     # torch: ties split the gradient evenly; an operand gets nothing only where it is strictly smaller
     # (so with a NaN both get the gradient)
@@ -133,57 +127,37 @@ def _maximum_bw(ns, ctx, g, a, b):
     return half * ~(a < b), half * ~(a > b)
 
 
-@defop("minimum", save=(0, 1))
-def _minimum(a, b):
-    return xp_of(a).minimum(a, b)
-
-
-@_minimum.backward
 def _minimum_bw(ns, ctx, g, a, b):
-    half = ns.where(a == b, g * 0.5, g)
-    return half * ~(a > b), half * ~(a < b)
+    return _maximum_bw(ns, ctx, g, b, a)  # an operand gets nothing only where it is strictly larger
 
 
-def maximum(input: Tensor, other: Tensor) -> Tensor:
-    return binary(_maximum, input, other)
-
-
-def minimum(input: Tensor, other: Tensor) -> Tensor:
-    return binary(_minimum, input, other)
-
-
-@defop("fmax", save=(0, 1))
-def _fmax(a, b):
-    return xp_of(a).fmax(a, b)
-
-
-@_fmax.backward
 def _fmax_bw(ns, ctx, g, a, b):
     # NaN is ignored: the gradient goes to the operand that was taken; ties go to input
     take_a = (a >= b) | (b != b)
     return g * take_a, g * (1 - take_a * 1)
 
 
-@defop("fmin", save=(0, 1))
-def _fmin(a, b):
-    return xp_of(a).fmin(a, b)
-
-
-@_fmin.backward
 def _fmin_bw(ns, ctx, g, a, b):
     take_a = (a <= b) | (b != b)
     return g * take_a, g * (1 - take_a * 1)
 
 
-def fmax(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise maximum ignoring NaN (NaN only where both are NaN)."""
-    return binary(_fmax, input, other)
+def _extremum(name: str, bw, doc: str):
+    """The elementwise op ``xp.<name>(a, b)`` with its backward, and its public function."""
+    op = defop(name, save=(0, 1))(lambda a, b: getattr(xp_of(a), name)(a, b))
+    op.backward(bw)
+
+    def public(input: Tensor, other: Tensor) -> Tensor:
+        return binary(op, input, other)
+
+    public.__name__, public.__doc__ = name, doc
+    return public
 
 
-def fmin(input: Tensor, other: Tensor) -> Tensor:
-    """Elementwise minimum ignoring NaN (NaN only where both are NaN)."""
-    return binary(_fmin, input, other)
-
+maximum = _extremum("maximum", _maximum_bw, "Elementwise maximum (NaN where either is NaN).")
+minimum = _extremum("minimum", _minimum_bw, "Elementwise minimum (NaN where either is NaN).")
+fmax = _extremum("fmax", _fmax_bw, "Elementwise maximum ignoring NaN (NaN only where both are NaN).")
+fmin = _extremum("fmin", _fmin_bw, "Elementwise minimum ignoring NaN (NaN only where both are NaN).")
 
 tensor_fn("maximum", maximum)
 tensor_fn("minimum", minimum)
