@@ -135,7 +135,9 @@ def _sum_bw(ns, ctx, g):
 
 
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    return apply_unary(_sum, input, _reduced_params(_dims(input, dim), keepdim, dtype=_accumulate_dtype(input, dtype)))
+    # float input without dtype: no _accumulate_dtype call (sum is the hottest reduction)
+    np_dtype = None if dtype is None and input._data.dtype.kind == "f" else _accumulate_dtype(input, dtype)
+    return apply_unary(_sum, input, _reduced_params(_dims(input, dim), keepdim, dtype=np_dtype))
 
 
 tensor_fn("sum", sum)
