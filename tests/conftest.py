@@ -24,6 +24,12 @@ def device(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def torch():
+    """PyTorch, the oracle of the parity tests: ``def test_x(torch): ...`` skips where it is not installed."""
+    return pytest.importorskip("torch")
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_restore_defaults():
     dtorch.manual_seed(0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import check_op, torch_or_skip
+from tests.oracle import check_op
 
 
 def _flow(lib, a):
@@ -75,8 +75,7 @@ def _scaler_run(lib, make_scaler, grads):
     return trace
 
 
-def test_grad_scaler_matches_torch_with_overflows():
-    torch = torch_or_skip()
+def test_grad_scaler_matches_torch_with_overflows(torch):
     grads = [[1.0, 2.0], [float("inf"), 1.0], [1.0, 1.0], [1.0, 1.0], [float("nan"), 0.0], [1.0, 1.0], [2.0, 1.0]]
     ours = _scaler_run(dtorch, lambda: dtorch.amp.GradScaler("cpu", init_scale=4.0, growth_interval=2), grads)
     theirs = _scaler_run(torch, lambda: torch.amp.GradScaler("cpu", init_scale=4.0, growth_interval=2), grads)

@@ -66,8 +66,7 @@ def test_second_derivative_through_backward_create_graph():
     assert x.grad.item() == 12.0
 
 
-def test_node_names_match_torch():
-    torch = pytest.importorskip("torch")
+def test_node_names_match_torch(torch):
 
     def names(m):
         a = m.tensor([1.5, 2.5], requires_grad=True)
@@ -89,8 +88,7 @@ def test_backward_twice_needs_retain_graph():
         y.backward()
 
 
-def test_retain_graph_allows_second_backward():
-    torch = pytest.importorskip("torch")
+def test_retain_graph_allows_second_backward(torch):
     out = []
     for m in (dtorch, torch):
         x = m.tensor([0.5, 2.0], requires_grad=True)
@@ -351,8 +349,7 @@ def test_post_accumulate_grad_hook():
         (x * 2).register_post_accumulate_grad_hook(lambda t: None)
 
 
-def test_node_hooks():
-    torch = pytest.importorskip("torch")
+def test_node_hooks(torch):
     res = []
     for m in (dtorch, torch):
         x = m.tensor(2.0, requires_grad=True)

@@ -13,8 +13,7 @@ from tests.oracle import assert_close, check_op
     [1, 2, 3], [1.0, 2.5], [True, False], [1, 2.5], [True, 1], [[1, 2], [3, 4]], 3, 2.5, True, [],
     (1, 2), [[1.5], [2.5]],
 ], ids=repr)
-def test_tensor_infers_dtype_like_torch(data):
-    torch = pytest.importorskip("torch")
+def test_tensor_infers_dtype_like_torch(data, torch):
     got, want = dtorch.tensor(data), torch.tensor(data)
     assert got.dtype.name == str(want.dtype).split(".")[1]
     assert got.shape == tuple(want.shape)
@@ -115,8 +114,7 @@ def test_zeros_ones_full_values(device):
 
 @pytest.mark.parametrize("fill,dtype", [(3, None), (3.0, None), (True, None), (3, dtorch.float16), (1.5, None),
                                         (2.7, dtorch.int64)], ids=repr)
-def test_full_dtype_like_torch(fill, dtype):
-    torch = pytest.importorskip("torch")
+def test_full_dtype_like_torch(fill, dtype, torch):
     tdt = None if dtype is None else getattr(torch, dtype.name)
     assert_close(dtorch.full((2, 2), fill, dtype=dtype), torch.full((2, 2), fill, dtype=tdt))
 
@@ -146,8 +144,7 @@ ARANGE_CASES = [
 
 
 @pytest.mark.parametrize("args,kw", ARANGE_CASES, ids=repr)
-def test_arange_like_torch(args, kw):
-    torch = pytest.importorskip("torch")
+def test_arange_like_torch(args, kw, torch):
     got = dtorch.arange(*args, **{k: getattr(dtorch, v) for k, v in kw.items()})
     want = torch.arange(*args, **{k: getattr(torch, v) for k, v in kw.items()})
     assert_close(got, want, rtol=1e-6, atol=1e-7)
@@ -166,8 +163,7 @@ LINSPACE_CASES = [(0, 1, 5, None), (0, 1, 1, None), (0, 1, 0, None), (-1, 1, 7, 
 
 
 @pytest.mark.parametrize("start,end,steps,dtype", LINSPACE_CASES, ids=repr)
-def test_linspace_like_torch(start, end, steps, dtype):
-    torch = pytest.importorskip("torch")
+def test_linspace_like_torch(start, end, steps, dtype, torch):
     got = dtorch.linspace(start, end, steps, dtype=None if dtype is None else getattr(dtorch, dtype))
     want = torch.linspace(start, end, steps, dtype=None if dtype is None else getattr(torch, dtype))
     assert_close(got, want, rtol=1e-6, atol=1e-6)
@@ -189,8 +185,7 @@ def test_logspace_and_range():
 
 @pytest.mark.parametrize("args,dtype", [((3,), None), ((2, 3), None), ((3, 2), None), ((2,), "int64"),
                                         ((0,), None)], ids=repr)
-def test_eye_like_torch(args, dtype):
-    torch = pytest.importorskip("torch")
+def test_eye_like_torch(args, dtype, torch):
     assert_close(dtorch.eye(*args, dtype=None if dtype is None else getattr(dtorch, dtype)),
                  torch.eye(*args, dtype=None if dtype is None else getattr(torch, dtype)))
 

@@ -408,8 +408,7 @@ def test_scatter_parity_and_grads(device):
     assert type(dtorch.scatter_add(x, 0, dup, s).grad_fn).__name__ == "ScatterAddBackward0"
 
 
-def test_scatter_inplace_and_reduce(device):
-    torch = torch_or_skip()
+def test_scatter_inplace_and_reduce(device, torch):
     def run(x, idx, src):
         version = x._version
         assert x.scatter_(0, idx, src) is x and x._version == version + 1

@@ -12,8 +12,7 @@ F32 = dtorch.float32
 
 # ---- cat / stack -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim", [0, 1, -1])
-def test_cat_parity(device, dim):
-    torch = torch_or_skip()
+def test_cat_parity(device, dim, torch):
     shapes = {0: [(2, 3), (1, 3), (4, 3)], 1: [(2, 3), (2, 1), (2, 2)], -1: [(2, 3), (2, 1), (2, 2)]}[dim]
     ins = [rand(*s, device=device, dtype=F32) for s in shapes]
     check_op(lambda *xs: dtorch.cat(xs, dim), lambda *xs: torch.cat(xs, dim), inputs=ins)
@@ -34,21 +33,18 @@ def test_cat_aliases_and_keyword(device):
     (dtorch.float16, dtorch.float64),
     (dtorch.bool, dtorch.float32),
 ])
-def test_cat_promotes_dtypes(device, dtypes):
-    torch = torch_or_skip()
+def test_cat_promotes_dtypes(device, dtypes, torch):
     ins = [dtorch.ones(2, 3, dtype=d, device=device) for d in dtypes]
     check_op(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), inputs=ins)
     check_op(lambda *xs: dtorch.stack(xs), lambda *xs: torch.stack(xs), inputs=ins)
 
 
-def test_cat_mixed_dtype_gradients_come_back_in_input_dtype(device):
-    torch = torch_or_skip()
+def test_cat_mixed_dtype_gradients_come_back_in_input_dtype(device, torch):
     check_op(lambda a, b: dtorch.cat([a, b]), lambda a, b: torch.cat([a, b]),
              inputs=(rand(2, 3, device=device, dtype=F32), rand(1, 3, device=device)))
 
 
-def test_cat_skips_legacy_empty(device):
-    torch = torch_or_skip()
+def test_cat_skips_legacy_empty(device, torch):
     empty64 = dtorch.empty(0, dtype=dtorch.float64, device=device)
     a = rand(2, 3, device=device, dtype=F32)
     check_op(lambda x, e: dtorch.cat([x, e], dim=1), lambda x, e: torch.cat([x, e], dim=1), inputs=(a, empty64))
@@ -63,8 +59,7 @@ def test_cat_copies(device):
     assert float(a.abs().sum()) > 0
 
 
-def test_cat_stack_errors_as_torch():
-    torch = torch_or_skip()
+def test_cat_stack_errors_as_torch(torch):
     a = rand(2, 3, requires_grad=False, dtype=F32)
     raises_like_torch(lambda *xs: dtorch.cat(xs), lambda *xs: torch.cat(xs), a,
                       rand(2, 4, requires_grad=False, dtype=F32))
@@ -82,8 +77,7 @@ def test_cat_stack_errors_as_torch():
 
 
 @pytest.mark.parametrize("dim", [0, 1, 2, -1])
-def test_stack_parity(device, dim):
-    torch = torch_or_skip()
+def test_stack_parity(device, dim, torch):
     ins = [rand(2, 3, device=device, dtype=F32) for _ in range(3)]
     check_op(lambda *xs: dtorch.stack(xs, dim), lambda *xs: torch.stack(xs, dim), inputs=ins)
     assert dtorch.stack(ins, dim).grad_fn.name() == "StackBackward0"
@@ -97,8 +91,7 @@ def test_cat_stack_gradcheck(device):
 
 @pytest.mark.parametrize("name", ["hstack", "vstack", "dstack", "column_stack"])
 @pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 3, 2)])
-def test_hvd_stack_parity(device, name, shape):
-    torch = torch_or_skip()
+def test_hvd_stack_parity(device, name, shape, torch):
     if name == "column_stack" and len(shape) > 2:
         shape = (2, 3)
     ins = [rand(*shape, device=device, dtype=F32), rand(*shape, device=device, dtype=F32)]
@@ -112,14 +105,12 @@ def test_hvstack_gradcheck(device):
 
 # ---- flip / roll ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("dims", [(0,), (1,), (0, 2), (-1,), ()])
-def test_flip_parity(device, dims):
-    torch = torch_or_skip()
+def test_flip_parity(device, dims, torch):
     check_op(lambda x: dtorch.flip(x, dims), lambda x: torch.flip(x, dims),
              inputs=(rand(2, 3, 4, device=device, dtype=F32),))
 
 
-def test_flip_variants(device):
-    torch = torch_or_skip()
+def test_flip_variants(device, torch):
     x = rand(2, 3, device=device, dtype=F32)
     check_op(lambda t: t.flip(0, 1), lambda t: t.flip(0, 1), inputs=(x,))
     check_op(lambda t: t.flip(1), lambda t: t.flip(1), inputs=(rand(2, 3, device=device, dtype=F32),))
@@ -132,8 +123,7 @@ def test_flip_variants(device):
     assert float(y.abs().sum()) > 0
 
 
-def test_flip_errors_as_torch():
-    torch = torch_or_skip()
+def test_flip_errors_as_torch(torch):
     x = rand(2, 3, requires_grad=False, dtype=F32)
     raises_like_torch(lambda t: dtorch.flip(t, (0, 0)), lambda t: torch.flip(t, (0, 0)), x)
     raises_like_torch(lambda t: dtorch.flip(t, (2,)), lambda t: torch.flip(t, (2,)), x, exc=IndexError)
@@ -142,15 +132,13 @@ def test_flip_errors_as_torch():
 
 
 @pytest.mark.parametrize("shifts,dims", [(1, None), (-2, None), (1, 0), ((1, 2), (0, 1)), (5, -1), ((1, -1), (1, 1))])
-def test_roll_parity(device, shifts, dims):
-    torch = torch_or_skip()
+def test_roll_parity(device, shifts, dims, torch):
     check_op(lambda x: dtorch.roll(x, shifts, dims), lambda x: torch.roll(x, shifts, dims),
              inputs=(rand(2, 3, device=device, dtype=F32),))
     assert rand(2, 3, device=device, dtype=F32).roll(shifts, dims).grad_fn.name() == "RollBackward0"
 
 
-def test_roll_errors_as_torch():
-    torch = torch_or_skip()
+def test_roll_errors_as_torch(torch):
     x = rand(2, 3, requires_grad=False, dtype=F32)
     raises_like_torch(lambda t: dtorch.roll(t, (1, 2)), lambda t: torch.roll(t, (1, 2)), x)
     raises_like_torch(lambda t: dtorch.roll(t, (1, 2), (0,)), lambda t: torch.roll(t, (1, 2), (0,)), x)
@@ -172,8 +160,7 @@ def test_repeat_parity(device, sizes):
 
 
 @pytest.mark.parametrize("dims", [(2,), (2, 1), (2, 1, 3), ()])
-def test_tile_parity(device, dims):
-    torch = torch_or_skip()
+def test_tile_parity(device, dims, torch):
     check_op(lambda x: dtorch.tile(x, dims), lambda x: torch.tile(x, dims),
              inputs=(rand(2, 3, device=device, dtype=F32),))
 
@@ -188,8 +175,7 @@ def test_repeat_errors_and_names():
 
 @pytest.mark.parametrize("repeats,dim", [(2, None), (2, 0), (3, 1), ("tensor", 0), ("tensor0", 1), ("scalar", 0),
                                          ("one", 1)])
-def test_repeat_interleave_parity(device, repeats, dim):
-    torch = torch_or_skip()
+def test_repeat_interleave_parity(device, repeats, dim, torch):
     if repeats == "tensor":
         reps = dtorch.tensor([1, 0, 3], device=device)
     elif repeats == "tensor0":
@@ -205,15 +191,13 @@ def test_repeat_interleave_parity(device, repeats, dim):
              inputs=(rand(3, 2, device=device, dtype=F32),))
 
 
-def test_repeat_interleave_indices_form(device):
-    torch = torch_or_skip()
+def test_repeat_interleave_indices_form(device, torch):
     reps = dtorch.tensor([2, 0, 1], device=device)
     assert_close(dtorch.repeat_interleave(reps), torch.repeat_interleave(torch.tensor([2, 0, 1])))
     assert_close(reps.repeat_interleave(), torch.repeat_interleave(torch.tensor([2, 0, 1])))
 
 
-def test_repeat_interleave_errors_as_torch():
-    torch = torch_or_skip()
+def test_repeat_interleave_errors_as_torch(torch):
     x = rand(2, 3, requires_grad=False, dtype=F32)
     cases = [
         (dtorch.tensor([1, 2]), 1, RuntimeError),
@@ -242,16 +226,14 @@ def test_repeat_gradcheck(device):
 # ---- tril / triu ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["tril", "triu"])
 @pytest.mark.parametrize("diagonal", [0, 1, -1, 5, -5])
-def test_tril_triu_parity(device, name, diagonal):
-    torch = torch_or_skip()
+def test_tril_triu_parity(device, name, diagonal, torch):
     check_op(lambda x: getattr(dtorch, name)(x, diagonal), lambda x: getattr(torch, name)(x, diagonal),
              inputs=(rand(3, 4, device=device, dtype=F32),))
     check_op(lambda x: getattr(x, name)(diagonal), lambda x: getattr(x, name)(diagonal),
              inputs=(rand(2, 4, 3, device=device, dtype=F32),))
 
 
-def test_tril_triu_inplace_bool_and_errors(device):
-    torch = torch_or_skip()
+def test_tril_triu_inplace_bool_and_errors(device, torch):
     mask = dtorch.ones(3, 3, dtype=dtorch.bool, device=device)
     assert_close(dtorch.tril(mask), torch.tril(torch.ones(3, 3, dtype=torch.bool)))
     m = dtorch.ones(3, 3, device=device)
@@ -274,14 +256,12 @@ def test_tril_triu_gradcheck(device):
 # ---- diag / diagonal / diag_embed / trace ------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(3,), (3, 4), (4, 3)])
 @pytest.mark.parametrize("offset", [0, 1, -2, 5])
-def test_diag_parity(device, shape, offset):
-    torch = torch_or_skip()
+def test_diag_parity(device, shape, offset, torch):
     check_op(lambda x: dtorch.diag(x, offset), lambda x: torch.diag(x, offset),
              inputs=(rand(*shape, device=device, dtype=F32),))
 
 
-def test_diag_names_and_errors():
-    torch = torch_or_skip()
+def test_diag_names_and_errors(torch):
     assert dtorch.diag(rand(3, dtype=F32)).grad_fn.name() == "DiagEmbedBackward0"
     assert dtorch.diag(rand(3, 3, dtype=F32)).grad_fn.name() == "DiagonalBackward0_copy"
     raises_like_torch(dtorch.diag, torch.diag, rand(2, 2, 2, requires_grad=False, dtype=F32))
@@ -291,8 +271,7 @@ def test_diag_names_and_errors():
 
 @pytest.mark.parametrize("offset,dim1,dim2", [(0, 0, 1), (1, 0, 1), (-1, 0, 1), (0, 1, 2), (1, 2, 0), (-2, -1, 0),
                                               (7, 0, 1)])
-def test_diagonal_parity(device, offset, dim1, dim2):
-    torch = torch_or_skip()
+def test_diagonal_parity(device, offset, dim1, dim2, torch):
     check_op(lambda x: dtorch.diagonal(x, offset, dim1, dim2), lambda x: torch.diagonal(x, offset, dim1, dim2),
              inputs=(rand(3, 4, 5, device=device, dtype=F32),))
 
@@ -312,23 +291,20 @@ def test_diagonal_is_a_writable_view(device):
 
 
 @pytest.mark.parametrize("offset,dim1,dim2", [(0, -2, -1), (1, 0, 2), (-1, 2, 0), (0, 1, 0)])
-def test_diag_embed_parity(device, offset, dim1, dim2):
-    torch = torch_or_skip()
+def test_diag_embed_parity(device, offset, dim1, dim2, torch):
     check_op(lambda x: dtorch.diag_embed(x, offset, dim1, dim2), lambda x: torch.diag_embed(x, offset, dim1, dim2),
              inputs=(rand(2, 3, device=device, dtype=F32),))
 
 
 @pytest.mark.parametrize("dtype", [dtorch.float32, dtorch.int32, dtorch.uint8, dtorch.float16])
-def test_trace_parity(device, dtype):
-    torch = torch_or_skip()
+def test_trace_parity(device, dtype, torch):
     x = (dtorch.arange(12, device=device).reshape(3, 4)).to(dtype)
     if dtype == dtorch.float32:
         x.requires_grad_()
     check_op(dtorch.trace, torch.trace, inputs=(x,))
 
 
-def test_trace_errors_as_torch():
-    torch = torch_or_skip()
+def test_trace_errors_as_torch(torch):
     raises_like_torch(dtorch.trace, torch.trace, rand(3, requires_grad=False, dtype=F32))
     raises_like_torch(dtorch.trace, torch.trace, dtorch.ones(2, 2, dtype=dtorch.bool), exc=NotImplementedError)
     assert dtorch.trace(rand(2, 2, dtype=F32)).grad_fn.name() == "TraceBackward0"
@@ -345,8 +321,7 @@ def test_diagonals_gradcheck(device):
 # ---- meshgrid / broadcast_tensors / cartesian_prod -------------------------------------------------
 @pytest.mark.parametrize("indexing", ["ij", "xy"])
 @pytest.mark.parametrize("shapes", [[(3,), (4,)], [(3,), (4,), (2,)], [(), (4,)], [(3,)]])
-def test_meshgrid_parity(device, indexing, shapes):
-    torch = torch_or_skip()
+def test_meshgrid_parity(device, indexing, shapes, torch):
     ins = [rand(*s, device=device, dtype=F32) for s in shapes]
     for k in range(len(ins)):
         check_op(lambda *xs, k=k: dtorch.meshgrid(*xs, indexing=indexing)[k],
@@ -356,8 +331,7 @@ def test_meshgrid_parity(device, indexing, shapes):
     assert all(g._base is not None for g in grids)
 
 
-def test_meshgrid_default_and_errors():
-    torch = torch_or_skip()
+def test_meshgrid_default_and_errors(torch):
     a, b = rand(3, requires_grad=False, dtype=F32), rand(4, requires_grad=False, dtype=F32)
     with pytest.warns(UserWarning, match="indexing argument"):
         grids = dtorch.meshgrid(a, b)
@@ -370,8 +344,7 @@ def test_meshgrid_default_and_errors():
         dtorch.meshgrid(rand(2, 2, requires_grad=False, dtype=F32), b, indexing="ij")
 
 
-def test_broadcast_tensors(device):
-    torch = torch_or_skip()
+def test_broadcast_tensors(device, torch):
     shapes = [(3, 1), (2, 1, 4), ()]
     for k in range(3):
         check_op(lambda *xs, k=k: dtorch.broadcast_tensors(*xs)[k],
@@ -383,8 +356,7 @@ def test_broadcast_tensors(device):
     check_grads(lambda x, y: dtorch.broadcast_tensors(x, y), rand(3, 1, device=device), rand(2, 1, 4, device=device))
 
 
-def test_cartesian_prod(device):
-    torch = torch_or_skip()
+def test_cartesian_prod(device, torch):
     check_op(lambda *xs: dtorch.cartesian_prod(*xs), lambda *xs: torch.cartesian_prod(*xs),
              inputs=(rand(3, device=device, dtype=F32), rand(2, device=device, dtype=F32),
                          rand(2, device=device, dtype=F32)))
@@ -399,8 +371,7 @@ def test_meshgrid_gradcheck(device):
     check_grads(lambda a, b: dtorch.meshgrid(a, b, indexing="xy"), rand(3, device=device), rand(2, device=device))
 
 
-def test_inplace_on_diagonal_view_records_copy_slices(device):
-    torch = torch_or_skip()
+def test_inplace_on_diagonal_view_records_copy_slices(device, torch):
     weights = dtorch.arange(12.0, device=device).reshape(3, 4)
     x = dtorch.ones(3, 4, device=device, requires_grad=True)
     y = x * 1

@@ -25,8 +25,7 @@ MATMUL_SHAPES = [
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
-def test_matmul_parity(device, sa, sb):
-    torch = torch_or_skip()
+def test_matmul_parity(device, sa, sb, torch):
     a, b = rand(*sa, device=device, dtype=dtorch.float32), rand(*sb, device=device, dtype=dtorch.float32)
     check_op(dtorch.matmul, torch.matmul, inputs=(a, b), rtol=1e-4, atol=1e-5)
 
@@ -107,13 +106,11 @@ MATMUL_ERRORS = [
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_ERRORS)
-def test_matmul_shape_errors_as_torch(sa, sb):
-    torch = torch_or_skip()
+def test_matmul_shape_errors_as_torch(sa, sb, torch):
     raises_like_torch(dtorch.matmul, torch.matmul, rand(*sa, requires_grad=False), rand(*sb, requires_grad=False))
 
 
-def test_matmul_dtype_and_dim_errors():
-    torch = torch_or_skip()
+def test_matmul_dtype_and_dim_errors(torch):
     a32 = rand(2, 3, dtype=dtorch.float32, requires_grad=False)
     b64 = rand(3, 4, requires_grad=False)
     raises_like_torch(dtorch.matmul, torch.matmul, a32, b64)
@@ -131,8 +128,7 @@ def test_matmul_dtype_and_dim_errors():
 
 
 # ---- mm / bmm / mv / dot / outer -------------------------------------------------------------------
-def test_mm_bmm_mv_dot_parity(device):
-    torch = torch_or_skip()
+def test_mm_bmm_mv_dot_parity(device, torch):
     f32 = dict(device=device, dtype=dtorch.float32)
     tol = dict(rtol=1e-4, atol=1e-5)
     check_op(dtorch.mm, torch.mm, inputs=(rand(2, 3, **f32), rand(3, 4, **f32)), **tol)
@@ -164,14 +160,12 @@ def test_mm_family_grad_fn_names(device):
     assert dtorch.ger is dtorch.outer
 
 
-def test_outer_promotes_dtypes():
-    torch = torch_or_skip()
+def test_outer_promotes_dtypes(torch):
     check_op(dtorch.outer, torch.outer, inputs=(dtorch.arange(3), rand(4, dtype=dtorch.float32)))
     check_op(dtorch.outer, torch.outer, inputs=(rand(3, dtype=dtorch.float32), rand(4)))
 
 
-def test_bmm_mv_dot_errors_as_torch():
-    torch = torch_or_skip()
+def test_bmm_mv_dot_errors_as_torch(torch):
     cases = [
         (dtorch.bmm, torch.bmm, (2, 3), (4, 5)),
         (dtorch.bmm, torch.bmm, (2, 2, 3), (2, 3)),
@@ -197,8 +191,7 @@ def test_bmm_mv_dot_errors_as_torch():
 
 # ---- addmm / addmv / baddbmm -----------------------------------------------------------------------
 @pytest.mark.parametrize("beta,alpha", [(1, 1), (0.5, 2.0), (0, 1)])
-def test_addmm_family_parity(device, beta, alpha):
-    torch = torch_or_skip()
+def test_addmm_family_parity(device, beta, alpha, torch):
     f32 = dict(device=device, dtype=dtorch.float32)
     tol = dict(rtol=1e-4, atol=1e-5)
     kw = dict(beta=beta, alpha=alpha)
@@ -236,8 +229,7 @@ def test_addmm_family_grad_fn_names(device):
     assert dtorch.baddbmm(rand(2, 4, device=device), a[None], b[None]).grad_fn.name() == "BaddbmmBackward0"
 
 
-def test_addmm_family_errors_as_torch():
-    torch = torch_or_skip()
+def test_addmm_family_errors_as_torch(torch):
     f32 = dict(dtype=dtorch.float32, requires_grad=False)
     cases = [
         (dtorch.addmm, torch.addmm, [(2, 5), (2, 3), (4, 5)], [None, None, None]),
@@ -277,8 +269,7 @@ EINSUM_CASES = [
 
 
 @pytest.mark.parametrize("eq,shapes", EINSUM_CASES)
-def test_einsum_parity(device, eq, shapes):
-    torch = torch_or_skip()
+def test_einsum_parity(device, eq, shapes, torch):
     ops = [rand(*s, device=device, dtype=dtorch.float32) for s in shapes]
     check_op(lambda *xs: dtorch.einsum(eq, *xs), lambda *xs: torch.einsum(eq, *xs), inputs=ops, rtol=1e-4,
              atol=1e-5)
@@ -305,8 +296,7 @@ def test_einsum_output_does_not_alias_input(device):
     assert float(a.abs().sum()) > 0
 
 
-def test_einsum_errors_as_torch():
-    torch = torch_or_skip()
+def test_einsum_errors_as_torch(torch):
     a, b = rand(2, 3, requires_grad=False), rand(3, 4, requires_grad=False)
     cases = [
         ("ij,jk->ik", [a, rand(4, 4, requires_grad=False)]),
@@ -321,16 +311,14 @@ def test_einsum_errors_as_torch():
         raises_like_torch(lambda *xs, eq=eq: dtorch.einsum(eq, *xs), lambda *xs, eq=eq: torch.einsum(eq, *xs), *ops)
 
 
-def test_einsum_integer(device):
-    torch = torch_or_skip()
+def test_einsum_integer(device, torch):
     a = dtorch.arange(6, device=device).reshape(2, 3)
     check_op(lambda x: dtorch.einsum("ij,ij->i", x, x), lambda x: torch.einsum("ij,ij->i", x, x), inputs=(a,))
 
 
 # ---- tensordot ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dims", [2, 1, 0, ([1, 2], [0, 1]), ([2, 0], [1, 2])])
-def test_tensordot(device, dims):
-    torch = torch_or_skip()
+def test_tensordot(device, dims, torch):
     sb = (3, 4, 5) if dims != ([2, 0], [1, 2]) else (5, 4, 2)
     if dims == 0:
         sb = (2,)
@@ -341,8 +329,7 @@ def test_tensordot(device, dims):
              rtol=1e-4, atol=1e-5)
 
 
-def test_tensordot_gradcheck_and_errors(device):
-    torch = torch_or_skip()
+def test_tensordot_gradcheck_and_errors(device, torch):
     check_grads(lambda x, y: dtorch.tensordot(x, y, ([1, 2], [0, 1])), rand(2, 3, 2, device=device),
                 rand(3, 2, 2, device=device))
     a, b = rand(2, 3, 4, requires_grad=False), rand(4, 4, 5, requires_grad=False)

@@ -315,15 +315,13 @@ REPR_CASES = [
 
 
 @pytest.mark.parametrize("case", range(len(REPR_CASES)))
-def test_repr_matches_torch(case):
-    torch = pytest.importorskip("torch")
+def test_repr_matches_torch(case, torch):
     make = REPR_CASES[case]
     expected = repr(make(torch)).replace("torch.", "dtorch.")
     assert repr(make(dtorch)) == expected
 
 
-def test_repr_with_float64_default_dtype(float64_default):
-    torch = pytest.importorskip("torch")
+def test_repr_with_float64_default_dtype(float64_default, torch):
     for make in (lambda m: m.tensor([1.5, 2.0]), lambda m: m.tensor([1.5], dtype=m.float32),
                  lambda m: m.zeros(0, dtype=m.float32), lambda m: m.zeros(0)):
         assert repr(make(dtorch)) == repr(make(torch)).replace("torch.", "dtorch.")
@@ -337,8 +335,7 @@ def test_repr_cuda(device):
 
 
 # ---- clone keeps layout; copy_ / fill_ / zero_ ----------------------------------------------------
-def test_clone_preserves_dense_strides_like_torch():
-    torch = pytest.importorskip("torch")
+def test_clone_preserves_dense_strides_like_torch(torch):
     cases = [lambda m: m.ones(2, 3).t(), lambda m: m.ones(4, 6).narrow(1, 0, 3),
              lambda m: m.ones(2, 3, 4).permute(1, 0, 2).narrow(2, 1, 3), lambda m: m.ones(3).expand(2, 3),
              lambda m: m.ones(2, 3)]
@@ -368,8 +365,7 @@ def test_copy_fill_zero_like_torch(case):
     check_op(COPY_FILL_CASES[case], errors=True)
 
 
-def test_copy_fill_zero_autograd_like_torch():
-    torch = pytest.importorskip("torch")
+def test_copy_fill_zero_autograd_like_torch(torch):
 
     def run(m):
         a = m.tensor([1.0, 2.0, 3.0], requires_grad=True)

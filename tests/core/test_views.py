@@ -77,8 +77,7 @@ def test_writes_through_views(name, device):
 
 
 @pytest.mark.parametrize("name", sorted(set(VIEW_OPS) - {"detach", "view_as", "expand_as"}))
-def test_view_ops_values_match_torch(name):
-    torch = pytest.importorskip("torch")
+def test_view_ops_values_match_torch(name, torch):
     torch_ops = {
         "movedim": lambda x: torch.movedim(x, 0, 2),
         "broadcast_to": lambda x: x.broadcast_to((5, 2, 3, 4)),
@@ -142,8 +141,7 @@ VIEW_ERRORS = [
 
 
 @pytest.mark.parametrize("case", range(len(VIEW_ERRORS)))
-def test_view_errors_like_torch(case):
-    torch = pytest.importorskip("torch")
+def test_view_errors_like_torch(case, torch):
     with pytest.raises(Exception) as want:
         VIEW_ERRORS[case](torch)
     with pytest.raises(type(want.value)):
@@ -223,8 +221,7 @@ def test_as_strided_values():
 
 
 # ---- node names -------------------------------------------------------------------------------------
-def test_view_node_names_match_torch():
-    torch = pytest.importorskip("torch")
+def test_view_node_names_match_torch(torch):
 
     def names(m):
         x = m.arange(6.0, requires_grad=True).reshape(2, 3)

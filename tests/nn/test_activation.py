@@ -10,7 +10,7 @@ import pytest
 import dtorch
 import dtorch.nn as nn
 import dtorch.nn.functional as F
-from tests.oracle import check_grads, check_op, torch_or_skip
+from tests.oracle import check_grads, check_op
 
 # (name, kwargs) for F.<name>(x, **kwargs); the same call on torch.nn.functional is the oracle
 FUNCTIONAL = [
@@ -34,8 +34,7 @@ def _input(device, dtype=dtorch.float32):
 
 
 @pytest.mark.parametrize("name,kwargs", FUNCTIONAL, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FUNCTIONAL)])
-def test_functional_forward_backward_vs_torch(name, kwargs, device):
-    torch = torch_or_skip()
+def test_functional_forward_backward_vs_torch(name, kwargs, device, torch):
     check_op(lambda x: getattr(F, name)(x, **kwargs), lambda x: getattr(torch.nn.functional, name)(x, **kwargs),
              inputs=[_input(device).requires_grad_()], grad_rtol=1e-4, grad_atol=1e-5)
 
@@ -45,8 +44,7 @@ def test_functional_gradcheck_float64(name, kwargs):
     check_grads(lambda t: getattr(F, name)(t, **kwargs), _input("cpu", dtorch.float64).requires_grad_(), gradgrad=False)
 
 
-def test_prelu_vs_torch():
-    torch = torch_or_skip()
+def test_prelu_vs_torch(torch):
     x = _input("cpu").reshape(2, 3, 4).requires_grad_()
     w = dtorch.tensor([0.1, 0.2, 0.3], requires_grad=True)
     check_op(F.prelu, torch.nn.functional.prelu, inputs=[x, w], grad_atol=1e-5)
@@ -56,8 +54,7 @@ def test_prelu_vs_torch():
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "hardtanh", "relu6", "silu", "selu", "celu",
                                   "mish", "hardsigmoid", "hardswish", "threshold"])
-def test_inplace_forms_modify_input(name):
-    torch = torch_or_skip()
+def test_inplace_forms_modify_input(name, torch):
     args = (0.1, -1.0) if name == "threshold" else ()
 
     def in_place(functional, x):
@@ -68,8 +65,7 @@ def test_inplace_forms_modify_input(name):
     check_op(lambda x: in_place(F, x), lambda x: in_place(torch.nn.functional, x), inputs=[_input("cpu")])
 
 
-def test_inplace_on_non_leaf_backprops():
-    torch = torch_or_skip()
+def test_inplace_on_non_leaf_backprops(torch):
     check_op(lambda x: F.relu(x * 2, inplace=True) ** 2, lambda x: torch.nn.functional.relu(x * 2, inplace=True) ** 2,
              inputs=[_input("cpu").requires_grad_()])
 
@@ -105,8 +101,7 @@ MODULES = [
 
 
 @pytest.mark.parametrize("name,args", MODULES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(MODULES)])
-def test_modules_forward_and_repr_vs_torch(name, args):
-    torch = torch_or_skip()
+def test_modules_forward_and_repr_vs_torch(name, args, torch):
     m, tm = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
     assert repr(m) == repr(tm)
     x = _input("cpu").reshape(2, 3, 4).requires_grad_(not getattr(m, "inplace", False))  # no leaf in place
@@ -121,8 +116,7 @@ def test_modules_forward_and_repr_vs_torch(name, args):
         check_op(m, torch_fn, inputs=[x], params=(m.parameters(), tm.parameters()), grad_rtol=1e-4, grad_atol=1e-5)
 
 
-def test_module_gradients_flow_to_prelu_weight():
-    torch = torch_or_skip()
+def test_module_gradients_flow_to_prelu_weight(torch):
     m, tm = nn.PReLU(3), torch.nn.PReLU(3)
     check_op(lambda x: m(x).pow(2), lambda x: tm(x).pow(2), inputs=[_input("cpu").reshape(2, 3, 4)],
              params=(m.parameters(), tm.parameters()), grad_atol=1e-5)

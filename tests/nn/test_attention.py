@@ -6,12 +6,11 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import check_grads, check_op, leaf, load_from_torch, torch_or_skip
+from tests.oracle import check_grads, check_op, leaf, load_from_torch
 
 
 @pytest.mark.parametrize("case", ["plain", "causal", "bool", "bool_full_row", "float", "float_grad", "scale", "3d"])
-def test_sdpa_matches_torch(device, case):
-    torch = torch_or_skip()
+def test_sdpa_matches_torch(device, case, torch):
     rng = np.random.default_rng(0)
     lead = (3,) if case == "3d" else (2, 3)
     q, k, v = (leaf(rng.standard_normal(lead + s), device) for s in [(4, 6), (5, 6), (5, 7)])
@@ -54,8 +53,7 @@ def test_sdpa_dropout_and_errors():
 
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("kv_dims", [None, (4, 6)])
-def test_multihead_attention_matches_torch(batch_first, kv_dims):
-    torch = torch_or_skip()
+def test_multihead_attention_matches_torch(batch_first, kv_dims, torch):
     kdim, vdim = kv_dims or (None, None)
     dm = dtorch.nn.MultiheadAttention(8, 2, kdim=kdim, vdim=vdim, batch_first=batch_first).double()
     tm = torch.nn.MultiheadAttention(8, 2, kdim=kdim, vdim=vdim, batch_first=batch_first).double()
@@ -82,8 +80,7 @@ def test_multihead_attention_matches_torch(batch_first, kv_dims):
                  inputs=inputs, params=(dm.parameters(), tm.parameters()), rtol=1e-6, atol=1e-9)
 
 
-def test_multihead_attention_self_attention_unbatched_and_no_bias():
-    torch = torch_or_skip()
+def test_multihead_attention_self_attention_unbatched_and_no_bias(torch):
     dm, tm = dtorch.nn.MultiheadAttention(6, 3, bias=False).double(), torch.nn.MultiheadAttention(6, 3, bias=False)
     tm = tm.double()
     assert list(dm.state_dict()) == list(tm.state_dict())

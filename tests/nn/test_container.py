@@ -8,7 +8,7 @@ import pytest
 
 import dtorch
 import dtorch.nn as nn
-from tests.oracle import check_op, rand, torch_or_skip
+from tests.oracle import check_op, rand
 
 
 def _same_repr(d, t) -> None:
@@ -51,8 +51,7 @@ def test_sequential_append_insert_extend_ordereddict():
         nn.Sequential() + [nn.ReLU()]
 
 
-def test_nested_sequential_repr_matches_torch():
-    torch = torch_or_skip()
+def test_nested_sequential_repr_matches_torch(torch):
 
     def build(lib):
         n = lib.nn
@@ -101,8 +100,7 @@ def test_module_dict():
     assert len(md) == 0
 
 
-def test_parameter_list_and_dict_register_and_repr():
-    torch = torch_or_skip()
+def test_parameter_list_and_dict_register_and_repr(torch):
     a = np.ones((2, 3), np.float32)
     b = np.zeros(4, np.float64)
     pl = nn.ParameterList([dtorch.from_numpy(a), nn.Parameter(dtorch.from_numpy(b))])
@@ -128,8 +126,7 @@ def test_parameter_list_and_dict_register_and_repr():
         pd[1]
 
 
-def test_containers_state_dict_keys_match_torch():
-    torch = torch_or_skip()
+def test_containers_state_dict_keys_match_torch(torch):
 
     def build(lib):
         m = lib.nn.Module()
@@ -141,8 +138,7 @@ def test_containers_state_dict_keys_match_torch():
     assert list(build(dtorch).state_dict()) == list(build(torch).state_dict())
 
 
-def test_flatten_unflatten_identity(device):
-    torch = torch_or_skip()
+def test_flatten_unflatten_identity(device, torch):
     x = rand(2, 3, 4, 5, device=device, dtype=dtorch.float32)
     for args in [(), (0,), (1, 2), (-3, -1), (2,)]:
         check_op(nn.Flatten(*args), torch.nn.Flatten(*args), inputs=[x])

@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck, gradgradcheck
-from tests.oracle import F32_TOL, check_grads, check_op, rand, to_torch, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand, to_torch
 
 F32 = dtorch.float32
 
@@ -30,8 +30,7 @@ CONV2D_CASES = [
 
 @pytest.mark.parametrize("kw", CONV2D_CASES, ids=str)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_parity(device, kw, bias):
-    torch = torch_or_skip()
+def test_conv2d_parity(device, kw, bias, torch):
     x = rand(2, 4, 9, 8, device=device, dtype=F32)
     w = rand(6 if kw.get("groups", 1) != 4 else 8, 4 // kw.get("groups", 1), 3, 2, device=device, dtype=F32)
     b = rand(w.shape[0], device=device, dtype=F32) if bias else None
@@ -39,15 +38,13 @@ def test_conv2d_parity(device, kw, bias):
              inputs=[x, w, b], **F32_TOL)
 
 
-def test_conv2d_even_kernel_same_pads_unevenly():
-    torch = torch_or_skip()
+def test_conv2d_even_kernel_same_pads_unevenly(torch):
     x, w = rand(1, 2, 6, 7, dtype=F32), rand(3, 2, 4, 2, dtype=F32)
     check_op(lambda x, w: F.conv2d(x, w, padding="same"),
              lambda x, w: torch.nn.functional.conv2d(x, w, padding="same"), inputs=[x, w], **F32_TOL)
 
 
-def test_conv2d_unbatched_and_noncontiguous():
-    torch = torch_or_skip()
+def test_conv2d_unbatched_and_noncontiguous(torch):
     x = rand(3, 7, 7, dtype=F32)
     w = rand(4, 3, 3, 3, dtype=F32)
     check_op(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: torch.nn.functional.conv2d(x, w, padding=1),
@@ -59,8 +56,7 @@ def test_conv2d_unbatched_and_noncontiguous():
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", dilation=3),
                                 dict(groups=2, bias=False)], ids=str)
-def test_conv1d_parity(kw):
-    torch = torch_or_skip()
+def test_conv1d_parity(kw, torch):
     kw = dict(kw)
     bias = kw.pop("bias", True)
     x, w = rand(2, 4, 11, dtype=F32), rand(6, 4 // kw.get("groups", 1), 3, dtype=F32)
@@ -69,8 +65,7 @@ def test_conv1d_parity(kw):
              inputs=[x, w, b], **F32_TOL)
 
 
-def test_conv3d_parity():
-    torch = torch_or_skip()
+def test_conv3d_parity(torch):
     x, w, b = rand(1, 2, 5, 4, 6, dtype=F32), rand(3, 2, 2, 3, 2, dtype=F32), rand(3,
                    dtype=F32)
     check_op(lambda x, w, b: F.conv3d(x, w, b, stride=(1, 2, 1), padding=1),
@@ -82,8 +77,7 @@ def test_conv3d_parity():
                                 dict(stride=(2, 3), output_padding=(1, 2), dilation=1),
                                 dict(groups=2, dilation=2, padding=2), dict(stride=3, dilation=2, output_padding=2)],
                          ids=str)
-def test_conv_transpose2d_parity(device, kw):
-    torch = torch_or_skip()
+def test_conv_transpose2d_parity(device, kw, torch):
     x, w, b = rand(2, 4, 5, 6, device=device, dtype=F32), rand(4, 3, 3, 2, device=device,
                    dtype=F32), rand(3 * kw.get("groups", 1),
                                                                                        device=device, dtype=F32)
@@ -91,8 +85,7 @@ def test_conv_transpose2d_parity(device, kw):
              lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), inputs=[x, w, b], **F32_TOL)
 
 
-def test_conv_transpose1d_parity():
-    torch = torch_or_skip()
+def test_conv_transpose1d_parity(torch):
     x, w = rand(2, 3, 7, dtype=F32), rand(3, 2, 4, dtype=F32)
     check_op(lambda x, w: F.conv_transpose1d(x, w, stride=2, padding=1),
              lambda x, w: torch.nn.functional.conv_transpose1d(x, w, stride=2, padding=1), inputs=[x, w], **F32_TOL)
@@ -122,8 +115,7 @@ def test_conv_transpose2d_gradcheck_and_double_backward():
     check_grads(fn, x, w, b)
 
 
-def test_unfold_fold_parity_and_gradcheck():
-    torch = torch_or_skip()
+def test_unfold_fold_parity_and_gradcheck(torch):
     x = rand(2, 3, 7, 6, dtype=F32)
     kw = dict(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1))
     check_op(lambda x: F.unfold(x, **kw), lambda x: torch.nn.functional.unfold(x, **kw), inputs=[x], **F32_TOL)
@@ -170,8 +162,7 @@ def test_conv_errors(call, msg):
 
 
 # ---- modules ------------------------------------------------------------------------------------------
-def test_conv_module_reprs_match_torch():
-    torch = torch_or_skip()
+def test_conv_module_reprs_match_torch(torch):
     for args, kw in [((1, 16, 3), {}), ((2, 4, (3, 5)), dict(stride=2, padding=1, dilation=2, groups=2, bias=False,
                                                              padding_mode="reflect")),
                      ((2, 4, 3), dict(padding="same"))]:
@@ -195,8 +186,7 @@ def test_conv_module_default_init_statistics():
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
-def test_conv2d_module_padding_modes_match_torch(mode):
-    torch = torch_or_skip()
+def test_conv2d_module_padding_modes_match_torch(mode, torch):
     m = dtorch.nn.Conv2d(2, 3, 3, padding=1, padding_mode=mode)
     tm = torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode=mode)
     with torch.no_grad():

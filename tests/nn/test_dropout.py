@@ -6,7 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import same_values, to_numpy, torch_or_skip
+from tests.oracle import same_values, to_numpy
 
 
 def test_dropout_zeroes_and_scales(device):
@@ -60,8 +60,7 @@ def test_dropout2d_zeroes_whole_channels():
     assert same_values(per_channel.amax(-1), per_channel.amin(-1))
 
 
-def test_dropout_modules():
-    torch = torch_or_skip()
+def test_dropout_modules(torch):
     for ctor in ["Dropout()", "Dropout(0.2, inplace=True)", "Dropout2d(0.3)"]:
         assert repr(eval("dtorch.nn." + ctor)) == repr(eval("torch.nn." + ctor, {"torch": torch}))
     m = dtorch.nn.Dropout(0.5)

@@ -6,13 +6,12 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import assert_close, check_grads, check_op, rand, same_values, torch_or_skip
+from tests.oracle import assert_close, check_grads, check_op, rand, same_values
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"padding_idx": 2}, {"padding_idx": -1}, {"scale_grad_by_freq": True},
                                     {"max_norm": 1.0}])
-def test_embedding_matches_torch(device, kwargs):
-    torch = torch_or_skip()
+def test_embedding_matches_torch(device, kwargs, torch):
     rng = np.random.default_rng(0)
     w = dtorch.tensor(rng.standard_normal((10, 4))).to(device).requires_grad_()
     idx = rng.integers(0, 10, (3, 5))
@@ -41,8 +40,7 @@ def test_one_hot():
     check_op(lambda m, t: m.nn.functional.one_hot(t, 4), inputs=[dtorch.tensor([0, 2, 1])])
 
 
-def test_embedding_module():
-    torch = torch_or_skip()
+def test_embedding_module(torch):
     m = dtorch.nn.Embedding(10, 3, padding_idx=1)
     assert repr(m) == repr(torch.nn.Embedding(10, 3, padding_idx=1))
     assert same_values(m.weight[1], dtorch.zeros(3))

@@ -9,14 +9,12 @@ import pytest
 import dtorch
 import dtorch.nn as nn
 from dtorch.nn import init
-from tests.oracle import torch_or_skip
 
 SHAPES = [(5, 3), (8, 4, 3), (16, 8, 3, 3), (4, 2, 2, 3, 5), (1, 7)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_fan_in_and_fan_out_match_torch(shape):
-    torch = torch_or_skip()
+def test_fan_in_and_fan_out_match_torch(shape, torch):
     assert init._calculate_fan_in_and_fan_out(dtorch.empty(*shape)) == \
         torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(*shape))
     for mode in ("fan_in", "fan_out", "FAN_IN"):
@@ -36,8 +34,7 @@ def test_fan_errors():
     ("conv_transpose2d", None), ("conv_transpose3d", None), ("sigmoid", None), ("tanh", None), ("relu", None),
     ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", 3), ("leaky_relu", math.sqrt(5)), ("selu", None),
 ])
-def test_calculate_gain_matches_torch(nonlinearity, param):
-    torch = torch_or_skip()
+def test_calculate_gain_matches_torch(nonlinearity, param, torch):
     assert init.calculate_gain(nonlinearity, param) == torch.nn.init.calculate_gain(nonlinearity, param)
 
 
@@ -64,7 +61,7 @@ def test_uniform_and_normal(device):
     assert mean == pytest.approx(1.5, abs=0.01) and std == pytest.approx(0.5, rel=0.01)
 
 
-def test_constants_eye_dirac():
+def test_constants_eye_dirac(torch):
     t = dtorch.empty(3, 4)
     assert init.constant_(t, 0.3) is t and np.allclose(t.numpy(), 0.3)
     assert np.all(init.ones_(t).numpy() == 1) and np.all(init.zeros_(t).numpy() == 0)
@@ -72,7 +69,6 @@ def test_constants_eye_dirac():
     with pytest.raises(ValueError, match="Only tensors with 2 dimensions"):
         init.eye_(dtorch.empty(2, 2, 2))
     w = init.dirac_(dtorch.empty(4, 2, 3, 3), groups=2)
-    torch = torch_or_skip()
     np.testing.assert_array_equal(w.numpy(), torch.nn.init.dirac_(torch.empty(4, 2, 3, 3), groups=2).numpy())
     x = dtorch.randn(1, 2, 5, 5)
     same = dtorch.nn.functional.conv2d(x, init.dirac_(dtorch.empty(2, 2, 3, 3)), padding=1) \

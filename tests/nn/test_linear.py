@@ -9,22 +9,20 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck
-from tests.oracle import F32_TOL, check_grads, check_op, rand, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 F32 = dtorch.float32
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (4, 5, 3), (2, 3, 4, 3)], ids=str)
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_parity(device, shape, bias):
-    torch = torch_or_skip()
+def test_linear_parity(device, shape, bias, torch):
     x, w = rand(*shape, device=device, dtype=F32), rand(6, 3, device=device, dtype=F32)
     b = rand(6, device=device, dtype=F32) if bias else None
     check_op(F.linear, torch.nn.functional.linear, inputs=[x, w, b], **F32_TOL)
 
 
-def test_linear_is_one_node_and_noncontiguous_input():
-    torch = torch_or_skip()
+def test_linear_is_one_node_and_noncontiguous_input(torch):
     x = rand(4, 5, 3, dtype=F32)
     y = F.linear(x, rand(6, 3, dtype=F32), rand(6, dtype=F32))
     assert y.grad_fn.name() == "LinearBackward0"
@@ -33,8 +31,7 @@ def test_linear_is_one_node_and_noncontiguous_input():
     check_op(F.linear, torch.nn.functional.linear, inputs=[xt, w], **F32_TOL)
 
 
-def test_linear_vector_input_and_weight():
-    torch = torch_or_skip()
+def test_linear_vector_input_and_weight(torch):
     x, w, b = rand(3, dtype=F32), rand(4, 3, dtype=F32), rand(4, dtype=F32)
     check_op(F.linear, torch.nn.functional.linear, inputs=[x, w, b], **F32_TOL)
 
@@ -45,8 +42,7 @@ def test_linear_gradcheck_and_double_backward():
     check_grads(F.linear, x, w, b)
 
 
-def test_bilinear_parity_and_gradcheck():
-    torch = torch_or_skip()
+def test_bilinear_parity_and_gradcheck(torch):
     x1, x2, w, b = rand(2, 4, 3, dtype=F32), rand(2, 4, 5, dtype=F32), rand(6, 3, 5,
                         dtype=F32), rand(6, dtype=F32)
     check_op(F.bilinear, torch.nn.functional.bilinear, inputs=[x1, x2, w, b], **F32_TOL)
@@ -71,8 +67,7 @@ def test_linear_errors(call, msg):
     assert msg in str(e.value)
 
 
-def test_linear_module_repr_init_and_forward():
-    torch = torch_or_skip()
+def test_linear_module_repr_init_and_forward(torch):
     m = dtorch.nn.Linear(400, 30)
     assert repr(m) == repr(torch.nn.Linear(400, 30)) == "Linear(in_features=400, out_features=30, bias=True)"
     assert repr(dtorch.nn.Linear(2, 3, bias=False)) == "Linear(in_features=2, out_features=3, bias=False)"

@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn.functional as F
 from dtorch.autograd import gradcheck, gradgradcheck
-from tests.oracle import check_grads, check_op, leaf, to_torch, torch_or_skip
+from tests.oracle import check_grads, check_op, leaf, to_torch
 
 REDUCTIONS = ["mean", "sum", "none"]
 TOL = {"rtol": 1e-6, "atol": 1e-8}  # float64 inputs
@@ -19,8 +19,7 @@ TOL = {"rtol": 1e-6, "atol": 1e-8}  # float64 inputs
 @pytest.mark.parametrize("smoothing", [0.0, 0.15])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("shape", [(6, 5), (3, 5, 2, 2)])
-def test_cross_entropy_class_indices(device, reduction, smoothing, weighted, shape):
-    torch = torch_or_skip()
+def test_cross_entropy_class_indices(device, reduction, smoothing, weighted, shape, torch):
     rng = np.random.default_rng(0)
     x = leaf(rng.standard_normal(shape), device)
     t = rng.integers(0, 5, (shape[0],) + shape[2:])
@@ -36,8 +35,7 @@ def test_cross_entropy_class_indices(device, reduction, smoothing, weighted, sha
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
-def test_cross_entropy_probabilities(reduction, smoothing):
-    torch = torch_or_skip()
+def test_cross_entropy_probabilities(reduction, smoothing, torch):
     rng = np.random.default_rng(1)
     x, p = leaf(rng.standard_normal((4, 3, 2))), leaf(rng.random((4, 3, 2)))
     w = leaf(rng.random(3), requires_grad=False)
@@ -47,8 +45,7 @@ def test_cross_entropy_probabilities(reduction, smoothing):
              inputs=[x, p], **TOL)
 
 
-def test_cross_entropy_other_ignore_index_unbatched_and_float32():
-    torch = torch_or_skip()
+def test_cross_entropy_other_ignore_index_unbatched_and_float32(torch):
     rng = np.random.default_rng(2)
     x = leaf(rng.standard_normal((5, 4)))
     t = np.array([0, 3, 3, 1, 2])
@@ -86,8 +83,7 @@ def test_cross_entropy_gradcheck_and_double_backward():
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_nll_loss(device, reduction, weighted):
-    torch = torch_or_skip()
+def test_nll_loss(device, reduction, weighted, torch):
     rng = np.random.default_rng(3)
     x = leaf(rng.standard_normal((6, 4)), device)
     t = np.array([0, 3, -100, 1, 2, 3])
@@ -106,8 +102,7 @@ ELEMENTWISE = [("mse_loss", {}), ("l1_loss", {}), ("smooth_l1_loss", {"beta": 0.
 
 @pytest.mark.parametrize("name,kwargs", ELEMENTWISE)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_elementwise_losses(device, name, kwargs, reduction):
-    torch = torch_or_skip()
+def test_elementwise_losses(device, name, kwargs, reduction, torch):
     rng = np.random.default_rng(4)
     a = rng.uniform(0.05, 0.95, (4, 3)) if name == "binary_cross_entropy" else rng.standard_normal((4, 3))
     x, y = leaf(a, device), leaf(rng.uniform(0.05, 0.95, (4, 3)), device)
@@ -124,8 +119,7 @@ def test_elementwise_losses(device, name, kwargs, reduction):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_weighted_bce_and_pos_weight(reduction):
-    torch = torch_or_skip()
+def test_weighted_bce_and_pos_weight(reduction, torch):
     rng = np.random.default_rng(6)
     x, y = leaf(rng.uniform(0.05, 0.95, (4, 3))), leaf(rng.random((4, 3)))
     w, pw = leaf(rng.random((4, 3)), requires_grad=False), leaf(rng.random(3) + 0.5, requires_grad=False)
@@ -140,8 +134,7 @@ def test_weighted_bce_and_pos_weight(reduction):
              inputs=[xl, y], **TOL)
 
 
-def test_kl_div_batchmean_and_warnings():
-    torch = torch_or_skip()
+def test_kl_div_batchmean_and_warnings(torch):
     rng = np.random.default_rng(7)
     x, y = leaf(rng.standard_normal((4, 3))), leaf(rng.random((4, 3)))
     check_op(lambda x, y: F.kl_div(x, y, reduction="batchmean"),
@@ -152,8 +145,7 @@ def test_kl_div_batchmean_and_warnings():
         F.mse_loss(x, y[0])
 
 
-def test_loss_modules():
-    torch = torch_or_skip()
+def test_loss_modules(torch):
     rng = np.random.default_rng(8)
     x = leaf(rng.standard_normal((5, 4)))
     t = dtorch.tensor([0, 1, 2, 3, 1])

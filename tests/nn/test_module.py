@@ -66,8 +66,7 @@ def test_parameter_basics():
     np.testing.assert_array_equal(q.detach().numpy(), p.detach().numpy())
 
 
-def test_parameter_repr_matches_torch():
-    torch = torch_or_skip()
+def test_parameter_repr_matches_torch(torch):
     data = np.arange(6, dtype=np.float32).reshape(2, 3)
     expected = repr(torch.nn.Parameter(torch.from_numpy(data)))
     assert repr(nn.Parameter(dtorch.from_numpy(data))) == expected
@@ -118,8 +117,7 @@ def test_state_dict_from_torch_loads_and_round_trips():
         np.testing.assert_array_equal(d.state_dict()[k].numpy(), v.numpy())
 
 
-def test_load_state_dict_strict_errors_like_torch():
-    torch = torch_or_skip()
+def test_load_state_dict_strict_errors_like_torch(torch):
     d, t = _nets()
     for lib, model in ((dtorch, d), (torch, t)):
         sd = model.state_dict()
@@ -388,8 +386,7 @@ def _backward_hook_run(lib, x_np, input_grad: bool):
 
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_full_backward_hooks_match_torch(input_grad):
-    torch = torch_or_skip()
+def test_full_backward_hooks_match_torch(input_grad, torch):
     x = np.array([[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]], np.float32)
     d = _backward_hook_run(dtorch, x, input_grad)
     t = _backward_hook_run(torch, x, input_grad)

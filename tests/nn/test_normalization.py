@@ -5,13 +5,12 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import F32_TOL, assert_close, check_grads, check_op, load_from_torch, rand, to_torch, torch_or_skip
+from tests.oracle import F32_TOL, assert_close, check_grads, check_op, load_from_torch, rand, to_torch
 
 
 @pytest.mark.parametrize("shape,norm_shape", [((4, 6), (6,)), ((2, 3, 4, 5), (4, 5))])
 @pytest.mark.parametrize("affine", [True, False])
-def test_layer_norm_matches_torch(device, shape, norm_shape, affine):
-    torch = torch_or_skip()
+def test_layer_norm_matches_torch(device, shape, norm_shape, affine, torch):
     x = rand(*shape, device=device)
     w = rand(*norm_shape, device=device) if affine else None
     b = rand(*norm_shape, device=device) if affine else None
@@ -20,8 +19,7 @@ def test_layer_norm_matches_torch(device, shape, norm_shape, affine):
     assert type(out.grad_fn).__name__ == "NativeLayerNormBackward0"
 
 
-def test_layer_norm_float32_and_errors():
-    torch = torch_or_skip()
+def test_layer_norm_float32_and_errors(torch):
     x = dtorch.randn(8, 32, requires_grad=True)
     check_op(lambda x: F.layer_norm(x, (32,)), lambda x: torch.nn.functional.layer_norm(x, (32,)), inputs=[x],
              **F32_TOL)
@@ -34,8 +32,7 @@ def test_layer_norm_gradcheck_and_double_backward():
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_group_norm_matches_torch(device, affine):
-    torch = torch_or_skip()
+def test_group_norm_matches_torch(device, affine, torch):
     x = rand(3, 6, 4, 2, device=device)
     w, b = (rand(6, device=device), rand(6, device=device)) if affine else (None, None)
     check_op(lambda x, w, b: F.group_norm(x, 3, w, b), lambda x, w, b: torch.nn.functional.group_norm(x, 3, w, b),
@@ -47,8 +44,7 @@ def test_group_norm_gradcheck_and_double_backward():
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (4, 3, 6), (2, 3, 4, 5)])
-def test_batch_norm_training_matches_torch(device, shape):
-    torch = torch_or_skip()
+def test_batch_norm_training_matches_torch(device, shape, torch):
     x, w, b = rand(*shape, device=device), rand(3, device=device), rand(3, device=device)
     rm = dtorch.rand(3, dtype=dtorch.float64).to(device)
     rv = (dtorch.rand(3, dtype=dtorch.float64) + 0.5).to(device)
@@ -60,8 +56,7 @@ def test_batch_norm_training_matches_torch(device, shape):
     assert_close(rv, trv)
 
 
-def test_batch_norm_eval_and_errors():
-    torch = torch_or_skip()
+def test_batch_norm_eval_and_errors(torch):
     rm, rv = dtorch.rand(3, dtype=dtorch.float64), dtorch.rand(3, dtype=dtorch.float64) + 0.5
     check_op(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=False),
              lambda x, w, b: torch.nn.functional.batch_norm(x, to_torch(rm), to_torch(rv), w, b, training=False),
@@ -75,15 +70,13 @@ def test_batch_norm_gradcheck_and_double_backward():
 
 
 @pytest.mark.parametrize("p,dim", [(2.0, 1), (1.0, -1)])
-def test_normalize_matches_torch(p, dim):
-    torch = torch_or_skip()
+def test_normalize_matches_torch(p, dim, torch):
     x = rand(4, 5)
     check_op(lambda x: F.normalize(x, p, dim), lambda x: torch.nn.functional.normalize(x, p, dim), inputs=[x])
     check_grads(lambda x: F.normalize(x, p, dim), x, gradgrad=False)
 
 
-def test_modules_init_repr_and_state_dict():
-    torch = torch_or_skip()
+def test_modules_init_repr_and_state_dict(torch):
     for ctor in ["LayerNorm(4)", "LayerNorm((2, 3), elementwise_affine=False)", "LayerNorm(5, bias=False)",
                  "GroupNorm(2, 4)", "GroupNorm(2, 4, affine=False)", "BatchNorm1d(3)",
                  "BatchNorm2d(3, momentum=None, affine=False)", "BatchNorm2d(3, track_running_stats=False)"]:
@@ -96,8 +89,7 @@ def test_modules_init_repr_and_state_dict():
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
-def test_batchnorm2d_module_training_and_eval(momentum):
-    torch = torch_or_skip()
+def test_batchnorm2d_module_training_and_eval(momentum, torch):
     dm, tm = dtorch.nn.BatchNorm2d(3, momentum=momentum).double(), torch.nn.BatchNorm2d(3, momentum=momentum).double()
     for _ in range(3):
         check_op(dm, tm, inputs=[rand(4, 3, 2, 2)], params=(dm.parameters(), tm.parameters()))
@@ -109,8 +101,7 @@ def test_batchnorm2d_module_training_and_eval(momentum):
         dm(dtorch.randn(2, 3))
 
 
-def test_layernorm_groupnorm_modules_grads():
-    torch = torch_or_skip()
+def test_layernorm_groupnorm_modules_grads(torch):
     for dm, tm, shape in [(dtorch.nn.LayerNorm(6), torch.nn.LayerNorm(6), (3, 6)),
                           (dtorch.nn.GroupNorm(2, 4), torch.nn.GroupNorm(2, 4), (3, 4, 5))]:
         dm, tm = dm.double(), tm.double()

@@ -6,7 +6,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import F32_TOL, check_grads, check_op, rand, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 MAX_CASES = [
     dict(kernel_size=2),
@@ -21,14 +21,12 @@ F32 = dtorch.float32
 
 
 @pytest.mark.parametrize("kw", MAX_CASES, ids=str)
-def test_max_pool2d_parity(device, kw):
-    torch = torch_or_skip()
+def test_max_pool2d_parity(device, kw, torch):
     x = rand(2, 3, 9, 10, device=device, dtype=F32)
     check_op(lambda x: F.max_pool2d(x, **kw), lambda x: torch.nn.functional.max_pool2d(x, **kw), inputs=[x], **F32_TOL)
 
 
-def test_max_pool2d_indices_and_ties_as_torch():
-    torch = torch_or_skip()
+def test_max_pool2d_indices_and_ties_as_torch(torch):
     x = dtorch.tensor(np.random.default_rng(0).integers(0, 3, (2, 2, 7, 7)).astype(np.float32), requires_grad=True)
     kw = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, return_indices=True)
     out, idx = F.max_pool2d(x, **kw)
@@ -47,8 +45,7 @@ def test_max_pool2d_nan_propagates():
     assert np.isnan(F.max_pool2d(x, 2).item())
 
 
-def test_max_pool1d_and_3d_parity():
-    torch = torch_or_skip()
+def test_max_pool1d_and_3d_parity(torch):
     x = rand(2, 3, 11, dtype=F32)
     check_op(lambda x: F.max_pool1d(x, 3, 2, 1), lambda x: torch.nn.functional.max_pool1d(x, 3, 2, 1), inputs=[x],
              **F32_TOL)
@@ -67,22 +64,19 @@ AVG_CASES = [
 
 
 @pytest.mark.parametrize("kw", AVG_CASES, ids=str)
-def test_avg_pool2d_parity(device, kw):
-    torch = torch_or_skip()
+def test_avg_pool2d_parity(device, kw, torch):
     x = rand(2, 3, 9, 10, device=device, dtype=F32)
     check_op(lambda x: F.avg_pool2d(x, **kw), lambda x: torch.nn.functional.avg_pool2d(x, **kw), inputs=[x], **F32_TOL)
 
 
-def test_avg_pool1d_parity():
-    torch = torch_or_skip()
+def test_avg_pool1d_parity(torch):
     x = rand(2, 3, 11, dtype=F32)
     check_op(lambda x: F.avg_pool1d(x, 3, 2, 1, count_include_pad=False),
              lambda x: torch.nn.functional.avg_pool1d(x, 3, 2, 1, count_include_pad=False), inputs=[x], **F32_TOL)
 
 
 @pytest.mark.parametrize("size", [1, 3, (4, 3), (None, 2), (9, 10)], ids=str)
-def test_adaptive_pools_parity(device, size):
-    torch = torch_or_skip()
+def test_adaptive_pools_parity(device, size, torch):
     x = rand(2, 3, 9, 10, device=device, dtype=F32)
     check_op(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size),
              inputs=[x], **F32_TOL)
@@ -91,8 +85,7 @@ def test_adaptive_pools_parity(device, size):
              inputs=[x], **F32_TOL)
 
 
-def test_adaptive_max_indices_and_1d():
-    torch = torch_or_skip()
+def test_adaptive_max_indices_and_1d(torch):
     x = rand(2, 3, 9, 10, dtype=F32)
     _, idx = F.adaptive_max_pool2d(x, (4, 3), return_indices=True)
     _, tidx = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x.detach().numpy()), (4, 3), return_indices=True)
@@ -128,8 +121,7 @@ def test_pool_errors(call, msg):
     assert msg in str(e.value)
 
 
-def test_pool_module_reprs_match_torch():
-    torch = torch_or_skip()
+def test_pool_module_reprs_match_torch(torch):
     pairs = [("MaxPool2d", (2,), {}), ("MaxPool2d", (3, 2, 1), dict(ceil_mode=True)), ("AvgPool2d", (3, 2, 1), {}),
              ("AdaptiveAvgPool2d", ((2, 3),), {}), ("AdaptiveMaxPool2d", (4,), {}), ("AvgPool1d", (3,), {}),
              ("MaxPool1d", (3,), {}), ("AdaptiveAvgPool1d", (5,), {})]

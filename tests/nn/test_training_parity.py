@@ -13,7 +13,6 @@ import pytest
 
 import dtorch
 from dtorch.jobs.models import gpt, mlp
-from tests.oracle import torch_or_skip
 
 STEPS = 20
 LOSS_TOL = {"float64": dict(rtol=1e-12, atol=0), "float32": dict(rtol=1e-5, atol=0)}
@@ -106,8 +105,7 @@ def _comparable(name: str, value: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("task", list(TASKS))
-def test_loss_curve_matches_torch(task, optimizer, dtype):
-    torch = torch_or_skip()
+def test_loss_curve_matches_torch(task, optimizer, dtype, torch):
     build, make_batch, loss_fn = TASKS[task]
     torch.manual_seed(0)
     tm = build(torch).to(getattr(torch, dtype))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import check_op, load_from_torch, rand, torch_or_skip
+from tests.oracle import check_op, load_from_torch, rand
 
 TOL = {"rtol": 1e-6, "atol": 1e-9}  # float64 throughout
 
@@ -13,8 +13,7 @@ TOL = {"rtol": 1e-6, "atol": 1e-9}  # float64 throughout
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation):
-    torch = torch_or_skip()
+def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation, torch):
     args = dict(dim_feedforward=16, dropout=0.1, activation=activation, batch_first=batch_first,
                 norm_first=norm_first)
     tm = torch.nn.TransformerEncoderLayer(8, 2, **args).double().eval()
@@ -34,8 +33,7 @@ def test_encoder_layer_matches_torch_in_eval(batch_first, norm_first, activation
                  params=(dm.parameters(), tm.parameters()), **TOL)
 
 
-def test_encoder_layer_training_gradients_match_torch():
-    torch = torch_or_skip()
+def test_encoder_layer_training_gradients_match_torch(torch):
     tm = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
     dm = dtorch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
     load_from_torch(dm, tm)
@@ -51,8 +49,7 @@ def test_encoder_layer_dropout_active_in_training():
     assert np.allclose(m(x).detach().numpy(), m(x).detach().numpy())
 
 
-def test_transformer_encoder_stack():
-    torch = torch_or_skip()
+def test_transformer_encoder_stack(torch):
     tl = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
     dl = dtorch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
     tm = torch.nn.TransformerEncoder(tl, 2, norm=torch.nn.LayerNorm(8), enable_nested_tensor=False).double().eval()

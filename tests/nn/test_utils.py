@@ -9,7 +9,7 @@ import pytest
 import dtorch
 import dtorch.nn as nn
 from dtorch.nn.utils import clip_grad_norm_, clip_grad_value_, parameters_to_vector, vector_to_parameters
-from tests.oracle import assert_close, check_op, torch_or_skip
+from tests.oracle import assert_close, check_op
 
 
 def _params_with_grads(lib, grads: list[np.ndarray]):
@@ -28,8 +28,7 @@ def _grads(scale: float = 1.0) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("norm_type", [2.0, 1, 3.5, math.inf, -math.inf, 0.0])
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])
-def test_clip_grad_norm_matches_torch(norm_type, max_norm):
-    torch = torch_or_skip()
+def test_clip_grad_norm_matches_torch(norm_type, max_norm, torch):
     grads = _grads(2.0)
     d, t = _params_with_grads(dtorch, grads), _params_with_grads(torch, grads)
     total = clip_grad_norm_(d, max_norm, norm_type)
@@ -40,8 +39,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         assert_close(p.grad, tp.grad, rtol=1e-5, atol=1e-7)
 
 
-def test_clip_grad_norm_single_tensor_generator_and_missing_grads():
-    torch = torch_or_skip()
+def test_clip_grad_norm_single_tensor_generator_and_missing_grads(torch):
     grads = _grads()
     d, t = _params_with_grads(dtorch, grads), _params_with_grads(torch, grads)
     d.append(nn.Parameter(dtorch.zeros(2)))  # no grad: skipped
@@ -76,8 +74,7 @@ def test_clip_grad_norm_float64_and_device(device):
     np.testing.assert_allclose(p.grad.cpu().numpy(), g / (5.0 + 1e-6))
 
 
-def test_clip_grad_value_matches_torch():
-    torch = torch_or_skip()
+def test_clip_grad_value_matches_torch(torch):
     grads = _grads(2.0)
     d, t = _params_with_grads(dtorch, grads), _params_with_grads(torch, grads)
     assert clip_grad_value_(d, 0.7) is None
@@ -93,8 +90,7 @@ def test_clip_after_backward_on_a_model():
     assert sum(float((p.grad * p.grad).sum()) for p in m.parameters()) ** 0.5 <= 1e-3 + 1e-9
 
 
-def test_parameters_to_vector_and_back():
-    torch = torch_or_skip()
+def test_parameters_to_vector_and_back(torch):
     d = [nn.Parameter(dtorch.randn(2, 3)), nn.Parameter(dtorch.randn(4))]
     vec = check_op(lambda *ps: parameters_to_vector(ps), lambda *ps: torch.nn.utils.parameters_to_vector(ps),
                    inputs=d)

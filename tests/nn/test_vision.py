@@ -5,22 +5,20 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import F32_TOL, check_grads, check_op, rand, torch_or_skip
+from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 F32 = dtorch.float32
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("pad", [(1, 2), (1, 2, 2, 1), (0, 3, 3, 0)], ids=str)
-def test_pad_parity(device, mode, pad):
-    torch = torch_or_skip()
+def test_pad_parity(device, mode, pad, torch):
     x = rand(*((2, 3, 4, 5) if len(pad) == 4 else (3, 4, 5)), device=device, dtype=F32)
     check_op(lambda x: F.pad(x, pad, mode=mode), lambda x: torch.nn.functional.pad(x, pad, mode=mode), inputs=[x],
              **F32_TOL)
 
 
-def test_pad_constant_value_negative_and_3d():
-    torch = torch_or_skip()
+def test_pad_constant_value_negative_and_3d(torch):
     x = rand(2, 3, 4, 5, dtype=F32)
     pad = (1, -2, 0, 1, 1, 1)
     check_op(lambda x: F.pad(x, pad, value=3.5), lambda x: torch.nn.functional.pad(x, pad, value=3.5), inputs=[x],
@@ -47,15 +45,13 @@ SIZES = [dict(scale_factor=2), dict(size=(7, 3)), dict(scale_factor=(1.7, 0.6)),
 
 @pytest.mark.parametrize("kw", SIZES, ids=str)
 @pytest.mark.parametrize("mode, ac", [("nearest", None), ("bilinear", False), ("bilinear", True)])
-def test_interpolate_parity(device, kw, mode, ac):
-    torch = torch_or_skip()
+def test_interpolate_parity(device, kw, mode, ac, torch):
     x = rand(2, 3, 5, 6, device=device, dtype=F32)
     check_op(lambda x: F.interpolate(x, mode=mode, align_corners=ac, **kw),
              lambda x: torch.nn.functional.interpolate(x, mode=mode, align_corners=ac, **kw), inputs=[x], **F32_TOL)
 
 
-def test_interpolate_linear_1d_and_nearest_3d():
-    torch = torch_or_skip()
+def test_interpolate_linear_1d_and_nearest_3d(torch):
     x = rand(2, 3, 5, dtype=F32)
     check_op(lambda x: F.interpolate(x, scale_factor=3, mode="linear"),
              lambda x: torch.nn.functional.interpolate(x, scale_factor=3, mode="linear"), inputs=[x], **F32_TOL)

@@ -147,8 +147,7 @@ def test_closed_form_with_epoch_argument() -> None:
         _compare(make, steps=len(epochs), epochs=epochs)
 
 
-def test_tensor_lr_is_filled_in_place() -> None:
-    torch = torch_or_skip()
+def test_tensor_lr_is_filled_in_place(torch) -> None:
     ours = dtorch.optim.Adam([dtorch.zeros(2, requires_grad=True)], lr=dtorch.tensor(0.1))
     theirs = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=torch.tensor(0.1))
     lr_t = ours.param_groups[0]["lr"]
@@ -166,9 +165,8 @@ def test_tensor_lr_is_filled_in_place() -> None:
 
 @pytest.mark.parametrize("name", ["cosine", "warm_restarts", "onecycle", "sequential", "chained", "multistep",
                                   "cyclic_triangular2"])
-def test_state_dict_resume(name) -> None:
+def test_state_dict_resume(name, torch) -> None:
     """Ten steps, save, a fresh optimizer + scheduler loads both, and the rest matches torch's sequence."""
-    torch = torch_or_skip()
     opt, topt = _optimizers(torch, momentum=0.9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from tests.oracle import assert_close, to_numpy, torch_or_skip
+from tests.oracle import assert_close, to_numpy
 
 SHAPES = [(5, 3), (3,), (2, 2, 2), (1,)]
 STEPS = 6
@@ -94,12 +94,12 @@ def _compare_state(opt, topt, tol) -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("foreach", [None, False], ids=["fast", "ref"])
 @pytest.mark.parametrize("case", ALL, ids=[_ids(c) for c in ALL])
-def test_matches_torch(case, foreach, dtype) -> None:
+def test_matches_torch(case, foreach, dtype, torch) -> None:
     name, kw = case
     rng = np.random.default_rng(0)
     init, grads = _params(dtype, rng), _grads(dtype, rng)
     ps, opt = _run(dtorch, name, kw, init, grads, foreach)
-    tps, topt = _run(torch_or_skip(), name, kw, init, grads)
+    tps, topt = _run(torch, name, kw, init, grads)
     for p, tp in zip(ps, tps):
         assert_close(p, tp, **TOL[dtype])
     _compare_state(opt, topt, TOL[dtype])
@@ -136,11 +136,10 @@ def test_fast_path_keeps_parameter_objects_and_bumps_versions() -> None:
     assert not ps[0].requires_grad or ps[0].grad_fn is None
 
 
-def test_fast_path_follows_reassigned_data_and_missing_grads() -> None:
+def test_fast_path_follows_reassigned_data_and_missing_grads(torch) -> None:
     rng = np.random.default_rng(2)
     init = _params(np.float64, rng)
     grads = _grads(np.float64, rng)
-    torch = torch_or_skip()
     ps = [dtorch.tensor(a.copy(), requires_grad=True) for a in init]
     tps = [torch.tensor(a.copy(), requires_grad=True) for a in init]
     opt = dtorch.optim.Adam(ps, lr=0.01)
@@ -206,12 +205,11 @@ def test_mixed_dtypes_and_views_fall_back() -> None:
                                      ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
                                      ("Adagrad", dict(lr=0.1))])
 @pytest.mark.parametrize("foreach", [None, False], ids=["fast", "ref"])
-def test_state_dict_round_trip_and_torch_state_dict(name, kw, foreach) -> None:
-    torch = torch_or_skip()
+def test_state_dict_round_trip_and_torch_state_dict(name, kw, foreach, torch) -> None:
     rng = np.random.default_rng(4)
     init, grads = _params(np.float32, rng), _grads(np.float32, rng)
     # torch runs 3 steps; its state dict is loaded into a fresh dtorch optimizer that continues
-    tps, topt = _run(torch_or_skip(), name, kw, init, grads[:3])
+    tps, topt = _run(torch, name, kw, init, grads[:3])
     tsd = topt.state_dict()
     ps = [dtorch.tensor(p.detach().numpy().copy(), requires_grad=True) for p in tps]
     opt = getattr(dtorch.optim, name)(ps, foreach=foreach, **kw)
@@ -266,8 +264,7 @@ def test_load_state_dict_validation() -> None:
         small.load_state_dict(sd)
 
 
-def test_param_groups_defaults_and_errors() -> None:
-    torch = torch_or_skip()
+def test_param_groups_defaults_and_errors(torch) -> None:
     a, b = dtorch.randn(2, requires_grad=True), dtorch.randn(2, requires_grad=True)
     opt = dtorch.optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1, momentum=0.9)
     tp = torch.zeros(1, requires_grad=True)
@@ -319,8 +316,7 @@ def test_zero_grad_step_closure_and_hooks() -> None:
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
 @pytest.mark.parametrize("foreach", [None, False], ids=["fast", "ref"])
-def test_tensor_lr(name, foreach) -> None:
-    torch = torch_or_skip()
+def test_tensor_lr(name, foreach, torch) -> None:
     rng = np.random.default_rng(5)
     init, grads = _params(np.float64, rng), _grads(np.float64, rng)
     ps = [dtorch.tensor(a.copy(), requires_grad=True) for a in init]
@@ -343,9 +339,8 @@ def test_tensor_lr_with_foreach_true_is_refused() -> None:
         dtorch.optim.Adam([p], lr=dtorch.tensor(0.01), foreach=True)
 
 
-def test_training_through_autograd_matches_torch() -> None:
+def test_training_through_autograd_matches_torch(torch) -> None:
     """End to end: grads from backward (fresh arrays each step) into the fast path."""
-    torch = torch_or_skip()
     rng = np.random.default_rng(6)
     x = rng.standard_normal((8, 5)).astype(np.float32)
     w0 = rng.standard_normal((5, 3)).astype(np.float32)

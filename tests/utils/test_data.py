@@ -30,8 +30,7 @@ def test_default_collate_structures():
     assert isinstance(p, Point) and p.x.tolist() == [1, 3]
 
 
-def test_default_collate_matches_torch():
-    torch = pytest.importorskip("torch")
+def test_default_collate_matches_torch(torch):
     from torch.utils.data import default_collate as torch_collate
 
     batch = [(np.float32(1.0), 2, [3.0, 4.0]), (np.float32(5.0), 6, [7.0, 8.0])]
