@@ -28,10 +28,10 @@ from .autograd.grad_mode import is_inference_mode_enabled  # noqa: F401
 from . import cuda  # noqa: F401
 
 globals().update(_ops.public_names())
+from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)
 
 half, float, double = float16, float32, float64
 long, int, short = int64, int32, int16
-uint8 = uint8
 __version__ = "0.1.0"
 _allocator.keep_heap()
 

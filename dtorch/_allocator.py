@@ -1,11 +1,10 @@
 """Keep freed host memory in the process between training steps (glibc only).
 
-numpy allocates every temporary with malloc. At the end of each backward pass glibc
-returns the top of the heap to the kernel, and the next forward pass faults it all back
-in: ~3,000 page faults and 6-8 ms of system time per step of the CNN benchmark. A 64 MB
-top pad (what torch's caching allocator achieves by other means) removes them. Setting
-these freezes glibc's adaptive mmap threshold at 128 KB, so it is raised to 64 MB as
-well: otherwise every large temporary is a fresh mmap, faulted in page by page.
+numpy allocates every temporary with malloc; at the end of each backward pass glibc would
+return the top of the heap to the kernel and the next forward pass fault it all back in
+(the measurement: docs/performance.md). A 64 MB top pad (what torch's caching allocator
+achieves by other means) keeps it. Setting these freezes glibc's adaptive mmap threshold at
+128 KB, so it is raised to 64 MB as well: otherwise every large temporary is a fresh mmap.
 Set DTORCH_KEEP_HEAP=0 to leave the allocator alone.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _dtype
-from ._device import CPU, as_device, device_of, move_array
+from ._device import CPU, as_device, device_of, move_array, require_cupy
 from .tensor import Size, Tensor, _make
 
 
@@ -127,12 +127,7 @@ def _xp_for(device):
     dev = as_device(device)
     if dev.type == "cpu":
         return np, None
-    from ._device import cupy_module
-
-    cp = cupy_module()
-    if cp is None:
-        move_array(np.zeros(0), dev)  # raises the clear "CUDA is not available" error
-    return cp, dev
+    return require_cupy(), dev
 
 
 def _filled(shape, value, dtype, device, requires_grad: bool, kind: str = "full") -> Tensor:
@@ -250,3 +245,13 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad:
 
 def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return _place(np.array(s, dtype=_dt(dtype)), device, requires_grad)
+
+
+def _legacy_array(args: tuple, dtype, device):
+    """The array of the legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)`` (float)."""
+    if len(args) == 1 and not isinstance(args[0], int):
+        return tensor(args[0], dtype=dtype or _dtype.get_default_dtype())._data
+    return empty(*args, dtype=dtype, device=device)._data
+
+
+Tensor._legacy_array = _legacy_array

@@ -22,6 +22,17 @@ def cupy_module():
     return _cupy
 
 
+def require_cupy():
+    """The cupy module; ``RuntimeError("CUDA is not available: ...")`` when CuPy or a GPU is missing."""
+    cp = cupy_module()
+    if cp is None:
+        raise RuntimeError(
+            "CUDA is not available: install a cupy wheel (pip install 'dtorch[cuda12]' or "
+            "'dtorch[cuda13]') and run on a machine with an NVIDIA GPU"
+        )
+    return cp
+
+
 class device:
     """``dtorch.device('cuda', 0)``, ``device('cuda:1')``, ``device('cpu')``."""
 
@@ -80,8 +91,10 @@ def device_of(arr) -> device:
 
 
 def xp_of(arr):
-    """numpy for host arrays, cupy for device arrays."""
-    return np if type(arr) is np.ndarray else _cupy
+    """numpy for host arrays and numpy scalars, cupy for device arrays."""
+    if type(arr) is np.ndarray or isinstance(arr, np.generic):
+        return np
+    return _cupy if _cupy is not None else cupy_module()
 
 
 def as_device(d) -> device:
@@ -98,12 +111,7 @@ def move_array(arr, dev: device):
         if type(arr) is np.ndarray:
             return arr
         return arr.get()
-    cp = cupy_module()
-    if cp is None:
-        raise RuntimeError(
-            "CUDA is not available: install a cupy wheel (pip install 'dtorch[cuda12]' or "
-            "'dtorch[cuda13]') and run on a machine with an NVIDIA GPU"
-        )
+    cp = require_cupy()
     index = dev.index if dev.index is not None else cp.cuda.runtime.getDevice()
     if type(arr) is not np.ndarray and arr.device.id == index:
         return arr

@@ -16,10 +16,11 @@ from typing import Callable
 import numpy as np
 
 from . import _dtype
+from ._device import device_of, xp_of
 from .autograd.grad_mode import STATE
-from .autograd.graph import FREED_MSG, Node
+from .autograd.graph import FREED_MSG, NO_EDGE, Node, grad_edge
 from .autograd import anomaly_mode
-from .tensor import Tensor, _make, _make_view, accumulator_of
+from .tensor import Tensor, _make, _make_view
 
 REGISTRY: dict[str, "OpDef"] = {}
 
@@ -43,7 +44,8 @@ _ndarray = np.ndarray
 class OpNode(Node):
     """Graph node of a registered op; one subclass per op (``MulBackward0`` ...)."""
 
-    __slots__ = ("_saved", "_saved_ver", "_out_vc", "_in_meta", "_args", "_extra", "_outs_meta")
+    __slots__ = ("_saved", "_saved_ver", "_out_vc", "_in_meta", "_args", "_outs_meta")
+    _extra = None  # what an ``extra=True`` kernel returned beside its output (set only then)
     _bw: Callable | None = None
     _save_out = -1  # index in _saved of the saved output, -1 if none
     n_outputs = 1
@@ -202,8 +204,6 @@ def tensor_fn(name: str, fn: Callable) -> Callable:
 
 
 def device_mismatch(a, b, what: str):
-    from ._device import device_of
-
     return RuntimeError(
         f"Expected all tensors to be on the same device, but found at least two devices, "
         f"{device_of(a._data)} and {device_of(b._data)}! (when checking arguments for {what})"
@@ -260,31 +260,11 @@ def apply_same(op: OpDef, a: Tensor, b: Tensor, params: dict | None = None):
         out = op.cuda_kernel(da, db, **params) if params else op.cuda_kernel(da, db)
     if op.simple:
         if (a._rg or b._rg) and STATE.enabled:
-            return _record_two(op, a, b, out, params)
+            db = b._data
+            return _record(op, (a, b), (grad_edge(a), grad_edge(b)), ((da.shape, da.dtype), (db.shape, db.dtype)),
+                           out, params, a)
         return _make(out)
     return finish(op, (a, b), out, params, a._rg or b._rg, a)
-
-
-def _record_two(op: OpDef, a: Tensor, b: Tensor, out, params) -> Tensor:
-    """Node for a two-tensor, one-output op (the hottest recording path, unrolled)."""
-    node = op.node_cls()
-    fa = a.grad_fn
-    ea = (fa, a._output_nr) if fa is not None else (accumulator_of(a), 0) if a._rg else _NO_EDGE
-    fb = b.grad_fn
-    eb = (fb, b._output_nr) if fb is not None else (accumulator_of(b), 0) if b._rg else _NO_EDGE
-    node.next_functions = (ea, eb)
-    da, db = a._data, b._data
-    node._in_meta = ((da.shape, da.dtype), (db.shape, db.dtype))
-    node._args = params
-    node._extra = None
-    if anomaly_mode._enabled[0]:
-        anomaly_mode.record(node)
-    res = _make(out, True, node)
-    if op.saves:
-        _save(op, node, (a, b), res)
-    else:
-        node._saved = ()
-    return res
 
 
 def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
@@ -298,20 +278,7 @@ def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
         out = np.asarray(out)
     if op.simple:
         if a._rg and STATE.enabled:
-            node = op.node_cls()
-            fa = a.grad_fn
-            node.next_functions = ((fa, a._output_nr) if fa is not None else (accumulator_of(a), 0), _NO_EDGE)
-            node._in_meta = ((da.shape, da.dtype), None)
-            node._args = params
-            node._extra = None
-            if anomaly_mode._enabled[0]:
-                anomaly_mode.record(node)
-            res = _make(out, True, node)
-            if op.save or op.save_out:
-                _save(op, node, (a, s), res)
-            else:
-                node._saved = ()
-            return res
+            return _record(op, (a, s), (grad_edge(a), NO_EDGE), ((da.shape, da.dtype), None), out, params, a)
         return _make(out)
     return finish(op, (a, s), out, params, a._rg, a)
 
@@ -330,7 +297,7 @@ def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
     if op.extra or op.n_out != 1:
         return finish(op, (a,), out, params, a._rg, a)
     if a._rg and STATE.enabled and op.node_cls is not None:
-        return _record_one(op, (a,), out, params, a)
+        return _record(op, (a,), (grad_edge(a),), ((da.shape, da.dtype),), out, params, a)
     if op.view:
         return _make_view(out, a)
     return _make(out)
@@ -360,42 +327,40 @@ def _autocast_apply(op: OpDef, inputs: tuple, params: dict | None, cast):
     return _apply(op, cast_inputs, params, None if kind != "promote" else cast)
 
 
-def _edges_and_meta(node: OpNode, inputs: tuple) -> None:
-    nexts = []
+def _edges_and_meta(inputs: tuple) -> tuple:
+    """(graph edge per input, (shape, dtype) per tensor input or None per scalar)."""
+    edges = []
     meta = []
     for t in inputs:
         if isinstance(t, Tensor):
             d = t._data
             meta.append((d.shape, d.dtype))
-            fn = t.grad_fn
-            if fn is not None:
-                nexts.append((fn, t._output_nr))
-            elif t._rg:
-                nexts.append((accumulator_of(t), 0))
-            else:
-                nexts.append(_NO_EDGE)
+            edges.append(grad_edge(t))
         else:
             meta.append(None)
-            nexts.append(_NO_EDGE)
-    node.next_functions = tuple(nexts)
-    node._in_meta = meta
+            edges.append(NO_EDGE)
+    return tuple(edges), meta
 
 
-_NO_EDGE = (None, 0)
-
-
-def _record_one(op: OpDef, inputs: tuple, out, params, first: Tensor) -> Tensor:
+def _record(op: OpDef, inputs: tuple, edges: tuple, meta, out, params, first: Tensor, extra=None):
+    """Build ``op``'s node (edges, input metadata, params, saved values) and wrap its outputs in it."""
     node = op.node_cls()
-    _edges_and_meta(node, inputs)
+    node.next_functions = edges
+    node._in_meta = meta
     node._args = params
-    node._extra = None
+    if extra is not None:
+        node._extra = extra
     if anomaly_mode._enabled[0]:
         anomaly_mode.record(node)
-    if op.view:
-        res = _make_view(out, first, True, node)
-    else:
+    if op.simple:
         res = _make(out, True, node)
-    if op.save or op.save_out:
+    elif op.n_out == 1:
+        res = _make_view(out, first, True, node) if op.view else _make(out, True, node)
+    else:
+        node._outs_meta = [(o.shape, o.dtype, xp_of(o)) for o in out]
+        _save(op, node, inputs, None)
+        return tuple(_make(o, True, node, i) for i, o in enumerate(out))
+    if op.saves:
         _save(op, node, inputs, res)
     else:
         node._saved = ()
@@ -413,29 +378,13 @@ def finish(op: OpDef, inputs: tuple, out, params, needs_grad: bool, first: Tenso
             out = np.asarray(out)  # numpy turns 0-d results into scalars
     elif is_np:
         out = tuple(o if type(o) is _ndarray else np.asarray(o) for o in out)
-    record = needs_grad and STATE.enabled and op.node_cls is not None
-    if record and op.n_out == 1 and not op.extra:
-        return _record_one(op, inputs, out, params, first)
-    node = None
-    if record:
-        node = op.node_cls()
-        _edges_and_meta(node, inputs)
-        node._args = params
-        node._extra = extra
-        if anomaly_mode._enabled[0]:
-            anomaly_mode.record(node)
-    if op.n_out == 1:
-        if op.view:
-            res = _make_view(out, first, record, node)
-        else:
-            res = _make(out, record, node)
-        if record:
-            _save(op, node, inputs, res)
+    if needs_grad and STATE.enabled and op.node_cls is not None:
+        edges, meta = _edges_and_meta(inputs)
+        res = _record(op, inputs, edges, meta, out, params, first, extra)
+    elif op.n_out == 1:
+        res = _make_view(out, first) if op.view else _make(out)
     else:
-        res = tuple(_make(o, record, node, i) for i, o in enumerate(out))
-        if record:
-            node._outs_meta = [(o.shape, o.dtype, np if type(o) is _ndarray else _cupy_mod()) for o in out]
-            _save(op, node, inputs, None)
+        res = tuple(_make(o) for o in out)
     if op.extra:
         return res, extra
     return res
@@ -452,12 +401,6 @@ def _save(op: OpDef, node: OpNode, inputs: tuple, out: Tensor | None) -> None:
         vers += (out._vc[0],)
     node._saved = saved
     node._saved_ver = vers
-
-
-def _cupy_mod():
-    from ._device import cupy_module
-
-    return cupy_module()
 
 
 # ---- type promotion for elementwise ops -------------------------------------------

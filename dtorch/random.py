@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from ._device import as_device
+from ._device import as_device, require_cupy
 from .tensor import Tensor, _make
 
 _DEFAULT_SEED = 67280421310721
@@ -58,12 +58,10 @@ class Generator:
         self._np = np.random.Generator(bg)
         return self
 
-    def _cp(self):
+    def _cupy_random_state(self):
         """A CuPy RandomState for one CUDA draw, seeded from this generator's PCG64 stream, so
         that get_state/set_state (which hold only the PCG64 state) also replay CUDA draws."""
-        import cupy
-
-        return cupy.random.RandomState(int(self._np.integers(0, 2 ** 63 - 1)))
+        return require_cupy().random.RandomState(int(self._np.integers(0, 2 ** 63 - 1)))
 
 
 def _jsonable(state):

@@ -75,11 +75,6 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _is_flat_tensor_dict(obj) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and isinstance(v, Tensor)
-                                                       for k, v in obj.items())
-
-
 def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
     """Write ``obj`` to a path or binary file object as safetensors + JSON structure."""
     fl = _Flattener()

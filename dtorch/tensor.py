@@ -6,6 +6,7 @@ This file holds storage, metadata, views bookkeeping and devices only. Every op
 """
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections import OrderedDict
 from typing import Callable
@@ -14,6 +15,7 @@ import numpy as np
 
 from . import _dtype
 from ._device import device, device_of
+from ._repr import tensor_repr
 from .utils.hooks import RemovableHandle, add_hook
 
 _FROM_NP = _dtype._FROM_NP
@@ -60,22 +62,18 @@ class Tensor:
     _hooks = None           # dict of gradient hooks on a leaf
     _post_acc_hooks = None
     _retains_grad = False
-    _acc = None             # this leaf's AccumulateGrad node
-    _views = None           # weakrefs to the differentiable views of a non-leaf base (see shape.refresh_views)
+    _views = None           # weakrefs to the differentiable views of a non-leaf base (see _ops/_inplace.refresh_views)
+    _acc = None             # this leaf's AccumulateGrad node (autograd.graph.accumulator_of)
+    # The array of ``Tensor(2, 3)`` / ``Tensor(data)``: made by the creation functions, which sit
+    # above this file, so dtorch._creation installs it here when it is imported.
+    _legacy_array: Callable = None
 
     def __init__(self, *args, dtype=None, device=None) -> None:
         """Legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)``."""
-        from ._creation import tensor as _tensor_fn, empty
-
-        if len(args) == 1 and not isinstance(args[0], int):
-            data = args[0]
-            if isinstance(data, Tensor):  # shares the data, as torch.Tensor(t) does
-                _init_from(self, data._data)
-                return
-            src = _tensor_fn(data, dtype=dtype or _dtype.get_default_dtype())  # the legacy type is float
-        else:
-            src = empty(*args, dtype=dtype, device=device)
-        _init_from(self, src._data)
+        if len(args) == 1 and isinstance(args[0], Tensor):  # shares the data, as torch.Tensor(t) does
+            _init_from(self, args[0]._data)
+            return
+        _init_from(self, Tensor._legacy_array(args, dtype, device))
 
     # ---- metadata ------------------------------------------------------------
     @property
@@ -207,8 +205,6 @@ class Tensor:
     @property
     def grad(self) -> "Tensor | None":
         if self._grad is None and self.grad_fn is not None and not self._retains_grad:
-            import warnings
-
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
                 "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
@@ -338,11 +334,9 @@ class Tensor:
     def __complex__(self) -> complex:
         return complex(self.item())
 
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # by identity, as torch's (the ops give tensors an elementwise __eq__)
 
     def __repr__(self) -> str:
-        from ._repr import tensor_repr
-
         return tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
@@ -414,16 +408,3 @@ def _wrap_dim(dim: int, ndim: int) -> int:
         raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
     return dim + ndim if dim < 0 else dim
 
-
-def accumulator_of(t: Tensor):
-    """The AccumulateGrad node of a leaf that requires grad.
-
-    The leaf holds its node strongly and the node holds the leaf weakly: no reference
-    cycle, and one node per leaf for its whole life (torch makes one per graph).
-    """
-    node = t._acc
-    if node is None:
-        from .autograd.graph import AccumulateGrad
-
-        node = t._acc = AccumulateGrad(t)
-    return node

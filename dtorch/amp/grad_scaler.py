@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
+from .._creation import tensor
 from ..autograd.grad_mode import no_grad
 from ..cuda.fused import amp as cuda_amp
 from ..tensor import Tensor
@@ -163,14 +165,13 @@ def _cuda_param_grads(optimizer) -> list | None:
 
 
 def _agree_across_ranks(found_inf: bool) -> bool:
-    """Under a process group, skip the step on every rank if any rank overflowed."""
-    from ..distributed.process_group import STATE
+    """Under a process group, skip the step on every rank if any rank overflowed.
 
-    if STATE.world is None or STATE.world.size() == 1:
+    amp sits below dtorch.distributed and does not import it: no process group exists unless it was imported.
+    """
+    dist = sys.modules.get("dtorch.distributed")
+    if dist is None or not dist.is_initialized() or dist.get_world_size() == 1:
         return found_inf
-    from ..distributed import ReduceOp, all_reduce
-    from .._creation import tensor
-
     flag = tensor([1.0 if found_inf else 0.0])
-    all_reduce(flag, op=ReduceOp.MAX)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())

@@ -1,6 +1,7 @@
 """detect_anomaly / set_detect_anomaly: name the forward op whose backward produced NaN."""
 from __future__ import annotations
 
+import functools
 import traceback
 
 _enabled = [False]
@@ -38,8 +39,6 @@ class detect_anomaly:
         _enabled[0] = self.prev
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapper(*a, **k):
             with detect_anomaly():

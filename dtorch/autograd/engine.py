@@ -6,27 +6,20 @@ when it is True, so the backward formulas themselves get recorded.
 from __future__ import annotations
 
 import heapq
+import itertools
 import sys
 
 import numpy as _np
 
-from ..tensor import Tensor, _make, accumulator_of
+from .. import _dtype
+from ..tensor import Tensor, _make
+from . import anomaly_mode
 from .grad_mode import STATE
 from .graph import AccumulateGrad
-from . import anomaly_mode
 
 
 _np_generic = _np.generic
 _generic_base = _np.float32
-
-
-def grad_edge(t: Tensor):
-    """(node, output_nr) through which a gradient reaches ``t``; (None, 0) when it needs none."""
-    if t.grad_fn is not None:
-        return (t.grad_fn, t._output_nr)
-    if t._rg:
-        return (accumulator_of(t), 0)
-    return (None, 0)
 
 
 def _as_mode(g, create_graph: bool):
@@ -46,24 +39,33 @@ def _run_hooks(hooks: dict, g, create_graph: bool):
 
 def reduce_to(g, shape, dtype, node, i: int):
     """Make an incoming gradient match its input's shape and dtype (torch's validate_outputs)."""
-    gshape = g.shape
-    if gshape != shape:
-        if isinstance(g, Tensor):
-            from .._ops.reduction import sum_to
-
-            g = sum_to(g, shape)
-        else:
-            from .._ops.reduction import sum_to_array
-
-            g = sum_to_array(g, shape, node, i)
+    if g.shape != shape:
+        g = sum_to(g, shape, node, i)
     if g.dtype != dtype:
         if isinstance(g, Tensor):
-            from .. import _dtype
-
             g = g.to(_dtype.from_numpy_dtype(dtype))
         else:
             g = g.astype(dtype)
     return g
+
+
+def sum_to(g, shape: tuple, node=None, i: int = 0):
+    """Sum ``g`` (an array, or a Tensor: recorded) down to ``shape``, undoing broadcasting.
+
+    A gradient that cannot have been broadcast from ``shape`` is the backward's error.
+    """
+    gshape = tuple(g.shape)
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, gshape[lead:])):
+        name = node.name() if node is not None else "backward"
+        raise RuntimeError(
+            f"Function {name} returned an invalid gradient at index {i} - got {list(gshape)} but expected "
+            f"shape compatible with {list(shape)}"
+        )
+    dims = tuple(range(lead)) + tuple(k + lead for k, s in enumerate(shape) if s == 1 and gshape[k + lead] != 1)
+    if dims:
+        g = g.sum(dims, keepdim=True) if isinstance(g, Tensor) else g.sum(axis=dims, keepdims=True)
+    return g.reshape(shape)
 
 
 def _add_grads(a, b):
@@ -80,46 +82,23 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     returned in a list (autograd.grad / backward(inputs=...)); only nodes that lead to a
     target run then. ``accumulate``: whether captured leaf grads go into ``.grad``.
     """
-    # 1. dependencies: how many edges from reachable nodes point at each node
-    deps: dict = {}
-    stack = []
-    for node, _ in roots:
-        if node not in deps:
-            deps[node] = 0
-            stack.append(node)
-    root_nodes = list(stack)
-    while stack:
-        for nxt, _ in stack.pop().next_functions:
-            if nxt is None:
-                continue
-            c = deps.get(nxt)
-            if c is None:
-                deps[nxt] = 1
-                stack.append(nxt)
-            else:
-                deps[nxt] = c + 1
-
+    deps, root_nodes = _dependencies(roots)
     needed = None
     captured = None
     if targets is not None:
         captured = [None] * (max(targets.values()) + 1 if targets else 0)
         needed = _nodes_leading_to({n for n, _ in targets}, root_nodes, deps)
-
-    # 2. seed buffers
     buffers: dict = {}
     for (node, nr), g in zip(roots, root_grads):
         _buffer_add(buffers, node, nr, g)
-    ready = []
-    counter = 0
-    for node in root_nodes:
-        if deps[node] == 0:
-            heapq.heappush(ready, (-node._seq, counter, node))
-            counter += 1
+    order = itertools.count()  # ties in the ready queue: first come, first run
+    ready = [(-node._seq, next(order), node) for node in root_nodes if deps[node] == 0]
+    heapq.heapify(ready)
 
     prev_enabled = STATE.enabled
     STATE.enabled = create_graph
     anomaly = anomaly_mode._enabled[0]
-    heappop, heappush = heapq.heappop, heapq.heappush
+    heappop = heapq.heappop
     try:
         while ready:
             node = heappop(ready)[2]
@@ -141,54 +120,87 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                     # Computed on its own line: as a call argument, g would be on the stack too.
                     sole = sys.getrefcount(g) == 2
                     _sink(node, g, create_graph, sole)
+                    g = None
                 continue
-            nexts = node.next_functions
             in_grads = None
             if grads is not None:
-                if node.n_outputs == 1:
-                    if grads[0] is not None:
-                        in_grads = node._apply(grads, create_graph)
-                elif any(g is not None for g in grads):
-                    if getattr(node, "_materialize", True):  # set_materialize_grads(False) passes None on
-                        grads = tuple(_zeros_for(node, i, create_graph) if g is None else g
-                                      for i, g in enumerate(grads))
-                    in_grads = node._apply(grads, create_graph)
-            if in_grads is not None:
-                if node._hooks is not None:
-                    in_grads = _run_post_hooks(node, in_grads, grads, create_graph)
-                if anomaly:
-                    anomaly_mode.check(node, in_grads)
-                if not retain_graph:
-                    node._release()
-                meta = node._in_meta
-            i = -1
-            for nxt, nr in nexts:
-                i += 1
-                if nxt is None:
-                    continue
-                if in_grads is not None:
-                    g = in_grads[i]
-                    if g is not None:
-                        if g.__class__ is _generic_base or isinstance(g, _np_generic):
-                            g = _np.asarray(g)  # numpy turns 0-d results into scalars
-                        shape, dt = meta[i]
-                        if g.shape != shape or g.dtype != dt:
-                            g = reduce_to(g, shape, dt, node, i)
-                        slot = buffers.get(nxt)
-                        if slot is None:
-                            slot = buffers[nxt] = [None] * nxt.n_outputs
-                        prev = slot[nr]
-                        slot[nr] = g if prev is None else _add_grads(prev, g)
-                left = deps[nxt] - 1
-                deps[nxt] = left
-                if left == 0:
-                    heappush(ready, (-nxt._seq, counter, nxt))
-                    counter += 1
+                in_grads = _call(node, grads, retain_graph, create_graph, anomaly)
+            _send(node, in_grads, buffers, deps, ready, order)
             # drop this frame's references so a leaf's AccumulateGrad can take its array
-            grads = in_grads = g = slot = prev = None
+            grads = in_grads = None
     finally:
         STATE.enabled = prev_enabled
     return captured
+
+
+def _dependencies(roots) -> tuple[dict, list]:
+    """({node: how many edges from reachable nodes point at it}, the distinct root nodes)."""
+    deps: dict = {}
+    stack = []
+    for node, _ in roots:
+        if node not in deps:
+            deps[node] = 0
+            stack.append(node)
+    root_nodes = list(stack)
+    while stack:
+        for nxt, _ in stack.pop().next_functions:
+            if nxt is None:
+                continue
+            c = deps.get(nxt)
+            if c is None:
+                deps[nxt] = 1
+                stack.append(nxt)
+            else:
+                deps[nxt] = c + 1
+    return deps, root_nodes
+
+
+def _call(node, grads: list, retain_graph: bool, create_graph: bool, anomaly: bool):
+    """Run ``node``'s backward on the grads of its outputs (then its hooks); None when all are None."""
+    if node.n_outputs == 1:
+        if grads[0] is None:
+            return None
+    elif all(g is None for g in grads):
+        return None
+    elif getattr(node, "_materialize", True):  # set_materialize_grads(False) passes None on
+        grads = tuple(_zeros_for(node, i, create_graph) if g is None else g for i, g in enumerate(grads))
+    in_grads = node._apply(grads, create_graph)
+    if in_grads is not None:
+        if node._hooks is not None:
+            in_grads = _run_post_hooks(node, in_grads, grads, create_graph)
+        if anomaly:
+            anomaly_mode.check(node, in_grads)
+        if not retain_graph:
+            node._release()
+    return in_grads
+
+
+def _send(node, in_grads, buffers: dict, deps: dict, ready: list, order) -> None:
+    """Add each input grad (shape and dtype made the input's) into the buffer of the node it flows to,
+    and queue the nodes whose last dependency this was."""
+    meta = node._in_meta if in_grads is not None else None
+    i = -1
+    for nxt, nr in node.next_functions:
+        i += 1
+        if nxt is None:
+            continue
+        if in_grads is not None:
+            g = in_grads[i]
+            if g is not None:
+                if g.__class__ is _generic_base or isinstance(g, _np_generic):
+                    g = _np.asarray(g)  # numpy turns 0-d results into scalars
+                shape, dt = meta[i]
+                if g.shape != shape or g.dtype != dt:
+                    g = reduce_to(g, shape, dt, node, i)
+                slot = buffers.get(nxt)
+                if slot is None:
+                    slot = buffers[nxt] = [None] * nxt.n_outputs
+                prev = slot[nr]
+                slot[nr] = g if prev is None else _add_grads(prev, g)
+        left = deps[nxt] - 1
+        deps[nxt] = left
+        if left == 0:
+            heapq.heappush(ready, (-nxt._seq, next(order), nxt))
 
 
 def _capture(node, grads, targets: dict, captured: list, accumulate: bool, create_graph: bool) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
+
+from .._device import xp_of
 from ..tensor import Tensor, _make
-from .graph import FREED_MSG, Node
+from .graph import FREED_MSG, Node, grad_edge
 from .grad_mode import STATE, no_grad, set_grad_enabled
 
 
@@ -132,8 +135,6 @@ class Function(FunctionCtx, metaclass=_FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .engine import grad_edge
-
         node = cls._backward_cls()
         tensor_pos = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
         needs = STATE.enabled and any(args[i]._rg for i in tensor_pos)
@@ -157,16 +158,12 @@ class Function(FunctionCtx, metaclass=_FunctionMeta):
         non_diff = {id(t) for t in node._non_diff}
         inputs_by_id = {id(args[i]): args[i] for i in tensor_pos}
         wrapped = []
-        from .._dispatch import _cupy_mod
-        import numpy as np
-
         for nr, o in enumerate(outs):
             if not isinstance(o, Tensor):
                 wrapped.append(o)
                 node._outs_meta.append(((), np.float32, np))
                 continue
-            xp = np if type(o._data) is np.ndarray else _cupy_mod()
-            node._outs_meta.append((o._data.shape, o._data.dtype, xp))
+            node._outs_meta.append((o._data.shape, o._data.dtype, xp_of(o._data)))
             if id(o) in inputs_by_id and id(o) not in dirty:
                 o = _alias(o)  # returning an input unchanged gives a new tensor, as torch
             if id(o) in non_diff:

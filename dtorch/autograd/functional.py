@@ -1,12 +1,13 @@
 """dtorch.autograd.functional: jacobian, hessian, vjp (built on autograd.grad)."""
 from __future__ import annotations
 
+from .._ops.joining import stack
+from .._creation import zeros_like
 from ..tensor import Tensor
+from ._api import grad
 
 
 def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    from . import grad
-
     single = isinstance(inputs, Tensor)
     ins = tuple(t.detach().requires_grad_() for t in ((inputs,) if single else inputs))
     out = func(*ins)
@@ -16,9 +17,6 @@ def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
 
 def jacobian(func, inputs, create_graph: bool = False, strict: bool = False):
     """Full Jacobian, one backward per output element."""
-    from . import grad
-    from .. import stack, zeros_like
-
     single = isinstance(inputs, Tensor)
     ins = tuple(t.detach().requires_grad_() for t in ((inputs,) if single else inputs))
     out = func(*ins)
@@ -33,8 +31,6 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False):
 
 
 def hessian(func, inputs, create_graph: bool = False, strict: bool = False):
-    from . import grad
-
     def gradient(*xs):
         out = func(*xs)
         g = grad(out, xs, create_graph=True)

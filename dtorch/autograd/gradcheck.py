@@ -1,9 +1,15 @@
 """gradcheck / gradgradcheck: analytic gradients against central finite differences (float64)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from .._device import move_array
+from ..random import generator_for
 from ..tensor import Tensor, _make
+from ._api import grad
+from .grad_mode import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):
@@ -21,8 +27,6 @@ def _host(a):
 
 def _numerical_jacobian(fn, inputs, i: int, eps: float) -> list[np.ndarray]:
     """d(outputs)/d(inputs[i]) by central differences; one (n_in, n_out_k) matrix per output."""
-    from .grad_mode import no_grad
-
     x = inputs[i]
     a = x._data  # perturbed in place, element by element in row-major order (any strides)
     with no_grad():
@@ -41,8 +45,6 @@ def _numerical_jacobian(fn, inputs, i: int, eps: float) -> list[np.ndarray]:
 
 
 def _analytic_jacobian(fn, inputs, diff_idx: list[int]) -> tuple[list, list]:
-    from . import grad
-
     outs = _outputs(fn, inputs)
     diff_inputs = [inputs[i] for i in diff_idx]
     jac = {(i, j): np.zeros((inputs[i]._data.size, o._data.size)) for i in diff_idx for j, o in enumerate(outs)}
@@ -69,8 +71,6 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     diff_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff_idx:
         if inputs[i].dtype.name != "float64":
-            import warnings
-
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. "
                           "This check will likely fail if all the inputs are not of double precision floating point.",
                           stacklevel=2)
@@ -91,15 +91,11 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
                   gen_non_contig_grad_outputs: bool = False, raise_exception: bool = True, **_ignored) -> bool:
     """Check second derivatives: gradcheck of (inputs, grad_outputs) -> grad(func(inputs), inputs, grad_outputs)."""
-    from . import grad
-    from .._ops.sampling import randn
-    from .grad_mode import enable_grad
-
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     outs = _outputs(func, inputs)
     outs = tuple(o for o in outs if o.requires_grad)
     if grad_outputs is None:
-        grad_outputs = tuple(randn(o.shape, dtype=o.dtype, device=o.device).requires_grad_() for o in outs)
+        grad_outputs = tuple(_randn_like(o).requires_grad_() for o in outs)
     else:
         grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
     n_in = len(inputs)
@@ -114,3 +110,9 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
 
     return gradcheck(first_grads, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)
+
+
+def _randn_like(t: Tensor) -> Tensor:
+    """Standard-normal values shaped like ``t`` from its device's generator (drawn on the host)."""
+    draw = generator_for(t.device, None)._np.standard_normal(t._data.shape).astype(t._data.dtype)
+    return _make(move_array(draw, t.device))

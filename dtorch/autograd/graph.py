@@ -66,8 +66,6 @@ class Node:
         return add_hook(self._tensor_hooks.setdefault(output_nr, OrderedDict()), fn)
 
     def _retain_grad_for(self, t: Tensor) -> None:
-        import weakref
-
         if self._retained is None:
             self._retained = {}
         self._retained[t._output_nr] = weakref.ref(t)
@@ -99,3 +97,28 @@ class AccumulateGrad(Node):
     def _out_meta(self, i: int):
         d = self.variable._data
         return d.shape, d.dtype, type(d)
+
+
+def accumulator_of(t: Tensor) -> AccumulateGrad:
+    """The AccumulateGrad node of a leaf that requires grad.
+
+    The leaf holds its node strongly and the node holds the leaf weakly: no reference
+    cycle, and one node per leaf for its whole life (torch makes one per graph).
+    """
+    node = t._acc
+    if node is None:
+        node = t._acc = AccumulateGrad(t)
+    return node
+
+
+def grad_edge(t: Tensor) -> tuple:
+    """(node, output_nr) through which a gradient reaches ``t``; (None, 0) when it needs none."""
+    fn = t.grad_fn
+    if fn is not None:
+        return (fn, t._output_nr)
+    if t._rg:
+        return (t._acc or accumulator_of(t), 0)  # (no call when the leaf has its node: a hot path)
+    return NO_EDGE
+
+
+NO_EDGE = (None, 0)

@@ -6,7 +6,9 @@ Fused kernels live in ``kernels/`` (sources) and ``fused/`` (launchers registere
 """
 from __future__ import annotations
 
-from .._device import cupy_module
+from .._device import cupy_module, require_cupy
+from ..random import cuda_generator
+from ._current import _current, current_device, set_device  # noqa: F401
 from .memory import (  # noqa: F401
     empty_cache,
     max_memory_allocated,
@@ -19,18 +21,9 @@ from .memory import (  # noqa: F401
 from .nvml import clock_rate, device_memory_used, memory_usage, power_draw, temperature, utilization  # noqa: F401
 from .streams import Event, Stream, current_stream, default_stream, stream  # noqa: F401
 
-_current = [0]
-
 
 def is_available() -> bool:
     return cupy_module() is not None
-
-
-def _cp():
-    cp = cupy_module()
-    if cp is None:
-        raise RuntimeError("CUDA is not available: no GPU or no cupy wheel (pip install 'dtorch[cuda12]')")
-    return cp
 
 
 def device_count() -> int:
@@ -38,27 +31,12 @@ def device_count() -> int:
     return 0 if cp is None else cp.cuda.runtime.getDeviceCount()
 
 
-def current_device() -> int:
-    _cp()
-    return _current[0]
-
-
-def set_device(device) -> None:
-    from .._device import as_device
-
-    idx = device if isinstance(device, int) else as_device(device).index or 0
-    _cp().cuda.Device(idx).use()
-    _current[0] = idx
-
-
 def synchronize(device=None) -> None:
     """Wait for every stream on the device to finish its queued work."""
-    _cp().cuda.Device(_current[0] if device is None else device).synchronize()
+    require_cupy().cuda.Device(_current[0] if device is None else device).synchronize()
 
 
 def manual_seed(seed: int) -> None:
-    from ..random import cuda_generator
-
     for i in range(max(device_count(), 1)):
         cuda_generator(i).manual_seed(seed)
 
@@ -67,6 +45,6 @@ manual_seed_all = manual_seed
 
 
 def get_device_name(device=None) -> str:
-    cp = _cp()
+    cp = require_cupy()
     idx = _current[0] if device is None else device
     return cp.cuda.runtime.getDeviceProperties(idx)["name"].decode()

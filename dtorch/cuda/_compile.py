@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._device import cupy_module
+from .._device import require_cupy
 from .kernels import BLOCK
 from .kernels.gelu import ElementwiseSpec
 
 _RAW: dict = {}
 _ELEMENTWISE: dict = {}
 _MAX_GRID = 65535 * 16  # grid-stride kernels need no more blocks than this
-
-
-def require_cupy():
-    cp = cupy_module()
-    if cp is None:
-        raise RuntimeError("CUDA is not available: no GPU or no cupy wheel (pip install 'dtorch[cuda12]')")
-    return cp
 
 
 def raw_kernel(source: str, name: str):

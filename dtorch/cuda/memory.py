@@ -5,8 +5,7 @@ the pool's allocator to track the peak); before that it is the largest value see
 """
 from __future__ import annotations
 
-from .._device import cupy_module
-from ._compile import require_cupy
+from .._device import cupy_module, require_cupy
 
 _peak = [0]
 _tracking = [False]

@@ -1,14 +1,14 @@
 """GPU readings through NVML (pynvml, imported on first use): utilization, memory, temperature, power, clock."""
 from __future__ import annotations
 
-from .._device import cupy_module
+from .._device import as_device, require_cupy
+from ._current import current_device
 
 _nvml = [None]
 
 
 def _handle(device):
-    if cupy_module() is None:
-        raise RuntimeError("CUDA is not available: no GPU or no cupy wheel (pip install 'dtorch[cuda12]')")
+    require_cupy()
     if _nvml[0] is None:
         try:
             import pynvml
@@ -16,8 +16,6 @@ def _handle(device):
             raise ModuleNotFoundError("pynvml does not seem to be installed (pip install nvidia-ml-py)") from e
         pynvml.nvmlInit()
         _nvml[0] = pynvml
-    from . import current_device
-
     index = current_device() if device is None else _index(device)
     return _nvml[0], _nvml[0].nvmlDeviceGetHandleByIndex(index)
 
@@ -25,8 +23,6 @@ def _handle(device):
 def _index(device) -> int:
     if isinstance(device, int):
         return device
-    from .._device import as_device
-
     return as_device(device).index or 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from ._compile import require_cupy
+from .._device import require_cupy
 
 
 class Stream:

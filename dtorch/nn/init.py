@@ -6,6 +6,8 @@ import warnings
 from typing import Callable
 
 from .._creation import empty, eye as _eye
+from .._device import move_array, xp_of
+from .._ops.sampling import randperm
 from ..autograd.grad_mode import no_grad
 from ..random import Generator
 from ..tensor import Tensor
@@ -162,8 +164,6 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def _log_of(arr):
-    from .._ops._helpers import xp_of
-
     return xp_of(arr).log(arr)
 
 
@@ -211,8 +211,6 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: Generator | None = N
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0:
         return tensor
-    from .._ops._helpers import xp_of
-
     rows = tensor.size(0)
     cols = tensor.numel() // rows
     flat = empty(rows, cols, dtype=tensor.dtype, device=tensor.device).normal_(0, 1, generator=generator)._data
@@ -233,8 +231,6 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: Gener
     """N(0, std) with a fraction ``sparsity`` of each column set to zero (2-d tensors only)."""
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    from .._ops.sampling import randperm
-
     rows, cols = tensor.shape
     num_zeros = math.ceil(sparsity * rows)
     with no_grad():
@@ -248,8 +244,6 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: Gener
 
 def _to_device_index(idx, tensor: Tensor):
     if tensor.is_cuda:
-        from .._device import move_array
-
         return move_array(idx, tensor.device)
     return idx
 

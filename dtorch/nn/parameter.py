@@ -1,14 +1,13 @@
 """dtorch.nn.Parameter and dtorch.nn.Buffer."""
 from __future__ import annotations
 
+from .._creation import empty
 from ..tensor import Tensor, _make
 
 __all__ = ["Parameter", "Buffer"]
 
 
 def _empty_data():
-    from .._creation import empty
-
     return empty(0)
 
 

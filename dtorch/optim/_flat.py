@@ -12,16 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._device import device_of
+from .._device import device_of, xp_of
 from ..tensor import Tensor, _make
-
-
-def array_module(a):
-    if type(a) is np.ndarray:
-        return np
-    from .._device import cupy_module
-
-    return cupy_module()
 
 
 def _ptr(a) -> int:
@@ -33,7 +25,7 @@ def _empty_like_flat(ref, n: int, dtype):
     if type(ref) is np.ndarray:
         return np.empty(n, dtype)
     with ref.device:
-        return array_module(ref).empty(n, dtype)
+        return xp_of(ref).empty(n, dtype)
 
 
 def flattenable(p: Tensor) -> bool:
@@ -58,7 +50,7 @@ class FlatBucket:
         ref = params[0]._data
         self._ref = ref
         self.dtype = ref.dtype
-        self.xp = array_module(ref)
+        self.xp = xp_of(ref)
         self.flat = self._new_flat()
         self.views = self._fill(self.flat, [p._data for p in params])
         for p, v in zip(params, self.views):

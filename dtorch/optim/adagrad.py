@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from .._device import xp_of
 from ..tensor import Tensor, _make
-from ._flat import FlatBucket, array_module
+from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, lr_div
 from ._math import addcdiv_, addcmul_, flat_grad, ref_grad
 from .adam import new_step
-from .optimizer import required
+from .optimizer import check_fused, required
 
 __all__ = ["Adagrad"]
 
@@ -37,18 +38,14 @@ class Adagrad(FlatOptimizer):
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize,
                         differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        check_fused(fused, differentiable, foreach)
         # torch creates Adagrad's state up front, not at the first step
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
                 state["step"] = new_step()
                 d = p._data
-                acc = array_module(d).full_like(d, initial_accumulator_value)
+                acc = xp_of(d).full_like(d, initial_accumulator_value)
                 state["sum"] = _make(acc)
 
     def __setstate__(self, state: dict) -> None:
@@ -74,7 +71,7 @@ class Adagrad(FlatOptimizer):
             g = ref_grad(p._grad._data, d, group["maximize"], group["weight_decay"])
             acc = state["sum"]._data
             acc += 1 * g * g
-            std = array_module(d).sqrt(acc) + eps
+            std = xp_of(d).sqrt(acc) + eps
             d += -clr * (g / std)
             p._vc[0] += 1
 

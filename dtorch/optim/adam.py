@@ -6,12 +6,14 @@ from typing import Iterable
 import numpy as np
 
 from .. import _creation
+from .._device import xp_of
+from .._dtype import float32
 from ..cuda.fused import optim as cuda_optim
 from ..tensor import Tensor, _make
-from ._flat import FlatBucket, array_module
+from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, check_tensor_lr, lr_div, one_minus_lr_times, to_scalar
 from ._math import addcdiv_, addcmul_, flat_grad, lerp, lerp_, ref_grad
-from .optimizer import required
+from .optimizer import check_fused, required
 
 __all__ = ["Adam"]
 
@@ -56,11 +58,7 @@ class Adam(FlatOptimizer):
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        check_fused(fused, differentiable, foreach)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -72,7 +70,7 @@ class Adam(FlatOptimizer):
             for p in group["params"]:
                 s = self.state.get(p)
                 if s and not isinstance(s["step"], Tensor):
-                    s["step"] = _creation.tensor(float(s["step"]), dtype=_f32())
+                    s["step"] = _creation.tensor(float(s["step"]), dtype=float32)
 
     def _check_group(self, group: dict) -> None:
         if group["foreach"] and isinstance(group["lr"], Tensor) and not group["capturable"]:
@@ -92,7 +90,7 @@ class Adam(FlatOptimizer):
         for p in params:
             state = self.state[p]
             d = p._data
-            xp = array_module(d)
+            xp = xp_of(d)
             if len(state) == 0:
                 state["step"] = new_step()
                 state["exp_avg"] = _make(xp.zeros_like(d))
@@ -162,9 +160,3 @@ class Adam(FlatOptimizer):
         xp.divide(t, bias_correction2 ** 0.5, out=t)
         xp.add(t, eps, out=t)
         addcdiv_(xp, P, m, t, -step_size, t)
-
-
-def _f32():
-    from .. import float32
-
-    return float32

@@ -8,7 +8,8 @@ from copy import deepcopy
 from itertools import chain
 from typing import Any, Callable, Iterable
 
-from ..tensor import Tensor
+from .._dtype import float32
+from ..tensor import Tensor, _make
 from ..utils.hooks import RemovableHandle, add_hook
 
 __all__ = ["Optimizer", "register_optimizer_step_post_hook", "register_optimizer_step_pre_hook", "required"]
@@ -73,6 +74,15 @@ def _typename(obj) -> str:
         return "dtorch.Tensor"
     t = type(obj)
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def check_fused(fused: bool | None, differentiable: bool, foreach: bool | None) -> None:
+    """torch's checks of ``fused=True`` against the other implementation flags."""
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
 
 def zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
@@ -314,8 +324,6 @@ def _copy_groups(groups: list[dict]) -> list[dict]:
 
 
 def _clone(t: Tensor) -> Tensor:
-    from ..tensor import _make
-
     return _make(t._data.copy())
 
 
@@ -331,8 +339,6 @@ def _cast_state(param: Tensor, value, flags: tuple[bool, bool], key=None):
     if isinstance(value, Tensor):
         if key == "step":
             if any(flags):
-                from .. import float32
-
                 return value.to(dtype=float32, device=param.device)
             return value
         if param.is_floating_point():

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from .._device import xp_of
 from ..tensor import Tensor, _make
-from ._flat import FlatBucket, array_module
+from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, to_scalar
 from ._math import add_scaled_, addcdiv_, addcmul_, flat_grad, lerp, lerp_, ref_grad
 from .adam import new_step
@@ -58,7 +59,7 @@ class RMSprop(FlatOptimizer):
         momentum = group["momentum"]
         for p in params:
             d = p._data
-            xp = array_module(d)
+            xp = xp_of(d)
             state = self.state[p]
             if len(state) == 0:
                 state["step"] = new_step()

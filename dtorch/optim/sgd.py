@@ -10,7 +10,7 @@ from ..tensor import Tensor, _make
 from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, to_scalar
 from ._math import add_scaled_, flat_grad, ref_grad
-from .optimizer import required
+from .optimizer import check_fused, required
 
 __all__ = ["SGD"]
 
@@ -35,11 +35,7 @@ class SGD(FlatOptimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        check_fused(fused, differentiable, foreach)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)

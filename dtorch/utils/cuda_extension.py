@@ -21,6 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._device import require_cupy
+from ..tensor import Tensor
+
 _SCALARS = {"int": np.int32, "unsigned int": np.uint32, "long long": np.int64, "int64_t": np.int64,
             "long": np.int64, "size_t": np.uint64, "unsigned long long": np.uint64, "float": np.float32,
             "double": np.float64, "bool": np.bool_, "int32_t": np.int32}
@@ -65,8 +68,6 @@ def build_dir(root: pathlib.Path, name: str, key: str) -> pathlib.Path:
 
 def convert_args(kernel: str, params: list[tuple[str, bool]], args: tuple) -> tuple:
     """Kernel arguments from tensors / arrays / Python numbers, checked against the signature."""
-    from ..tensor import Tensor
-
     if len(args) != len(params):
         raise TypeError(f"{kernel}() takes {len(params)} arguments ({len(args)} given)")
     out = []
@@ -158,8 +159,6 @@ def load_inline(name: str, cuda_sources: str | Sequence[str], functions: Sequenc
                 extra_cuda_cflags: Sequence[str] | None = None, build_directory: str | os.PathLike | None = None,
                 verbose: bool = False) -> CudaExtension:
     """Compile ``cuda_sources`` (once; cached on disk) and return a module whose ``functions`` launch kernels."""
-    from ..cuda._compile import require_cupy
-
     cp = require_cupy()
     source = cuda_sources if isinstance(cuda_sources, str) else "\n".join(cuda_sources)
     functions = [functions] if isinstance(functions, str) else list(functions)

@@ -172,7 +172,7 @@ def _step_twice(monkeypatch, make, dtype, sizes=((3, 4), (5,)), shared_grads=Fal
     """Two steps (the first creates the state) of ``make(params)`` on numpy parameters whose
     flat bucket reports the stand-in as its array module, so ``_flat_update`` takes the CUDA path.
     ``shared_grads``: the gradients are views of one flat buffer, as DDP leaves them."""
-    monkeypatch.setattr(_flat, "array_module", lambda a: STAND_IN)
+    monkeypatch.setattr(_flat, "xp_of", lambda a: STAND_IN)
     params = [dtorch.nn.Parameter(dtorch.tensor(_rand(s, dtype, i))) for i, s in enumerate(sizes)]
     opt = make(params)
     offsets = np.cumsum([0] + [p.numel() for p in params])

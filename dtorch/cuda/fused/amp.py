@@ -1,7 +1,8 @@
 """GradScaler's check-and-unscale on CUDA: one fused kernel per gradient, one host sync in all."""
 from __future__ import annotations
 
-from .._compile import f64, i64, launch_flat, raw_kernel, require_cupy
+from .._compile import f64, i64, launch_flat, raw_kernel
+from ..._device import require_cupy
 from ..kernels import amp as src
 from ..kernels import raw_supported
 

@@ -5,7 +5,8 @@ import math
 
 from ..._dispatch import OpDef
 from .._backward import register_backward_kernel
-from .._compile import f64, i32, i64, launch_rows, raw_kernel, require_cupy
+from .._compile import f64, i32, i64, launch_rows, raw_kernel
+from ..._device import require_cupy
 from ..kernels import layer_norm as src
 from ..kernels import raw_supported
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ...optim._flat import FlatBucket
 from ...optim._flat_optimizer import lr_div, one_minus_lr_times, to_scalar
-from .._compile import f64, i32, i64, launch_flat, raw_kernel, require_cupy
+from .._compile import f64, i32, i64, launch_flat, raw_kernel
+from ..._device import require_cupy
 from ..kernels import optim as src
 from ..kernels import raw_supported
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..._dispatch import OpDef
 from .._backward import register_backward_kernel
-from .._compile import i32, i64, launch_rows, raw_kernel, require_cupy
+from .._compile import i32, i64, launch_rows, raw_kernel
+from ..._device import require_cupy
 from ..kernels import raw_supported
 from ..kernels import softmax as src
 

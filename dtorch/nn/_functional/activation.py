@@ -1,9 +1,10 @@
 """Functional activations (``F.relu``, ``F.gelu``, ``F.softmax``...), built on the registered ops."""
 from __future__ import annotations
 
-from ... import elu as _elu, gelu as _gelu, hardtanh as _hardtanh, leaky_relu as _leaky_relu
-from ... import relu as _relu, sigmoid as _sigmoid, silu as _silu, softplus as _softplus, tanh as _tanh
-from ... import where as _where
+from ..._ops.activation import elu as _elu, gelu as _gelu, hardtanh as _hardtanh, leaky_relu as _leaky_relu
+from ..._ops.activation import relu as _relu, silu as _silu, softplus as _softplus
+from ..._ops.scatter import where as _where
+from ..._ops.unary import sigmoid as _sigmoid, tanh as _tanh
 from ...tensor import Tensor
 
 __all__ = [

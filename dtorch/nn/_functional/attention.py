@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..._dispatch import ARRAY_NS, apply, defop
-from ..._ops._helpers import xp_of
+from ..._device import xp_of
 from ...tensor import Tensor, _make
-from .dropout import _uniform
+from .dropout import _uniform, dropout
 from .linear import linear
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
@@ -50,8 +50,8 @@ def _mT(ns, a):
 
 def _bmm(a, b):
     """``a @ b`` over leading batch dims. numpy's stacked matmul calls BLAS per matrix when each
-    matrix is C- or F-ordered (measured faster than a Python loop of np.dot on numpy 2.4); a
-    matrix it cannot hand to BLAS (a broadcast gradient, stride 0) is copied first."""
+    matrix is C- or F-ordered (see docs/performance.md); a matrix it cannot hand to BLAS (a
+    broadcast gradient, stride 0) is copied first."""
     xp = xp_of(a)
     if xp is np and a.ndim > 2:
         a = _blas_ready(a)
@@ -262,8 +262,6 @@ def multi_head_attention_forward(
             w = w + mask
         w = w.softmax(dim=-1)
         if dropout_p > 0.0:
-            from .dropout import dropout
-
             w = dropout(w, p=dropout_p)
         out = w @ v
     else:

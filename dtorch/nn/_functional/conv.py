@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..._dispatch import apply, defop
-from ..._ops._helpers import xp_of
+from ..._device import xp_of
 from ...tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -166,10 +166,15 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
 @_convolution.backward
 def _convolution_bw(ns, ctx, g, x, w):
     p = _conv_params(ctx)
-    gb = ns.sum(g, dim=(0,) + tuple(range(2, len(g.shape)))) if _needs(ctx, 2) else None
+    gb = _bias_grad(ns, g) if _needs(ctx, 2) else None
     gw = ns.conv_weight_grad(x, g, kernel=tuple(w.shape[2:]), **p) if _needs(ctx, 1) else None
     gx = ns.conv_input_grad(g, w, None, size=tuple(x.shape[2:]), **p) if _needs(ctx, 0) else None
     return gx, gw, gb
+
+
+def _bias_grad(ns, g):
+    """The gradient of a per-channel bias: ``g`` summed over every dim but the channels (dim 1)."""
+    return ns.sum(g, dim=(0,) + tuple(range(2, len(g.shape))))
 
 
 @defop("conv_input_grad", save=(0, 1))
@@ -194,7 +199,7 @@ def _conv_input_grad_bw(ns, ctx, gy, g, w):
     p = _conv_params(ctx)
     gg = ns.convolution(gy, w, None, **p) if _needs(ctx, 0) else None
     gw = ns.conv_weight_grad(gy, g, kernel=tuple(w.shape[2:]), **p) if _needs(ctx, 1) else None
-    gb = ns.sum(gy, dim=(0,) + tuple(range(2, len(gy.shape)))) if _needs(ctx, 2) else None
+    gb = _bias_grad(ns, gy) if _needs(ctx, 2) else None
     return gg, gw, gb
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._device import device_of
+from ..._device import device_of, require_cupy, xp_of
 from ..._dispatch import ARRAY_NS, apply, defop
-from ..._ops._helpers import xp_of
 from ...random import generator_for
 from ...tensor import Tensor, _make
 
@@ -24,10 +23,8 @@ def _uniform(like, shape: tuple):
     dev = device_of(like)
     gen = generator_for(dev, None)
     if dev.type == "cuda":
-        import cupy
-
-        with cupy.cuda.Device(dev.index or 0):
-            return gen._cp().random_sample(shape, dtype=dtype)
+        with require_cupy().cuda.Device(dev.index or 0):
+            return gen._cupy_random_state().random_sample(shape, dtype=dtype)
     return gen._np.random(shape, dtype=dtype)
 
 

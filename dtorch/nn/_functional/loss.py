@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from ..._dispatch import ARRAY_NS, apply, defop
-from ..._ops._helpers import xp_of
+from ..._device import xp_of
 from ...tensor import Tensor, _make
 
 __all__ = [
@@ -173,10 +173,6 @@ def _cross_entropy_bw(ns, ctx, g, x, t, w):
 
 def _data(t):
     return t._data if isinstance(t, Tensor) else t
-
-
-def _valid_rows(ctx, t):
-    return _data(t) != ctx._args["ignore_index"]
 
 
 @defop("cross_entropy_probs", save=(1, 2), extra=True)

@@ -15,7 +15,7 @@ import math
 from typing import Sequence
 
 from ..._dispatch import ARRAY_NS, apply, defop
-from ..._ops._helpers import xp_of
+from ..._device import xp_of
 from ...tensor import Tensor
 
 __all__ = ["layer_norm", "group_norm", "batch_norm", "instance_norm", "normalize"]

@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from ..._dispatch import apply, defop, tensor_fn
-from ..._ops._helpers import xp_of
-from ...tensor import Tensor
+from ..._device import xp_of
+from ...tensor import Tensor, _make
 from .conv import ntuple, pad_zeros
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -65,10 +65,6 @@ def _lowest(dtype):
 
 
 # ---- max pooling -----------------------------------------------------------------------------------
-def _geometry(args: dict) -> tuple:
-    return args["kernel"], args["stride"], args["padding"], args["dilation"], args["out"]
-
-
 @defop("max_pool", extra=True)
 def _max_pool(x, kernel, stride, padding, dilation, out):
     """Running max over the kernel positions; ``extra`` is the winning position per output."""
@@ -221,8 +217,6 @@ def _max_pool_nd(n: int, input: Tensor, kernel_size, stride, padding, dilation, 
     if not return_indices:
         return res
     flat = _flat_indices(idx, input._data.shape[-n:], kernel, stride, padding, dilation, out)
-    from ...tensor import _make
-
     return res, _make(flat)
 
 
@@ -270,10 +264,6 @@ def _avg_divisor(xp, dtype, size, kernel, stride, padding, out, count_include_pa
         cnt = (end - start).astype(np.float64).reshape((-1,) + (1,) * (nd - 1 - i))
         div = cnt if div is None else div * cnt
     return xp.asarray(div.astype(dtype))
-
-
-def _avg_args(ctx) -> dict:
-    return dict(ctx._args)
 
 
 @defop("avg_pool")
@@ -512,8 +502,6 @@ def _adaptive_max_nd(n: int, input: Tensor, output_size, return_indices: bool):
     res, idx = apply(_adaptive_max_pool, (input,), {"out": out})
     if not return_indices:
         return res
-    from ...tensor import _make
-
     return res, _make(idx)
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..._dispatch import apply, defop
-from ..._ops._helpers import xp_of
+from ..._device import xp_of
 from ...tensor import Tensor
 from .pooling import linear_map
 

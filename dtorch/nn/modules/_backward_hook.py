@@ -36,13 +36,17 @@ class _HookState:
         return grad_inputs
 
 
-class _InputHook(Function):
+class _PassThrough(Function):
+    """Returns its tensors unchanged; the subclass's backward runs the module's hooks on their grads."""
+
     @staticmethod
     def forward(ctx, state: _HookState, *tensors: Tensor):
         ctx.state = state
         ctx.set_materialize_grads(False)
         return tensors
 
+
+class _InputHook(_PassThrough):
     @staticmethod
     def backward(ctx, *grads):
         state = ctx.state
@@ -53,13 +57,7 @@ class _InputHook(Function):
         return (None, *[full[pos] for pos in state.input_positions])
 
 
-class _OutputHook(Function):
-    @staticmethod
-    def forward(ctx, state: _HookState, *tensors: Tensor):
-        ctx.state = state
-        ctx.set_materialize_grads(False)
-        return tensors
-
+class _OutputHook(_PassThrough):
     @staticmethod
     def backward(ctx, *grads):
         state = ctx.state

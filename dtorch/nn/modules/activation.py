@@ -6,14 +6,17 @@ import warnings
 from ..._creation import empty
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor
+from .. import init
 from .._functional import activation as F
+from .._functional import attention as _attn
 from ..parameter import Parameter
+from .linear import Linear
 from .module import Module
 
 __all__ = [
     "Threshold", "ReLU", "Hardtanh", "ReLU6", "Sigmoid", "Tanh", "Hardsigmoid", "Hardswish", "SiLU", "Mish",
     "ELU", "CELU", "SELU", "GLU", "GELU", "Hardshrink", "Softshrink", "LeakyReLU", "LogSigmoid", "Softplus",
-    "PReLU", "Softsign", "Tanhshrink", "Softmin", "Softmax", "Softmax2d", "LogSoftmax",
+    "PReLU", "Softsign", "Tanhshrink", "Softmin", "Softmax", "Softmax2d", "LogSoftmax", "MultiheadAttention",
 ]
 
 
@@ -288,16 +291,7 @@ class Softmax2d(Module):
         return F.softmax(input, -3, _stacklevel=5)
 
 
-# ==== MultiheadAttention ====================================================================
-# Reserved for MultiheadAttention (written by another helper): append the class below this line
-# and add "MultiheadAttention" to __all__ (e.g. ``__all__ += ["MultiheadAttention"]``).
-from .. import init  # noqa: E402
-from .._functional import attention as _attn  # noqa: E402
-from .linear import Linear  # noqa: E402
-
-__all__ += ["MultiheadAttention"]
-
-
+# ---- MultiheadAttention -----------------------------------------------------------------------
 class NonDynamicallyQuantizableLinear(Linear):
     """torch's name for MultiheadAttention.out_proj (a plain Linear here), kept so reprs match."""
 

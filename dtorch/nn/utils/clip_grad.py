@@ -6,8 +6,7 @@ import warnings
 from typing import Iterable, Union
 
 from ..._creation import tensor as _tensor
-from ..._device import device_of, move_array
-from ..._ops._helpers import xp_of
+from ..._device import device_of, move_array, xp_of
 from ...autograd.grad_mode import no_grad
 from ...tensor import Tensor, _make
 

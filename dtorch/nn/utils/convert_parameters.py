@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..._ops.joining import cat
 from ...tensor import Tensor
 from ..modules.module import typename
 
@@ -15,8 +16,6 @@ def _check_same_device(params: list[Tensor]) -> None:
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """All parameters flattened and concatenated into one (differentiable) vector."""
-    from ... import cat
-
     params = list(parameters)
     _check_same_device(params)
     return cat([p.view(-1) for p in params])
