@@ -147,8 +147,8 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
     batches = Epochs(loader)
     state = dcp.training_state(model=net, optimizer=opt, scheduler=sched, loader=loader)
     ckpts = Checkpoints(run["dir"], cfg["checkpoint"]) if run["dir"] else None
-    logs = Path(run["dir"]) if run["dir"] and rank == 0 else None
-    metrics = MetricsLog(logs / "metrics.jsonl", logs / "tb") if logs is not None else None
+    out_dir = Path(run["dir"]) if run["dir"] and rank == 0 else None
+    metrics = MetricsLog(out_dir / "metrics.jsonl", out_dir / "tb") if out_dir is not None else None
     start_step = 0
     if ckpts is not None and (loaded := ckpts.restore(state)) is not None:
         start_step, batches.epoch = state["step"], state["epoch"]

@@ -48,7 +48,7 @@ def test_usr1_requeue_resumes_with_the_same_final_weights(tmp_path):
     job_id = r.stdout.strip()
     run_dir = tmp_path / "runs" / f"digits-mlp-{job_id}"
     metrics = run_dir / "metrics.jsonl"
-    _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 20, 60, "200 steps")
+    _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 20, 120, "200 steps")
     subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True)
     start = time.monotonic()
     _wait_for(lambda: _result(run_dir).get("step") == 6000, 180, "the requeued job to finish")
