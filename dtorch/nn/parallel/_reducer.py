@@ -128,7 +128,8 @@ class Reducer:
         self.ready = [False] * len(params)
         self.unused: list[int] = []   # parameters this rank's graph does not reach
         self._static_unused: list[int] | None = None
-        self.handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+        for p in params:
+            p.register_post_accumulate_grad_hook(self._on_grad_ready)
 
     def _build(self, order: list[int]) -> None:
         groups = assign_buckets(self.params, order, self.limits)
@@ -326,8 +327,3 @@ class Reducer:
             self._globally_used()
         if not self.rebuilt:
             self._rebuild()
-
-    def remove_hooks(self) -> None:
-        for h in self.handles:
-            h.remove()
-
