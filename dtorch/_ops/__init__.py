@@ -18,7 +18,7 @@ names become ``dtorch.<name>``, and it attaches its Tensor methods with one
   unary.py       elementwise math: exp/log, roots, trigonometry, erf, sign, rounding, clamp, isnan & co
   activation.py  relu, gelu, silu, softplus, elu, leaky_relu, hardtanh
   softmax.py     softmax, log_softmax
-  reduction.py   sum/mean/prod/var/std, logsumexp, norm, cumsum/cumprod, all/any; sum_to for the engine
+  reduction.py   sum/mean/prod/var/std, logsumexp, norm, cumsum/cumprod, all/any/count_nonzero
   extrema.py     max/min/amax/amin/aminmax/argmax/argmin; gradients through saved indices
   sorting.py     sort/argsort/msort, topk, kthvalue, median/nanmedian
   linalg.py      matmul and its family (mm, bmm, mv, dot, outer, addmm, baddbmm...), tensordot

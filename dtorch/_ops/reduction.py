@@ -1,7 +1,5 @@
 """Reductions: sum, mean, prod, var/std, logsumexp, norm, cumsum/cumprod, all/any/count_nonzero, and the
 helpers every reduction shares (dims, keepdim, the gradient's shape). Max/min live in extrema.py.
-
-Also the sum_to used by the engine to undo broadcasting.
 """
 from __future__ import annotations
 
@@ -141,32 +139,6 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 
 tensor_fn("sum", sum)
-
-
-def sum_to(t: Tensor, shape) -> Tensor:
-    """Sum ``t`` down to ``shape`` (the inverse of broadcasting), recorded."""
-    shape = tuple(shape)
-    if t.shape == shape:
-        return t
-    lead = t.dim() - len(shape)
-    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and t.shape[i + lead] != 1)
-    r = sum(t, dims, keepdim=True) if dims else t
-    return r.reshape(shape)
-
-
-def sum_to_array(g, shape, node=None, i: int = 0):
-    """Array version of :func:`sum_to`; a shape that cannot broadcast is an engine error."""
-    lead = g.ndim - len(shape)
-    if lead < 0 or builtins.any(s != 1 and s != gs for s, gs in zip(shape, g.shape[lead:])):
-        name = node.name() if node is not None else "backward"
-        raise RuntimeError(
-            f"Function {name} returned an invalid gradient at index {i} - got {list(g.shape)} but expected "
-            f"shape compatible with {list(shape)}"
-        )
-    dims = tuple(range(lead)) + tuple(k + lead for k, s in enumerate(shape) if s == 1 and g.shape[k + lead] != 1)
-    if dims:
-        g = g.sum(axis=dims, keepdims=True)
-    return g.reshape(shape)
 
 
 # ---- mean ----------------------------------------------------------------------------------
