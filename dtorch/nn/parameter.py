@@ -11,6 +11,16 @@ def _empty_data():
     return empty(0)
 
 
+def set_weight_and_bias(module, weight_shape: tuple, bias_size: int | None, device=None, dtype=None) -> None:
+    """``module.weight`` and ``module.bias`` (``bias_size`` values; registered as None when that is None)
+    as uninitialised Parameters: the layer's ``reset_parameters`` fills them."""
+    module.weight = Parameter(empty(*weight_shape, device=device, dtype=dtype))
+    if bias_size is not None:
+        module.bias = Parameter(empty(bias_size, device=device, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+
+
 class Parameter(Tensor):
     """A Tensor that a Module registers as a parameter when assigned as an attribute.
 

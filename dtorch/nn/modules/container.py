@@ -35,26 +35,12 @@ def _check_pairs(kind: str, items: Iterable) -> Iterator[tuple]:
         yield p[0], p[1]
 
 
-class Sequential(Module):
-    """Modules called in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(name=module))``."""
-
-    def __init__(self, *args: Module) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for key, module in args[0].items():
-                self.add_module(key, module)
-        else:
-            for idx, module in enumerate(args):
-                self.add_module(str(idx), module)
+class _Positional(Module):
+    """What Sequential and ModuleList share: children addressed by position (``_key_at``), renumbered
+    after a deletion."""
 
     def _key_at(self, idx: int) -> str:
-        i = _abs_index(idx, len(self))
-        return next(islice(iter(self._modules.keys()), i, None))
-
-    def __getitem__(self, idx: int | slice) -> "Sequential | Module":
-        if isinstance(idx, slice):
-            return self.__class__(OrderedDict(list(self._modules.items())[idx]))
-        return self._modules[self._key_at(idx)]
+        raise NotImplementedError
 
     def __setitem__(self, idx: int, module: Module) -> None:
         setattr(self, self._key_at(idx), module)
@@ -75,6 +61,28 @@ class Sequential(Module):
 
     def __dir__(self) -> list[str]:
         return [k for k in super().__dir__() if not k.isdigit()]
+
+
+class Sequential(_Positional):
+    """Modules called in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(name=module))``."""
+
+    def __init__(self, *args: Module) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for key, module in args[0].items():
+                self.add_module(key, module)
+        else:
+            for idx, module in enumerate(args):
+                self.add_module(str(idx), module)
+
+    def _key_at(self, idx: int) -> str:
+        i = _abs_index(idx, len(self))
+        return next(islice(iter(self._modules.keys()), i, None))
+
+    def __getitem__(self, idx: int | slice) -> "Sequential | Module":
+        if isinstance(idx, slice):
+            return self.__class__(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._key_at(idx)]
 
     def __add__(self, other: "Sequential") -> "Sequential":
         if not isinstance(other, Sequential):
@@ -148,7 +156,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_Positional):
     """A list of modules, registered as children ``"0"``, ``"1"``, ..."""
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
@@ -156,30 +164,13 @@ class ModuleList(Module):
         if modules is not None:
             self += modules
 
-    def _get_abs_string_index(self, idx: int) -> str:
+    def _key_at(self, idx: int) -> str:
         return str(_abs_index(idx, len(self)))
 
     def __getitem__(self, idx: int | slice) -> "Module | ModuleList":
         if isinstance(idx, slice):
             return self.__class__(list(self._modules.values())[idx])
-        return self._modules[self._get_abs_string_index(idx)]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, self._get_abs_string_index(idx), module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        if isinstance(idx, slice):
-            for k in range(len(self._modules))[idx]:
-                delattr(self, str(k))
-        else:
-            delattr(self, self._get_abs_string_index(idx))
-        _renumber(self)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        return self._modules[self._key_at(idx)]
 
     def __iadd__(self, modules: Iterable[Module]) -> "ModuleList":
         return self.extend(modules)
@@ -189,9 +180,6 @@ class ModuleList(Module):
         for i, module in enumerate(chain(self, other)):
             combined.add_module(str(i), module)
         return combined
-
-    def __dir__(self) -> list[str]:
-        return [k for k in super().__dir__() if not k.isdigit()]
 
     def __repr__(self) -> str:
         """torch's compressed form: runs of equal reprs print once as ``(0-2): 3 x Linear(...)``."""

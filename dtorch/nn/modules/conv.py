@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import math
 
-from ... import _creation
 from ...tensor import Tensor
 from .. import init
 from .._functional import conv as F
 from .._functional.vision import pad as _pad
-from ..parameter import Parameter
+from ..parameter import set_weight_and_bias
 from .module import Module
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
@@ -61,11 +60,7 @@ class _ConvNd(Module):
         self._reversed_padding_repeated_twice = self._mode_padding()
         shape = ((in_channels, out_channels // groups) if transposed else
                  (out_channels, in_channels // groups)) + self.kernel_size
-        self.weight = Parameter(_creation.empty(*shape, device=device, dtype=dtype))
-        if bias:
-            self.bias = Parameter(_creation.empty(out_channels, device=device, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        set_weight_and_bias(self, shape, out_channels if bias else None, device, dtype)
         self.reset_parameters()
 
     def _mode_padding(self) -> list:

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import math
 
-from ... import _creation
 from ...tensor import Tensor
 from .. import init
 from .._functional import linear as F
-from ..parameter import Parameter
+from ..parameter import set_weight_and_bias
 from .module import Module
 
 __all__ = ["Linear", "Bilinear", "LazyLinear"]
-
-
-def _empty(*shape, device=None, dtype=None) -> Tensor:
-    return _creation.empty(*shape, device=device, dtype=dtype)
 
 
 class Linear(Module):
@@ -26,11 +21,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(_empty(out_features, in_features, device=device, dtype=dtype))
-        if bias:
-            self.bias = Parameter(_empty(out_features, device=device, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        set_weight_and_bias(self, (out_features, in_features), out_features if bias else None, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -65,11 +56,8 @@ class Bilinear(Module):
         self.in1_features = in1_features
         self.in2_features = in2_features
         self.out_features = out_features
-        self.weight = Parameter(_empty(out_features, in1_features, in2_features, device=device, dtype=dtype))
-        if bias:
-            self.bias = Parameter(_empty(out_features, device=device, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        set_weight_and_bias(self, (out_features, in1_features, in2_features), out_features if bias else None,
+                            device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
