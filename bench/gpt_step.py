@@ -4,15 +4,13 @@ Batch 16, float32, AdamW (lr 1e-3, weight decay 0.1), gradient clipping at 1.0, 
 F.scaled_dot_product_attention and a 4x GELU MLP, untied head. The model is the SAME code for dtorch and
 torch (``jobs.models.gpt(lib, ...)``), started from the same weights (copied through numpy) and fed the
 same batch. A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a
-float32-accurate erf polynomial, and its stacked attention products are plain np.matmul (on numpy 2.x as
-fast as torch's, and faster than one np.dot per matrix). Each thread count runs in its own subprocess so
-the thread variables are set before numpy loads. glibc's mmap threshold is set to 64 MiB in the
-workers (MALLOC_MMAP_THRESHOLD_): with torch, dtorch (whose import tunes malloc) and numpy taking turns
-in one process, the numpy step otherwise page-faulted ~38,000 times a step; with it, none of the three
-faults more than a few hundred times. Steps are timed one at a time,
-the implementations taking turns; a figure is the median over ``rounds * steps`` steps. Prints ONE JSON line: steps/s,
-dtorch/torch and dtorch/numpy, and each implementation's loss after the timed steps (they should agree to
-float32 precision).
+float32-accurate erf polynomial, and its stacked attention products are plain np.matmul. Each thread
+count runs in its own subprocess so the thread variables are set before numpy loads. glibc's mmap
+threshold is set to 64 MiB in the workers (MALLOC_MMAP_THRESHOLD_), so that the three implementations
+taking turns in one process do not page-fault each other's temporaries (docs/performance.md). Steps are
+timed one at a time, the implementations taking turns; a figure is the median over ``rounds * steps``
+steps. Prints ONE JSON line: steps/s, dtorch/torch and dtorch/numpy, and each implementation's loss
+after the timed steps (they should agree to float32 precision).
 
 Usage: ``python bench/gpt_step.py [--rounds 5] [--steps 6] [--threads 1 2] [--clock wall|cpu]``;
 ``python bench/gpt_step.py --profile 20`` prints a cProfile table of 20 dtorch steps at 1 thread instead.
