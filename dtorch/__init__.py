@@ -11,7 +11,7 @@ from ._dtype import (  # noqa: F401
     promote_types, set_default_dtype, uint8,
 )
 from ._device import device  # noqa: F401
-from .tensor import Size, Tensor  # noqa: F401
+from .tensor import Size, Tensor, typename  # noqa: F401
 from . import _ops
 from ._creation import (  # noqa: F401
     arange, as_tensor, asarray, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace, ones,

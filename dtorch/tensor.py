@@ -362,6 +362,21 @@ class Tensor:
         )
 
 
+def typename(obj) -> str:
+    """torch.typename: ``dtorch.FloatTensor`` for tensors, the qualified name otherwise."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(obj, "__module__", "") or ""
+    if hasattr(obj, "__qualname__"):
+        qualname = obj.__qualname__
+    elif hasattr(obj, "__name__"):
+        qualname = obj.__name__
+    else:
+        module = obj.__class__.__module__ or ""
+        qualname = obj.__class__.__qualname__
+    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
+
+
 def _init_from(t: Tensor, data, rg: bool = False) -> None:
     t._data = data
     t._rg = rg

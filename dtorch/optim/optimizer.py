@@ -9,7 +9,7 @@ from itertools import chain
 from typing import Any, Callable, Iterable
 
 from .._dtype import float32
-from ..tensor import Tensor, _make
+from ..tensor import Tensor, _make, typename
 from ..utils.hooks import RemovableHandle, add_hook
 
 __all__ = ["Optimizer", "register_optimizer_step_post_hook", "register_optimizer_step_pre_hook", "required"]
@@ -69,13 +69,6 @@ def _run_hooked(step: Callable, self, args, kwargs):
     return out
 
 
-def _typename(obj) -> str:
-    if isinstance(obj, Tensor):
-        return "dtorch.Tensor"
-    t = type(obj)
-    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
 def check_fused(fused: bool | None, differentiable: bool, foreach: bool | None) -> None:
     """torch's checks of ``fused=True`` against the other implementation flags."""
     if fused:
@@ -122,7 +115,7 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                f"but got {_typename(params)}"
+                f"but got {typename(params)}"
             )
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
@@ -184,7 +177,7 @@ class Optimizer:
 
         for p in tensors:
             if not isinstance(p, Tensor):
-                raise TypeError("optimizer can only optimize Tensors, but one of the params is " + _typename(p))
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is " + typename(p))
             if not self.defaults.get("differentiable", None) and not (p.is_leaf or p.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
 

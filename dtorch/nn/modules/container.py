@@ -7,9 +7,9 @@ from collections import abc as container_abcs
 from itertools import chain, islice
 from typing import Any, Iterable, Iterator, Mapping
 
-from ...tensor import Tensor
+from ...tensor import Tensor, typename
 from ..parameter import Parameter
-from .module import Module, _addindent, typename
+from .module import Module, _addindent
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 

@@ -8,28 +8,13 @@ from ... import _dtype
 from ..._ops.convert import _parse_to
 from ...autograd.grad_mode import no_grad
 from ...optim.optimizer import zero_grads
-from ...tensor import Tensor
+from ...tensor import Tensor, typename
 from ...utils.hooks import RemovableHandle
 from ..parameter import Buffer, Parameter
 from ._backward_hook import BackwardHook
 from ._state_dict import StateDictMixin
 
 __all__ = ["Module", "RemovableHandle"]
-
-def typename(obj: Any) -> str:
-    """torch.typename: ``dtorch.FloatTensor`` for tensors, the qualified name otherwise."""
-    if isinstance(obj, Tensor):
-        return obj.type()
-    module = getattr(obj, "__module__", "") or ""
-    if hasattr(obj, "__qualname__"):
-        qualname = obj.__qualname__
-    elif hasattr(obj, "__name__"):
-        qualname = obj.__name__
-    else:
-        module = obj.__class__.__module__ or ""
-        qualname = obj.__class__.__qualname__
-    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
-
 
 def _addindent(s: str, num_spaces: int) -> str:
     lines = s.split("\n")

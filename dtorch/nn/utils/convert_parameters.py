@@ -4,8 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..._ops.joining import cat
-from ...tensor import Tensor
-from ..modules.module import typename
+from ...tensor import Tensor, typename
 
 
 def _check_same_device(params: list[Tensor]) -> None:
