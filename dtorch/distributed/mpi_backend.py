@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ops.joining import stack
 from ..tensor import Tensor
 from ._mpi import mpi
 from ._run import run
@@ -94,7 +95,6 @@ class MPIBackend:
                        name: str = "reduce_scatter"):
         """``input``: one tensor per rank (reduce_scatter) or one of world x output (reduce_scatter_tensor)."""
         if not isinstance(input, Tensor):
-            from .. import stack
 
             input = stack(list(input))
         send = Staged(input, reduce=True)
@@ -128,7 +128,6 @@ class MPIBackend:
         root = pg.group_rank(src)
         send = None
         if pg.rank() == root:
-            from .. import stack
 
             send = Staged(stack(list(scatter_list)))
         out = Staged(tensor)

@@ -6,6 +6,9 @@ import numbers
 
 import numpy as np
 
+from ..._creation import as_tensor, tensor
+from ..._dtype import float64
+from ..._ops.joining import stack
 from ...tensor import Tensor
 
 __all__ = ["default_collate", "default_convert"]
@@ -13,7 +16,6 @@ __all__ = ["default_collate", "default_convert"]
 
 def default_collate(batch):
     """Stack tensors and arrays, tensorise numbers, keep strings, recurse into dicts/tuples/lists."""
-    from ... import as_tensor, float64, stack, tensor
 
     elem = batch[0]
     if isinstance(elem, Tensor):
@@ -49,7 +51,6 @@ def default_collate(batch):
 
 def default_convert(data):
     """Turn numpy arrays into tensors inside any structure (no batching)."""
-    from ... import as_tensor
 
     if isinstance(data, np.ndarray) and data.dtype.kind not in "OUS":
         return as_tensor(data)

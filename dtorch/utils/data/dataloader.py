@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...random import manual_seed
 from ...tensor import Tensor, _make
 from ._collate import default_collate, default_convert
 from .dataset import IterableDataset
@@ -205,7 +206,6 @@ class _WorkerError:
 
 def _worker_loop(loader_parts: dict, worker_id: int, num_workers: int, seed: int, index_queue, result_queue) -> None:
     global _worker_info
-    from ... import manual_seed
 
     dataset = loader_parts["dataset"]
     random.seed(seed)

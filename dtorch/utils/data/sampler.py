@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+from ..._dtype import float64
 from ...tensor import Tensor
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
@@ -90,7 +91,6 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
             raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
         from ..._creation import as_tensor
-        from ... import float64
 
         self.weights = weights.double() if isinstance(weights, Tensor) else as_tensor(weights, dtype=float64)
         if self.weights.dim() != 1:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ...random import manual_seed
 from ...tensor import _make
 from .dataloader import DataLoader, _draw_seed, _WorkerPool, get_worker_info
 
@@ -49,7 +50,6 @@ class _SeededBatch(list):
 
     def __iter__(self):
         if get_worker_info() is not None:
-            from ... import manual_seed
 
             random.seed(self.seed)
             np.random.seed(self.seed % 2 ** 32)
