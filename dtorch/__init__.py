@@ -26,6 +26,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .autograd.grad_mode import is_inference_mode_enabled  # noqa: F401
 from . import cuda  # noqa: F401
+from . import futures  # noqa: F401
 
 globals().update(_ops.public_names())
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Callable
 
+from ..futures import work_future
 from ._mpi import mpi
 
 
@@ -58,7 +59,6 @@ class Work:
 
     def get_future(self):
         """A Future completed by this work (``then`` chains a callback), as torch's Work.get_future."""
-        from .algorithms.future import work_future  # the algorithms package (Join) builds on collectives
 
         return work_future(self)
 

@@ -1,3 +1,3 @@
 """dtorch.distributed.algorithms: Join for uneven inputs, DDP communication hooks, futures."""
-from .future import Future, work_future  # noqa: F401
+from ...futures import Future, work_future  # noqa: F401
 from .join import Join, Joinable, JoinHook  # noqa: F401

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...tensor import _make
-from ..algorithms.future import Future
+from ...futures import Future
 
 
 def attach(zero, ddp) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from ..._creation import tensor
 from ...autograd.graph import AccumulateGrad
 from ...distributed import all_reduce, barrier, broadcast
-from ...distributed.algorithms.future import work_future
+from ...futures import work_future
 from ...tensor import Tensor, _make
 from ._buckets import Bucket, assign_buckets
 from ._shm_allreduce import COMM_MODES, make_shm_allreduce

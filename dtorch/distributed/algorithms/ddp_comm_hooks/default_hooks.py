@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...collectives import all_reduce
 from ...process_group import resolve
-from ..future import Future, work_future
+from ....futures import Future, work_future
 
 
 def _allreduce_fut(process_group, tensor) -> Future:

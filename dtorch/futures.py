@@ -1,4 +1,4 @@
-"""A small torch.futures.Future: the value of an asynchronous collective, with ``then`` chaining.
+"""torch.futures: a small Future: the value of an asynchronous collective, with ``then`` chaining.
 
 ``Work.get_future()`` is ``work_future(work)``: its value is ``work.result()``, the list of output
 tensors, as torch's.
