@@ -53,6 +53,15 @@ class _Positional(Module):
             delattr(self, self._key_at(idx))
         _renumber(self)
 
+    def append(self, module: Module) -> "_Positional":
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key: int | slice) -> Module:
+        v = self[key]
+        del self[key]
+        return v
+
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -121,15 +130,6 @@ class Sequential(_Positional):
         for _ in range(other - 1):
             for module in originals:
                 self.add_module(str(len(self)), module)
-        return self
-
-    def pop(self, key: int | slice) -> Module:
-        v = self[key]
-        del self[key]
-        return v
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self)), module)
         return self
 
     def insert(self, index: int, module: Module) -> "Sequential":
@@ -202,15 +202,6 @@ class ModuleList(_Positional):
         for i in range(len(self._modules), index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
-
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self)), module)
-        return self
-
-    def pop(self, key: int | slice) -> Module:
-        v = self[key]
-        del self[key]
-        return v
 
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
         if not isinstance(modules, container_abcs.Iterable):
