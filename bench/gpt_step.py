@@ -1,9 +1,11 @@
 """Training steps/s of a small GPT (jobs.models.gpt: 4 layers, 4 heads, width 128, context 64, vocab 65).
 
 Batch 16, float32, AdamW (lr 1e-3, weight decay 0.1), gradient clipping at 1.0, pre-LN blocks with causal
-F.scaled_dot_product_attention and a 4x GELU MLP, untied head. The model is the SAME code for dtorch and
-torch (``jobs.models.gpt(lib, ...)``), started from the same weights (copied through numpy) and fed the
-same batch. A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a
+attention and a 4x exact-GELU MLP, untied head. Two attentions, both reported: ``manual`` (the default
+report) is nanoGPT's as written (``q @ k.transpose(-2, -1) * scale``, ``masked_fill`` where a ``tril``
+buffer ``== 0`` to ``-inf``, ``F.softmax``, dropout, ``@ v``), ``sdpa`` is F.scaled_dot_product_attention.
+The model is the SAME code for dtorch and torch (``jobs.models.gpt(lib, ...)``, its blocks' forward
+swapped for the manual one), started from the same weights (copied through numpy) and fed the same batch. A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a
 float32-accurate erf polynomial, and its stacked attention products are plain np.matmul. Each thread
 count runs in its own subprocess so the thread variables are set before numpy loads. glibc's mmap
 threshold is set to 64 MiB in the workers (MALLOC_MMAP_THRESHOLD_), so that the three implementations
@@ -12,8 +14,9 @@ timed one at a time, the implementations taking turns; a figure is the median ov
 steps. Prints ONE JSON line: steps/s, dtorch/torch and dtorch/numpy, and each implementation's loss
 after the timed steps (they should agree to float32 precision).
 
-Usage: ``python bench/gpt_step.py [--rounds 5] [--steps 6] [--threads 1 2] [--clock wall|cpu]``;
-``python bench/gpt_step.py --profile 20`` prints a cProfile table of 20 dtorch steps at 1 thread instead.
+Usage: ``python bench/gpt_step.py [--rounds 5] [--steps 6] [--threads 1 2] [--clock wall|cpu]
+[--attn manual sdpa]``; ``python bench/gpt_step.py --profile 20 [--attn sdpa]`` prints a cProfile table of
+20 dtorch steps at 1 thread instead (manual attention unless told).
 """
 from __future__ import annotations
 
@@ -179,12 +182,41 @@ class NumpyGPT:
 
 
 # ---- dtorch / torch: the shared model, F.cross_entropy, clip_grad_norm_, optim.AdamW -------------------
+def _manual_attention(lib, block, dropout: float = 0.0) -> None:
+    """Give ``block`` (a jobs.models.gpt Block) nanoGPT's CausalSelfAttention forward as written."""
+    nn, F = lib.nn, lib.nn.functional
+    t = CONFIG["context"]
+    block.register_buffer("bias", lib.tril(lib.ones(t, t)).view(1, 1, t, t))
+    block.attn_dropout, block.resid_dropout = nn.Dropout(dropout), nn.Dropout(dropout)
+    block.mlp_dropout = nn.Dropout(dropout)
+
+    def forward(x):
+        b, t, c = x.size()
+        q, k, v = block.qkv(block.ln1(x)).split(c, dim=2)
+        k = k.view(b, t, block.heads, c // block.heads).transpose(1, 2)
+        q = q.view(b, t, block.heads, c // block.heads).transpose(1, 2)
+        v = v.view(b, t, block.heads, c // block.heads).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(block.bias[:, :, :t, :t] == 0, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        att = block.attn_dropout(att)
+        y = att @ v
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        x = x + block.resid_dropout(block.proj(y))
+        return x + block.mlp_dropout(block.out(block.gelu(block.fc(block.ln2(x)))))
+
+    block.forward = forward
+
+
 class LibGPT:
-    def __init__(self, lib, params: dict[str, np.ndarray]) -> None:
+    def __init__(self, lib, params: dict[str, np.ndarray], attn: str = "manual") -> None:
         from dtorch.jobs.models import gpt
 
         self.lib = lib
         self.model = gpt(lib, **CONFIG)
+        if attn == "manual":
+            for block in self.model.blocks:
+                _manual_attention(lib, block)
         with lib.no_grad():
             for name, p in self.model.named_parameters():
                 p.copy_(lib.from_numpy(params[name].copy()))
@@ -210,7 +242,7 @@ def initial_params() -> dict[str, np.ndarray]:
     return {k: v.numpy().copy() for k, v in gpt(dtorch, **CONFIG).state_dict().items()}
 
 
-def make_impls(threads: int) -> dict:
+def make_impls(threads: int, attn: str = "manual") -> dict:
     import dtorch
 
     rng = np.random.default_rng(1)
@@ -218,12 +250,12 @@ def make_impls(threads: int) -> dict:
     x, y = tokens[:, :-1], np.ascontiguousarray(tokens[:, 1:])
     x = np.ascontiguousarray(x)
     params = initial_params()
-    impls = {"dtorch": (LibGPT(dtorch, params), dtorch.from_numpy(x), dtorch.from_numpy(y))}
+    impls = {"dtorch": (LibGPT(dtorch, params, attn), dtorch.from_numpy(x), dtorch.from_numpy(y))}
     try:
         import torch
 
         torch.set_num_threads(threads)
-        impls["torch"] = (LibGPT(torch, params), torch.from_numpy(x), torch.from_numpy(y))
+        impls["torch"] = (LibGPT(torch, params, attn), torch.from_numpy(x), torch.from_numpy(y))
     except ImportError:
         pass
     impls["numpy"] = (NumpyGPT(params, CONFIG["layers"], CONFIG["heads"], LR, WEIGHT_DECAY, CLIP), x, y)
@@ -231,12 +263,12 @@ def make_impls(threads: int) -> dict:
 
 
 # ---- one thread count (a subprocess) -------------------------------------------------------------------
-def worker(threads: int, rounds: int, steps: int, clock_name: str = "wall") -> dict:
+def worker(threads: int, rounds: int, steps: int, clock_name: str = "wall", attn: str = "manual") -> dict:
     import statistics
     import time
 
     clock = time.perf_counter if clock_name == "wall" else time.thread_time
-    impls = make_impls(threads)
+    impls = make_impls(threads, attn)
     samples: dict[str, list[float]] = {k: [] for k in impls}
     losses: dict[str, float] = {}
     for impl, xx, yy in impls.values():  # warm up
@@ -258,13 +290,13 @@ def worker(threads: int, rounds: int, steps: int, clock_name: str = "wall") -> d
     return out
 
 
-def profile(steps: int) -> None:
+def profile(steps: int, attn: str) -> None:
     import cProfile
     import pstats
 
     import dtorch
 
-    impl, xx, yy = make_impls(1)["dtorch"]
+    impl, xx, yy = make_impls(1, attn)["dtorch"]
     for _ in range(2):
         impl.step(xx, yy)
     prof = cProfile.Profile()
@@ -272,7 +304,7 @@ def profile(steps: int) -> None:
     for _ in range(steps):
         impl.step(xx, yy)
     prof.disable()
-    print(f"dtorch {dtorch.__file__}: {steps} steps", file=sys.stderr)
+    print(f"dtorch {dtorch.__file__}: {steps} steps, {attn} attention", file=sys.stderr)
     pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
 
 
@@ -284,14 +316,16 @@ def main() -> None:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: the calling thread's CPU time, which other load on a shared machine does not inflate "
                          "(meaningful at 1 thread only: BLAS helper threads are not counted)")
+    ap.add_argument("--attn", nargs="+", choices=("manual", "sdpa"), default=["manual", "sdpa"],
+                    help="attention implementations, each its own subprocess; the first is the top-level report")
     ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         if args.profile:
-            profile(args.profile)
+            profile(args.profile, args.attn[0])
         else:
-            print(json.dumps(worker(args.worker, args.rounds, args.steps, args.clock)))
+            print(json.dumps(worker(args.worker, args.rounds, args.steps, args.clock, args.attn[0])))
         return
     result = {"bench": "gpt_step", "model": CONFIG, "batch": BATCH, "dtype": "float32",
               "optimizer": "AdamW + clip_grad_norm_(1.0)", "clock": args.clock,
@@ -300,14 +334,17 @@ def main() -> None:
         env = dict(os.environ, **{v: str(n) for v in THREAD_VARS})
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(n), "--rounds", str(args.rounds),
-               "--steps", str(args.steps), "--clock", args.clock]
-        cmd += ["--profile", str(args.profile)] if args.profile else []
-        if args.profile:
-            subprocess.run(cmd, env=env, check=True)
-            return
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        result[f"threads_{n}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        report = {}
+        for attn in args.attn:
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(n), "--rounds", str(args.rounds),
+                   "--steps", str(args.steps), "--clock", args.clock, "--attn", attn]
+            if args.profile:
+                subprocess.run(cmd + ["--profile", str(args.profile)], env=env, check=True)
+                return
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            report[attn] = json.loads(proc.stdout.strip().splitlines()[-1])
+        top = report.pop(args.attn[0])
+        result[f"threads_{n}"] = dict(top, attn=args.attn[0], **report)
     print(json.dumps(result))
 
 
