@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+from _interleave import steps_per_s
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 SIZES = (784, 1024, 1024, 10)
@@ -100,8 +102,6 @@ class LibMLP:
 
 # ---- one thread count (a subprocess) --------------------------------------------------------
 def worker(threads: int, rounds: int, steps: int) -> dict:
-    import statistics
-    import time
 
     import numpy as np
 
@@ -121,25 +121,7 @@ def worker(threads: int, rounds: int, steps: int) -> dict:
         impls["torch"] = (LibMLP(torch, params), torch.from_numpy(x), torch.from_numpy(y))
     except ImportError:
         pass
-    samples: dict[str, list[float]] = {k: [] for k in impls}
-    losses: dict[str, float] = {}
-    for impl, xx, yy in impls.values():  # warm up
-        for _ in range(2):
-            impl.step(xx, yy)
-    # one step of each implementation in turn, timed alone: load bursts on a shared machine hit all
-    # implementations alike, and the median of the per-step times ignores them
-    for _ in range(rounds * steps):
-        for name, (impl, xx, yy) in impls.items():
-            t0 = time.perf_counter()
-            loss = impl.step(xx, yy)
-            samples[name].append(1.0 / (time.perf_counter() - t0))
-            losses[name] = float(loss)
-    out = {f"{k}_steps_per_s": round(statistics.median(v), 3) for k, v in samples.items()}
-    out["dtorch_over_numpy"] = round(out["dtorch_steps_per_s"] / out["numpy_steps_per_s"], 3)
-    if "torch" in impls:
-        out["dtorch_over_torch"] = round(out["dtorch_steps_per_s"] / out["torch_steps_per_s"], 3)
-    out["final_loss"] = {k: round(v, 6) for k, v in losses.items()}
-    return out
+    return steps_per_s(impls, rounds, steps)
 
 
 def main() -> None:

@@ -1,0 +1,32 @@
+"""The timing loop the step benchmarks share: implementations stepped in turn, medians of per-step rates."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def steps_per_s(impls: dict, rounds: int, steps: int, clock: Callable[[], float] = time.perf_counter) -> dict:
+    """``impls``: name -> (model with ``.step(x, y) -> loss``, x, y). Returns ``{name}_steps_per_s``,
+    ``dtorch_over_{peer}`` for every other implementation, and ``final_loss`` per implementation.
+
+    One step of each implementation in turn, timed alone: load bursts on a shared machine hit all
+    implementations alike, and the median of the per-step rates ignores them.
+    """
+    samples: dict[str, list[float]] = {k: [] for k in impls}
+    losses: dict[str, float] = {}
+    for impl, xx, yy in impls.values():  # warm up
+        for _ in range(2):
+            impl.step(xx, yy)
+    for _ in range(rounds * steps):
+        for name, (impl, xx, yy) in impls.items():
+            t0 = clock()
+            loss = impl.step(xx, yy)
+            samples[name].append(1.0 / (clock() - t0))
+            losses[name] = float(loss)
+    out = {f"{k}_steps_per_s": round(statistics.median(v), 3) for k, v in samples.items()}
+    for peer in impls:
+        if peer != "dtorch" and "dtorch" in impls:
+            out[f"dtorch_over_{peer}"] = round(out["dtorch_steps_per_s"] / out[f"{peer}_steps_per_s"], 3)
+    out["final_loss"] = {k: round(v, 6) for k, v in losses.items()}
+    return out
