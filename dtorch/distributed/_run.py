@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ._mpi import mpi
-from .process_group import STATE, ProcessGroup
+from .process_group import RUNTIME, ProcessGroup
 from .reduce_op import ReduceOp
 from .work import Work, wait_all
 
@@ -22,13 +22,13 @@ _DETAIL_BYTES = 1024
 
 def missing(pg: ProcessGroup, seq: int) -> str:
     """What the arrival board says of the group's ranks that have not reached ``seq``."""
-    return STATE.board.describe_missing(pg.slot, seq, pg.ranks)
+    return RUNTIME.board.describe_missing(pg.slot, seq, pg.ranks)
 
 
 def enter(pg: ProcessGroup, name: str) -> int:
     """Give the group's next op its sequence number and record it on the arrival board."""
     pg.seq += 1
-    STATE.board.enter(pg.slot, pg.seq, name)
+    RUNTIME.board.enter(pg.slot, pg.seq, name)
     return pg.seq
 
 
@@ -39,7 +39,7 @@ def run(pg: ProcessGroup, name: str, detail: dict, start: Callable, finish: Call
     ``start()`` returns what ``work_type`` waits on: MPI requests for ``Work``, the launched op for NCCL's.
     """
     seq = enter(pg, name)
-    if STATE.detail:
+    if RUNTIME.detail:
         _detail_check(pg, name, seq, detail)
     reqs = start()
 

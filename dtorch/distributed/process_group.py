@@ -61,7 +61,7 @@ GroupMember = _GroupMember
 group = _GroupMember
 
 
-class _State:
+class _Runtime:
     def __init__(self) -> None:
         self.world: ProcessGroup | None = None
         self.board: ArrivalBoard | None = None
@@ -70,7 +70,7 @@ class _State:
         self.detail = False  # TORCH_DISTRIBUTED_DEBUG=DETAIL, read once at init
 
 
-STATE = _State()
+RUNTIME = _Runtime()
 
 
 def is_available() -> bool:
@@ -78,7 +78,7 @@ def is_available() -> bool:
 
 
 def is_initialized() -> bool:
-    return STATE.world is not None
+    return RUNTIME.world is not None
 
 
 def is_mpi_available() -> bool:
@@ -97,7 +97,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
                        world_size: int = -1, rank: int = -1, store=None, group_name: str = "", pg_options=None,
                        device_id=None) -> None:
     """Join the job's process group. backend: 'mpi' (default) or 'nccl' (CUDA tensors over NCCL)."""
-    if STATE.world is not None:
+    if RUNTIME.world is not None:
         raise ValueError("trying to initialize the default process group twice!")
     backend = (backend or "mpi").lower()
     if backend not in ("mpi", "nccl", "gloo", "cpu:mpi,cuda:nccl"):
@@ -118,24 +118,24 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
             )
     timeout_s = seconds(timeout if timeout is not None else DEFAULT_TIMEOUT)
     debug = os.environ.get("TORCH_DISTRIBUTED_DEBUG", os.environ.get("DTORCH_DISTRIBUTED_DEBUG", ""))
-    STATE.detail = debug.upper() == "DETAIL"
-    STATE.board = ArrivalBoard(world)
+    RUNTIME.detail = debug.upper() == "DETAIL"
+    RUNTIME.board = ArrivalBoard(world)
     comm = world.Dup()
-    STATE.world = ProcessGroup(comm, list(range(mpi_size)), "WORLD", timeout_s, 0, backend)
-    STATE.groups = [STATE.world]
-    _GroupMember.WORLD = STATE.world
+    RUNTIME.world = ProcessGroup(comm, list(range(mpi_size)), "WORLD", timeout_s, 0, backend)
+    RUNTIME.groups = [RUNTIME.world]
+    _GroupMember.WORLD = RUNTIME.world
     _install_excepthook()
 
 
 def _install_excepthook() -> None:
     """An uncaught exception on any rank ends the whole job at once, naming the rank."""
-    if STATE.prev_excepthook is not None:
+    if RUNTIME.prev_excepthook is not None:
         return
-    STATE.prev_excepthook = sys.excepthook
+    RUNTIME.prev_excepthook = sys.excepthook
 
     def hook(exc_type, exc, tb):
         text = "".join(traceback.format_exception(exc_type, exc, tb))
-        rank = get_rank() if STATE.world is not None else -1
+        rank = get_rank() if RUNTIME.world is not None else -1
         sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.rstrip().splitlines()))
         abort_job(f"uncaught {exc_type.__name__} on rank {rank}")
 
@@ -143,34 +143,34 @@ def _install_excepthook() -> None:
 
 
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
-    if group is not None and group is not STATE.world:
-        if group in STATE.groups:
-            STATE.groups.remove(group)
+    if group is not None and group is not RUNTIME.world:
+        if group in RUNTIME.groups:
+            RUNTIME.groups.remove(group)
             group.comm.Free()
         return
-    for g in STATE.groups:
+    for g in RUNTIME.groups:
         if g is None:
             continue
         try:
             g.comm.Free()
         except Exception:  # already freed by MPI finalisation
             pass
-    if STATE.board is not None:
-        STATE.board.free()
-    STATE.world = None
-    STATE.board = None
-    STATE.groups = []
+    if RUNTIME.board is not None:
+        RUNTIME.board.free()
+    RUNTIME.world = None
+    RUNTIME.board = None
+    RUNTIME.groups = []
     _GroupMember.WORLD = None
-    if STATE.prev_excepthook is not None:
-        sys.excepthook = STATE.prev_excepthook
-        STATE.prev_excepthook = None
+    if RUNTIME.prev_excepthook is not None:
+        sys.excepthook = RUNTIME.prev_excepthook
+        RUNTIME.prev_excepthook = None
 
 
 def _default() -> ProcessGroup:
-    if STATE.world is None:
+    if RUNTIME.world is None:
         raise ValueError("Default process group has not been initialized, please make sure to call "
                          "init_process_group.")
-    return STATE.world
+    return RUNTIME.world
 
 
 def resolve(group) -> ProcessGroup:
@@ -218,11 +218,11 @@ def new_group(ranks: list[int] | None = None, timeout=None, backend: str | None 
     me = world.rank()
     MPI = mpi()
     comm = world.comm.Split(0 if me in ranks else MPI.UNDEFINED, key=ranks.index(me) if me in ranks else 0)
-    slot = len(STATE.groups)
+    slot = len(RUNTIME.groups)
     if comm == MPI.COMM_NULL:
-        STATE.groups.append(None)  # keep slots aligned across ranks
+        RUNTIME.groups.append(None)  # keep slots aligned across ranks
         return _GroupMember.NON_GROUP_MEMBER
     t = seconds(timeout) if timeout is not None else world.timeout
     pg = ProcessGroup(comm, ranks, group_desc or f"group{slot}", t, slot, backend or world.backend)
-    STATE.groups.append(pg)
+    RUNTIME.groups.append(pg)
     return pg
