@@ -85,8 +85,9 @@ def run(cfg: dict, env: Mapping[str, str] | None = None) -> int:
     rank_output.install(rank)
     import dtorch
     import dtorch.distributed as dist
+    from dtorch.distributed._node import split_node
 
-    local_rank = world.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+    local_rank = split_node(world, rank).Get_rank()
     run_dir = _run_dir(cfg, env, world)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
