@@ -153,3 +153,15 @@ def test_random_split_and_subsets():
         random_split(range(10), [3, 3])
     cat = ConcatDataset([Subset(range(10), [1, 2]), Subset(range(10), [5])])
     assert [cat[i] for i in range(len(cat))] == [1, 2, 5] and cat[-1] == 5
+
+
+def test_dropped_loader_stops_its_workers_at_once():
+    loader = DataLoader(_dataset(6), batch_size=2, num_workers=2, persistent_workers=True)
+    list(loader)
+    procs = list(loader._workers.procs)
+    assert all(p.is_alive() for p in procs)
+    del loader  # no reference cycle keeps it (and its workers) until interpreter exit
+    assert not any(p.is_alive() for p in procs)
+    it = iter(DataLoader(_dataset(6), batch_size=1, num_workers=2))
+    assert next(it)[1].tolist() == [0]  # the running epoch keeps its loader alive
+    assert [y.tolist() for _, y in it] == [[1], [2], [3], [4], [5]]

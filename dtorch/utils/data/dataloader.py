@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import traceback
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ from ...random import manual_seed
 from ...tensor import Tensor, _make
 from ._collate import default_collate, default_convert
 from .dataset import IterableDataset
-from .sampler import BatchSampler, RandomSampler, SequentialSampler
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, _draw_seed
 
 __all__ = ["DataLoader", "get_worker_info"]
 
@@ -120,20 +121,24 @@ class DataLoader:
         return len(self.batch_sampler) if self.batch_sampler is not None else len(self.sampler)
 
     def __iter__(self):
-        if self.num_workers == 0:
-            return self._single_process()
+        if self.persistent_workers and self._workers is not None:
+            return self._workers.epoch(self._index_stream(), self)  # torch's _reset: no new base seed
+        indices = self._index_stream()
+        # torch draws the workers' base seed for every new iterator, with workers or without, so a
+        # seeded run takes the same draws from the generator whatever num_workers is
         base_seed = _draw_seed(self.generator)
-        if self._workers is None or not self.persistent_workers:
-            if self._workers is not None:
-                self._workers.shutdown()
-            self._workers = _WorkerPool(self, base_seed)
-        return self._workers.epoch(self._index_stream())
+        if self.num_workers == 0:
+            return self._single_process(indices)
+        if self._workers is not None:
+            self._workers.shutdown()
+        self._workers = _WorkerPool(self, base_seed)
+        return self._workers.epoch(indices, self)
 
-    def _single_process(self):
+    def _single_process(self, indices):
         if self._iterable:
             yield from _iterable_batches(iter(self.dataset), self.batch_size, self.drop_last, self.collate_fn)
             return
-        for idx in self._index_stream():
+        for idx in indices:
             if self._auto_collation:
                 yield self.collate_fn([self.dataset[i] for i in idx])
             else:
@@ -142,13 +147,6 @@ class DataLoader:
     def __del__(self) -> None:
         if getattr(self, "_workers", None) is not None:
             self._workers.shutdown()
-
-
-def _draw_seed(generator) -> int:
-    from ..._ops.sampling import randint
-    from ...random import default_generator
-
-    return int(randint(0, 2 ** 62, (), generator=generator or default_generator).item())
 
 
 def _iterable_batches(it, batch_size, drop_last: bool, collate_fn):
@@ -257,8 +255,12 @@ class _WorkerPool:
         ctx = loader.multiprocessing_context
         if ctx is None or isinstance(ctx, str):
             ctx = mp.get_context(ctx or ("fork" if os.name == "posix" else "spawn"))
-        self.loader = loader
+        # the pool refers to its loader weakly (an epoch holds it strongly), so a dropped loader is collected
+        # at once and its persistent workers stopped then, not at interpreter exit
+        self._loader = weakref.ref(loader)
         self.n = loader.num_workers
+        self.iterable, self.persistent = loader._iterable, loader.persistent_workers
+        self.prefetch_factor, self.timeout = loader.prefetch_factor, loader.timeout
         self.result_queue = ctx.Queue()
         self.index_queues = [ctx.Queue() for _ in range(self.n)]
         parts = {"dataset": loader.dataset, "collate_fn": loader.collate_fn, "worker_init_fn": loader.worker_init_fn,
@@ -272,8 +274,8 @@ class _WorkerPool:
             self.procs.append(p)
         self.first_epoch = True
 
-    def epoch(self, index_stream):
-        if self.loader._iterable:
+    def epoch(self, index_stream, loader: DataLoader):
+        if self.iterable:
             yield from self._iterable_epoch()
         else:
             yield from self._map_epoch(index_stream)
@@ -292,7 +294,7 @@ class _WorkerPool:
     def _map_epoch(self, index_stream):
         pending: dict[int, Any] = {}
         send_idx = recv_idx = 0
-        limit = self.n * self.loader.prefetch_factor
+        limit = self.n * self.prefetch_factor
         for indices in itertools.islice(index_stream, limit):
             self.index_queues[send_idx % self.n].put((send_idx, indices))
             send_idx += 1
@@ -304,7 +306,7 @@ class _WorkerPool:
                 self.index_queues[send_idx % self.n].put((send_idx, nxt))
                 send_idx += 1
             yield _from_wire(data)
-        if not self.loader.persistent_workers:
+        if not self.persistent:
             self.shutdown()
 
     def _iterable_epoch(self):
@@ -316,7 +318,7 @@ class _WorkerPool:
         send_idx = 0
         pending: dict[int, Any] = {}
         order: list[int] = []
-        for _ in range(self.loader.prefetch_factor):
+        for _ in range(self.prefetch_factor):
             for w in active:
                 self.index_queues[w].put((send_idx, None))
                 order.append(w)
@@ -335,11 +337,11 @@ class _WorkerPool:
                 order.append(worker)
                 send_idx += 1
             yield _from_wire(data)
-        if not self.loader.persistent_workers:
+        if not self.persistent:
             self.shutdown()
 
     def _get(self):
-        timeout = self.loader.timeout or None
+        timeout = self.timeout or None
         waited = 0.0
         while True:
             try:
@@ -366,6 +368,13 @@ class _WorkerPool:
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
+        if self.procs:
+            # close the queues here, not at garbage collection, where their feeder threads can find the
+            # pipes already closed
+            for q in (*self.index_queues, self.result_queue):
+                q.cancel_join_thread()
+                q.close()
         self.procs = []
-        if self.loader._workers is self:
-            self.loader._workers = None
+        loader = self._loader()
+        if loader is not None and loader._workers is self:
+            loader._workers = None

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+from ..._creation import as_tensor
 from ..._dtype import float64
+from ..._ops.sampling import multinomial, randint, randperm
+from ...random import Generator, default_generator
 from ...tensor import Tensor
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
            "BatchSampler"]
 
 
-def _seed_from(generator) -> int:
-    from ..._ops.sampling import randint
-    from ...random import default_generator
+_CHUNK = 32  # RandomSampler(replacement=True) draws this many indices at a time, as torch does
 
-    return int(randint(0, 2 ** 62, (), generator=generator or default_generator).item())
+
+def _draw_seed(generator: Generator | None) -> int:
+    """A seed in [0, 2**63) from ``generator`` or the global one: torch's ``empty((), int64).random_()``."""
+    return int(randint(0, 2 ** 63, (), generator=generator or default_generator).item())
 
 
 class Sampler:
@@ -45,6 +49,8 @@ class RandomSampler(Sampler):
         self.replacement = replacement
         self._num_samples = num_samples
         self.generator = generator
+        if not isinstance(self.replacement, bool):
+            raise TypeError(f"replacement should be a boolean value, but got replacement={self.replacement}")
         if not isinstance(self.num_samples, int) or self.num_samples <= 0:
             raise ValueError(f"num_samples should be a positive integer value, but got num_samples={self.num_samples}")
 
@@ -52,16 +58,15 @@ class RandomSampler(Sampler):
     def num_samples(self) -> int:
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
-    def __iter__(self):
-        from ..._ops.sampling import randint, randperm
-        from ...random import Generator
-
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.data_source)
         gen = self.generator
         if gen is None:
-            gen = Generator().manual_seed(_seed_from(None))
-        n = len(self.data_source)
+            gen = Generator().manual_seed(_draw_seed(None))
         if self.replacement:
-            yield from randint(0, n, (self.num_samples,), generator=gen).tolist()
+            for _ in range(self.num_samples // _CHUNK):
+                yield from randint(0, n, (_CHUNK,), generator=gen).tolist()
+            yield from randint(0, n, (self.num_samples % _CHUNK,), generator=gen).tolist()
             return
         for _ in range(self.num_samples // n):
             yield from randperm(n, generator=gen).tolist()
@@ -76,9 +81,7 @@ class SubsetRandomSampler(Sampler):
         self.indices = indices
         self.generator = generator
 
-    def __iter__(self):
-        from ..._ops.sampling import randperm
-
+    def __iter__(self) -> Iterator[int]:
         for i in randperm(len(self.indices), generator=self.generator).tolist():
             yield self.indices[i]
 
@@ -90,8 +93,6 @@ class WeightedRandomSampler(Sampler):
     def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None) -> None:
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
             raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
-        from ..._creation import as_tensor
-
         self.weights = weights.double() if isinstance(weights, Tensor) else as_tensor(weights, dtype=float64)
         if self.weights.dim() != 1:
             raise ValueError("weights should be a 1d sequence but given weights have shape "
@@ -100,9 +101,7 @@ class WeightedRandomSampler(Sampler):
         self.replacement = replacement
         self.generator = generator
 
-    def __iter__(self):
-        from ..._ops.sampling import multinomial
-
+    def __iter__(self) -> Iterator[int]:
         yield from multinomial(self.weights, self.num_samples, self.replacement, generator=self.generator).tolist()
 
     def __len__(self) -> int:

@@ -34,7 +34,8 @@ import numpy as np
 
 from ...random import manual_seed
 from ...tensor import _make
-from .dataloader import DataLoader, _draw_seed, _WorkerPool, get_worker_info
+from .dataloader import DataLoader, _WorkerPool, get_worker_info
+from .sampler import _draw_seed
 
 __all__ = ["StatefulDataLoader"]
 
@@ -79,7 +80,7 @@ class StatefulDataLoader(DataLoader):
     # ---- iteration --------------------------------------------------------------------------
     def __iter__(self):
         if not self._resume:
-            self._base_seed = _draw_seed(self.generator) if self.num_workers > 0 else None
+            self._base_seed = _draw_seed(self.generator)
             self._batches = None if self._iterable else list(super()._index_stream())
             self._offset = self._taken = 0
             self._epoch += 1
@@ -113,12 +114,12 @@ class StatefulDataLoader(DataLoader):
 
     def _open(self):
         if self.num_workers == 0:
-            return self._single_process()
+            return self._single_process(self._stream)
         if self._workers is None or not self.persistent_workers:
             if self._workers is not None:
                 self._workers.shutdown()
             self._workers = _WorkerPool(self, self._base_seed)
-        return self._workers.epoch(self._stream)
+        return self._workers.epoch(self._stream, self)
 
     # ---- state ------------------------------------------------------------------------------
     def _in_epoch(self) -> bool:
