@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import _allocator, _dtype
 from ._dtype import (  # noqa: F401
-    bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+    bool_ as bool, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo, int8, int16, int32, int64,
     promote_types, set_default_dtype, uint8,
 )
 from ._device import device  # noqa: F401
@@ -18,6 +18,9 @@ from ._creation import (  # noqa: F401
     ones_like, scalar_tensor, tensor, zeros, zeros_like,
 )
 from ._creation import range_ as range  # noqa: F401
+from ._creation import (  # noqa: F401
+    BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor, ShortTensor,
+)
 from .random import (  # noqa: F401
     Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
 )
@@ -26,6 +29,9 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_anomaly_enabled, set_detect_anomaly  # noqa: F401
 from .autograd.grad_mode import is_inference_mode_enabled  # noqa: F401
 from . import cuda  # noqa: F401
+from . import accelerator, backends  # noqa: F401
+from .backends._threads import get_num_threads, set_num_threads  # noqa: F401
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from . import futures  # noqa: F401
 
 globals().update(_ops.public_names())
@@ -55,6 +61,20 @@ def result_type(tensor1, tensor2) -> dtype:
 
 def can_cast(from_: dtype, to: dtype) -> bool:
     return from_._category <= to._category
+
+
+def compile(model=None, **kwargs):
+    """torch.compile's signature; dtorch has no graph compiler yet, so it returns ``model`` unchanged.
+
+    Works as ``compile(m)``, ``@compile`` and ``@compile(mode=...)``.
+    """
+    if model is None:
+        return lambda m: compile(m, **kwargs)
+    import warnings
+
+    warnings.warn("dtorch.compile: graph compilation is not implemented yet; the model runs eagerly, unchanged",
+                  UserWarning, stacklevel=2)
+    return model
 
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)

@@ -100,6 +100,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
             out = out.to(device)
         return out
     if isinstance(data, np.ndarray):
+        if type(data) is not np.ndarray:  # np.memmap...: dtorch tells host arrays by `type(a) is np.ndarray`
+            data = data.view(np.ndarray)  # same memory, base class
         dt = _dtype.to_dtype(dtype).np if dtype is not None else _dtype.from_numpy_dtype(data.dtype).np
         arr = data if data.dtype == dt else data.astype(dt)
         return _place(arr, device, False)
@@ -114,6 +116,8 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     _dtype.from_numpy_dtype(ndarray.dtype)
+    if type(ndarray) is not np.ndarray:  # np.memmap...: dtorch tells host arrays by `type(a) is np.ndarray`
+        ndarray = ndarray.view(np.ndarray)  # same memory, base class
     return _make(ndarray)
 
 
@@ -249,9 +253,40 @@ def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False) ->
 
 def _legacy_array(args: tuple, dtype, device):
     """The array of the legacy constructor: ``Tensor(2, 3)`` (uninitialised) or ``Tensor(data)`` (float)."""
-    if len(args) == 1 and not isinstance(args[0], int):
+    if len(args) == 1 and not isinstance(args[0], (int, Size)):
         return tensor(args[0], dtype=dtype or _dtype.get_default_dtype())._data
-    return empty(*args, dtype=dtype, device=device)._data
+    return empty(*(args or (0,)), dtype=dtype, device=device)._data
 
 
 Tensor._legacy_array = _legacy_array
+
+
+class _LegacyTensorType(type):
+    """The type of ``dtorch.FloatTensor`` & co: calling one is the legacy constructor of its dtype
+    (``LongTensor([1, 2])``, ``FloatTensor(2, 3)``), and ``isinstance`` tests a CPU tensor's dtype."""
+
+    def __call__(cls, *args, device=None) -> Tensor:
+        if len(args) == 1 and isinstance(args[0], Tensor) and args[0].dtype is not cls.dtype:
+            raise TypeError(f"expected {cls.dtype.scalar_name} (got {args[0].dtype.scalar_name})")
+        return Tensor(*args, dtype=cls.dtype, device=device)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tensor) and type(obj._data) is np.ndarray and obj._data.dtype == cls.dtype.np
+
+    def __repr__(cls) -> str:
+        return f"<class 'dtorch.{cls.__name__}'>"
+
+
+def _legacy_type(dt: _dtype.dtype) -> type:
+    return _LegacyTensorType(f"{dt.scalar_name}Tensor", (), {"dtype": dt, "is_cuda": False, "__module__": "dtorch"})
+
+
+BoolTensor = _legacy_type(_dtype.bool_)
+ByteTensor = _legacy_type(_dtype.uint8)
+CharTensor = _legacy_type(_dtype.int8)
+ShortTensor = _legacy_type(_dtype.int16)
+IntTensor = _legacy_type(_dtype.int32)
+LongTensor = _legacy_type(_dtype.int64)
+HalfTensor = _legacy_type(_dtype.float16)
+FloatTensor = _legacy_type(_dtype.float32)
+DoubleTensor = _legacy_type(_dtype.float64)

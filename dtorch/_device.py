@@ -5,6 +5,7 @@ import numpy as np
 
 _cupy = None
 _cupy_checked = False
+_on_load: list = []  # settings to apply to cupy once it is loaded (dtorch.backends' TF32 flag)
 
 
 def cupy_module():
@@ -19,7 +20,17 @@ def cupy_module():
                 _cupy = cupy
         except Exception:  # no cupy wheel, no driver or no device: CPU only
             _cupy = None
+        for fn in _on_load if _cupy is not None else ():
+            fn(_cupy)
     return _cupy
+
+
+def when_cupy_loaded(fn) -> None:
+    """Call ``fn(cupy)`` now if CuPy is loaded, else when :func:`cupy_module` first loads it (never without it)."""
+    if _cupy is not None:
+        fn(_cupy)
+    elif not _cupy_checked and fn not in _on_load:
+        _on_load.append(fn)
 
 
 def require_cupy():

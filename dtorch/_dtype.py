@@ -83,6 +83,8 @@ def to_dtype(d) -> dtype:
     if isinstance(d, str) and d in _BY_NAME:
         v = _BY_NAME[d]
         return _BY_NAME[v] if isinstance(v, str) else v
+    if isinstance(d, type) and isinstance(getattr(d, "dtype", None), dtype):  # a legacy type: dtorch.LongTensor
+        return d.dtype
     return from_numpy_dtype(d)
 
 
@@ -148,3 +150,43 @@ def result_type(*operands) -> dtype:
             d = scalar_dtype(x)
             scalar_r = d if scalar_r is None else promote_types(scalar_r, d)
     return combine_categories(dim_r, combine_categories(zero_r, scalar_r))
+
+
+class finfo:
+    """torch.finfo: the limits of a floating-point dtype (the default dtype when none is given)."""
+
+    __slots__ = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
+
+    def __init__(self, type: dtype | None = None) -> None:
+        d = get_default_dtype() if type is None else to_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError("dtorch.finfo() requires a floating point input type. Use dtorch.iinfo to handle "
+                            "'dtorch.finfo'")
+        f = np.finfo(d.np)
+        self.bits, self.dtype = int(f.bits), d.name
+        self.eps, self.max, self.min = float(f.eps), float(f.max), float(f.min)
+        self.tiny = self.smallest_normal = float(f.smallest_normal)
+        self.resolution = 10.0 ** -int(f.precision)
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """torch.iinfo: the limits of an integer dtype."""
+
+    __slots__ = ("bits", "max", "min", "dtype")
+
+    def __init__(self, type: dtype) -> None:
+        d = to_dtype(type)
+        if d is bool_:
+            raise TypeError("dtorch.bool is not supported by dtorch.iinfo")
+        if d._category != 1:
+            raise TypeError("dtorch.iinfo() requires an integer input type. Use dtorch.finfo to handle "
+                            "'dtorch.iinfo'")
+        i = np.iinfo(d.np)
+        self.bits, self.max, self.min, self.dtype = int(i.bits), int(i.max), int(i.min), d.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"

@@ -6,6 +6,7 @@ This file holds storage, metadata, views bookkeeping and devices only. Every op
 """
 from __future__ import annotations
 
+import mmap
 import warnings
 import weakref
 from collections import OrderedDict
@@ -14,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import _dtype
-from ._device import device, device_of
+from ._device import cupy_module, device, device_of
 from ._repr import tensor_repr
 from .utils.hooks import RemovableHandle, add_hook
 
@@ -115,6 +116,8 @@ class Tensor:
     def is_cpu(self) -> bool:
         return type(self._data) is np.ndarray
 
+    is_xpu = is_mps = is_meta = False  # dtorch has no XPU, MPS or meta tensors
+
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind == "f"
 
@@ -159,6 +162,42 @@ class Tensor:
             return 0
         start = root.__array_interface__["data"][0] if type(root) is np.ndarray else root.data.ptr
         return (self.data_ptr() - start) // self._data.itemsize
+
+    # ---- host memory: pinned, shared ------------------------------------------
+    def pin_memory(self, device=None) -> "Tensor":
+        """A copy in page-locked host memory (fast asynchronous copies to the GPU); needs a GPU, as in torch."""
+        cp = cupy_module()
+        if cp is None:
+            raise RuntimeError("Cannot access accelerator device when none is available.")
+        if type(self._data) is not np.ndarray:
+            raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
+        if self.is_pinned():
+            return self
+        import cupyx
+
+        out = cupyx.empty_pinned(self._data.shape, self._data.dtype)
+        out[...] = self._data
+        return _make(out)
+
+    def is_pinned(self, device=None) -> bool:
+        if type(self._data) is not np.ndarray or cupy_module() is None:
+            return False
+        return isinstance(_buffer_owner(self._data), cupy_module().cuda.PinnedMemoryPointer)
+
+    def share_memory_(self) -> "Tensor":
+        """Move the data into shared memory, which processes forked afterwards share (CUDA tensors: no-op).
+
+        Views taken before keep the old memory (torch moves the storage under them).
+        """
+        if type(self._data) is np.ndarray and not self.is_shared():
+            a = self._data
+            shared = np.ndarray(a.shape, a.dtype, buffer=_SharedMemory(-1, max(a.nbytes, 1)))
+            shared[...] = a
+            self._data = shared
+        return self
+
+    def is_shared(self) -> bool:
+        return type(self._data) is not np.ndarray or isinstance(_buffer_owner(self._data), _SharedMemory)
 
     def is_contiguous(self, memory_format=None) -> bool:
         a = self._data
@@ -360,6 +399,18 @@ class Tensor:
         raise TypeError(
             "dtorch tensors are not picklable by design: use dtorch.save (safetensors + JSON) instead"
         )
+
+
+class _SharedMemory(mmap.mmap):
+    """An anonymous shared mapping (``MAP_SHARED``) made by ``share_memory_``."""
+
+
+def _buffer_owner(arr: np.ndarray):
+    """The object at the end of ``arr``'s chain of bases: the buffer that owns the memory (None: numpy does)."""
+    b = arr.base
+    while isinstance(b, np.ndarray):
+        b = b.base
+    return b
 
 
 def typename(obj) -> str:
