@@ -40,14 +40,17 @@ def venv(tmp_path_factory) -> pathlib.Path:
             shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(ROOT / name, src / name)
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src], cwd=tmp)
+    # no PYTHONPATH (tests/run.py sets it to the checkout): the new venv's pip would take the checkout's
+    # dtorch.egg-info for an installed dtorch and skip the wheel
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src], cwd=tmp, env=env)
     (wheel,) = (tmp / "dist").glob("dtorch-*.whl")
-    _run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], cwd=tmp)
+    _run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], cwd=tmp, env=env)
     python = tmp / "venv" / "bin" / "python"
     # this venv's pip installs into the new one (--python): no second pip to bootstrap; compiling the
     # dependencies' .pyc files would take longer than the test
     _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile", f"{wheel}[mpi,examples]"],
-         cwd=tmp)
+         cwd=tmp, env=env)
     return tmp / "venv"
 
 
