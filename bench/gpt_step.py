@@ -5,8 +5,9 @@ attention and a 4x exact-GELU MLP, untied head. Two attentions, both reported: `
 report) is nanoGPT's as written (``q @ k.transpose(-2, -1) * scale``, ``masked_fill`` where a ``tril``
 buffer ``== 0`` to ``-inf``, ``F.softmax``, dropout, ``@ v``), ``sdpa`` is F.scaled_dot_product_attention.
 The model is the SAME code for dtorch and torch (``jobs.models.gpt(lib, ...)``, its blocks' forward
-swapped for the manual one), started from the same weights (copied through numpy) and fed the same batch. A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a
-float32-accurate erf polynomial, and its stacked attention products are plain np.matmul. Each thread
+swapped for the manual one), started from the same weights (copied through numpy) and fed the same batch.
+A hand-written numpy step (below) is the floor for a numpy framework: its GELU uses a float32-accurate erf
+polynomial, and its stacked attention products are plain np.matmul. Each thread
 count runs in its own subprocess so the thread variables are set before numpy loads. glibc's mmap
 threshold is set to 64 MiB in the workers (MALLOC_MMAP_THRESHOLD_), so that the three implementations
 taking turns in one process do not page-fault each other's temporaries (docs/performance.md). Steps are
@@ -264,30 +265,12 @@ def make_impls(threads: int, attn: str = "manual") -> dict:
 
 # ---- one thread count (a subprocess) -------------------------------------------------------------------
 def worker(threads: int, rounds: int, steps: int, clock_name: str = "wall", attn: str = "manual") -> dict:
-    import statistics
     import time
 
+    from _interleave import steps_per_s
+
     clock = time.perf_counter if clock_name == "wall" else time.thread_time
-    impls = make_impls(threads, attn)
-    samples: dict[str, list[float]] = {k: [] for k in impls}
-    losses: dict[str, float] = {}
-    for impl, xx, yy in impls.values():  # warm up
-        for _ in range(2):
-            impl.step(xx, yy)
-    # one step of each implementation in turn, timed alone: load bursts on a shared machine hit all
-    # implementations alike, and the median of the per-step times ignores them
-    for _ in range(rounds * steps):
-        for name, (impl, xx, yy) in impls.items():
-            t0 = clock()
-            loss = impl.step(xx, yy)
-            samples[name].append(1.0 / (clock() - t0))
-            losses[name] = float(loss)
-    out = {f"{k}_steps_per_s": round(statistics.median(v), 3) for k, v in samples.items()}
-    for peer in ("torch", "numpy"):
-        if peer in impls:
-            out[f"dtorch_over_{peer}"] = round(out["dtorch_steps_per_s"] / out[f"{peer}_steps_per_s"], 3)
-    out["final_loss"] = {k: round(v, 5) for k, v in losses.items()}
-    return out
+    return steps_per_s(make_impls(threads, attn), rounds, steps, clock)
 
 
 def profile(steps: int, attn: str) -> None:

@@ -10,7 +10,7 @@ from .._device import xp_of
 from .._dispatch import ARRAY_NS, apply_unary, defop, tensor_fn
 from ..tensor import Tensor
 from ._helpers import attach
-from .unary import _check_kind, _erf_array, _erf_float32, _sigmoid_fwd, _unary
+from .unary import _check_kind, _erf_array, _erfc_abs, _or_sign_of, _sigmoid_fwd, _unary
 
 __all__ = [
     "relu",
@@ -38,31 +38,79 @@ relu, relu_ = _unary("relu", lambda a: xp_of(a).maximum(a, 0), _relu_bw, save_ou
                     no_bool=(RuntimeError, "Boolean inputs not supported for relu"))
 
 
+_GELU_KAPPA = 0.044715
+
+
+def _gelu_erf_float32(x: np.ndarray):
+    """(gelu(x), (cdf, pdf)) for float32/float16 numpy arrays, the CDF as 1/2 + sign(x) (1/2 - erfc(|z|)/2)."""
+    if not x.ndim:
+        out, (cdf, pdf) = _gelu_erf_float32(x.reshape(1))
+        return out.reshape(()), (cdf.reshape(()), pdf.reshape(()))
+    dt = x.dtype
+    x = x.astype(np.float32, copy=False)
+    cdf, pdf = _erfc_abs(x, 1 / _SQRT_2, 0.5, 1 / math.sqrt(2 * math.pi))
+    np.subtract(np.float32(0.5), cdf, out=cdf)
+    _or_sign_of(cdf, x)
+    cdf += np.float32(0.5)
+    out = x * cdf
+    if dt != np.float32:
+        return out.astype(dt), (cdf.astype(dt), pdf.astype(dt))
+    return out, (cdf, pdf)
+
+
+def _gelu_tanh(a):
+    """(gelu_tanh(a), tanh of the inner product, kept for the backward)."""
+    c = a.dtype.type(_SQRT_2_OVER_PI)
+    t = a * a
+    t *= a.dtype.type(_SQRT_2_OVER_PI * _GELU_KAPPA)
+    t += c
+    t *= a
+    xp_of(a).tanh(t, out=t)
+    half = a * a.dtype.type(0.5)
+    out = half * t
+    out += half
+    return out, t
+
+
 @defop("gelu", save=(0,), extra=True)
 def _gelu(a, approximate="none"):
-    """(gelu(a), cdf): the normal CDF is kept for the backward (one erf instead of two)."""
-    xp = xp_of(a)
+    """(gelu(a), extra): what the backward reuses (the normal CDF and pdf, or the tanh)."""
     if approximate == "tanh":
-        out = (0.5 * a * (1 + xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)))).astype(a.dtype, copy=False)
-        return out, None
-    z = a * a.dtype.type(1 / _SQRT_2)
+        return _gelu_tanh(a)
+    xp = xp_of(a)
     if xp is np and a.dtype != np.float64:
-        cdf, gauss = _erf_float32(z, with_gauss=True)  # gauss = exp(-a*a/2), the backward's pdf shape
-        gauss *= a.dtype.type(1 / math.sqrt(2 * math.pi))
-    else:
-        cdf, gauss = _erf_array(z), None
+        return _gelu_erf_float32(a)
+    cdf = _erf_array(a * a.dtype.type(1 / _SQRT_2))
     cdf += 1
     cdf *= 0.5
-    return a * cdf, (cdf, gauss)
+    return a * cdf, (cdf, None)
+
+
+def _gelu_tanh_bw(ns, g, a, t):
+    """0.5 (1 + t) + 0.5 a (1 - t^2) c (1 + 3 k a^2) = (1 + t) (0.5 + 0.5 a (1 - t) c (1 + 3 k a^2))."""
+    if t is None or ns is not ARRAY_NS:
+        inner = _SQRT_2_OVER_PI * (a + _GELU_KAPPA * a * a * a)
+        t = ns.tanh(inner)
+        d_inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_KAPPA * a * a)
+        return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner)
+    f = a.dtype.type
+    r = a * a
+    r *= f(1.5 * _SQRT_2_OVER_PI * _GELU_KAPPA)
+    r += f(0.5 * _SQRT_2_OVER_PI)
+    r *= a
+    p = np.subtract(1, t, dtype=t.dtype) if type(t) is np.ndarray else 1 - t
+    r *= p
+    r += f(0.5)
+    xp_of(a).add(t, 1, out=p)
+    r *= p
+    r *= g
+    return r
 
 
 @_gelu.backward
 def _gelu_bw(ns, ctx, g, a):
     if ctx._args and ctx._args.get("approximate") == "tanh":
-        inner = _SQRT_2_OVER_PI * (a + 0.044715 * a * a * a)
-        t = ns.tanh(inner)
-        d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
-        return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * d_inner),)
+        return (_gelu_tanh_bw(ns, g, a, ctx._extra),)
     if ns is ARRAY_NS and ctx._extra is not None:
         cdf, pdf = ctx._extra
         pdf = pdf * a if pdf is not None else ns.exp(-0.5 * a * a) * (a * (1 / math.sqrt(2 * math.pi)))

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _dtype
 from .._device import xp_of
-from .._dispatch import apply, apply_same, apply_scalar, apply_unary, defop, promoted, tensor_fn
+from .._dispatch import ARRAY_NS, apply, apply_same, apply_scalar, apply_unary, defop, promoted, tensor_fn
 from ..tensor import Tensor
 from ._helpers import attach, int_scalars, scalar, wrap_int
 from ._inplace import check_cast, inplace_binary
@@ -284,11 +284,50 @@ def _pow_arrays(a, b):
         return xp.where(neg, at_neg, r).astype(r.dtype, copy=False)
 
 
+# torch's special exponents (PowKernel.cpp) as products and roots, and 4 as a square squared: numpy's
+# powf is ~300x slower than a multiply on integral exponents
+_PRODUCT_EXPONENTS = frozenset((0, 1, 2, 3, 4, 0.5, -0.5, -1, -2, -3, -4))
+
+
+def _pow_scalar(a, e):
+    """``a ** e`` for an array and a Python number."""
+    if a.dtype.kind != "f" or a.dtype.itemsize < 4 or not a.ndim or e not in _PRODUCT_EXPONENTS:
+        return _pow_arrays(a, e)
+    xp = xp_of(a)
+    if e == 0:
+        return xp.ones_like(a)
+    if e == 1:
+        return a.copy()
+    if e == 0.5 or e == -0.5:
+        r = xp.sqrt(a)
+        return xp.divide(1, r, out=r) if e < 0 else r
+    if e == -1:
+        return xp.divide(1, a)
+    r = a * a
+    if e == 3 or e == -3:
+        r *= a
+    elif e == 4 or e == -4:
+        r *= r
+    return xp.divide(1, r, out=r) if e < 0 else r
+
+
+def _pow_scalar_grad(ns, g, a, b):
+    """The gradient of ``a ** b`` for a Python number ``b``: torch's ``grad * (b * a ** (b - 1))``."""
+    if b == 0:
+        return g * 0
+    if ns is not ARRAY_NS:
+        return g * (b * a ** (b - 1))
+    r = _pow_scalar(a, b - 1)  # a fresh array (a copy for b == 2)
+    r *= b
+    r *= g
+    return r
+
+
 # torch has three overloads with their own nodes: Tensor ** Scalar (PowBackward0, one input),
 # Tensor ** Tensor (PowBackward1) and Scalar ** Tensor (PowBackward2, one input).
 @defop("pow", save=(0, 1), save_out=True)
 def _pow(a, b):
-    return _pow_arrays(a, b)
+    return _pow_scalar(a, b) if type(b) is float or type(b) is int else _pow_arrays(a, b)
 
 
 def _pow_bw(ns, ctx, g, a, b, out):
@@ -296,7 +335,7 @@ def _pow_bw(ns, ctx, g, a, b, out):
     ga = gb = None
     if nf[0][0] is not None:
         if isinstance(b, (int, float)):
-            ga = g * 0 if b == 0 else g * b * a ** (b - 1)
+            ga = _pow_scalar_grad(ns, g, a, b)
         else:
             ga = ns.where(b == 0, 0.0, g * b * a ** (b - 1))
     if nf[1][0] is not None:
@@ -311,12 +350,11 @@ _pow.backward(_pow_bw, "PowBackward1")
 
 @defop("pow_tensor_scalar", save=(0,))
 def _pow_ts(a, exponent):
-    return _pow_arrays(a, exponent)
+    return _pow_scalar(a, exponent)
 
 
 def _pow_ts_bw(ns, ctx, g, a):
-    b = ctx._args["exponent"]
-    return (g * 0 if b == 0 else g * b * a ** (b - 1),)
+    return (_pow_scalar_grad(ns, g, a, ctx._args["exponent"]),)
 
 
 _pow_ts.backward(_pow_ts_bw, "PowBackward0")
@@ -422,7 +460,17 @@ def _in_place_ufunc(name: str):
 add_ = _ip(_add, _in_place_ufunc("add"))
 sub_ = _ip(_sub, _in_place_ufunc("subtract"))
 mul_ = _ip(_mul, _in_place_ufunc("multiply"))
-pow_ = _ip(_pow, _in_place_ufunc("power"))
+_power_in_place = _in_place_ufunc("power")
+
+
+def _pow_in_place(a, b):
+    if (type(b) is float or type(b) is int) and type(a) is np.ndarray and a.dtype.kind == "f" and a.flags.writeable:
+        a[...] = _pow_scalar(a, b)
+    else:
+        _power_in_place(a, b)
+
+
+pow_ = _ip(_pow, _pow_in_place)
 remainder_ = _ip(_remainder, _in_place_ufunc("remainder"))
 fmod_ = _ip(_fmod, _in_place_ufunc("fmod"))
 _idiv = _in_place_ufunc("true_divide")

@@ -200,33 +200,50 @@ def _sigmoid_fwd(a):
 sigmoid, sigmoid_ = _unary("sigmoid", _sigmoid_fwd, lambda ns, ctx, g, out: (g * out * (1 - out),), save_out=True)
 
 
-# Abramowitz & Stegun 7.1.26: |erf error| < 1.5e-7, below float32's resolution near 1
+# Abramowitz & Stegun 7.1.26 (torch's own CPU erf): |erf error| < 1.5e-7, below float32's resolution near 1
 _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def _erf_float32(x: np.ndarray, with_gauss: bool = False):
-    """erf on float32/float16 numpy arrays: a polynomial in place, ~20x faster than scipy's.
-    with_gauss: also return exp(-x*x), which the polynomial computes anyway."""
+def _erfc_abs(x: np.ndarray, scale: float, factor: float, gauss: float = 1.0):
+    """``(factor * erfc(|z|), gauss * exp(-z*z))`` for ``z = scale * x``, x float32: two fresh arrays, every
+    pass in place (the polynomial's coefficients absorb ``factor / gauss``)."""
+    f = np.float32
+    t = np.abs(x)
+    t *= f(_AS_P * scale)
+    t += 1
+    np.divide(1, t, out=t)  # numpy's reciprocal is twice as slow
+    k = factor / gauss
+    y = t * f(_AS_A[4] * k)
+    for c in reversed(_AS_A[:4]):
+        y += f(c * k)
+        y *= t
+    e = np.multiply(x, x, out=t)
+    e *= f(-scale * scale)
+    np.exp(e, out=e)
+    if gauss != 1:
+        e *= f(gauss)
+    y *= e
+    return y, e
+
+
+def _or_sign_of(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``y`` (>= 0, float32, fresh) with the sign bit of ``x``: copysign in two integer passes (numpy's float
+    copysign is not vectorized, 6x slower)."""
+    bits = y.view(np.uint32)
+    np.bitwise_or(bits, np.bitwise_and(x.view(np.uint32), np.uint32(0x80000000)), out=bits)
+    return y
+
+
+def _erf_float32(x: np.ndarray) -> np.ndarray:
+    """erf on float32/float16 numpy arrays: the polynomial in place, ~20x faster than scipy's."""
+    if not x.ndim:
+        return _erf_float32(x.reshape(1)).reshape(())
     dt = x.dtype
     x = x.astype(np.float32, copy=False)
-    a = np.abs(x)
-    t = a * np.float32(_AS_P)
-    t += 1
-    np.reciprocal(t, out=t)
-    y = t * np.float32(_AS_A[4])
-    for c in reversed(_AS_A[:4]):
-        y += np.float32(c)
-        y *= t
-    np.square(a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    y *= a
-    np.subtract(1, y, out=y)
-    np.copysign(y, x, out=y)
-    if with_gauss:
-        return y.astype(dt, copy=False), a.astype(dt, copy=False)
-    return y.astype(dt, copy=False)
+    y, _ = _erfc_abs(x, 1.0, -1.0)
+    y += 1
+    return _or_sign_of(y, x).astype(dt, copy=False)
 
 
 def _erf_array(a):
