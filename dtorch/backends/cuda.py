@@ -14,7 +14,9 @@ import numpy as np
 
 from .._device import when_cupy_loaded
 
-__all__ = ["get_float32_matmul_precision", "is_built", "matmul", "set_float32_matmul_precision"]
+# torch.backends.cuda's names; set/get_float32_matmul_precision live here too but are dtorch.* names
+__all__ = ["cudnn_sdp_enabled", "enable_cudnn_sdp", "enable_flash_sdp", "enable_math_sdp", "enable_mem_efficient_sdp",
+           "flash_sdp_enabled", "is_built", "math_sdp_enabled", "matmul", "mem_efficient_sdp_enabled"]
 
 _FP32_PRECISIONS = ("none", "ieee", "tf32")
 _MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -90,3 +92,39 @@ def set_float32_matmul_precision(precision: str) -> None:
 
 def get_float32_matmul_precision() -> str:
     return _precision[0]
+
+
+# scaled_dot_product_attention's kernel choices: dtorch has one implementation, so these only hold the flags
+_sdp = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True}
+
+
+def flash_sdp_enabled() -> bool:
+    return _sdp["flash"]
+
+
+def enable_flash_sdp(enabled: bool) -> None:
+    _sdp["flash"] = enabled
+
+
+def mem_efficient_sdp_enabled() -> bool:
+    return _sdp["mem_efficient"]
+
+
+def enable_mem_efficient_sdp(enabled: bool) -> None:
+    _sdp["mem_efficient"] = enabled
+
+
+def math_sdp_enabled() -> bool:
+    return _sdp["math"]
+
+
+def enable_math_sdp(enabled: bool) -> None:
+    _sdp["math"] = enabled
+
+
+def cudnn_sdp_enabled() -> bool:
+    return _sdp["cudnn"]
+
+
+def enable_cudnn_sdp(enabled: bool) -> None:
+    _sdp["cudnn"] = enabled

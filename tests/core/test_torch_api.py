@@ -67,6 +67,8 @@ def test_backend_defaults_are_torchs(torch, fresh_matmul_flags):
         assert getattr(m, name) == getattr(tm, name), name
     for name in ("enabled", "benchmark", "deterministic", "allow_tf32", "fp32_precision"):
         assert getattr(cudnn, name) == getattr(torch.backends.cudnn, name), name
+    for mod, tmod in [(cudnn, torch.backends.cudnn), (dtorch.backends.mps, torch.backends.mps)]:
+        assert [n for n in mod.__all__ if not hasattr(tmod, n)] == []
     assert dtorch.get_float32_matmul_precision() == "highest"
     assert dtorch.backends.mps.is_available() is torch.backends.mps.is_available() is False
     assert dtorch.backends.mps.is_built() is False
@@ -227,6 +229,12 @@ def test_isinstance_of_a_legacy_type_checks_the_dtype():
     assert isinstance(x.long(), dtorch.LongTensor)
     assert not isinstance(np.zeros(2, np.float32), dtorch.FloatTensor)
     assert dtorch.typename(x) == "dtorch.FloatTensor"
+
+
+def test_type_converts_to_a_legacy_type(torch):
+    x = dtorch.zeros(2)
+    assert x.type(dtorch.LongTensor).dtype is dtorch.int64
+    assert torch.zeros(2).type(torch.LongTensor).dtype is torch.int64
 
 
 # ---- threads -----------------------------------------------------------------------------------
@@ -392,7 +400,14 @@ def test_as_tensor_of_a_memmap_with_another_dtype(memmap_file):
     assert (t + 1).tolist() == (m.astype(np.int64) + 1).tolist()
 
 
-def test_type_converts_to_a_legacy_type(torch):
-    x = dtorch.zeros(2)
-    assert x.type(dtorch.LongTensor).dtype is dtorch.int64
-    assert torch.zeros(2).type(torch.LongTensor).dtype is torch.int64
+def test_sdp_kernel_flags_are_torchs(torch):
+    for kind in ("flash", "mem_efficient", "math", "cudnn"):
+        enabled = getattr(dtorch.backends.cuda, f"{kind}_sdp_enabled")
+        assert enabled() is getattr(torch.backends.cuda, f"{kind}_sdp_enabled")() is True
+        getattr(dtorch.backends.cuda, f"enable_{kind}_sdp")(False)
+        try:
+            assert enabled() is False
+        finally:
+            getattr(dtorch.backends.cuda, f"enable_{kind}_sdp")(True)
+    for name in dtorch.backends.cuda.__all__:
+        assert hasattr(torch.backends.cuda, name), name
