@@ -30,3 +30,19 @@ def steps_per_s(impls: dict, rounds: int, steps: int, clock: Callable[[], float]
             out[f"dtorch_over_{peer}"] = round(out["dtorch_steps_per_s"] / out[f"{peer}_steps_per_s"], 3)
     out["final_loss"] = {k: round(v, 6) for k, v in losses.items()}
     return out
+
+
+def profile_steps(impl, xx, yy, steps: int, top: int = 30) -> None:
+    """cProfile ``steps`` training steps of ``impl`` after two warm-up steps; top entries by own time on stderr."""
+    import cProfile
+    import pstats
+    import sys
+
+    for _ in range(2):
+        impl.step(xx, yy)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        impl.step(xx, yy)
+    prof.disable()
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(top)

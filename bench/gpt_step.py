@@ -29,6 +29,7 @@ import subprocess
 import sys
 
 import numpy as np
+from _interleave import profile_steps
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -274,21 +275,10 @@ def worker(threads: int, rounds: int, steps: int, clock_name: str = "wall", attn
 
 
 def profile(steps: int, attn: str) -> None:
-    import cProfile
-    import pstats
-
     import dtorch
 
-    impl, xx, yy = make_impls(1, attn)["dtorch"]
-    for _ in range(2):
-        impl.step(xx, yy)
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(steps):
-        impl.step(xx, yy)
-    prof.disable()
     print(f"dtorch {dtorch.__file__}: {steps} steps, {attn} attention", file=sys.stderr)
-    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+    profile_steps(*make_impls(1, attn)["dtorch"], steps)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from _interleave import steps_per_s
+from _interleave import profile_steps, steps_per_s
 from gpt_step import MMAP_THRESHOLD, ROOT, THREAD_VARS
 
 NDIGIT, BATCH, VOCAB = 2, 64, 10
@@ -176,18 +176,7 @@ def make_impls(threads: int, shape: tuple[int, int, int]) -> dict:
 
 
 def profile(steps: int, shape) -> None:
-    import cProfile
-    import pstats
-
-    impl, xx, yy = make_impls(1, shape)["dtorch"]
-    for _ in range(2):
-        impl.step(xx, yy)
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(steps):
-        impl.step(xx, yy)
-    prof.disable()
-    pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    profile_steps(*make_impls(1, shape)["dtorch"], steps, top=25)
 
 
 def main() -> None:
