@@ -15,6 +15,7 @@ index_put, scatter, scatter_add, index_add/copy/fill, masked_scatter).
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
@@ -219,10 +220,14 @@ def _classify(item) -> tuple:
         return "int", int(item)
     if isinstance(item, Tensor):
         arr = item._data
-    elif isinstance(item, (list, tuple, np.ndarray)):
-        arr = np.asarray(item)
+    elif isinstance(item, range):
+        arr = np.arange(item.start, item.stop, item.step, dtype=np.int64)
+    elif isinstance(item, (list, tuple, np.ndarray, Sequence)) and not isinstance(item, (str, bytes)):
+        arr = np.asarray(item if isinstance(item, (list, tuple, np.ndarray)) else list(item))
         if arr.size == 0 and arr.dtype.kind == "f":
             arr = arr.astype(np.int64)  # x[[]]
+    elif hasattr(type(item), "__index__"):
+        return "int", operator.index(item)
     else:
         raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
                          f"indices (got {type(item).__name__})")

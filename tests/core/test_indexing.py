@@ -5,6 +5,7 @@ Every differentiable op gets a float64 gradcheck + gradgradcheck, and parity wit
 """
 from __future__ import annotations
 
+import collections
 import warnings
 
 import numpy as np
@@ -20,7 +21,20 @@ def _i(data, device="cpu", dtype=dtorch.int64) -> dtorch.Tensor:
 
 
 # ---- basic indexing: views ---------------------------------------------------------------------
-BASIC = [
+class _Index:
+    """An object with __index__ (numpy scalars and user types) indexes like an int."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __index__(self) -> int:
+        return self.i
+
+    def __repr__(self) -> str:
+        return f"_Index({self.i})"
+
+
+BASIC = [_Index(1), (slice(None), _Index(-1)),
     1, -1, (1, 2), (-1, -3), slice(1, None), slice(None, None, 2), (slice(None), 1), (Ellipsis, 1),
     (None, 1), (1, None, slice(0, 3)), (slice(-2, None), slice(None, -1)), (), Ellipsis,
     (slice(5, 10),), (Ellipsis, None), (0, Ellipsis, 0),
@@ -126,6 +140,10 @@ def _adv_cases():
         ("zero_dim_true", lambda: True),
         ("zero_dim_false", lambda: False),
         ("seq_as_tuple", lambda: [[0, 1], [1, 2]]),
+        ("range", lambda: range(2)),
+        ("two_ranges", lambda: (range(2), range(1, 3))),
+        ("slice_then_reversed_range", lambda: (slice(None), range(3, 0, -1))),
+        ("deque", lambda: collections.deque([0, 2])),
     ]
 
 
