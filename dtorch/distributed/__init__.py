@@ -8,6 +8,7 @@ after ``init_process_group`` also ends the job at once, naming the rank.
 As torch's, the subpackages ``checkpoint`` and ``optim`` are imported on use
 (``import dtorch.distributed.checkpoint as dcp``): they build on ``nn`` and ``optim``, which build on this.
 """
+from ._launch_env import apply_launch_env, get_default_backend_for_device, is_torchelastic_launched  # noqa: F401
 from .collectives import *  # noqa: F401,F403
 from .objects import *  # noqa: F401,F403
 from .process_group import (  # noqa: F401
@@ -19,3 +20,5 @@ from .reduce_op import ReduceOp  # noqa: F401
 from .work import Work  # noqa: F401
 
 Backend = type("Backend", (), {"MPI": "mpi", "NCCL": "nccl", "GLOO": "gloo"})
+
+apply_launch_env()  # torchrun's RANK, LOCAL_RANK, WORLD_SIZE... under mpiexec/srun, before user code reads them
