@@ -78,7 +78,7 @@ def compile(model=None, **kwargs):
 
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)
-from .utils import data as _data, hooks as _hooks  # noqa: E402,F401  (torch.utils.data after import torch)
+from .utils import checkpoint as _checkpoint, data as _data, hooks as _hooks  # noqa: E402,F401  (as after import torch)
 from . import amp  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
 from .cuda import amp as _cuda_amp  # noqa: E402,F401
