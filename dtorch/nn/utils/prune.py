@@ -197,8 +197,8 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
-    """Prunes ``amount`` entries chosen uniformly at random."""
+class _Unstructured(BasePruningMethod):
+    """Prunes the ``amount`` entries that ``_lowest`` picks."""
 
     PRUNING_TYPE = "unstructured"
 
@@ -212,32 +212,28 @@ class RandomUnstructured(BasePruningMethod):
         _validate_pruning_amount(nparams_toprune, tensor_size)
         mask = default_mask.clone()
         if nparams_toprune != 0:
-            prob = rand_like(t)
-            mask.view(-1)[topk(prob.view(-1), k=nparams_toprune).indices] = 0
+            mask.view(-1)[self._lowest(t.reshape(-1), nparams_toprune)] = 0
         return mask
+
+
+class RandomUnstructured(_Unstructured):
+    """Prunes ``amount`` entries chosen uniformly at random."""
+
+    @staticmethod
+    def _lowest(flat: Tensor, k: int) -> Tensor:
+        return topk(rand_like(flat), k=k).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: int | float):
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
+class L1Unstructured(_Unstructured):
     """Prunes the ``amount`` entries of smallest absolute value."""
 
-    PRUNING_TYPE = "unstructured"
-
-    def __init__(self, amount: int | float) -> None:
-        _validate_pruning_amount_init(amount)
-        self.amount = amount
-
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        tensor_size = t.nelement()
-        nparams_toprune = _compute_nparams_toprune(self.amount, tensor_size)
-        _validate_pruning_amount(nparams_toprune, tensor_size)
-        mask = default_mask.clone()
-        if nparams_toprune != 0:
-            mask.view(-1)[topk(t.abs().view(-1), k=nparams_toprune, largest=False).indices] = 0
-        return mask
+    @staticmethod
+    def _lowest(flat: Tensor, k: int) -> Tensor:
+        return topk(flat.abs(), k=k, largest=False).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: int | float, importance_scores: Tensor | None = None):
