@@ -3,24 +3,39 @@
 ``save`` takes any nesting of dicts (str or int keys), lists and tuples of tensors,
 numbers, strings, bools and None. The file is a plain safetensors file: a flat
 ``{name: tensor}`` dict (a model's state_dict) is stored under its own names, so other
-frameworks read it directly; the structure of anything else and a sha256 of the data
-live in the header's ``__metadata__``. Loading never executes code.
+frameworks read it directly; the structure of anything else and a sha256 live in the
+header's ``__metadata__``. The sha256 covers the whole header (every dtype, shape, offset
+and the structure with its Python values) and all the data. Loading never executes code.
+
+Saving to a path is atomic: the file is written under a temporary name beside the target,
+fsynced and renamed over it (then the directory is fsynced), so the target holds the old or
+the new content, complete, whatever interrupts the save.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import re
+import stat
+import uuid
 from typing import Any
 
 import numpy as np
 
 from . import _safetensors
 from ._device import as_device, move_array
+from ._safetensors import SafetensorsError
 from .tensor import Tensor, _make
 
-FORMAT = "dtorch.v1"
+FORMAT = "dtorch.v2"
+OLD_FORMATS = ("dtorch.v1",)   # their checksum covered tensor names and bytes only, not the header
+MAX_DEPTH = 200                # nesting levels of a saved structure (each is two JSON levels)
+_TAGS = ("__tensor__", "__dict__", "__list__", "__tuple__", "__float__")
+_DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
+_WRITE_PIECE = 16 << 20
 
 
 class _Flattener:
@@ -30,7 +45,9 @@ class _Flattener:
         self.requires_grad: list[str] = []
         self.versions: dict[str, tuple[list, int]] = {}   # name -> (version counter, its value when encoded)
 
-    def encode(self, obj: Any, path: str) -> Any:
+    def encode(self, obj: Any, path: str, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"dtorch.save: the object is nested more than {MAX_DEPTH} levels deep at {_short(path)}")
         if isinstance(obj, Tensor):
             name = path or "tensor"
             if name in self.arrays:
@@ -56,10 +73,12 @@ class _Flattener:
             for k, v in obj.items():
                 if not isinstance(k, (str, int)) or isinstance(k, bool):
                     raise TypeError(f"dtorch.save: dict keys must be str or int, got {type(k).__name__} at {path!r}")
-                items.append([k, self.encode(v, f"{path}.{k}" if path else str(k))])
+                items.append([k, self.encode(v, f"{path}.{k}" if path else str(k), depth + 1)])
             return {"__dict__": items}
         if isinstance(obj, (list, tuple)):
-            enc = [self.encode(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(obj)]
+            enc = []
+            for i, v in enumerate(obj):
+                enc.append(self.encode(v, f"{path}.{i}" if path else str(i), depth + 1))
             return {"__tuple__": enc} if isinstance(obj, tuple) else {"__list__": enc}
         raise TypeError(
             f"dtorch.save cannot store an object of type {type(obj).__name__} at {path or 'the top level'!r}: "
@@ -67,29 +86,85 @@ class _Flattener:
         )
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name, arr in arrays.items():
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+def _digest(entries: dict[str, _safetensors.Entry], meta: dict[str, str], data: list) -> str:
+    """sha256 of the whole header (tensor table and metadata but this digest) and then the data bytes."""
+    table = sorted([name, e.code, list(e.shape), e.begin, e.end] for name, e in entries.items())
+    rest = {k: v for k, v in meta.items() if k != "sha256"}
+    h = hashlib.sha256(json.dumps({"metadata": rest, "tensors": table}, sort_keys=True,
+                                  separators=(",", ":")).encode())
+    for b in data:
+        mv = memoryview(b)
+        if mv.nbytes:
+            h.update(mv.cast("B"))
     return h.hexdigest()
 
 
 def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
-    """Write ``obj`` to a path or binary file object as safetensors + JSON structure."""
+    """Write ``obj`` to a path (atomically) or a binary file object as safetensors + JSON structure."""
     fl = _Flattener()
     structure = fl.encode(obj, "")
-    meta = {"format": FORMAT, "structure": json.dumps(structure, separators=(",", ":")),
-            "sha256": _digest(fl.arrays)}
+    entries, buffers = _safetensors.layout(fl.arrays)
+    meta = {"format": FORMAT, "structure": json.dumps(structure, separators=(",", ":"))}
     if fl.devices:
         meta["devices"] = json.dumps(fl.devices)
     if fl.requires_grad:
         meta["requires_grad"] = json.dumps(fl.requires_grad)
+    meta["sha256"] = _digest(entries, meta, buffers)
+    pieces = [_safetensors.encode_header(entries, meta)] + [memoryview(b).cast("B") for b in buffers if b.size]
     if isinstance(f, (str, os.PathLike)):
-        with open(f, "wb") as fh:
-            _safetensors.write(fh, fl.arrays, meta)
+        write_atomically(f, pieces)
     else:
-        _safetensors.write(f, fl.arrays, meta)
+        for p in pieces:
+            f.write(p)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data) -> None:
+    mv = memoryview(data).cast("B")
+    pos = 0
+    while pos < len(mv):
+        pos += os.write(fd, mv[pos:pos + _WRITE_PIECE])
+
+
+def write_atomically(path: str | os.PathLike, pieces: list) -> None:
+    """Replace ``path`` (the file a symlink names) by the concatenated ``pieces``: a temporary file beside it,
+    fsync, rename over it, fsync the directory. The target never holds a partial file."""
+    path = os.path.realpath(os.fspath(path))
+    parent, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, f"parent directory {parent} does not exist", path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            for p in pieces:
+                _write_all(fd, p)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(parent)
 
 
 def _target_device(saved: str | None, map_location):
@@ -102,34 +177,71 @@ def _target_device(saved: str | None, map_location):
     return as_device(map_location)
 
 
-def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True, mmap=None, **_kw) -> Any:
-    """Read what :func:`save` wrote (or any safetensors file, as a flat dict of tensors)."""
-    source = str(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file object>")
-    if isinstance(f, (str, os.PathLike)):
-        with open(f, "rb") as fh:
-            data = fh.read()
-    else:
-        data = f.read()
-    if data[:2] == b"PK" or data[:1] == b"\x80":
-        raise _safetensors.SafetensorsError(
-            f"{source}: this is a pickled/zip file (torch.save?), which dtorch never loads because unpickling "
-            "runs code; save it as safetensors instead"
-        )
-    arrays, meta = _safetensors.read(data, source)
-    if meta.get("format") == FORMAT:
-        if _digest(arrays) != meta.get("sha256"):
-            raise _safetensors.SafetensorsError(
-                f"{source}: checksum mismatch: the tensor data was modified or corrupted"
+def _refuse_foreign(source: str):
+    def check(first: bytes) -> None:
+        if first[:2] == b"PK" or first[:1] == b"\x80":
+            raise SafetensorsError(
+                f"{source}: this is a pickled/zip file (torch.save?), which dtorch never loads because unpickling "
+                "runs code; save it as safetensors instead"
             )
-        try:
-            structure = json.loads(meta["structure"])
-            devices = json.loads(meta.get("devices", "{}"))
-            rg = set(json.loads(meta.get("requires_grad", "[]")))
-        except (KeyError, json.JSONDecodeError) as e:
-            raise _safetensors.SafetensorsError(f"{source}: corrupt dtorch structure metadata ({e})") from None
+    return check
+
+
+def _json_meta(meta: dict, key: str, default: str, kind: type, source: str) -> Any:
+    try:
+        value = json.loads(meta.get(key, default))
+    except ValueError as e:
+        raise SafetensorsError(f"{source}: corrupt dtorch {key!r} metadata ({e})") from None
+    except RecursionError:
+        raise SafetensorsError(f"{source}: dtorch {key!r} metadata is nested too deeply") from None
+    if kind is not object and not isinstance(value, kind):
+        raise SafetensorsError(f"{source}: dtorch {key!r} metadata is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _dtorch_meta(entries: dict, meta: dict, body: memoryview, source: str) -> tuple[Any, dict, set]:
+    """(structure, devices, requires_grad names) of a dtorch file after checking its sha256."""
+    fmt = meta.get("format")
+    if fmt in OLD_FORMATS:
+        raise SafetensorsError(
+            f"{source}: written by an older dtorch (format {fmt}), whose checksum did not cover the header; this "
+            f"dtorch reads format {FORMAT} only (its tensors load as a flat dict with safetensors.numpy.load_file)")
+    if fmt != FORMAT:
+        raise SafetensorsError(f"{source}: unknown dtorch format {fmt!r} (this dtorch reads {FORMAT})")
+    if _digest(entries, meta, [body]) != meta.get("sha256"):
+        raise SafetensorsError(f"{source}: checksum mismatch: the header or the tensor data was modified or corrupted")
+    if "structure" not in meta:
+        raise SafetensorsError(f"{source}: dtorch metadata lacks 'structure'")
+    structure = _json_meta(meta, "structure", "null", object, source)
+    devices = _json_meta(meta, "devices", "{}", dict, source)
+    rg = _json_meta(meta, "requires_grad", "[]", list, source)
+    for name, dev in devices.items():
+        if name not in entries or not isinstance(dev, str) or not _DEVICE.fullmatch(dev):
+            raise SafetensorsError(f"{source}: bad device entry {_short(name)}: {_short(dev)}")
+    for name in rg:
+        if not isinstance(name, str) or name not in entries or entries[name].dtype.kind != "f":
+            raise SafetensorsError(f"{source}: requires_grad names {_short(name)}, not a floating-point tensor")
+    return structure, devices, set(rg)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True, mmap=None, **_kw) -> Any:
+    """Read what :func:`save` wrote (or any safetensors file, as a flat dict of tensors).
+
+    Reads only as many bytes as the file's header lists; a bad file raises SafetensorsError (a
+    ValueError naming the file and the problem), a missing or unreadable one an OSError."""
+    if isinstance(f, (str, os.PathLike)):
+        source = os.fspath(f)
+        with open(f, "rb") as fh:
+            entries, meta, body = _safetensors.read_stream(fh, source, _refuse_foreign(source))
     else:
-        structure = {"__dict__": [[k, {"__tensor__": k}] for k in arrays]}
+        source = str(getattr(f, "name", "<file object>"))
+        entries, meta, body = _safetensors.read_stream(f, source, _refuse_foreign(source))
+    if isinstance(meta.get("format"), str) and meta["format"].startswith("dtorch."):
+        structure, devices, rg = _dtorch_meta(entries, meta, body, source)
+    else:
+        structure = {"__dict__": [[k, {"__tensor__": k}] for k in entries]}
         devices, rg = {}, set()
+    arrays = _safetensors.arrays_from(entries, body, source, copy=False)   # views of the private read buffer
     tensors = {}
     for name, arr in arrays.items():
         dev = _target_device(devices.get(name), map_location)
@@ -139,26 +251,48 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
         if name in rg:
             t.requires_grad_(True)
         tensors[name] = t
-    return _decode(structure, tensors, source)
+    try:
+        return _decode(structure, tensors, source)
+    except RecursionError:   # MAX_DEPTH keeps well inside the limit; this is for a caller already deep in it
+        raise SafetensorsError(f"{source}: structure nested too deeply for this call stack") from None
 
 
-def _decode(node: Any, tensors: dict, source: str) -> Any:
-    if isinstance(node, dict):
-        if "__tensor__" in node:
-            try:
-                return tensors[node["__tensor__"]]
-            except KeyError:
-                raise _safetensors.SafetensorsError(f"{source}: structure names a missing tensor {node!r}") from None
-        if "__dict__" in node:
-            return {k: _decode(v, tensors, source) for k, v in node["__dict__"]}
-        if "__list__" in node:
-            return [_decode(v, tensors, source) for v in node["__list__"]]
-        if "__tuple__" in node:
-            return tuple(_decode(v, tensors, source) for v in node["__tuple__"])
-        if "__float__" in node:
-            return float(node["__float__"])
-        raise _safetensors.SafetensorsError(f"{source}: unknown structure entry {node!r}")
-    return node
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _decode(node: Any, tensors: dict, source: str, depth: int = 0) -> Any:
+    """A structure tree back to Python values; every malformed node is a SafetensorsError naming it."""
+    if node is None or isinstance(node, (bool, str, int, float)):
+        return node
+    if depth >= MAX_DEPTH:
+        raise SafetensorsError(f"{source}: structure nested more than {MAX_DEPTH} levels deep")
+    if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _TAGS:
+        raise SafetensorsError(f"{source}: unknown structure entry {_short(node)}")
+    (tag, body), = node.items()
+    if tag == "__tensor__":
+        if not isinstance(body, str) or body not in tensors:
+            raise SafetensorsError(f"{source}: structure names a missing tensor {_short(body)}")
+        return tensors[body]
+    if tag == "__float__":
+        if body not in ("inf", "-inf", "nan"):
+            raise SafetensorsError(f"{source}: bad non-finite float {_short(body)} in the structure")
+        return float(body)
+    if not isinstance(body, list):
+        raise SafetensorsError(f"{source}: {tag} holds {type(body).__name__}, not a list: {_short(body)}")
+    if tag != "__dict__":
+        items = []
+        for v in body:
+            items.append(_decode(v, tensors, source, depth + 1))
+        return tuple(items) if tag == "__tuple__" else items
+    out = {}
+    for item in body:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
+                and not isinstance(item[0], bool)):
+            raise SafetensorsError(f"{source}: bad dict item {_short(item)} in the structure (want [key, value])")
+        out[item[0]] = _decode(item[1], tensors, source, depth + 1)
+    return out
 
 
 def save_to_bytes(obj: Any) -> bytes:

@@ -115,3 +115,117 @@ def test_safetensors_read_without_copy_gives_views_except_where_misaligned():
     assert out["a"].tolist() == [0, 1, 2] and out["b"].tolist() == [0, 1]
     copied, _ = _safetensors.read(memoryview(buf))
     assert not any(np.shares_memory(v, buf) for v in copied.values())
+
+
+# --- atomic save: kill points -------------------------------------------------------------------------------------
+
+_KILL_DRIVER = r"""
+import json, os, random, resource, signal, sys, time
+import numpy as np
+import dtorch
+
+folder, mode = sys.argv[1], sys.argv[2]
+def obj(v, n):
+    return {"v": v, "name": f"version {v}", "w": dtorch.full((n,), float(v)), "rest": [dtorch.arange(7) * v]}
+out = []
+if mode == "fsize":          # a file-size limit at many byte counts: SIGXFSZ kills the save, or EFBIG stops it
+    full = len(dtorch.serialization.save_to_bytes(obj(2, 3000)))
+    limits = sorted({0, 1, 7, 8, 9, 64, 200, 511, 512, 1000, 4096, full // 2, full - 8, full - 1, full, full + 1,
+                     *random.Random(0).sample(range(full), 8)})
+    for i, n in enumerate(limits):
+        for ignore in (False, True):
+            path = os.path.join(folder, f"f{i}{'i' * ignore}.st")
+            dtorch.save(obj(1, 3000), path)
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN if ignore else signal.SIG_DFL)  # Python ignores it
+                resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+                try:
+                    dtorch.save(obj(2, 3000), path)
+                except OSError:
+                    os._exit(3)
+                os._exit(0)
+            out.append([path, os.waitpid(pid, 0)[1], n, full])
+else:                        # SIGKILL at random moments of a loop of saves
+    rng = random.Random(1)
+    for i in range(int(mode)):
+        path = os.path.join(folder, f"k{i}.st")
+        dtorch.save(obj(0, 200_000), path)
+        pid = os.fork()
+        if pid == 0:
+            v = 1
+            while True:
+                dtorch.save(obj(v, 200_000), path)
+                v += 1
+        time.sleep(rng.uniform(0, 0.08))
+        os.kill(pid, signal.SIGKILL)
+        out.append([path, os.waitpid(pid, 0)[1], 0, 0])
+print(json.dumps(out))
+"""
+
+
+def _run_kills(tmp_path, mode):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _KILL_DRIVER, str(tmp_path), mode], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _version(path) -> int:
+    back = dtorch.load(path)
+    v = back["v"]
+    assert back["name"] == f"version {v}" and back["rest"][0].tolist() == [i * v for i in range(7)]
+    assert np.all(back["w"].numpy() == v)
+    return v
+
+
+def test_save_killed_by_a_file_size_limit_leaves_the_old_file(tmp_path):
+    import os
+    import signal
+
+    cases = _run_kills(tmp_path, "fsize")
+    assert len(cases) >= 30
+    outcomes = set()
+    for path, status, limit, full in cases:
+        v = _version(path)
+        if os.WIFSIGNALED(status):
+            assert os.WTERMSIG(status) == signal.SIGXFSZ and v == 1 and limit < full
+            outcomes.add("killed")
+        elif os.WEXITSTATUS(status) == 3:       # SIGXFSZ ignored: the write fails with EFBIG, save raises
+            assert v == 1 and limit < full
+            outcomes.add("raised")
+        else:
+            assert os.WEXITSTATUS(status) == 0 and v == 2 and limit >= full
+            outcomes.add("saved")
+    assert outcomes == {"killed", "raised", "saved"}
+    leftovers = [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    killed = sum(os.WIFSIGNALED(s) for _, s, _, _ in cases)
+    assert len(leftovers) <= killed        # a save that raised removed its temporary file
+
+
+def test_save_killed_at_random_moments_leaves_a_complete_file(tmp_path):
+    cases = _run_kills(tmp_path, "12")
+    versions = [_version(path) for path, _, _, _ in cases]
+    assert len(versions) == 12 and all(v >= 0 for v in versions)
+
+
+def test_save_to_a_path_replaces_atomically_and_keeps_mode_and_symlinks(tmp_path):
+    import os
+
+    target = tmp_path / "real.st"
+    dtorch.save({"a": dtorch.ones(2)}, target)
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.st"
+    link.symlink_to(target)
+    dtorch.save({"a": dtorch.zeros(3)}, link)
+    assert link.is_symlink() and dtorch.load(target)["a"].tolist() == [0.0, 0.0, 0.0]
+    assert (os.stat(target).st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.st", "real.st"]
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        dtorch.save({"a": 1}, tmp_path)
+    with pytest.raises(FileNotFoundError, match="parent directory"):
+        dtorch.save({"a": 1}, tmp_path / "no" / "x.st")
