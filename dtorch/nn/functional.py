@@ -9,3 +9,7 @@ from ._functional.dropout import *  # noqa: F401,F403
 from ._functional.sparse import *  # noqa: F401,F403
 from ._functional.loss import *  # noqa: F401,F403
 from ._functional.attention import *  # noqa: F401,F403
+from ._functional.shuffle import *  # noqa: F401,F403
+from ._functional.distance import *  # noqa: F401,F403
+from ._functional.margin_loss import *  # noqa: F401,F403
+from ._functional.bag import *  # noqa: F401,F403

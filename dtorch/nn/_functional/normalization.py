@@ -245,10 +245,23 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
                   weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Normalize each channel of each sample (group_norm with one group per channel, no running stats)."""
-    if not use_input_stats or running_mean is not None or running_var is not None:
-        raise NotImplementedError("instance_norm with running statistics is not supported by dtorch")
-    return group_norm(input, input.shape[1], weight, bias, eps)
+    """Normalize each channel of each sample: group_norm with one group per channel, or, with running
+    statistics, batch_norm over (1, N*C, ...) whose per-sample running stats are averaged back (torch's way)."""
+    if use_input_stats and running_mean is None and running_var is None:
+        return group_norm(input, input.shape[1], weight, bias, eps)
+    n, c = input.shape[0], input.shape[1]
+    rm = None if running_mean is None else running_mean.detach().repeat(n)
+    rv = None if running_var is None else running_var.detach().repeat(n)
+    out = batch_norm(input.reshape(1, n * c, *input.shape[2:]), rm, rv, None, None, use_input_stats, momentum, eps)
+    for running, rep in ((running_mean, rm), (running_var, rv)):
+        if running is not None and use_input_stats:
+            running._data[...] = rep._data.reshape(n, c).mean(0)
+            running._vc[0] += 1
+    out = out.reshape(input.shape)
+    cs = _channel_shape(input, c)
+    if weight is not None:
+        out = out * weight.reshape(cs)
+    return out if bias is None else out + bias.reshape(cs)
 
 
 # ---- normalize -----------------------------------------------------------------------------------------
