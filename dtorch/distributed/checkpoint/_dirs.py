@@ -27,7 +27,7 @@ def _created(ckpt: Path, verify: bool = False) -> int | None:
         if verify:
             for name, info in doc["files"].items():
                 read_file(ckpt, name, info)
-    except (CheckpointError, OSError, KeyError, TypeError):
+    except (CheckpointError, OSError):   # CheckpointError: any refused manifest or file (a ValueError)
         return None
     return int(doc.get("created_ns", 0))
 

@@ -59,13 +59,26 @@ class _Reader:
 
     def replicated(self, key: str) -> Any:
         entry = self.doc["entries"][key]
-        return unflatten(entry["structure"], self.arrays(entry.get("file")), str(self.ckpt / (entry.get("file") or "")))
+        return _unflatten(entry["structure"], self.arrays(entry.get("file")), self.ckpt / (entry.get("file") or ""))
 
     def rank_tree(self, r: int) -> dict:
         name = _manifest.rank_file(r)
         arrays = self.arrays(name) if name in self.doc["files"] else {}
-        tree = unflatten(self.doc["rank_structures"][r], arrays, str(self.ckpt / name))
+        tree = _unflatten(self.doc["rank_structures"][r], arrays, self.ckpt / name)
         return tree if isinstance(tree, dict) else {}
+
+    def rank_value(self, r: int, key: str) -> Any:
+        tree = self.rank_tree(r)
+        if key not in tree:
+            raise CheckpointError(f"{self.ckpt / _manifest.MANIFEST}: rank {r}'s structure has no entry {key!r}")
+        return tree[key]
+
+
+def _unflatten(structure: Any, arrays: dict, path: Path) -> Any:
+    try:
+        return unflatten(structure, arrays, str(path))
+    except _safetensors.SafetensorsError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def load(state: dict, checkpoint_dir: str | os.PathLike, *, strict: bool = True, process_group=None) -> dict:
@@ -98,7 +111,7 @@ def load(state: dict, checkpoint_dir: str | os.PathLike, *, strict: bool = True,
         if doc["entries"][key]["scope"] != PER_RANK:
             loaded[key] = reader.replicated(key)
         elif saved_world == world:
-            loaded[key] = reader.rank_tree(rank)[key]
+            loaded[key] = reader.rank_value(rank, key)
         else:
             value = _resharded(reader, key, unwrap(state[key]), saved_world, rank, world)
             if value is None:
@@ -112,9 +125,9 @@ def load(state: dict, checkpoint_dir: str | os.PathLike, *, strict: bool = True,
 def _resharded(reader: _Reader, key: str, target: Any, saved_world: int, rank: int, world: int) -> Any:
     reshard = getattr(target, "reshard_state_dict", None)
     if callable(reshard):
-        return reshard([reader.rank_tree(r)[key] for r in range(saved_world)], rank, world)
+        return reshard([reader.rank_value(r, key) for r in range(saved_world)], rank, world)
     if rank < saved_world:
-        return reader.rank_tree(rank)[key]
+        return reader.rank_value(rank, key)
     warnings.warn(f"checkpoint entry {key!r} was saved by {saved_world} ranks; rank {rank} has no saved "
                   "state and keeps its own", stacklevel=3)
     return None
