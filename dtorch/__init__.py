@@ -8,7 +8,7 @@ from __future__ import annotations
 from . import _allocator, _dtype
 from ._dtype import (  # noqa: F401
     bool_ as bool, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo, int8, int16, int32, int64,
-    promote_types, set_default_dtype, uint8,
+    promote_types, qint8, qint32, quint8, set_default_dtype, uint8,
 )
 from ._device import device  # noqa: F401
 from .tensor import Size, Tensor, typename  # noqa: F401
@@ -33,6 +33,7 @@ from . import accelerator, backends  # noqa: F401
 from .backends._threads import get_num_threads, set_num_threads  # noqa: F401
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from . import futures  # noqa: F401
+from . import linalg  # noqa: F401
 
 globals().update(_ops.public_names())
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)
@@ -80,5 +81,11 @@ from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)
 from .utils import checkpoint as _checkpoint, data as _data, hooks as _hooks  # noqa: E402,F401  (as after import torch)
 from . import amp  # noqa: E402,F401
+from . import jit  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
 from .cuda import amp as _cuda_amp  # noqa: E402,F401
+from . import ao, quantization  # noqa: E402,F401  (torch.ao: quantized tensors, dynamic quantization)
+from .ao.quantization._qtensor import (  # noqa: E402,F401
+    per_channel_affine, per_channel_affine_float_qparams, per_channel_symmetric, per_tensor_affine,
+    per_tensor_symmetric, qscheme, quantize_per_channel, quantize_per_tensor,
+)

@@ -22,6 +22,7 @@ names become ``dtorch.<name>``, and it attaches its Tensor methods with one
   extrema.py     max/min/amax/amin/aminmax/argmax/argmin; gradients through saved indices
   sorting.py     sort/argsort/msort, topk, kthvalue, median/nanmedian
   linalg.py      matmul and its family (mm, bmm, mv, dot, outer, addmm, baddbmm...), tensordot
+  decomposition.py  inv, det/slogdet, solve, cholesky, qr, eigh, svd (dtorch/linalg.py is torch.linalg over them)
   einsum.py      einsum
   sampling.py    random tensors (rand, randn, randint, normal, bernoulli, multinomial...) and random fills
 """

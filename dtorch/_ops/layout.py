@@ -239,6 +239,7 @@ triu, triu_ = _triangle("triu")
 # ---- diagonals -----------------------------------------------------------------------------------
 def _diagonal_view(a, offset: int, dim1: int, dim2: int):
     """A writable view of a diagonal (numpy's own diagonal() is read-only); the diagonal is the last dim."""
+    dim1, dim2 = dim1 % a.ndim, dim2 % a.ndim  # as_strided below must never see a negative dim
     if offset >= 0:
         a = a[index_along(dim2, slice(offset, None))]
     else:
@@ -289,6 +290,7 @@ def _embed_shape(shape: tuple, offset: int, dim1: int, dim2: int) -> tuple:
 
 @defop("diag_embed")
 def _diag_embed(a, offset=0, dim1=-2, dim2=-1):
+    dim1, dim2 = dim1 % (a.ndim + 1), dim2 % (a.ndim + 1)
     return _place_on_diagonal(a, _embed_shape(a.shape, offset, dim1, dim2), offset, dim1, dim2)
 
 
