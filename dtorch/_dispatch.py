@@ -26,13 +26,19 @@ REGISTRY: dict[str, "OpDef"] = {}
 
 
 class _Autocast:
-    """Autocast state: ``on`` is read by every op; ``dtypes`` maps device type -> numpy dtype."""
+    """Interception state read by every op: ``on`` is set while autocast or a tracer is active;
+    ``dtypes`` maps device type -> numpy dtype (autocast); ``tracer`` is the active jit tracer,
+    called as ``tracer(op, inputs, params, cast)`` in place of the op (dtorch/jit/_tracer.py)."""
 
-    __slots__ = ("on", "dtypes")
+    __slots__ = ("on", "dtypes", "tracer")
 
     def __init__(self) -> None:
         self.on = False
         self.dtypes: dict = {}
+        self.tracer = None
+
+    def refresh(self) -> None:
+        self.on = self.tracer is not None or any(v is not None for v in self.dtypes.values())
 
 
 AUTOCAST = _Autocast()
@@ -216,7 +222,7 @@ def apply(op: OpDef, inputs: tuple, params: dict | None = None, cast=None):
     cast: a numpy dtype all tensor inputs are converted to first (type promotion); the
     node remembers the original dtypes so gradients come back in them.
     """
-    if AUTOCAST.on and op.amp:
+    if AUTOCAST.on and (op.amp or AUTOCAST.tracer is not None):
         return _autocast_apply(op, inputs, params, cast)
     return _apply(op, inputs, params, cast)
 
@@ -246,7 +252,7 @@ def _apply(op: OpDef, inputs: tuple, params: dict | None, cast):
 
 def apply_same(op: OpDef, a: Tensor, b: Tensor, params: dict | None = None):
     """Fast path of :func:`apply` for two tensors of one dtype on one device."""
-    if AUTOCAST.on and op.amp:
+    if AUTOCAST.on and (op.amp or AUTOCAST.tracer is not None):
         return _autocast_apply(op, (a, b), params, None)
     da = a._data
     if type(da) is _ndarray:
@@ -269,7 +275,7 @@ def apply_same(op: OpDef, a: Tensor, b: Tensor, params: dict | None = None):
 
 def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
     """Fast path of :func:`apply` for ``tensor op python_scalar`` needing no promotion."""
-    if AUTOCAST.on and op.amp:
+    if AUTOCAST.on and (op.amp or AUTOCAST.tracer is not None):
         return _autocast_apply(op, (a, s), params, None)
     da = a._data
     kern = op.cpu_kernel if type(da) is _ndarray else op.cuda_kernel
@@ -285,7 +291,7 @@ def apply_scalar(op: OpDef, a: Tensor, s, params: dict | None = None):
 
 def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
     """Fast path of :func:`apply` for one tensor input."""
-    if AUTOCAST.on and op.amp:
+    if AUTOCAST.on and (op.amp or AUTOCAST.tracer is not None):
         return _autocast_apply(op, (a,), params, None)
     da = a._data
     if type(da) is _ndarray:
@@ -305,6 +311,8 @@ def apply_unary(op: OpDef, a: Tensor, params: dict | None = None):
 
 def _autocast_apply(op: OpDef, inputs: tuple, params: dict | None, cast):
     """Cast the floating inputs (not float64, as torch) by the op's autocast policy, then run it."""
+    if AUTOCAST.tracer is not None:
+        return AUTOCAST.tracer(op, inputs, params, cast)
     first = next(t for t in inputs if isinstance(t, Tensor))
     device_type = "cpu" if type(first._data) is _ndarray else "cuda"
     kind = op.amp.get(device_type)

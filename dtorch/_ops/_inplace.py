@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import _dtype
 from .._device import xp_of
-from .._dispatch import ARRAY_NS, TENSOR_NS, OpDef, apply, device_mismatch, promoted
+from .._dispatch import ARRAY_NS, AUTOCAST, TENSOR_NS, OpDef, apply, device_mismatch, promoted
 from ..autograd.grad_mode import STATE
 from ..autograd.graph import Node, accumulator_of, grad_edge
 from ..tensor import Tensor, _make
@@ -38,6 +38,8 @@ def check_cast(result: _dtype.dtype, self: Tensor) -> None:
 
 def rebase(self: Tensor, result: Tensor) -> Tensor:
     """Write ``result`` into ``self``'s storage and make ``self`` carry result's history."""
+    if AUTOCAST.tracer is not None:
+        AUTOCAST.tracer.inplace(self, result)
     self._data[...] = result._data
     self._vc[0] += 1
     if result.grad_fn is not None:
@@ -53,6 +55,8 @@ def rebase(self: Tensor, result: Tensor) -> Tensor:
 
 
 def needs_record(*tensors) -> bool:
+    if AUTOCAST.on and AUTOCAST.tracer is not None:
+        return True  # a jit trace sees in-place ops as dispatched ops plus rebase
     if not STATE.enabled:
         return False
     for t in tensors:
@@ -64,6 +68,8 @@ def needs_record(*tensors) -> bool:
 def snapshot(self: Tensor) -> Tensor:
     """The pre-modification value of ``self`` with its graph edge, for ops that save their input."""
     t = _make(self._data.copy(), self._rg, self.grad_fn, self._output_nr)
+    if AUTOCAST.tracer is not None:
+        AUTOCAST.tracer.alias(t, self)
     if self.grad_fn is None and self._rg:
         t._acc = accumulator_of(self)
     return t

@@ -55,12 +55,12 @@ class autocast:
         _install(self.device_type)
         self.prev = AUTOCAST.dtypes.get(self.device_type)
         AUTOCAST.dtypes[self.device_type] = self.fast_dtype.np if self.enabled else None
-        AUTOCAST.on = any(v is not None for v in AUTOCAST.dtypes.values())
+        AUTOCAST.refresh()
         return self
 
     def __exit__(self, *exc) -> None:
         AUTOCAST.dtypes[self.device_type] = self.prev
-        AUTOCAST.on = any(v is not None for v in AUTOCAST.dtypes.values())
+        AUTOCAST.refresh()
 
     def __call__(self, fn):
         @functools.wraps(fn)

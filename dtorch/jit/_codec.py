@@ -1,0 +1,240 @@
+"""A graph as JSON and back: typed attributes, tensor constants kept aside (they go to safetensors).
+
+Decoding trusts nothing: every field is type-checked, value ids must be defined before use, op
+names must be in the registry; a problem is a :class:`ArchiveError` naming the file and place.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._exec import resolve
+from ._ir import PRIM_CONSTANT, Graph, Node, Value
+
+MAX_DEPTH = 32
+_VALUE_KINDS = ("Tensor", "int", "float", "bool", "str", "None", "list", "object")
+
+
+class ArchiveError(RuntimeError):
+    """A dtorch.jit archive that cannot be loaded; the message names the file and the problem."""
+
+
+# ---- attributes -----------------------------------------------------------------------------------
+def encode_attr(value: Any, arrays: dict, where: str, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: attribute nested deeper than {MAX_DEPTH}")
+    if value is None:
+        return {"t": "none"}
+    if value is Ellipsis:
+        return {"t": "ellipsis"}
+    if isinstance(value, (bool, np.bool_)):
+        return {"t": "bool", "v": bool(value)}
+    if isinstance(value, (int, np.integer)):
+        return {"t": "int", "v": int(value)}
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return {"t": "float", "v": f if math.isfinite(f) else repr(f)}
+    if isinstance(value, str):
+        return {"t": "str", "v": value}
+    if isinstance(value, np.dtype):
+        return {"t": "dtype", "v": str(value)}
+    if isinstance(value, slice):
+        return {"t": "slice", "v": [encode_attr(x, arrays, where, depth + 1) for x in (value.start, value.stop,
+                                                                                      value.step)]}
+    if isinstance(value, (tuple, list)):
+        return {"t": "tuple" if isinstance(value, tuple) else "list",
+                "v": [encode_attr(x, arrays, where, depth + 1) for x in value]}
+    if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__"):
+        key = f"c{len(arrays)}"
+        arrays[key] = value if isinstance(value, np.ndarray) else value.get()
+        return {"t": "tensor", "key": key}
+    raise TypeError(f"{where}: cannot save an attribute of type {type(value).__name__}")
+
+
+def _bad(where: str, what: str) -> ArchiveError:
+    return ArchiveError(f"{where}: {what}")
+
+
+def decode_attr(obj: Any, arrays: dict, where: str, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise _bad(where, f"attribute nested deeper than {MAX_DEPTH}")
+    if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+        raise _bad(where, "malformed attribute (expected an object with a type tag 't')")
+    t, v = obj["t"], obj.get("v")
+    if t == "none":
+        return None
+    if t == "ellipsis":
+        return Ellipsis
+    simple = {"bool": bool, "int": int, "str": str}
+    if t in simple:
+        if type(v) is not simple[t]:
+            raise _bad(where, f"attribute of type {t} holds a {type(v).__name__}")
+        return v
+    if t == "float":
+        if isinstance(v, str) and v in ("inf", "-inf", "nan"):
+            return float(v)
+        if type(v) not in (int, float):
+            raise _bad(where, "float attribute holds no number")
+        return float(v)
+    if t == "dtype":
+        try:
+            dt = np.dtype(v) if isinstance(v, str) else None
+        except TypeError:
+            dt = None
+        if dt is None or dt.kind not in "biuf":
+            raise _bad(where, f"unknown dtype {v!r}")
+        return dt
+    if t in ("tuple", "list", "slice"):
+        if not isinstance(v, list) or (t == "slice" and len(v) != 3):
+            raise _bad(where, f"malformed {t} attribute")
+        items = [decode_attr(x, arrays, where, depth + 1) for x in v]
+        return slice(*items) if t == "slice" else (tuple(items) if t == "tuple" else items)
+    if t == "tensor":
+        key = obj.get("key")
+        if not isinstance(key, str) or key not in arrays:
+            raise _bad(where, f"tensor attribute names a missing constant {key!r}")
+        return arrays[key]
+    raise _bad(where, f"unknown attribute type {t!r}")
+
+
+# ---- graphs -------------------------------------------------------------------------------------
+def _value_json(v: Value) -> dict:
+    out = {"id": v.id, "kind": v.kind}
+    if v.name is not None:
+        out["name"] = v.name
+    if v.kind == "Tensor" and v.dtype is not None:
+        out.update(dtype=v.dtype, shape=list(v.shape), strides=list(v.strides), device=v.device,
+                   requires_grad=v.requires_grad)
+    return out
+
+
+def graph_to_json(graph: Graph, arrays: dict) -> dict:
+    nodes = []
+    for i, n in enumerate(graph.nodes):
+        where = f"node {i} ({n.kind()})"
+        nodes.append({"op": n.op, "inputs": [v.id for v in n.inputs], "outputs": [_value_json(v) for v in n.outputs],
+                      "attrs": {k: encode_attr(a, arrays, f"{where} attribute {k!r}") for k, a in n.attrs.items()},
+                      "inplace": n.inplace, "sym": n.sym, "scope": n.scope})
+    return {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user, "nodes": nodes,
+            "outputs": [v.id for v in graph.outputs], "out_spec": graph.out_spec}
+
+
+def _int(x, where: str, lo: int = 0, hi: int = 1 << 40) -> int:
+    if type(x) is not int or not lo <= x < hi:
+        raise _bad(where, f"expected an integer in [{lo}, {hi}), got {x!r}"[:200])
+    return x
+
+
+def _value(obj, where: str, defined: dict) -> Value:
+    if not isinstance(obj, dict):
+        raise _bad(where, "malformed value")
+    vid = _int(obj.get("id"), where + " id")
+    if vid in defined:
+        raise _bad(where, f"value id {vid} defined twice")
+    kind = obj.get("kind")
+    if kind not in _VALUE_KINDS:
+        raise _bad(where, f"unknown value kind {kind!r}"[:200])
+    name = obj.get("name")
+    v = Value(vid, kind, name if isinstance(name, str) else None)
+    if kind == "Tensor" and "dtype" in obj:
+        shape, strides = obj.get("shape"), obj.get("strides")
+        if (not isinstance(obj["dtype"], str) or not isinstance(shape, list) or not isinstance(strides, list)
+                or len(shape) > 64 or len(strides) != len(shape)):
+            raise _bad(where, "malformed tensor type")
+        v.dtype = decode_attr({"t": "dtype", "v": obj["dtype"]}, {}, where).name
+        v.shape = tuple(_int(s, where + " shape") for s in shape)
+        v.strides = tuple(_int(s, where + " strides", -(1 << 40)) for s in strides)
+        v.device = str(obj.get("device", "cpu"))
+        v.requires_grad = bool(obj.get("requires_grad", False))
+    defined[vid] = v
+    return v
+
+
+def _sym(obj, where: str, n_inputs: int) -> dict:
+    if not isinstance(obj, dict):
+        raise _bad(where, "malformed sym")
+    out = {}
+    for name, entries in obj.items():
+        if not isinstance(entries, list):
+            raise _bad(where, "malformed sym")
+        out[name] = [[_int(e[0], where), _int(e[1], where, 0, n_inputs), _int(e[2], where, 0, 64)]
+                     for e in entries if isinstance(e, list) and len(e) == 3]
+        if len(out[name]) != len(entries):
+            raise _bad(where, "malformed sym entry")
+    return out
+
+
+def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
+    here = f"{where}: node {i}"
+    if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
+        raise _bad(here, "malformed node")
+    op = obj["op"]
+    resolve(op, f"{where}: node {i}") if op != PRIM_CONSTANT else None
+    ins = obj.get("inputs")
+    if not isinstance(ins, list):
+        raise _bad(here, "malformed inputs")
+    inputs = []
+    for vid in ins:
+        if type(vid) is not int or vid not in defined:
+            raise _bad(here, f"({op}) reads value {vid!r} before it is defined"[:200])
+        inputs.append(defined[vid])
+    attrs = obj.get("attrs", {})
+    if not isinstance(attrs, dict):
+        raise _bad(here, "malformed attrs")
+    node = Node(op, inputs, {k: decode_attr(a, arrays, f"{here} ({op}) attribute {k!r}") for k, a in attrs.items()},
+                bool(obj.get("inplace", False)))
+    if node.inplace and not inputs:
+        raise _bad(here, "an in-place node needs an input")
+    node.sym = _sym(obj.get("sym", {}), here, len(inputs))
+    node.scope = str(obj.get("scope", ""))
+    outs = obj.get("outputs")
+    if not isinstance(outs, list) or not outs or len(outs) > 64:
+        raise _bad(here, "malformed outputs")
+    for o in outs:
+        v = _value(o, here, defined)
+        v.node = node
+        node.outputs.append(v)
+    if op == PRIM_CONSTANT and "value" not in node.attrs:
+        raise _bad(here, "prim::Constant without a value")
+    return node
+
+
+def graph_from_json(obj: Any, arrays: dict, where: str) -> Graph:
+    if not isinstance(obj, dict) or not isinstance(obj.get("nodes"), list) or not isinstance(obj.get("inputs"), list):
+        raise _bad(where, "malformed graph")
+    graph = Graph()
+    defined: dict[int, Value] = {}
+    graph.inputs = [_value(v, f"{where}: input {i}", defined) for i, v in enumerate(obj["inputs"])]
+    graph.n_user = _int(obj.get("n_user"), f"{where}: n_user", 0, len(graph.inputs) + 1)
+    graph.nodes = [_node(n, i, where, defined, arrays) for i, n in enumerate(obj["nodes"])]
+    outs = obj.get("outputs")
+    if not isinstance(outs, list) or any(type(v) is not int or v not in defined for v in outs):
+        raise _bad(where, "graph outputs name undefined values")
+    graph.outputs = [defined[v] for v in outs]
+    graph.out_spec = _spec(obj.get("out_spec"), where, 0)
+    if _leaves(graph.out_spec) != len(graph.outputs):
+        raise _bad(where, "the output structure does not match the graph outputs")
+    graph._next = max(defined, default=-1) + 1
+    return graph
+
+
+def _spec(spec: Any, where: str, depth: int) -> Any:
+    if spec == "T":
+        return spec
+    if depth > MAX_DEPTH or not isinstance(spec, dict) or len(spec) != 1:
+        raise _bad(where, "malformed output structure")
+    kind, inner = next(iter(spec.items()))
+    if kind in ("tuple", "list") and isinstance(inner, list):
+        return {kind: [_spec(s, where, depth + 1) for s in inner]}
+    if kind == "dict" and isinstance(inner, dict):
+        return {kind: {str(k): _spec(s, where, depth + 1) for k, s in inner.items()}}
+    raise _bad(where, "malformed output structure")
+
+
+def _leaves(spec: Any) -> int:
+    if spec == "T":
+        return 1
+    inner = next(iter(spec.values()))
+    return sum(_leaves(s) for s in (inner.values() if isinstance(inner, dict) else inner))

@@ -1,0 +1,159 @@
+"""Running a graph: on raw arrays (no autograd bookkeeping) or through the recorded ops (autograd).
+
+:class:`Plan` resolves every node's op in the registry once (an unknown name is refused by
+name) and turns the graph into a list of steps over a flat environment indexed by value id.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._device import move_array, device_of
+from .._dispatch import REGISTRY, OpDef, apply
+from .._ops._inplace import check_inplace_allowed, rebase
+from ..tensor import Tensor, _make
+from ._ir import PRIM_CONSTANT, Graph
+
+_ndarray = np.ndarray
+
+
+def resolve(name: str, where: str = "graph") -> OpDef | None:
+    """The registry's op for a node's op name (None for prim::Constant); unknown names are refused."""
+    if name == PRIM_CONSTANT:
+        return None
+    op = REGISTRY.get(name) if isinstance(name, str) else None
+    if op is None:
+        raise RuntimeError(f"{where}: unknown op {name!r}: not in dtorch's op registry")
+    return op
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, _ndarray) or hasattr(x, "__cuda_array_interface__")
+
+
+def _mutated_constants(graph: Graph) -> set[int]:
+    """Ids of constant values whose storage an in-place node writes (directly or through views)."""
+    producer = {v.id: n for n in graph.nodes for v in n.outputs}
+    out = set()
+    for n in graph.nodes:
+        if not n.inplace:
+            continue
+        v = n.inputs[0]
+        while True:
+            p = producer.get(v.id)
+            if p is None:
+                break
+            if p.op == PRIM_CONSTANT:
+                out.add(v.id)
+                break
+            op = REGISTRY.get(p.op)
+            if not (p.inplace or (op is not None and op.view)) or not p.inputs:
+                break
+            v = p.inputs[0]
+    return out
+
+
+def _with_sym(attrs: dict, sym: dict, args: list) -> dict:
+    attrs = dict(attrs)
+    for name, entries in sym.items():
+        val = list(attrs[name])
+        for index, arg, dim in entries:
+            val[index] = args[arg].shape[dim]
+        attrs[name] = tuple(val)
+    return attrs
+
+
+class Plan:
+    """A graph ready to run: ``run_arrays`` (fast) and ``run_tensors`` (autograd)."""
+
+    def __init__(self, graph: Graph, where: str = "graph") -> None:
+        self.graph = graph
+        mutated = _mutated_constants(graph)
+        steps = []
+        for n in graph.nodes:
+            op = resolve(n.op, where)
+            outs = tuple(v.id for v in n.outputs)
+            if op is None:
+                steps.append((None, n.attrs.get("value"), outs[0] in mutated, outs))
+                continue
+            steps.append((op, tuple(v.id for v in n.inputs), n.attrs, outs, n.inplace, n.sym))
+        self.steps = steps
+        self.in_ids = [v.id for v in graph.inputs]
+        self.out_ids = [v.id for v in graph.outputs]
+        self.size = max([graph._next] + [v.id + 1 for v in graph.inputs])
+        self._moved: dict = {}
+
+    def _const(self, value, copy: bool, device):
+        if not _is_array(value):
+            return value
+        if device is not None:
+            key = (id(value), str(device))
+            moved = self._moved.get(key)
+            if moved is None:
+                moved = self._moved[key] = move_array(value, device)
+            value = moved
+        return value.copy() if copy else value
+
+    def run_arrays(self, arrays: list) -> list:
+        env: list = [None] * self.size
+        for i, a in zip(self.in_ids, arrays):
+            env[i] = a
+        first = next((a for a in arrays if _is_array(a)), None)
+        cpu = first is None or type(first) is _ndarray
+        device = None if cpu else device_of(first)
+        for step in self.steps:
+            op = step[0]
+            if op is None:
+                env[step[3][0]] = self._const(step[1], step[2], device)
+                continue
+            _, ins, attrs, outs, inplace, sym = step
+            args = [env[i] for i in ins]
+            if sym:
+                attrs = _with_sym(attrs, sym, args)
+            kern = op.cpu_kernel if cpu else op.cuda_kernel
+            out = kern(*args, **attrs) if attrs else kern(*args)
+            if op.extra:
+                out, extra = out
+                env[outs[-1]] = extra
+                outs = outs[:-1]
+            if len(outs) == 1:
+                if cpu and type(out) is not _ndarray:
+                    out = np.asarray(out)
+                if inplace:
+                    args[0][...] = out
+                    out = args[0]
+                env[outs[0]] = out
+            else:
+                for i, o in zip(outs, out):
+                    env[i] = np.asarray(o) if cpu and type(o) is not _ndarray else o
+        return [env[i] for i in self.out_ids]
+
+    def run_tensors(self, tensors: list) -> list:
+        """Run through the ops' public entry (``apply``): autograd records as in eager mode."""
+        env: list = [None] * self.size
+        for i, t in zip(self.in_ids, tensors):
+            env[i] = t
+        first = next((t for t in tensors if isinstance(t, Tensor)), None)
+        device = None if first is None or type(first._data) is _ndarray else device_of(first._data)
+        for step in self.steps:
+            op = step[0]
+            if op is None:
+                value = self._const(step[1], step[2], device)
+                env[step[3][0]] = _make(value) if _is_array(value) else value
+                continue
+            _, ins, attrs, outs, inplace, sym = step
+            args = [env[i] for i in ins]
+            if sym:
+                attrs = _with_sym(attrs, sym, [a._data if isinstance(a, Tensor) else a for a in args])
+            if inplace:
+                check_inplace_allowed(args[0])
+            out = apply(op, tuple(args), attrs or None)
+            if op.extra:
+                out, extra = out
+                env[outs[-1]] = extra
+                outs = outs[:-1]
+            if len(outs) == 1:
+                env[outs[0]] = rebase(args[0], out) if inplace else out
+            else:
+                for i, o in zip(outs, out):
+                    env[i] = o
+        return [env[i] for i in self.out_ids]

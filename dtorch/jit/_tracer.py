@@ -1,0 +1,220 @@
+"""Recording a graph at the dispatcher.
+
+While a :class:`Tracer` is installed (``_dispatch.AUTOCAST.tracer``), every op that goes through
+``apply`` runs as usual (autograd included) and is appended to the graph. Tensors are told apart
+by identity (and by their array, so ``detach()`` and ``.data`` keep their value); a tensor the
+tracer has not seen (``zeros``/``arange`` made inside the function, a captured global) becomes a
+``prim::Constant`` holding a copy of its data. In-place ops reach the tracer as the dispatched op
+followed by ``rebase`` (``_ops/_inplace.py``), which marks that node in place. Converting a tensor to
+a Python value emits torch's :class:`TracerWarning`.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from .._dispatch import AUTOCAST, OpDef, _apply
+from ..tensor import Tensor
+from ._ir import Graph, Value
+
+_RESHAPES = ("view", "reshape", "expand")
+
+
+class TracerWarning(Warning):
+    """torch.jit.TracerWarning: the trace may not generalize to other inputs."""
+
+
+def _conversion_msg(what: str) -> str:
+    return (f"Converting a tensor to {what} might cause the trace to be incorrect. We can't record the data "
+            "flow of Python values, so this value will be treated as a constant in the future. This means "
+            "that the trace might not generalize to other inputs!")
+
+
+_CONVERSIONS = {
+    "__bool__": "a Python boolean", "item": "a Python number", "__float__": "a Python float",
+    "__int__": "a Python integer", "__index__": "a Python index", "tolist": "a Python list",
+    "numpy": "a NumPy array",
+}
+
+
+class Tracer:
+    """The active recording: the graph and the map from live tensors to its values."""
+
+    def __init__(self) -> None:
+        self.graph = Graph()
+        self.values: dict[int, Value] = {}
+        self.arrays: dict[int, Value] = {}
+        self._keep: list = []  # holds what the id maps refer to alive, so no id is reused
+        self._scalars: dict = {}
+        self.quiet = 0
+
+    # ---- values -------------------------------------------------------------------------------
+    def bind(self, t: Tensor, v: Value) -> None:
+        self.values[id(t)] = v
+        self.arrays[id(t._data)] = v
+        self._keep.append(t)
+        self._keep.append(t._data)
+
+    def value_of(self, t: Tensor) -> Value:
+        v = self.values.get(id(t))
+        if v is None:
+            v = self.arrays.get(id(t._data))
+            if v is None:
+                v = self.graph.constant(t._data.copy())
+            self.bind(t, v)
+        return v
+
+    def _scalar(self, s) -> Value:
+        key = (type(s), s)
+        try:
+            v = self._scalars.get(key)
+        except TypeError:  # unhashable (a list of arrays, a slice...)
+            return self.graph.constant(s)
+        if v is None:
+            v = self._scalars[key] = self.graph.constant(s)
+        return v
+
+    def _input(self, x, cast) -> Value:
+        if isinstance(x, Tensor):
+            v = self.value_of(x)
+            if cast is not None and x._data.dtype != cast:
+                node = self.graph.add_node("_to_copy", [v], {"dtype": np.dtype(cast)})
+                node.output.set_type_from(np.empty(x._data.shape, cast))
+                v = node.output
+            return v
+        if isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__"):
+            v = self.arrays.get(id(x))
+            return v if v is not None else self.graph.constant(x.copy())
+        return self._scalar(x)
+
+    # ---- the dispatcher's hooks -----------------------------------------------------------------
+    def __call__(self, op: OpDef, inputs: tuple, params: dict | None, cast):
+        out = _apply(op, inputs, params, cast)
+        ins = [self._input(x, cast) for x in inputs]
+        res, extra = (out if op.extra else (out, None))
+        tensors = list(res) if isinstance(res, tuple) else [res]
+        node = self.graph.add_node(op.name, ins, params, len(tensors) + (1 if op.extra else 0))
+        for t, v in zip(tensors, node.outputs):
+            v.set_type_from(t._data, t._rg)
+            self.bind(t, v)
+        if op.extra:
+            ev = node.outputs[-1]
+            if isinstance(extra, np.ndarray) or hasattr(extra, "__cuda_array_interface__"):
+                ev.set_type_from(extra)
+                self.arrays[id(extra)] = ev
+                self._keep.append(extra)
+            else:
+                ev.kind = "object"
+        if op.name in _RESHAPES and _batch_follows(node):
+            node.sym = {"shape": [[0, 0, 0]]}
+        return out
+
+    def inplace(self, target: Tensor, result: Tensor) -> None:
+        """``target``'s storage is about to receive ``result`` (an in-place op)."""
+        tv = self.value_of(target)
+        rv = self.values.get(id(result))
+        nodes = self.graph.nodes
+        last = nodes[-1] if nodes else None
+        if (rv is not None and last is not None and last.outputs == [rv] and last.inputs
+                and last.inputs[0] is tv and not last.inplace):
+            last.inplace = True
+            new = rv
+        else:
+            node = self.graph.add_node("copy", [tv, self.value_of(result)])
+            node.inplace = True
+            new = node.output
+        new.set_type_from(target._data, target._rg or result._rg)
+        self.bind(target, new)
+
+    def alias(self, copy: Tensor, original: Tensor) -> None:
+        """``copy`` is a snapshot of ``original`` taken for autograd: the same value."""
+        self.bind(copy, self.value_of(original))
+
+
+def _batch_follows(node) -> bool:
+    """A reshape/view/expand whose leading size is its input's leading size (the batch)."""
+    shape = node.attrs.get("shape")
+    src = node.inputs[0] if node.inputs else None
+    if not isinstance(shape, (tuple, list)) or not shape or src is None or not src.shape:
+        return False
+    return isinstance(shape[0], (int, np.integer)) and shape[0] == src.shape[0] and shape[0] != -1
+
+
+# ---- tracing mode ---------------------------------------------------------------------------
+def _warning_method(name: str, original: Callable, tracer: Tracer) -> Callable:
+    msg = _conversion_msg(_CONVERSIONS[name])
+
+    def method(self, *args, **kwargs):
+        if not tracer.quiet:
+            warnings.warn(msg, TracerWarning, stacklevel=2)
+        tracer.quiet += 1
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            tracer.quiet -= 1
+
+    method.__name__ = name
+    return method
+
+
+@contextlib.contextmanager
+def tracing(tracer: Tracer):
+    """Install ``tracer`` at the dispatcher, and the conversion warnings on Tensor, for the block."""
+    if AUTOCAST.tracer is not None:
+        raise RuntimeError("dtorch.jit.trace: a trace is already in progress (nested tracing is not supported)")
+    saved = {name: Tensor.__dict__[name] for name in _CONVERSIONS if name in Tensor.__dict__}
+    for name, fn in saved.items():
+        setattr(Tensor, name, _warning_method(name, fn, tracer))
+    AUTOCAST.tracer = tracer
+    AUTOCAST.refresh()
+    try:
+        yield tracer
+    finally:
+        AUTOCAST.tracer = None
+        AUTOCAST.refresh()
+        for name, fn in saved.items():
+            setattr(Tensor, name, fn)
+
+
+def flatten_outputs(out: Any, where: str) -> tuple[list[Tensor], Any]:
+    """(flat tensors, spec) of a traced function's result: a Tensor or nested tuple/list/dict of them."""
+    if isinstance(out, Tensor):
+        return [out], "T"
+    if isinstance(out, (tuple, list)):
+        flat: list = []
+        specs = []
+        for o in out:
+            f, s = flatten_outputs(o, where)
+            flat += f
+            specs.append(s)
+        return flat, {"tuple" if isinstance(out, tuple) else "list": specs}
+    if isinstance(out, dict):
+        flat, specs = [], {}
+        for k, o in out.items():
+            if not isinstance(k, str):
+                raise RuntimeError(f"{where}: dict outputs need string keys, got {type(k).__name__}")
+            f, s = flatten_outputs(o, where)
+            flat += f
+            specs[k] = s
+        return flat, {"dict": specs}
+    raise RuntimeError(f"{where}: only tensors, or (possibly nested) tuples, lists or dicts of tensors are "
+                       f"supported as outputs, got {type(out).__name__}")
+
+
+def unflatten(flat: list, spec: Any, pos: int = 0) -> tuple[Any, int]:
+    if spec == "T":
+        return flat[pos], pos + 1
+    kind, inner = next(iter(spec.items()))
+    if kind == "dict":
+        out = {}
+        for k, s in inner.items():
+            out[k], pos = unflatten(flat, s, pos)
+        return out, pos
+    items = []
+    for s in inner:
+        item, pos = unflatten(flat, s, pos)
+        items.append(item)
+    return (tuple(items) if kind == "tuple" else items), pos
