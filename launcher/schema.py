@@ -34,9 +34,10 @@ def _is_num(v: Any) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
-def integer(min: int | None = None) -> Kind:
-    expect = "an integer" if min is None else f"an integer >= {min}"
-    return Kind(expect, lambda v: _is_int(v) and (min is None or v >= min))
+def integer(min: int | None = None, max: int | None = None) -> Kind:
+    bounds = [f">= {min}"] * (min is not None) + [f"<= {max}"] * (max is not None)
+    return Kind(" ".join(["an integer", " and ".join(bounds)]).strip(),
+                lambda v: _is_int(v) and (min is None or v >= min) and (max is None or v <= max))
 
 
 def number(min: float | None = None, gt: float | None = None, lt: float | None = None) -> Kind:
@@ -48,7 +49,8 @@ def number(min: float | None = None, gt: float | None = None, lt: float | None =
 
 def string(pattern: str | None = None, what: str = "a string") -> Kind:
     rx = re.compile(pattern) if pattern else None
-    return Kind(what, lambda v: isinstance(v, str) and v != "" and (rx is None or rx.fullmatch(v) is not None))
+    return Kind(what, lambda v: isinstance(v, str) and v != "" and "\0" not in v   # NUL: no path or name holds one
+                and (rx is None or rx.fullmatch(v) is not None))
 
 
 def boolean() -> Kind:
@@ -75,6 +77,8 @@ def mapping() -> Kind:
 SBATCH_OPTION = r"(#SBATCH\s+)?--?[A-Za-z][^\n]*"
 SLURM_TIME = r"\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d"
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+SEED_MAX = 2**32 - 1      # numpy.random.seed's range (every rank seeds random, numpy and dtorch with it)
+NPROC_MAX = 2**20         # mpiexec -n and srun -n read a C int: larger counts wrap around
 JOB = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?"
 
 sbatch_lines = Kind("a list of sbatch options such as '--qos=normal'",
@@ -113,12 +117,12 @@ SCHEMA: dict[str, Key | dict[str, Key]] = {
         "batch_size": Key(integer(min=1), doc="samples per rank per micro-batch"),
         "grad_accum_steps": Key(integer(min=1), 1, "micro-batches per optimizer step"),
         "clip_norm": Key(nullable(number(gt=0)), None, "clip the gradient norm to this (null: no clipping)"),
-        "seed": Key(integer(min=0), 0, "seed on every rank (jobs derive per-rank streams from it)"),
+        "seed": Key(integer(min=0, max=SEED_MAX), 0, "seed on every rank (jobs derive per-rank streams from it)"),
         "log_every": Key(integer(min=1), 10, "steps between metric lines"),
     },
     "distributed": {
         "backend": Key(choice("mpi", "nccl"), "mpi", "`mpi` (CPU, numpy) or `nccl` (CUDA, CuPy)"),
-        "nproc": Key(integer(min=1), 1, "ranks (processes) in total"),
+        "nproc": Key(integer(min=1, max=NPROC_MAX), 1, "ranks (processes) in total"),
         "bucket_cap_mb": Key(number(gt=0), 25, "DDP gradient bucket size, MB"),
         "timeout": Key(number(gt=0), 600, "seconds a collective may wait before the job aborts"),
     },

@@ -37,7 +37,8 @@ BAD = [
     ("train:\n  batch_size: 8\n  max_steps: -3\n", "train.max_steps: expected an integer >= 1 or null, got -3"),
     ("train:\n  batch_size: 8\n  max_steps: 10\n  grad_accum_steps: 0\n",
      "train.grad_accum_steps: expected an integer >= 1, got 0"),
-    ("train:\n  batch_size: 8\n  max_steps: 10\n  seed: -1\n", "train.seed: expected an integer >= 0, got -1"),
+    ("train:\n  batch_size: 8\n  max_steps: 10\n  seed: -1\n",
+     "train.seed: expected an integer >= 0 and <= 4294967295, got -1"),
     ("train:\n  batch_size: 8\n  max_steps: 10\n  log_every: 0\n", "train.log_every: expected an integer >= 1, got 0"),
     ("train:\n  max_steps: null\n", "train: set one of max_steps and epochs"),
     ("train:\n  batch_size: 8\n  max_steps: 10\n  epochs: 2\n", "train: set only one of max_steps (10) and epochs (2)"),
@@ -61,7 +62,7 @@ BAD = [
     ("scheduler:\n  name: exp\n", "scheduler.name: expected one of 'constant', 'cosine', 'linear', 'step', got 'exp'"),
     ("scheduler:\n  warmup_steps: 1.5\n", "scheduler.warmup_steps: expected an integer >= 0, got 1.5"),
     ("distributed:\n  backend: gloo\n", "distributed.backend: expected one of 'mpi', 'nccl', got 'gloo'"),
-    ("distributed:\n  nproc: 0\n", "distributed.nproc: expected an integer >= 1, got 0"),
+    ("distributed:\n  nproc: 0\n", "distributed.nproc: expected an integer >= 1 and <= 1048576, got 0"),
     ("distributed:\n  timeout: -1\n", "distributed.timeout: expected a number > 0, got -1"),
     ("distributed:\n  bucket_cap_mb: 0\n", "distributed.bucket_cap_mb: expected a number > 0, got 0"),
     ("checkpoint:\n  every_steps: -5\n", "checkpoint.every_steps: expected an integer >= 0, got -5"),
@@ -74,6 +75,13 @@ BAD = [
      "slurm.extra: expected a list of sbatch options such as '--qos=normal', got '--qos=high'"),
     ("slurm:\n  extra: ['qos=high']\n",
      "slurm.extra: expected a list of sbatch options such as '--qos=normal', got ['qos=high']"),
+    ("train:\n  batch_size: 8\n  max_steps: 10\n  seed: 1099511627776\n",
+     "train.seed: expected an integer >= 0 and <= 4294967295, got 1099511627776"),
+    ("distributed:\n  nproc: 100000000000000000000\n",
+     "distributed.nproc: expected an integer >= 1 and <= 1048576, got 100000000000000000000"),
+    ("output_dir: \"runs\\0x\"\n", "output_dir: expected a string, got 'runs\\x00x'"),
+    ("data: {1: 2}\n", "data: expected a mapping, got a mapping"),
+    ("slurm:\n  nodes: 3\n", "slurm.nodes: distributed.nproc (1) is not a multiple of slurm.nodes (3)"),
     ("slurm:\n  nodes: 2\ndistributed:\n  nproc: 3\n",
      "slurm.nodes: distributed.nproc (3) is not a multiple of slurm.nodes (2)"),
     ("slurm:\n  nodes: 2\n  ntasks_per_node: 2\ndistributed:\n  nproc: 2\n",
@@ -122,10 +130,65 @@ def test_all_problems_reported_at_once(tmp_path):
     ("- a\n- b\n", "{p}: expected a mapping of keys at the top level, got a list"),
     ("a: !!python/object:os.system x\n", "{p}:1:4: YAML syntax error: could not determine a constructor for the tag "
                                           "'tag:yaml.org,2002:python/object:os.system'"),
+    ("? [a, b]\n: 1\n", "{p}:1:3: YAML syntax error: a mapping key must be a scalar (a name or a number), not a "
+                         "list or a mapping"),
+    ("name: t\n? {a: 1}\n: 1\n", "{p}:2:3: YAML syntax error: a mapping key must be a scalar (a name or a number), "
+                                 "not a list or a mapping"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "{p}: YAML document refused: nested more than 100 levels deep"),
+    ("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 120)),
+     "{p}:21:41: YAML document refused: nested more than 100 levels deep"),
+    ("a: &a [*a]\n", "{p}:1:4: YAML document refused: an alias refers to a node that contains it (recursive alias)"),
+    ("a: &a\n  b: *a\n", "{p}:1:4: YAML document refused: an alias refers to a node that contains it (recursive "
+                        "alias)"),
+    ("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+     "{p}:6:4: YAML document refused: more than 100000 values once its aliases are expanded (an alias bomb?)"),
 ])
 def test_malformed_yaml_names_file_line_column(tmp_path, text, message):
     path = _write(tmp_path, "m.yaml", text)
     assert _problems(path) == [message.format(p=path)]
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path, capsys):
+    import time
+
+    from dtorch.launcher import cli
+
+    layers = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 30))
+    path = _write(tmp_path, "bomb.yaml", GOOD + "data:\n  l0: &l0 lol\n" + layers.replace("\nl", "\n  l")
+                  .replace("l1:", "  l1:", 1))
+    start = time.monotonic()
+    assert cli.main([str(path), "--dry-run"]) == 2
+    assert time.monotonic() - start < 2
+    assert "an alias bomb?" in capsys.readouterr().err
+
+
+def test_aliases_within_the_limit_still_work(tmp_path):
+    path = _write(tmp_path, "alias.yaml", GOOD + "model:\n  dims: &d [4, 8]\ndata:\n  dims: *d\n")
+    cfg = config.validate(compose.compose(path, env={}), str(path))
+    assert cfg["model"]["dims"] == cfg["data"]["dims"] == [4, 8]
+
+
+def test_huge_nproc_on_the_command_line_exits_2(tmp_path, capsys):
+    from dtorch.launcher import cli
+
+    path = _write(tmp_path, "g.yaml", GOOD)
+    assert cli.main([str(path), "--nproc", "100000000000000000000", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("dtorch-run: distributed.nproc: expected an integer >= 1 and <= 1048576, "
+                   "got 100000000000000000000\n")
+
+
+def test_every_seed_the_schema_accepts_seeds_a_rank():
+    """The worker seeds random, numpy and dtorch with train.seed: the schema's bound is numpy's."""
+    from dtorch.launcher import schema
+    from dtorch.launcher.worker import _seed
+
+    kind = schema.SCHEMA["train"]["seed"].kind
+    assert kind.ok(0) and kind.ok(schema.SEED_MAX) and not kind.ok(schema.SEED_MAX + 1)
+    _seed(schema.SEED_MAX)
+    with pytest.raises(ValueError):
+        _seed(schema.SEED_MAX + 1)
 
 
 @pytest.mark.parametrize("sets,message", [
