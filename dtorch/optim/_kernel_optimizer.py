@@ -14,7 +14,7 @@ import numpy as np
 from .._device import device_of, xp_of
 from ..tensor import Tensor, _make
 from ._flat import FlatBucket
-from ._flat_optimizer import FlatOptimizer
+from ._flat_optimizer import FlatOptimizer, to_scalar
 from ._math import flat_grad, ref_grad
 from .adam import new_step
 
@@ -75,7 +75,14 @@ class KernelOptimizer(FlatOptimizer):
 
     def _l2(self, group: dict) -> float:
         """The weight decay folded into the gradient (0 where it is decoupled or absent)."""
-        return group.get("weight_decay", 0)
+        return 0 if group.get("decoupled_weight_decay") else group.get("weight_decay", 0)
+
+    @staticmethod
+    def _decay_(group: dict, xp, P) -> None:
+        """Decoupled weight decay (NAdamW, RAdamW): ``P *= 1 - lr * weight_decay`` before the update."""
+        wd = group["weight_decay"]
+        if wd != 0 and group.get("decoupled_weight_decay"):
+            xp.multiply(P, 1 - to_scalar(group["lr"]) * wd, out=P)
 
     def _update(self, group: dict, xp, P, g, S: dict, scalars: dict, step: float, tmp) -> dict[str, float]:
         """One step in place on arrays; returns the new scalar state."""

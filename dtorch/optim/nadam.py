@@ -35,14 +35,10 @@ class NAdam(KernelOptimizer):
     def _scalar_init(self, group: dict) -> dict[str, float]:
         return {"mu_product": 1.0}
 
-    def _l2(self, group: dict) -> float:
-        return 0 if group["decoupled_weight_decay"] else group["weight_decay"]
-
     def _update(self, group: dict, xp, P, g, S: dict, scalars: dict, step: float, tmp) -> dict:
-        lr, wd = to_scalar(group["lr"]), group["weight_decay"]
+        lr = to_scalar(group["lr"])
         beta1, beta2 = group["betas"]
-        if wd != 0 and group["decoupled_weight_decay"]:
-            xp.multiply(P, 1 - lr * wd, out=P)
+        self._decay_(group, xp, P)
         bias_correction2 = 1 - beta2 ** step
         decay = group["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * decay)))

@@ -28,14 +28,10 @@ class RAdam(KernelOptimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults)
 
-    def _l2(self, group: dict) -> float:
-        return 0 if group["decoupled_weight_decay"] else group["weight_decay"]
-
     def _update(self, group: dict, xp, P, g, S: dict, scalars: dict, step: float, tmp) -> dict:
-        lr, wd = to_scalar(group["lr"]), group["weight_decay"]
+        lr = to_scalar(group["lr"])
         beta1, beta2 = group["betas"]
-        if wd != 0 and group["decoupled_weight_decay"]:
-            xp.multiply(P, 1 - lr * wd, out=P)
+        self._decay_(group, xp, P)
         m, v = S["exp_avg"], S["exp_avg_sq"]
         t = tmp("t")
         lerp_(xp, m, g, 1 - beta1, t)
