@@ -172,3 +172,13 @@ def test_a_name_outside_the_checkpoint_is_never_read(tmp_path):
     with pytest.raises(dcp.CheckpointError, match="manifest.json: files\\['../evil.safetensors'\\]: not a plain"):
         dcp.load(_state(), bad)
     assert dcp.latest(tmp_path) is None and os.stat(outside).st_atime_ns == before
+
+
+def test_every_file_name_the_writer_gives_is_accepted(tmp_path):
+    keys = ["a" * 100, "a.", "x..y", "rank", "with space", "-dash", "_u"]
+    state = {k: {"t": dtorch.full((2,), float(i))} for i, k in enumerate(keys)}
+    dcp.save(state, tmp_path / "ck")
+    out = {k: None for k in keys}
+    dcp.load(out, tmp_path / "ck")
+    assert [out[k]["t"].tolist() for k in keys] == [[float(i)] * 2 for i in range(len(keys))]
+    assert dcp.latest(tmp_path, verify=True) == tmp_path / "ck"

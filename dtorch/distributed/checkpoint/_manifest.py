@@ -31,6 +31,7 @@ FORMAT = "dtorch.checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.safetensors")   # what entry_file and rank_file give
 _SHA = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST = 256 << 20
 SCOPES = ("replicated", "per_rank")
@@ -145,7 +146,7 @@ def _problem(doc: dict) -> str | None:
 
 
 def _file_problem(name: str, info: Any) -> str | None:
-    if not _SAFE.match(name) or ".." in name or not name.endswith(".safetensors"):
+    if not _FILE.fullmatch(name):
         return "not a plain file name of this checkpoint (NAME.safetensors, no '/' or '..')"
     if not isinstance(info, dict):
         return f"is {type(info).__name__}, not an object"
