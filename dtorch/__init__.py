@@ -34,6 +34,7 @@ from .backends._threads import get_num_threads, set_num_threads  # noqa: F401
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from . import futures  # noqa: F401
 from . import linalg  # noqa: F401
+from . import distributions  # noqa: F401
 
 globals().update(_ops.public_names())
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)
