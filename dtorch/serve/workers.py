@@ -1,0 +1,194 @@
+"""Worker processes as the server sees them: start, feed batches, notice a crash or a hang, restart.
+
+Each ``Worker`` is one ``python -m dtorch.serve.worker`` child and one asyncio task that takes batches from its
+model version's queue. A batch whose worker dies (kill -9, a segfault, an exception in the handler) or outlives
+``response_timeout`` is answered: its jobs go back to the front of the queue once (``retry_on_crash``), then get
+a 500 (or 504); the worker is started again with a growing back-off, and the restart is counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from .batching import Job, JobQueue, Reply, error, next_batch
+from .protocol import PREFIX_SIZE, ProtocolError, decode_header, encode, split
+
+BACKOFF = (0.1, 0.5, 1, 2, 5)
+START_TIMEOUT = 120                 # seconds for a worker to import and load its model
+
+
+class WorkerStartError(Exception):
+    """The worker process could not load the model; the message is the worker's reason."""
+
+
+class Worker:
+    def __init__(self, version: Any, index: int) -> None:
+        self.version = version          # registry.ModelVersion
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task | None = None
+        self.started_at = 0.0
+        self.ready = False
+        self.stopping = False
+        self.busy = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def _read(self) -> tuple[dict[str, Any], list[bytes]]:
+        stream = self.proc.stdout
+        try:
+            n_head, n_payload = decode_header(await stream.readexactly(PREFIX_SIZE))
+            return split(await stream.readexactly(n_head), await stream.readexactly(n_payload))
+        except asyncio.IncompleteReadError:
+            raise ProtocolError("the worker process exited") from None
+
+    async def spawn(self) -> None:
+        """Start the process and wait for its ``ready`` (raises WorkerStartError with the worker's reason)."""
+        v = self.version
+        settings = json.dumps({"batch_size": v.settings["batch_size"], "handler_config": v.handler_config})
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dtorch.serve.worker", str(v.model_dir), settings,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        try:
+            header, _ = await asyncio.wait_for(self._read(), START_TIMEOUT)
+        except (ProtocolError, asyncio.TimeoutError) as e:
+            await self.kill()
+            why = str(e) or f"no answer within {START_TIMEOUT} s"
+            raise WorkerStartError(f"worker for {v.name} did not start: {why}") from None
+        if header.get("op") != "ready":
+            await self.kill()
+            raise WorkerStartError(f"worker for {v.name} could not load the model: {header.get('message')}")
+        self.ready, self.started_at = True, time.time()
+        v.metrics.workers_alive.labels(v.name, v.version).inc()
+
+    async def kill(self) -> None:
+        if self.ready:
+            self.ready = False
+            self.version.metrics.workers_alive.labels(self.version.name, self.version.version).dec()
+        if self.proc and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then end the process (EOF on its stdin)."""
+        self.stopping = True
+        if self.task:
+            if not self.busy:
+                self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.proc and self.proc.returncode is None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                pass
+        await self.kill()
+
+    def run(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        v = self.version
+        failures = 0
+        while not self.stopping:
+            if not self.ready:
+                await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                try:
+                    await self.spawn()
+                except WorkerStartError as e:
+                    print(f"dtorch-serve: {e}", file=sys.stderr)
+                    failures += 1
+                    continue
+            batch = await self._take_or_die(v.queue)
+            if batch is None:               # the process died while idle
+                await self.kill()
+                v.metrics.restarts.labels(v.name, v.version).inc()
+                failures += 1
+                continue
+            self.busy = True
+            ok = await self._run(batch) if batch else True
+            self.busy = False
+            if not ok:
+                failures += 1
+                v.metrics.restarts.labels(v.name, v.version).inc()
+            else:
+                failures = 0
+
+    async def _take_or_die(self, queue: JobQueue) -> list[Job] | None:
+        """The next batch, or None when the worker process exits first (killed while idle)."""
+        take = asyncio.ensure_future(self._take(queue))
+        died = asyncio.ensure_future(self.proc.wait())
+        try:
+            await asyncio.wait({take, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            died.cancel()
+            if not take.done():
+                take.cancel()
+        if take.cancelled() or not take.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await take
+            return None
+        return take.result()
+
+    async def _take(self, queue: JobQueue) -> list[Job]:
+        v = self.version
+        batch = await next_batch(queue, v.settings["batch_size"], v.settings["max_batch_delay"])
+        if batch:
+            now = time.perf_counter()
+            for job in batch:
+                v.metrics.queue_latency.labels(v.name, v.version).observe(now - job.enqueued)
+            v.metrics.batch_size.labels(v.name, v.version).observe(len(batch))
+        return batch
+
+    async def _run(self, batch: list[Job]) -> bool:
+        """One batch through the worker; False when the worker had to be replaced."""
+        v = self.version
+        parts, requests = [], []
+        for job in batch:
+            fields = []
+            for name, ctype, data in job.fields:
+                fields.append([name, ctype, len(parts)])
+                parts.append(data)
+            requests.append({"fields": fields, "headers": job.headers})
+        t0 = time.perf_counter()
+        try:
+            self.proc.stdin.write(encode({"op": "predict", "requests": requests}, parts))
+            await self.proc.stdin.drain()
+            header, out = await asyncio.wait_for(self._read(), v.settings["response_timeout"])
+            if header.get("op") != "result" or len(header.get("items", ())) != len(batch):
+                raise ProtocolError(header.get("message") or f"unexpected answer {header.get('op')!r}")
+        except asyncio.TimeoutError:
+            await self._replace(batch, error(504, "TimeoutException", f"model {v.name} did not answer within "
+                                             f"response_timeout ({v.settings['response_timeout']} s)"), retry=False)
+            return False
+        except (ProtocolError, ConnectionError, BrokenPipeError) as e:
+            await self._replace(batch, error(500, "InternalServerException", f"the worker for model {v.name} "
+                                             f"crashed while running this request's batch: {e}"), retry=True)
+            return False
+        v.metrics.inference_latency.labels(v.name, v.version).observe(time.perf_counter() - t0)
+        for job, item in zip(batch, header["items"]):
+            if item["status"] == 200:
+                job.answer(Reply(200, out[item["part"]], item["content_type"]))
+            else:
+                job.answer(error(item["status"], "BadRequestException", item.get("message", "bad input")))
+        return True
+
+    async def _replace(self, batch: list[Job], reply: Reply, retry: bool) -> None:
+        await self.kill()
+        for job in reversed(batch):
+            if retry and self.version.retry_on_crash and job.tries == 0 and not job.future.done():
+                job.tries += 1
+                self.version.queue.put_front(job)
+            else:
+                job.answer(reply)
