@@ -65,24 +65,12 @@ def can_cast(from_: dtype, to: dtype) -> bool:
     return from_._category <= to._category
 
 
-def compile(model=None, **kwargs):
-    """torch.compile's signature; dtorch has no graph compiler yet, so it returns ``model`` unchanged.
-
-    Works as ``compile(m)``, ``@compile`` and ``@compile(mode=...)``.
-    """
-    if model is None:
-        return lambda m: compile(m, **kwargs)
-    import warnings
-
-    warnings.warn("dtorch.compile: graph compilation is not implemented yet; the model runs eagerly, unchanged",
-                  UserWarning, stacklevel=2)
-    return model
-
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build on it)
 from .utils import checkpoint as _checkpoint, data as _data, hooks as _hooks  # noqa: E402,F401  (as after import torch)
 from . import amp  # noqa: E402,F401
 from . import jit  # noqa: E402,F401
+from .jit._compile import compile  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
 from .cuda import amp as _cuda_amp  # noqa: E402,F401
 from . import ao, quantization  # noqa: E402,F401  (torch.ao: quantized tensors, dynamic quantization)

@@ -4,7 +4,7 @@ Files: _ir.py (Graph/Node/Value), _tracer.py (recording at the dispatcher), _tra
 its checks), _exec.py (running a graph), _module.py (ScriptModule/ScriptFunction), _printer.py
 (``.graph``/``.code`` text), _codec.py (graph <-> JSON), _serialize.py (the zip archive),
 _passes.py/_simplify.py (DCE, CSE, constant folding, algebraic simplification), _freeze.py (freeze,
-conv/linear+BN folding, optimize_for_inference).
+conv/linear+BN folding, optimize_for_inference), _compile.py (``dtorch.compile``).
 """
 from __future__ import annotations
 
