@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import dtorch
+import dtorch.jit
 from dtorch.serve.archiver import main as archiver_main
 from dtorch.serve.mar import MANIFEST, ArchiveError, extract, read_manifest
 from dtorch.serve.protocol import encode, read_frame
@@ -131,3 +132,22 @@ def test_classifier_top_k_labels(store, tmp_path):
     best = np.argsort(-p)[:3]
     assert status == 200 and list(top) == [f"digit-{i}" for i in best]
     np.testing.assert_allclose(list(top.values()), p[best], rtol=1e-5)
+
+
+def test_a_traced_jit_archive_needs_no_model_file(store, tmp_path):
+    _, model = store
+    dtorch.jit.save(dtorch.jit.trace(model, dtorch.zeros(2, 64)), tmp_path / "traced.pt")
+    assert archiver_main(["--model-name", "traced", "--version", "2", "--serialized-file", str(tmp_path / "traced.pt"),
+                          "--export-path", str(tmp_path)]) == 0
+    extract(tmp_path / "traced.mar", tmp_path / "traced")
+    x = np.random.default_rng(2).random((2, 64), dtype=np.float32)
+    proc = _worker(tmp_path / "traced")
+    try:
+        out = _ask(proc, [("application/json", json.dumps(row.tolist()).encode()) for row in x])
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    with dtorch.no_grad():
+        want = model(dtorch.from_numpy(x)).numpy()
+    assert [s for s, _ in out] == [200, 200]
+    np.testing.assert_allclose(np.array([o for _, o in out]), want, rtol=1e-5, atol=1e-6)
