@@ -117,6 +117,7 @@ class Tensor:
         return type(self._data) is np.ndarray
 
     is_xpu = is_mps = is_meta = False  # dtorch has no XPU, MPS or meta tensors
+    is_quantized = False    # dtorch.ao.quantization.QTensor says True
 
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind == "f"
