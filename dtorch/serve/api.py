@@ -107,12 +107,11 @@ def inference_app(server: Any) -> Starlette:
             reply = error(503, "ServiceUnavailableException", f"model {mv.name}: job queue full "
                                                               f"({cfg['job_queue_size']})")
         else:
-            try:
-                reply = await asyncio.wait_for(asyncio.shield(job.future), mv.settings["response_timeout"])
-            except asyncio.TimeoutError:
-                job.answer(error(504, "TimeoutException", f"model {mv.name}: no answer within response_timeout "
-                                                          f"({mv.settings['response_timeout']} s)"))
-                reply = job.future.result()
+            timeout = mv.settings["response_timeout"]
+            timer = asyncio.get_running_loop().call_later(timeout, job.answer, error(
+                504, "TimeoutException", f"model {mv.name}: no answer within response_timeout ({timeout} s)"))
+            reply = await job.future
+            timer.cancel()
         metrics.requests.labels(mv.name, mv.version, str(reply.status)).inc()
         metrics.latency.labels(mv.name, mv.version).observe(time.perf_counter() - t0)
         extra = {"Retry-After": "1"} if reply.status == 503 else None

@@ -77,9 +77,13 @@ class JobQueue:
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         try:
-            return await asyncio.wait_for(waiter, timeout)
+            return await (waiter if timeout is None else asyncio.wait_for(waiter, timeout))
         except asyncio.TimeoutError:
             return None
+        except asyncio.CancelledError:      # handed a job, then cancelled before taking it: it goes back
+            if waiter.done() and not waiter.cancelled():
+                self.put_front(waiter.result())
+            raise
         finally:
             if not waiter.done():
                 waiter.cancel()

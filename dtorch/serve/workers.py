@@ -37,6 +37,7 @@ class Worker:
         self.ready = False
         self.stopping = False
         self.busy = False
+        self.exited: asyncio.Future | None = None
 
     @property
     def pid(self) -> int | None:
@@ -68,6 +69,7 @@ class Worker:
             await self.kill()
             raise WorkerStartError(f"worker for {v.name} could not load the model: {header.get('message')}")
         self.ready, self.started_at = True, time.time()
+        self.exited = asyncio.ensure_future(self.proc.wait())
         v.metrics.workers_alive.labels(v.name, v.version).inc()
 
     async def kill(self) -> None:
@@ -128,11 +130,9 @@ class Worker:
     async def _take_or_die(self, queue: JobQueue) -> list[Job] | None:
         """The next batch, or None when the worker process exits first (killed while idle)."""
         take = asyncio.ensure_future(self._take(queue))
-        died = asyncio.ensure_future(self.proc.wait())
         try:
-            await asyncio.wait({take, died}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({take, self.exited}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            died.cancel()
             if not take.done():
                 take.cancel()
         if take.cancelled() or not take.done():

@@ -1,0 +1,187 @@
+"""dtorch-serve under closed-loop load: the digits MLP behind the server, 1/8/64 clients, batching on and off.
+
+    python bench/serve_load.py [--seconds 3]
+
+Prints one JSON line: per setting (``batch1``: batch_size 1; ``batch64``: batch_size 64, max_batch_delay 2 ms)
+and client count, requests/s and p50/p99 latency in ms; ``batching_speedup_64`` (throughput with batching over
+without, 64 clients); ``forward_ms`` (the model's forward on one sample, in process) and ``overhead_ms_1``
+(p50 at 1 client without batching minus that forward); ``http_stack`` (the choice measured: 1000 keep-alive
+POSTs of 3 KB against an echo route on stdlib ThreadingHTTPServer vs Starlette on Uvicorn). Clients are
+asyncio connections in this process (keep-alive, hand-written HTTP/1.1), so the client shares the machine's
+cores with the server and its worker.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dtorch
+from dtorch.serve.archiver import main as archive
+from dtorch.serve.digits_model import DigitsMLP
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "dtorch" / "serve" / "digits_model.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _client(port: int, request: bytes, until: float, lat: list[float]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while time.perf_counter() < until:
+        t0 = time.perf_counter()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"{head[:40]!r} {body[:200]!r}")
+        lat.append(time.perf_counter() - t0)
+    writer.close()
+
+
+def closed_loop(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def run() -> list[float]:
+        lat: list[float] = []
+        until = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(port, request, until, lat) for _ in range(clients)))
+        return lat
+    t0 = time.perf_counter()
+    lat = asyncio.run(run())
+    wall = time.perf_counter() - t0
+    ms = np.array(lat) * 1e3
+    return {"rps": round(len(lat) / wall, 1), "p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+
+
+def start_server(store: Path, tmp: Path, batch_size: int, delay_ms: float) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cfg = tmp / f"config{batch_size}.yaml"
+    cfg.write_text(f"inference_address: 127.0.0.1:{port}\nmanagement_address: 127.0.0.1:{free_port()}\n"
+                   f"metrics_address: 127.0.0.1:{free_port()}\nstate_dir: {tmp}/state{batch_size}\n"
+                   f"job_queue_size: 1000\ndefault:\n  batch_size: {batch_size}\n  max_batch_delay: {delay_ms}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dtorch.serve.cli", "--start", "--foreground", "--model-store",
+                             str(store), "--models", "digits=digits.mar", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def forward_ms(model: DigitsMLP, x: np.ndarray, n: int = 2000) -> float:
+    t = dtorch.from_numpy(x[None])
+    times = []
+    with dtorch.no_grad():
+        for _ in range(n):
+            t0 = time.perf_counter()
+            model(t).numpy()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+STDLIB = r'''
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version, disable_nagle_algorithm = "HTTP/1.1", True
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        out = b'{"n": %d}' % len(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a): pass
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+ASGI = r'''
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+async def echo(request):
+    return JSONResponse({"n": len(await request.body())})
+app = Starlette(routes=[Route("/p", echo, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, http="httptools")
+'''
+
+
+def http_stacks(seconds: float) -> dict:
+    out = {}
+    for name, src in (("stdlib_threading", STDLIB), ("starlette_uvicorn", ASGI)):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-c", src, str(port)])
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port)).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            one = closed_loop(port, "/p", b"x" * 3000, 1, seconds)
+            many = closed_loop(port, "/p", b"x" * 3000, 64, seconds)
+            out[name] = {"p50_ms_1": one["p50_ms"], "rps_64": many["rps"]}
+        finally:
+            proc.terminate()
+            proc.wait()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    x = (np.random.default_rng(0).integers(0, 17, 64) / 16).astype(np.float32)
+    body = json.dumps(x.tolist()).encode()
+    result: dict = {"bench": "serve_load", "model": "digits MLP 64-128-128-10", "seconds": args.seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = DigitsMLP().eval()
+        dtorch.save(model.state_dict(), tmp / "digits.safetensors")
+        (tmp / "store").mkdir()
+        with contextlib.redirect_stdout(io.StringIO()):
+            archive(["--model-name", "digits", "--version", "1", "--serialized-file", str(tmp / "digits.safetensors"),
+                     "--model-file", str(MODEL_FILE), "--export-path", str(tmp / "store")])
+        for name, (bs, delay) in {"batch1": (1, 0), "batch64": (64, 2)}.items():
+            proc, port = start_server(tmp / "store", tmp, bs, delay)
+            try:
+                closed_loop(port, "/predictions/digits", body, 8, 1.0)          # warm up
+                result[name] = {f"clients_{c}": closed_loop(port, "/predictions/digits", body, c, args.seconds)
+                                for c in (1, 8, 64)}
+            finally:
+                proc.terminate()
+                proc.wait()
+        result["forward_ms"] = round(forward_ms(model, x), 4)
+    result["overhead_ms_1"] = round(result["batch1"]["clients_1"]["p50_ms"] - result["forward_ms"], 3)
+    result["batching_speedup_64"] = round(result["batch64"]["clients_64"]["rps"] /
+                                          result["batch1"]["clients_64"]["rps"], 2)
+    result["http_stack"] = http_stacks(args.seconds)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
