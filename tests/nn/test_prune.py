@@ -169,3 +169,13 @@ def test_compact_conv_keeps_channels_it_cannot_fold():
     assert 0 < removable < 4 and c[2].out_channels == c[4].in_channels == 8 - removable  # padded: ReLU(1) stays
     assert c[4].out_channels == 3 and c[6].in_features == 48
     np.testing.assert_allclose(c(x).detach().numpy(), y, rtol=1e-5, atol=1e-6)
+
+
+def test_compact_drops_inputs_the_next_layer_ignores():
+    m = nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 3)).eval()
+    prune.ln_structured(m[2], "weight", 4, n=1, dim=1)  # 4 input columns of the last layer
+    x = dtorch.randn(5, 6)
+    y = m(x).detach().numpy()
+    prune.compact(m)
+    assert (m[0].out_features, m[2].in_features) == (6, 6)
+    np.testing.assert_allclose(m(x).detach().numpy(), y, rtol=1e-6, atol=1e-6)
