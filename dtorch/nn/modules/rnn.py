@@ -199,44 +199,45 @@ class RNNBase(Module):
             out = out.transpose(0, 1)
         return out, ((h, c) if c0 is not None else h)
 
-    def _unpack_input(self, input):
-        """(data, batch_sizes, sorted_indices, unsorted_indices) of a PackedSequence or a plain tensor."""
+    def _prepare(self, input) -> tuple:
+        """(data, batch_sizes, sorted_indices, unsorted_indices, is_batched, max_batch); unbatched input gets its
+        batch dim."""
         if isinstance(input, PackedSequence):
-            return input.data, input.batch_sizes, input.sorted_indices, input.unsorted_indices
-        return input, None, None, None
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            return data, batch_sizes, sorted_indices, unsorted_indices, True, int(batch_sizes[0])
+        if input.dim() not in (2, 3):
+            name = "RNN" if self.mode.startswith("RNN") else self.mode
+            tail = " tensor instead" if name == "RNN" else " instead"
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D{tail}")
+        batch_dim = 0 if self.batch_first else 1
+        is_batched = input.dim() == 3
+        if not is_batched:
+            input = input.unsqueeze(batch_dim)
+        return input, None, None, None, is_batched, input.size(batch_dim)
 
-    def _dim_error(self, input: Tensor) -> ValueError:
-        name = "RNN" if self.mode.startswith("RNN") else self.mode
-        tail = " tensor instead" if name == "RNN" else " instead"
-        return ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D{tail}")
+    def _result(self, out: Tensor, hidden, batch_sizes, sorted_indices, unsorted_indices, is_batched: bool):
+        if batch_sizes is not None:
+            return (PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices),
+                    self.permute_hidden(hidden, unsorted_indices))
+        if not is_batched:
+            hidden = tuple(h.squeeze(1) for h in hidden) if isinstance(hidden, tuple) else hidden.squeeze(1)
+            return out.squeeze(0 if self.batch_first else 1), hidden
+        return out, hidden
 
     def _forward_single(self, input, hx=None):
         """RNN and GRU: one hidden state tensor."""
-        data, batch_sizes, sorted_indices, unsorted_indices = self._unpack_input(input)
-        is_batched, batch_dim = True, 0 if self.batch_first else 1
-        if batch_sizes is None:
-            if data.dim() not in (2, 3):
-                raise self._dim_error(data)
-            is_batched = data.dim() == 3
+        data, batch_sizes, sorted_indices, unsorted_indices, is_batched, max_batch = self._prepare(input)
+        if batch_sizes is None and hx is not None:
             if not is_batched:
-                data = data.unsqueeze(batch_dim)
-                if hx is not None:
-                    if hx.dim() != 2:
-                        raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D "
-                                           "tensor")
-                    hx = hx.unsqueeze(1)
-            elif hx is not None and hx.dim() != 3:
+                if hx.dim() != 2:
+                    raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
+                hx = hx.unsqueeze(1)
+            elif hx.dim() != 3:
                 raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
-        max_batch = int(batch_sizes[0]) if batch_sizes is not None else data.size(0 if self.batch_first else 1)
         hx = self._zeros(max_batch, self.hidden_size, data) if hx is None else self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(data, hx, batch_sizes)
         out, h = self._run(data, hx, batch_sizes)
-        if batch_sizes is not None:
-            return PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices), self.permute_hidden(
-                h, unsorted_indices)
-        if not is_batched:
-            return out.squeeze(batch_dim), h.squeeze(1)
-        return out, h
+        return self._result(out, h, batch_sizes, sorted_indices, unsorted_indices, is_batched)
 
 
 class RNN(RNNBase):
@@ -297,16 +298,8 @@ class LSTM(RNNBase):
         return _apply_permutation(hx[0], permutation), _apply_permutation(hx[1], permutation)
 
     def forward(self, input, hx: tuple | None = None):
-        data, batch_sizes, sorted_indices, unsorted_indices = self._unpack_input(input)
-        is_batched, batch_dim = True, 0 if self.batch_first else 1
+        data, batch_sizes, sorted_indices, unsorted_indices, is_batched, max_batch = self._prepare(input)
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
-        if batch_sizes is None:
-            if data.dim() not in (2, 3):
-                raise self._dim_error(data)
-            is_batched = data.dim() == 3
-            if not is_batched:
-                data = data.unsqueeze(batch_dim)
-        max_batch = int(batch_sizes[0]) if batch_sizes is not None else data.size(0 if self.batch_first else 1)
         if hx is None:
             hx = (self._zeros(max_batch, real_hidden, data), self._zeros(max_batch, self.hidden_size, data))
         elif batch_sizes is None:
@@ -321,12 +314,7 @@ class LSTM(RNNBase):
             hx = self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(data, hx, batch_sizes)
         out, hidden = self._run(data, tuple(hx), batch_sizes)
-        if batch_sizes is not None:
-            return PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices), self.permute_hidden(
-                hidden, unsorted_indices)
-        if not is_batched:
-            return out.squeeze(batch_dim), (hidden[0].squeeze(1), hidden[1].squeeze(1))
-        return out, hidden
+        return self._result(out, hidden, batch_sizes, sorted_indices, unsorted_indices, is_batched)
 
 
 class RNNCellBase(Module):
