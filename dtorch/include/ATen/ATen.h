@@ -1,0 +1,3 @@
+// ATen/ATen.h: the same API as <torch/extension.h> in dtorch.
+#pragma once
+#include <torch/extension.h>
