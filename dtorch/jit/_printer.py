@@ -77,7 +77,7 @@ def code_text(graph) -> str:
     for v in user:
         expr[v.id] = _py_name(names[v.id])
     for v in params:
-        expr[v.id] = f"self.{v.name}"
+        expr[v.id] = "self" + "".join(f".{p}" if p.isidentifier() else f"[{p!r}]" for p in v.name.split("."))
     sig = "".join(f",\n    {expr[v.id]}: {v.type_str(False)}" for v in user)
     lines = [f"def forward(self{sig}):"]
     for n in graph.nodes:

@@ -44,6 +44,8 @@ def _host(t) -> np.ndarray:
 
 def save(m, f, _extra_files=None) -> None:
     """torch.jit.save: write a traced ScriptModule or ScriptFunction to ``f`` (a path or binary file)."""
+    if _extra_files:
+        raise NotImplementedError("dtorch.jit.save: _extra_files is not supported")
     if not isinstance(m, (ScriptModule, ScriptFunction)) or m._graph is None:
         raise TypeError(f"dtorch.jit.save: expected a top-level ScriptModule or ScriptFunction, got {type(m).__name__}")
     constants: dict = {}
@@ -176,6 +178,8 @@ def _build(tree: Any, weights: dict, prefix: str, name: str, depth: int = 0) -> 
 
 def load(f, map_location=None, _extra_files=None):
     """torch.jit.load: the ScriptModule or ScriptFunction saved in ``f``, built without its Python class."""
+    if _extra_files:
+        raise NotImplementedError("dtorch.jit.load: _extra_files is not supported")
     data, name = _read_source(f)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:

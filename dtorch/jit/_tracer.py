@@ -92,6 +92,9 @@ class Tracer:
 
     # ---- the dispatcher's hooks -----------------------------------------------------------------
     def __call__(self, op: OpDef, inputs: tuple, params: dict | None, cast):
+        if op.amp and any(v is not None for v in AUTOCAST.dtypes.values()):
+            raise RuntimeError(f"dtorch.jit.trace: {op.name} ran under autocast entered during the trace; tracing "
+                               "inside autocast is not supported")
         out = _apply(op, inputs, params, cast)
         ins = [self._input(x, cast) for x in inputs]
         res, extra = (out if op.extra else (out, None))
@@ -165,6 +168,9 @@ def tracing(tracer: Tracer):
     """Install ``tracer`` at the dispatcher, and the conversion warnings on Tensor, for the block."""
     if AUTOCAST.tracer is not None:
         raise RuntimeError("dtorch.jit.trace: a trace is already in progress (nested tracing is not supported)")
+    if any(v is not None for v in AUTOCAST.dtypes.values()):
+        raise RuntimeError("dtorch.jit.trace: tracing inside autocast is not supported (the graph would record "
+                           "float32 ops); trace outside the autocast region")
     saved = {name: Tensor.__dict__[name] for name in _CONVERSIONS if name in Tensor.__dict__}
     for name, fn in saved.items():
         setattr(Tensor, name, _warning_method(name, fn, tracer))

@@ -219,3 +219,13 @@ def test_graph_text_is_torchscript_style():
     assert "torch.linear(x, self.fc.weight, self.fc.bias)" in traced.code
     fn = jit.trace(lambda a, b: a * b + 1, (dtorch.ones(2), dtorch.ones(2)))
     assert isinstance(fn, jit.ScriptFunction) and "aten::mul(%a, %b)" in str(fn.graph)
+
+
+def test_tracing_inside_autocast_is_refused_and_code_names_sequential_children():
+    model = mlp(dtorch)
+    with dtorch.autocast("cpu"):
+        with pytest.raises(RuntimeError, match="tracing inside autocast is not supported"):
+            jit.trace(model, dtorch.randn(2, 8))
+    assert dtorch.randn(2).relu().shape == (2,)  # the dispatcher is back to plain eager
+    code = jit.trace(model, dtorch.randn(2, 8)).code
+    assert "torch.linear(input, self['0'].weight, self['0'].bias)" in code
