@@ -35,6 +35,7 @@ from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_prec
 from . import futures  # noqa: F401
 from . import linalg  # noqa: F401
 from . import distributions  # noqa: F401
+from . import multiprocessing  # noqa: F401
 
 globals().update(_ops.public_names())
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)

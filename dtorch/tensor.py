@@ -198,7 +198,10 @@ class Tensor:
         return self
 
     def is_shared(self) -> bool:
-        return type(self._data) is not np.ndarray or isinstance(_buffer_owner(self._data), _SharedMemory)
+        """In shared memory: ``share_memory_``'s mapping or a named segment (dtorch.multiprocessing); CUDA: True."""
+        owner = _buffer_owner(self._data)
+        owner = owner.obj if isinstance(owner, memoryview) else owner
+        return type(self._data) is not np.ndarray or isinstance(owner, mmap.mmap)
 
     def is_contiguous(self, memory_format=None) -> bool:
         a = self._data
