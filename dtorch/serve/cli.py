@@ -18,8 +18,7 @@ from typing import Any
 
 from dtorch.launcher.errors import ConfigError
 
-from .config import load
-from .server import Serve, split_address
+from .config import load, split_address
 
 
 def parser() -> argparse.ArgumentParser:
@@ -142,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"a server is already running (pid {_state(cfg)['pid']}); dtorch-serve --stop first")
         if not args.foreground:
             return _start_background(argv, cfg)
+        try:
+            from .server import Serve
+        except ImportError as e:
+            raise ConfigError(f"dtorch-serve needs the serve extra (pip install 'dtorch[serve]'): {e}") from None
         store = Path(cfg["model_store"])
         return asyncio.run(Serve(cfg, store).run(_models(cfg, store, args.models)))
     except ConfigError as e:

@@ -52,6 +52,12 @@ ARCHIVE_SCHEMA: dict[str, Any] = {camel: Key(MODEL[snake].kind, None, MODEL[snak
 ARCHIVE_SCHEMA["handler"] = Key(mapping(), {}, "handed to the handler as context.model_yaml_config")
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """('127.0.0.1', 8080) from '127.0.0.1:8080' ('[::1]:8080' gives '::1')."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _unknown(given: dict, valid: dict, prefix: str, problems: list[str]) -> dict:
     """Report keys not in ``valid`` (with the nearest serve key: the launcher's fallback knows only its own
     paths); return the known ones."""

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from .api import inference_app
+from .config import split_address
 from .management import management_app, metrics_app
 from .metrics import Metrics
 from .registry import Registry, ServeError
@@ -29,11 +30,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def write_private(path: Path, text: str) -> None:

@@ -49,8 +49,14 @@ def server(store, tmp_path_factory):
                  "echo=echo.mar", "slow=echo.mar")
     srv.model, srv.tmp = model, tmp
     yield srv
-    code, out = srv.stop()
+    answers: list = [None]
+    in_flight = threading.Thread(target=_fire, args=(srv, "/predictions/echo", [b'{"sleep": 1}'], answers))
+    in_flight.start()
+    time.sleep(0.3)
+    code, out = srv.stop()                          # graceful: the request in flight is still answered
+    in_flight.join(60)
     assert code == 0, out
+    assert answers[0][0] == 200 and answers[0][1]["echo"] == {"sleep": 1}
 
 
 def expected(model, x: np.ndarray) -> np.ndarray:
