@@ -38,6 +38,8 @@ from . import distributions  # noqa: F401
 from . import multiprocessing  # noqa: F401
 
 globals().update(_ops.public_names())
+globals().update({n: _ops.with_out(n, globals()[n], factory=True)  # out=
+                  for n in ("arange", "empty", "eye", "full", "linspace", "logspace", "ones", "zeros")})
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)
 
 half, float, double = float16, float32, float64

@@ -5,6 +5,7 @@ names become ``dtorch.<name>``, and it attaches its Tensor methods with one
 ``_helpers.attach`` call at its end. A new op family is one new file. The map:
 
   _helpers.py    what op modules share: attach(), scalar/dim/shape arguments, broadcast shapes
+  _out.py        torch's out= for the dtorch.<name> functions that take it
   _inplace.py    in-place machinery: leaf checks, casts, rebasing history, CopySlices for views
   view.py        views: view/reshape, permute/transpose, expand, squeeze, narrow/select/split/chunk, as_strided
   indexing.py    x[i], x[i] = v, iter(x), index_put; the take/put kernels scatter.py builds on
@@ -31,6 +32,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ._out import OUT_OPS, with_out
+
 MODULES = []
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if not _info.name.startswith("_"):
@@ -38,8 +41,10 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 
 def public_names() -> dict:
+    """``dtorch.<name>`` for every op module's ``__all__``; torch's ``out=`` functions wrapped (``_out.py``)."""
     names = {}
     for m in MODULES:
         for n in getattr(m, "__all__", ()):
-            names[n] = getattr(m, n)
+            fn = getattr(m, n)
+            names[n] = with_out(n, fn) if n in OUT_OPS and callable(fn) else fn
     return names
