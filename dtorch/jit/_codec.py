@@ -116,7 +116,7 @@ def graph_to_json(graph: Graph, arrays: dict) -> dict:
         where = f"node {i} ({n.kind()})"
         nodes.append({"op": n.op, "inputs": [v.id for v in n.inputs], "outputs": [_value_json(v) for v in n.outputs],
                       "attrs": {k: encode_attr(a, arrays, f"{where} attribute {k!r}") for k, a in n.attrs.items()},
-                      "inplace": n.inplace, "sym": n.sym, "scope": n.scope})
+                      "inplace": n.inplace, "sym": n.sym, "refs": n.refs, "scope": n.scope})
     return {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user, "nodes": nodes,
             "outputs": [v.id for v in graph.outputs], "out_spec": graph.out_spec}
 
@@ -166,6 +166,15 @@ def _sym(obj, where: str, n_inputs: int) -> dict:
     return out
 
 
+def _refs(obj, where: str, n_inputs: int) -> dict:
+    """attribute -> input index; the referenced inputs must be the last ones, in order."""
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and type(v) is int for k, v in obj.items()):
+        raise _bad(where, "malformed refs")
+    if sorted(obj.values()) != list(range(n_inputs - len(obj), n_inputs)):
+        raise _bad(where, "refs must name the node's last inputs")
+    return dict(obj)
+
+
 def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
     here = f"{where}: node {i}"
     if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
@@ -188,6 +197,7 @@ def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
     if node.inplace and not inputs:
         raise _bad(here, "an in-place node needs an input")
     node.sym = _sym(obj.get("sym", {}), here, len(inputs))
+    node.refs = _refs(obj.get("refs", {}), here, len(inputs))
     node.scope = str(obj.get("scope", ""))
     outs = obj.get("outputs")
     if not isinstance(outs, list) or not outs or len(outs) > 64:

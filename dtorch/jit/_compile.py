@@ -115,12 +115,12 @@ class CompiledFunction:
         for w in caught:
             if not issubclass(w.category, TracerWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if tracer_warnings:
-            w = tracer_warnings[0]
-            return self._fallback(f"data-dependent Python control flow at {w.filename}:{w.lineno} ({w.message})")
         random = sorted({n.op for n in graph.nodes if n.op in RANDOM_OPS})
         if random:
             return self._fallback(f"random op(s) {', '.join(random)} would replay one draw (training mode?)")
+        if tracer_warnings:
+            w = tracer_warnings[0]
+            return self._fallback(f"the trace might not generalize ({w.filename}:{w.lineno}: {w.message})")
         holder = build_hierarchy(self.module) if self.module is not None else ScriptModule("function")
         holder._set_graph(graph)
         return _Entry(holder, holder._state_tensors())

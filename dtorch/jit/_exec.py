@@ -52,6 +52,14 @@ def _mutated_constants(graph: Graph) -> set[int]:
     return out
 
 
+def _with_refs(attrs: dict, refs: dict, args: list) -> tuple[dict, list]:
+    """(attrs with each referenced input's value filled in, the positional args)."""
+    attrs = dict(attrs)
+    for name, k in refs.items():
+        attrs[name] = args[k]
+    return attrs, args[:len(args) - len(refs)]
+
+
 def _with_sym(attrs: dict, sym: dict, args: list) -> dict:
     attrs = dict(attrs)
     for name, entries in sym.items():
@@ -75,7 +83,7 @@ class Plan:
             if op is None:
                 steps.append((None, n.attrs.get("value"), outs[0] in mutated, outs))
                 continue
-            steps.append((op, tuple(v.id for v in n.inputs), n.attrs, outs, n.inplace, n.sym))
+            steps.append((op, tuple(v.id for v in n.inputs), n.attrs, outs, n.inplace, (n.sym, n.refs)))
         self.steps = steps
         self.in_ids = [v.id for v in graph.inputs]
         self.out_ids = [v.id for v in graph.outputs]
@@ -105,8 +113,10 @@ class Plan:
             if op is None:
                 env[step[3][0]] = self._const(step[1], step[2], device)
                 continue
-            _, ins, attrs, outs, inplace, sym = step
+            _, ins, attrs, outs, inplace, (sym, refs) = step
             args = [env[i] for i in ins]
+            if refs:
+                attrs, args = _with_refs(attrs, refs, args)
             if sym:
                 attrs = _with_sym(attrs, sym, args)
             kern = op.cpu_kernel if cpu else op.cuda_kernel
@@ -140,8 +150,11 @@ class Plan:
                 value = self._const(step[1], step[2], device)
                 env[step[3][0]] = _make(value) if _is_array(value) else value
                 continue
-            _, ins, attrs, outs, inplace, sym = step
+            _, ins, attrs, outs, inplace, (sym, refs) = step
             args = [env[i] for i in ins]
+            if refs:
+                attrs, args = _with_refs(attrs, refs, [a._data if isinstance(a, Tensor) else a for a in args])
+                args = [env[i] for i in ins[:len(args)]]
             if sym:
                 attrs = _with_sym(attrs, sym, [a._data if isinstance(a, Tensor) else a for a in args])
             if inplace:

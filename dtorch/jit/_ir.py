@@ -10,7 +10,9 @@
   its kernel as keywords; ``inputs``/``outputs`` are Values. ``inplace`` marks an op whose result is
   written into input 0's storage (``add_``: the output aliases input 0). ``sym`` maps an attribute
   to the entries taken at run time from an input's size: ``{"shape": [[0, 0, 0]]}`` means
-  ``attrs["shape"][0] = inputs[0].shape[0]`` (the batch dimension of a traced reshape).
+  ``attrs["shape"][0] = inputs[0].shape[0]`` (the batch dimension of a traced reshape). ``refs`` maps an
+  attribute to the input that supplies it (an array param such as embedding's ``indices``): those
+  inputs come last in ``inputs``, are not passed positionally, and the attribute holds None.
 * :class:`Graph`: ``inputs`` (the user's inputs, then one per parameter and buffer, named by its
   qualified name; ``n_user`` of them are the user's), ``nodes`` in execution order, ``outputs``,
   and ``out_spec``, the structure (tuple/list/dict) the flat outputs are returned in.
@@ -74,7 +76,7 @@ class Value:
 class Node:
     """One op application: ``outputs = op(*inputs, **attrs)``."""
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "inplace", "sym", "scope")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "inplace", "sym", "refs", "scope")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict | None = None, inplace: bool = False) -> None:
         self.op = op
@@ -83,6 +85,7 @@ class Node:
         self.attrs = dict(attrs or {})
         self.inplace = inplace
         self.sym: dict = {}
+        self.refs: dict[str, int] = {}
         self.scope = ""
 
     @property
@@ -187,7 +190,7 @@ class Graph:
         g.inputs = [cp(v) for v in self.inputs]
         for n in self.nodes:
             m = Node(n.op, [cp(v) for v in n.inputs], n.attrs, n.inplace)
-            m.sym, m.scope = dict(n.sym), n.scope
+            m.sym, m.refs, m.scope = dict(n.sym), dict(n.refs), n.scope
             m.outputs = [cp(v) for v in n.outputs]
             for o in m.outputs:
                 o.node = m

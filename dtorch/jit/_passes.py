@@ -111,7 +111,7 @@ def constant_fold(graph: Graph) -> int:
     for n in graph.nodes:
         op = REGISTRY.get(n.op)
         vals = [const_value(v) for v in n.inputs]
-        if (op is None or n.inplace or n.op in RANDOM_OPS or op.extra or op.n_out != 1 or not n.inputs
+        if (op is None or n.inplace or n.op in RANDOM_OPS or op.extra or op.n_out != 1 or not n.inputs or n.refs
                 or any(x is _NOTHING for x in vals) or not any(_is_array(x) for x in vals)
                 or any(v.id in family for v in n.inputs + n.outputs)):
             out_nodes.append(n)

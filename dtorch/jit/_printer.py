@@ -55,9 +55,13 @@ def graph_text(graph) -> str:
     for n in graph.nodes:
         outs = ", ".join(f"%{names[v.id]} : {v.type_str()}" for v in n.outputs)
         attrs = ""
-        if n.attrs:
-            attrs = "[" + ", ".join(f"{k}={attr_text(v)}" for k, v in n.attrs.items()) + "]"
-        args = ", ".join(f"%{names[v.id]}" for v in n.inputs)
+        shown = {k: v for k, v in n.attrs.items() if k not in n.refs}
+        if shown:
+            attrs = "[" + ", ".join(f"{k}={attr_text(v)}" for k, v in shown.items()) + "]"
+        refs = {k for k in n.refs.values()}
+        args = ", ".join(f"%{names[v.id]}" for i, v in enumerate(n.inputs) if i not in refs)
+        if n.refs:
+            args += "".join(f", {k}=%{names[n.inputs[i].id]}" for k, i in n.refs.items())
         scope = f", scope: {n.scope}" if n.scope else ""
         lines.append(f"  {outs} = {n.kind()}{attrs}({args}){scope}")
     lines.append("  return (" + ", ".join(f"%{names[v.id]}" for v in graph.outputs) + ")")
@@ -86,8 +90,9 @@ def code_text(graph) -> str:
             if not isinstance(val, np.ndarray) and not hasattr(val, "__cuda_array_interface__"):
                 expr[n.outputs[0].id] = attr_text(val) if not isinstance(val, str) else repr(val)
                 continue
-        args = [expr.get(v.id, "?") for v in n.inputs]
-        args += [f"{k}={attr_text(v)}" for k, v in n.attrs.items()]
+        args = [expr.get(v.id, "?") for i, v in enumerate(n.inputs) if i not in n.refs.values()]
+        args += [f"{k}={expr.get(n.inputs[n.refs[k]].id, '?') if k in n.refs else attr_text(v)}"
+                 for k, v in n.attrs.items()]
         outs = [_py_name(names[v.id]) for v in n.outputs]
         for v, o in zip(n.outputs, outs):
             expr[v.id] = o

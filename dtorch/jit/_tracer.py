@@ -63,9 +63,36 @@ class Tracer:
         if v is None:
             v = self.arrays.get(id(t._data))
             if v is None:
-                v = self.graph.constant(t._data.copy())
+                v = self._outside(t._data)
             self.bind(t, v)
         return v
+
+    def _outside(self, arr) -> Value:
+        """The value of an array made outside the dispatcher: a reshape of a traced array it views
+        whole (``indices.squeeze(dim)``), else a constant (with a warning when it views a traced array)."""
+        base = getattr(arr, "base", None)
+        src = self.arrays.get(id(base)) if base is not None else None
+        if src is not None and _reshape_of(arr, base):
+            node = self.graph.add_node("reshape", [src], {"shape": tuple(arr.shape)})
+            node.output.set_type_from(arr)
+            return node.output
+        if src is not None:
+            _warn_constant("a view of a traced tensor taken outside the dispatcher")
+        return self.graph.constant(arr.copy())
+
+    def _params(self, op: OpDef, params: dict | None) -> dict:
+        """Array params that are traced values (embedding's indices): attribute -> value."""
+        refs = {}
+        for k, a in (params or {}).items():
+            if _is_array(a):
+                v = self.arrays.get(id(a))
+                if v is not None:
+                    refs[k] = v
+                else:
+                    _warn_constant(f"the array argument {k!r} of {op.name}")
+            elif isinstance(a, (tuple, list)) and any(_is_array(x) for x in a):
+                _warn_constant(f"the array argument {k!r} of {op.name}")
+        return refs
 
     def _scalar(self, s) -> Value:
         key = (type(s), s)
@@ -85,9 +112,9 @@ class Tracer:
                 node.output.set_type_from(np.empty(x._data.shape, cast))
                 v = node.output
             return v
-        if isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__"):
+        if _is_array(x):
             v = self.arrays.get(id(x))
-            return v if v is not None else self.graph.constant(x.copy())
+            return v if v is not None else self._outside(x)
         return self._scalar(x)
 
     # ---- the dispatcher's hooks -----------------------------------------------------------------
@@ -97,9 +124,12 @@ class Tracer:
                                "inside autocast is not supported")
         out = _apply(op, inputs, params, cast)
         ins = [self._input(x, cast) for x in inputs]
+        refs = self._params(op, params)
         res, extra = (out if op.extra else (out, None))
         tensors = list(res) if isinstance(res, tuple) else [res]
-        node = self.graph.add_node(op.name, ins, params, len(tensors) + (1 if op.extra else 0))
+        attrs = {k: (None if k in refs else a) for k, a in (params or {}).items()}
+        node = self.graph.add_node(op.name, ins + list(refs.values()), attrs, len(tensors) + (1 if op.extra else 0))
+        node.refs = {k: len(ins) + i for i, k in enumerate(refs)}
         for t, v in zip(tensors, node.outputs):
             v.set_type_from(t._data, t._rg)
             self.bind(t, v)
@@ -135,6 +165,23 @@ class Tracer:
     def alias(self, copy: Tensor, original: Tensor) -> None:
         """``copy`` is a snapshot of ``original`` taken for autograd: the same value."""
         self.bind(copy, self.value_of(original))
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
+
+
+def _reshape_of(arr, base) -> bool:
+    """``arr`` is all of ``base``'s elements in the same order (a reshape view)."""
+    if arr.size != base.size or not arr.flags.c_contiguous or not base.flags.c_contiguous:
+        return False
+    ptr = (lambda a: a.__array_interface__["data"][0]) if isinstance(arr, np.ndarray) else (lambda a: a.data.ptr)
+    return ptr(arr) == ptr(base)
+
+
+def _warn_constant(what: str) -> None:
+    warnings.warn(f"{what} does not come from a traced tensor and is recorded as a constant. This means that the "
+                  "trace might not generalize to other inputs!", TracerWarning, stacklevel=4)
 
 
 def _batch_follows(node) -> bool:

@@ -229,3 +229,23 @@ def test_tracing_inside_autocast_is_refused_and_code_names_sequential_children()
     assert dtorch.randn(2).relu().shape == (2,)  # the dispatcher is back to plain eager
     code = jit.trace(model, dtorch.randn(2, 8)).code
     assert "torch.linear(input, self['0'].weight, self['0'].bias)" in code
+
+
+def test_array_params_from_traced_tensors_are_inputs_and_others_warn():
+    emb = dtorch.randn(10, 4)
+
+    def f(x, idx):
+        values, where = x.max(1)  # the indices leave the dispatcher as an array and come back
+        return nn.functional.embedding(idx, emb).sum(1) + where.float()
+
+    x, idx = dtorch.randn(3, 5), dtorch.tensor([0, 2, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traced = jit.trace(f, (x, idx))
+    emb_node = next(n for n in traced.graph.nodes if n.op == "embedding")
+    assert emb_node.refs == {"indices": 1} and emb_node.inputs[1] is traced.graph.inputs[1]
+    assert "aten::embedding[padding_idx=None, scale_grad_by_freq=False](%" in str(traced.graph)
+    x2, idx2 = dtorch.randn(3, 5), dtorch.tensor([9, 1, 1])
+    np.testing.assert_allclose(traced(x2, idx2).numpy(), f(x2, idx2).numpy(), rtol=1e-6)
+    with pytest.warns(jit.TracerWarning, match="the array argument 'index' of index does not come from a traced"):
+        jit.trace(lambda a, i: a[i], (x, dtorch.tensor([0, 2])), check_trace=False)
