@@ -3,8 +3,9 @@
 
 Each request is a dict: ``{"body": bytes}`` for a raw upload, ``{"body": value}`` for ``application/json``,
 one key per field for multipart form data. A ``ValueError`` a handler raises is the client's fault: that
-request is answered 400 with the message. Built-in: ``tensor`` (a JSON array, ``{"data": array}`` or a ``.npy``
-file in, the output as JSON out) and ``classifier`` (softmax, then the top-k labels from ``index_to_name.json``).
+request is answered 400 with the message. Built-in: ``tensor`` (a JSON array, ``{"data": array}``, a ``.npy``
+or a safetensors file in, the output as JSON out) and ``classifier`` (softmax, then the top-k labels from
+``index_to_name.json``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dtorch._creation import from_numpy
+from dtorch._safetensors import read
 from dtorch.autograd.grad_mode import no_grad
 
 from .loading import import_file, load_model
@@ -51,18 +53,36 @@ def _payload(row: dict[str, Any]) -> Any:
     raise BadInput(f"expected a body or one form field, got fields {sorted(row)}")
 
 
+def _is_safetensors(data: bytes) -> bool:
+    return len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= len(data) - 8
+
+
+def _binary_array(data: bytes) -> np.ndarray:
+    """A ``.npy`` file (read with allow_pickle=False) or a safetensors file of one tensor (or one named data)."""
+    try:
+        if data.startswith(NPY_MAGIC):
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        else:
+            arrays, _ = read(data, "request body")
+            if len(arrays) != 1 and "data" not in arrays:
+                raise BadInput(f"request body: safetensors with tensors {sorted(arrays)} (send one, or one named "
+                               "'data')")
+            arr = arrays["data"] if "data" in arrays else next(iter(arrays.values()))
+    except BadInput:
+        raise
+    except (ValueError, OSError, EOFError) as e:
+        raise BadInput(f"request body: not a readable .npy or safetensors array ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise BadInput(f"request body: array of dtype {arr.dtype} (expected numbers)")
+    return arr
+
+
 def to_array(value: Any, float_dtype: str = "float32") -> np.ndarray:
-    """A request's tensor: a parsed JSON value, JSON text, or ``.npy`` bytes (read with allow_pickle=False)."""
+    """A request's tensor: a parsed JSON value, JSON text, ``.npy`` or safetensors bytes."""
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value)
-        if value.startswith(NPY_MAGIC):
-            try:
-                arr = np.load(io.BytesIO(value), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as e:
-                raise BadInput(f"request body: not a readable .npy array ({e})") from None
-            if arr.dtype.kind not in "biuf":
-                raise BadInput(f"request body: .npy array of dtype {arr.dtype} (expected numbers)")
-            return arr
+        if value.startswith(NPY_MAGIC) or _is_safetensors(value):
+            return _binary_array(value)
         try:
             value = json.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -113,7 +113,7 @@ def test_worker_batches_json_and_npy_and_answers_bad_input_alone(store, tmp_path
     with dtorch.no_grad():
         want = model(dtorch.from_numpy(x)).numpy()
     assert [s for s, _ in out] == [200, 200, 400, 200]
-    assert "not a readable .npy" in out[2][1]
+    assert "not a readable .npy or safetensors array" in out[2][1]
     np.testing.assert_allclose(np.array([out[0][1], out[1][1], out[3][1]]), want, rtol=1e-5, atol=1e-6)
 
 

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serve_util import Server, write_config
 
 import dtorch
+from dtorch._safetensors import write
 
 CONFIG = """job_queue_size: 80
 max_request_size: 100000
@@ -74,6 +75,8 @@ def test_every_upload_form_gives_the_models_output(server, tmp_path):
     x = np.random.default_rng(3).random(64, dtype=np.float32)
     (tmp_path / "x.json").write_text(json.dumps(x.tolist()))
     np.save(tmp_path / "x.npy", x)
+    with open(tmp_path / "x.safetensors", "wb") as f:
+        write(f, {"data": x})
     url = server.url("inference", "/predictions/mlp")
     answers = [
         server.curl("-X", "POST", url, "-T", str(tmp_path / "x.json")),                  # Expect: 100-continue
@@ -81,6 +84,7 @@ def test_every_upload_form_gives_the_models_output(server, tmp_path):
         server.curl(url, "-H", "Content-Type: application/json", "-d", json.dumps({"data": x.tolist()})),
         server.curl(url, "-F", f"data=@{tmp_path / 'x.json'}"),                              # multipart
         server.curl(url, "--data-binary", f"@{tmp_path / 'x.npy'}"),                          # raw .npy
+        server.curl(url, "--data-binary", f"@{tmp_path / 'x.safetensors'}"),                  # safetensors
         server.curl("-T", str(tmp_path / "x.npy"), url + "/1.0"),                             # PUT, a version
     ]
     want = expected(server.model, x)[0]
