@@ -13,3 +13,6 @@ from ._functional.shuffle import *  # noqa: F401,F403
 from ._functional.distance import *  # noqa: F401,F403
 from ._functional.margin_loss import *  # noqa: F401,F403
 from ._functional.bag import *  # noqa: F401,F403
+from ._functional.composite_norm import *  # noqa: F401,F403
+from ._functional.unpool import *  # noqa: F401,F403
+from ._functional.alpha_dropout import *  # noqa: F401,F403

@@ -44,6 +44,13 @@ MODULES = [
     ("InstanceNorm3d", (2,), dict(eps=1e-3, momentum=0.3, track_running_stats=True), (2, 2, 3, 3, 3)),
     ("Fold", ((4, 5), 2), {}, (2, 12, 12)),
     ("Unfold", ((2, 3),), dict(padding=1, stride=2), (2, 3, 4, 5)),
+    ("RMSNorm", (4,), {}, (2, 3, 4)),
+    ("RMSNorm", ((3, 4),), dict(eps=1e-3, elementwise_affine=False), (2, 3, 4)),
+    ("LocalResponseNorm", (3,), dict(alpha=0.1, beta=0.5, k=2.0), (2, 5, 3, 2)),
+    ("LocalResponseNorm", (2,), {}, (2, 4, 3)),
+    ("LPPool1d", (2, 3), dict(stride=2), (2, 3, 7)),
+    ("LPPool2d", (2.0, (2, 3)), dict(ceil_mode=True), (1, 2, 5, 7)),
+    ("LPPool3d", (1, 2), {}, (1, 2, 4, 4, 4)),
 ]
 
 
@@ -167,3 +174,58 @@ def test_embedding_bag_per_sample_weights_and_errors(torch) -> None:
         F.embedding_bag(idx.reshape(1, 5), w, off)
     assert repr(dtorch.nn.EmbeddingBag.from_pretrained(w.detach(), mode="max")) == \
         repr(torch.nn.EmbeddingBag.from_pretrained(torch.zeros(6, 4), mode="max"))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_max_unpool_matches_torch(n, torch) -> None:
+    shape = (2, 3) + (4, 6, 4)[:n]
+    x = rand(*shape)
+    pool = f"max_pool{n}d"
+    out, idx = getattr(F, pool)(x.detach(), 2, return_indices=True)
+    _, tidx = getattr(torch.nn.functional, pool)(torch.tensor(x.detach().numpy()), 2, return_indices=True)
+    assert np.array_equal(idx.numpy(), tidx.numpy())
+    name = f"MaxUnpool{n}d"
+    ours, theirs = _pair(torch, name, (2,), {})
+    size = [s + 1 for s in shape[2:]]
+    check_op(lambda o, i: ours(o, i), lambda o, i: theirs(o, i), inputs=[out.detach().requires_grad_(), idx])
+    check_op(lambda o, i: ours(o, i, output_size=size), lambda o, i: theirs(o, i, output_size=size),
+             inputs=[out.detach().requires_grad_(), idx])
+    with pytest.raises(ValueError, match="invalid output_size"):
+        ours(out, idx, output_size=[s + 3 for s in shape[2:]])
+
+
+def test_rrelu_and_alpha_dropout(torch) -> None:
+    x = rand(4000)
+    rr = dtorch.nn.RReLU(0.1, 0.3)
+    assert repr(rr) == repr(torch.nn.RReLU(0.1, 0.3))
+    y = rr(x)
+    neg = x.detach().numpy() < 0
+    slope = y.detach().numpy()[neg] / x.detach().numpy()[neg]
+    assert 0.1 <= slope.min() < 0.12 and 0.28 < slope.max() <= 0.3
+    assert np.array_equal(y.detach().numpy()[~neg], x.detach().numpy()[~neg])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy()[neg], slope)
+    rr.eval()
+    check_op(rr, torch.nn.RReLU(0.1, 0.3).eval(), inputs=[x])
+    selu = dtorch.nn.functional.selu(rand(200, 100, requires_grad=False))
+    for cls in ("AlphaDropout", "FeatureAlphaDropout"):
+        drop = getattr(dtorch.nn, cls)(0.2)
+        assert repr(drop) == repr(getattr(torch.nn, cls)(0.2))
+        out = drop(selu.reshape(200, 100, 1)).numpy()
+        assert abs(out.mean() - selu.numpy().mean()) < 0.05 and abs(out.std() - selu.numpy().std()) < 0.05
+        assert np.isclose(out, -1.7580993408473766 * (1 / np.sqrt((1.7580993408473766 ** 2 * 0.2 + 1) * 0.8))
+                          + 1.7580993408473766 * (1 / np.sqrt((1.7580993408473766 ** 2 * 0.2 + 1) * 0.8)) * 0.2).any()
+        drop.eval()
+        assert drop(selu) is selu
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1"):
+        F.alpha_dropout(selu, 1.5, True)
+
+
+def test_rms_norm_functional(torch) -> None:
+    check_op(lambda lib, x, w: lib.nn.functional.rms_norm(x, (4,), w), shapes=[(3, 4), (4,)], gradgrad=True)
+    check_op(lambda lib, x: lib.nn.functional.rms_norm(x, [2, 4], eps=0.1), shapes=[(3, 2, 4)])
+    check_op(lambda lib, x: lib.nn.functional.rms_norm(x, [4]), shapes=[(3, 4)], dtype=F32, **F32_TOL)
+    raises_like_torch(lambda x: F.rms_norm(x, 4), lambda x: torch.nn.functional.rms_norm(x, 4), rand(2, 4),
+                      exc=TypeError)
+    raises_like_torch(lambda x: F.rms_norm(x, (3,)), lambda x: torch.nn.functional.rms_norm(x, (3,)), rand(2, 4))
+    check_grads(lambda x: F.local_response_norm(x, 3, alpha=0.5), rand(1, 4, 3))

@@ -96,14 +96,22 @@ def _layer_norm_bw(ns, ctx, g, x, w):
     return gx, gw, gb
 
 
-def layer_norm(input: Tensor, normalized_shape: Sequence[int] | int, weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the trailing ``normalized_shape`` dims, then scale and shift (one graph node)."""
+def trailing_shape(input: Tensor, normalized_shape: Sequence[int] | int, star: str = "*, ") -> tuple:
+    """``normalized_shape`` as a tuple, checked against the input's trailing dims (torch's message; rms_norm's
+    writes ``[*3]`` where layer_norm's writes ``[*, 3]``)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(int(s) for s in normalized_shape)
     k = len(shape)
     if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
-        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape [*, "
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape [{star}"
                            f"{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
+    return shape
+
+
+def layer_norm(input: Tensor, normalized_shape: Sequence[int] | int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing ``normalized_shape`` dims, then scale and shift (one graph node)."""
+    shape = trailing_shape(input, normalized_shape)
+    k = len(shape)
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of "

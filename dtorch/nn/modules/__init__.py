@@ -20,3 +20,6 @@ from .instancenorm import *  # noqa: F401,F403
 from .distance import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
 from .margin_loss import *  # noqa: F401,F403
+from .rmsnorm import *  # noqa: F401,F403
+from .unpool import *  # noqa: F401,F403
+from .alpha_dropout import *  # noqa: F401,F403
