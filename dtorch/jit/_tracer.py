@@ -49,6 +49,7 @@ class Tracer:
         self.arrays: dict[int, Value] = {}
         self._keep: list = []  # holds what the id maps refer to alive, so no id is reused
         self._scalars: dict = {}
+        self._index_like: list = []
         self.quiet = 0
 
     # ---- values -------------------------------------------------------------------------------
@@ -57,6 +58,13 @@ class Tracer:
         self.arrays[id(t._data)] = v
         self._keep.append(t)
         self._keep.append(t._data)
+        if t._data.dtype.kind in "biu" and (v.node is None or v.node.op != "prim::Constant"):
+            self._index_like.append(t._data)
+
+    def _copies_traced(self, a) -> bool:
+        """``a`` (an unknown array) equals an integer array the trace computed: a copy made outside."""
+        return a.dtype.kind in "biu" and any(
+            b.shape == a.shape and bool((b == a).all()) for b in self._index_like if type(b) is type(a))
 
     def value_of(self, t: Tensor) -> Value:
         v = self.values.get(id(t))
@@ -88,9 +96,9 @@ class Tracer:
                 v = self.arrays.get(id(a))
                 if v is not None:
                     refs[k] = v
-                else:
+                elif self._copies_traced(a):
                     _warn_constant(f"the array argument {k!r} of {op.name}")
-            elif isinstance(a, (tuple, list)) and any(_is_array(x) for x in a):
+            elif isinstance(a, (tuple, list)) and any(_is_array(x) and self._copies_traced(x) for x in a):
                 _warn_constant(f"the array argument {k!r} of {op.name}")
         return refs
 

@@ -249,3 +249,16 @@ def test_array_params_from_traced_tensors_are_inputs_and_others_warn():
     np.testing.assert_allclose(traced(x2, idx2).numpy(), f(x2, idx2).numpy(), rtol=1e-6)
     with pytest.warns(jit.TracerWarning, match="the array argument 'index' of index does not come from a traced"):
         jit.trace(lambda a, i: a[i], (x, dtorch.tensor([0, 2])), check_trace=False)
+
+
+def test_positions_made_inside_the_function_are_silent_constants():
+    emb = nn.Embedding(8, 4)
+
+    def f(idx):
+        return emb(idx) + emb(dtorch.arange(idx.shape[1]))  # nanoGPT's positions
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traced = jit.trace(f, dtorch.tensor([[1, 2, 3]]))
+    idx = dtorch.tensor([[7, 0, 5], [1, 1, 1]])
+    np.testing.assert_allclose(traced(idx).detach().numpy(), f(idx).detach().numpy(), rtol=1e-6)
