@@ -198,7 +198,7 @@ def _deps_current(manifest: pathlib.Path) -> bool:
     try:
         deps = json.loads(manifest.read_text())
         return all(os.path.isfile(p) and _file_hash(p) == h for p, h in deps.items())
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
 
 

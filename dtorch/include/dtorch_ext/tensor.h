@@ -183,9 +183,24 @@ class Tensor {
 };
 
 namespace detail {
+inline pybind11::dtype numpy_dtype(ScalarType t) {
+  static pybind11::object* cache[16] = {};
+  const int i = static_cast<int>(t);
+  TORCH_CHECK_TYPE(i >= 0 && i < 16, "dtorch has no dtype for this ScalarType");
+  if (!cache[i]) cache[i] = new pybind11::object(pybind11::dtype(std::string(dtorch_dtype_name(t))));
+  return pybind11::reinterpret_borrow<pybind11::dtype>(*cache[i]);
+}
+
+// New tensors are dtorch's: a CPU array (numpy's allocator, as np.empty) wrapped by dtorch.tensor._make, the
+// path every dtorch op takes; CUDA tensors and tensors that require grad through the public factory.
 inline Tensor allocate(const char* factory, IntArrayRef size, const TensorOptions& options) {
   namespace py = pybind11;
   using namespace pybind11::literals;
+  if (options.device().is_cpu() && !options.requires_grad() && std::strcmp(factory, "empty") == 0) {
+    static py::object* make = new py::object(py::module_::import("dtorch.tensor").attr("_make"));
+    py::array arr(numpy_dtype(options.dtype()), std::vector<py::ssize_t>(size.begin(), size.end()));
+    return Tensor((*make)(arr));
+  }
   py::tuple shape = py::cast(size.vec());
   py::object t = dtorch_attr("dtorch", factory)(shape, "dtype"_a = dtorch_attr("dtorch", dtorch_dtype_name(options.dtype())),
                                                 "device"_a = options.device().str(),
@@ -199,7 +214,14 @@ inline TensorOptions like(const Tensor& t, const TensorOptions& o) {
 }  // namespace detail
 
 inline Tensor empty(IntArrayRef size, const TensorOptions& o = {}) { return detail::allocate("empty", size, o); }
-inline Tensor zeros(IntArrayRef size, const TensorOptions& o = {}) { return detail::allocate("zeros", size, o); }
+// CPU zeros: dtorch.empty (heap memory dtorch's allocator keeps) cleared here; numpy's calloc would map fresh
+// pages for a large tensor on every call and fault them in while the kernel writes
+inline Tensor zeros(IntArrayRef size, const TensorOptions& o = {}) {
+  if (o.device().is_cuda() || o.requires_grad()) return detail::allocate("zeros", size, o);
+  Tensor t = detail::allocate("empty", size, o);
+  if (t.numel() > 0) std::memset(t.data_ptr(), 0, t.nbytes());
+  return t;
+}
 inline Tensor ones(IntArrayRef size, const TensorOptions& o = {}) { return detail::allocate("ones", size, o); }
 inline Tensor empty_like(const Tensor& t, const TensorOptions& o = {}) { return empty(t.sizes(), detail::like(t, o)); }
 inline Tensor zeros_like(const Tensor& t, const TensorOptions& o = {}) { return zeros(t.sizes(), detail::like(t, o)); }
