@@ -31,8 +31,12 @@ import sysconfig
 from types import ModuleType
 from typing import Sequence
 
-import setuptools
-from setuptools.command.build_ext import build_ext
+try:
+    import setuptools
+    from setuptools.command.build_ext import build_ext
+except ImportError:  # only the setup.py helpers need it (it comes with the cpp extra); load/load_inline do not
+    setuptools = None
+    build_ext = object
 
 from .._device import cupy_module
 from .cuda_extension import build_dir, cache_root
@@ -343,8 +347,14 @@ def _write_source(folder: pathlib.Path, filename: str, text: str) -> pathlib.Pat
     return path
 
 
+def _require_setuptools() -> None:
+    if setuptools is None:
+        raise RuntimeError("CppExtension/CUDAExtension/BuildExtension need setuptools: pip install 'dtorch[cpp]'")
+
+
 def CppExtension(name: str, sources: Sequence[str], *args, **kwargs) -> setuptools.Extension:
     """A ``setuptools.Extension`` for C++ against dtorch's headers (use with ``BuildExtension``)."""
+    _require_setuptools()
     kwargs["include_dirs"] = [*kwargs.get("include_dirs", []), *include_paths("cpu")]
     kwargs["language"] = "c++"
     return setuptools.Extension(name, list(sources), *args, **kwargs)
@@ -352,6 +362,7 @@ def CppExtension(name: str, sources: Sequence[str], *args, **kwargs) -> setuptoo
 
 def CUDAExtension(name: str, sources: Sequence[str], *args, **kwargs) -> setuptools.Extension:
     """``CppExtension`` plus the CUDA headers and the static CUDA runtime; ``.cu`` sources go to nvcc."""
+    _require_setuptools()
     kwargs["include_dirs"] = [*kwargs.get("include_dirs", []), *include_paths("cuda")]
     kwargs["library_dirs"] = [*kwargs.get("library_dirs", []), *library_paths("cuda")]
     kwargs["libraries"] = [*kwargs.get("libraries", []), "cudart_static", "rt", "pthread", "dl"]
