@@ -1,20 +1,22 @@
-"""dtorch-serve under closed-loop load: the digits MLP behind the server, 1/8/64 clients, batching on and off.
+"""dtorch-serve under closed-loop load: the digits MLP and nanoGPT-mini behind the server, 1/8/64 clients,
+batching on and off.
 
     python bench/serve_load.py [--seconds 3]
 
-Prints one JSON line: per setting (``batch1``: batch_size 1; ``batch64``: batch_size 64, max_batch_delay 2 ms)
-and client count, requests/s and p50/p99 latency in ms; ``batching_speedup_64`` (throughput with batching over
-without, 64 clients); ``forward_ms`` (the model's forward on one sample, in process) and ``overhead_ms_1``
-(p50 at 1 client without batching minus that forward); ``http_stack`` (the choice measured: 1000 keep-alive
-POSTs of 3 KB against an echo route on stdlib ThreadingHTTPServer vs Starlette on Uvicorn). Clients are
-asyncio connections in this process (keep-alive, hand-written HTTP/1.1), so the client shares the machine's
-cores with the server and its worker.
+Prints one JSON line: per model and setting (``batch1``: batch_size 1; ``batch64``: batch_size 64,
+max_batch_delay 2 ms) and client count, requests/s and p50/p99 latency in ms; per model ``batching_speedup_64``
+(throughput with batching over without, 64 clients), ``forward_ms`` (the model's forward on one input, in
+process) and ``overhead_ms_1`` (p50 at 1 client without batching minus that forward); ``http_stack`` (the
+choice measured: keep-alive POSTs of 3 KB against an echo route on stdlib ThreadingHTTPServer vs Starlette on
+Uvicorn, 1 and 64 clients). Clients are asyncio connections in this process (keep-alive, hand-written
+HTTP/1.1), so the client shares the machine's cores with the server and its worker.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import io
 import json
 import socket
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import dtorch
 from dtorch.serve.archiver import main as archive
@@ -72,14 +75,14 @@ def closed_loop(port: int, path: str, body: bytes, clients: int, seconds: float)
             "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def start_server(store: Path, tmp: Path, batch_size: int, delay_ms: float) -> tuple[subprocess.Popen, int]:
+def start_server(store: Path, tmp: Path, name: str, batch_size: int, delay_ms: float) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cfg = tmp / f"config{batch_size}.yaml"
+    cfg = tmp / f"config-{name}-{batch_size}.yaml"
     cfg.write_text(f"inference_address: 127.0.0.1:{port}\nmanagement_address: 127.0.0.1:{free_port()}\n"
-                   f"metrics_address: 127.0.0.1:{free_port()}\nstate_dir: {tmp}/state{batch_size}\n"
+                   f"metrics_address: 127.0.0.1:{free_port()}\nstate_dir: {tmp}/state-{name}-{batch_size}\n"
                    f"job_queue_size: 1000\ndefault:\n  batch_size: {batch_size}\n  max_batch_delay: {delay_ms}\n")
     proc = subprocess.Popen([sys.executable, "-m", "dtorch.serve.cli", "--start", "--foreground", "--model-store",
-                             str(store), "--models", "digits=digits.mar", "--config", str(cfg)],
+                             str(store), "--models", f"{name}.mar", "--config", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -90,10 +93,10 @@ def start_server(store: Path, tmp: Path, batch_size: int, delay_ms: float) -> tu
     raise RuntimeError("the server did not start")
 
 
-def forward_ms(model: DigitsMLP, x: np.ndarray, n: int = 2000) -> float:
+def forward_ms(model: object, x: np.ndarray, n: int = 500) -> float:
     t = dtorch.from_numpy(x[None])
     times = []
-    with dtorch.no_grad():
+    with dtorch.no_grad(), threadpool_limits(1):           # as in the workers (OMP_NUM_THREADS=1)
         for _ in range(n):
             t0 = time.perf_counter()
             model(t).numpy()
@@ -151,34 +154,76 @@ def http_stacks(seconds: float) -> dict:
     return out
 
 
+GPT_MODEL_FILE = """
+import dtorch
+from dtorch.jobs.models import gpt
+from dtorch.nn.modules.module import Module
+
+
+class GPTMini(Module):
+    def __init__(self):
+        super().__init__()
+        self.gpt = gpt(dtorch, 65, context=32, layers=2, heads=4, width=64)   # configs/gpt_char.yaml's shape
+
+    def forward(self, idx):
+        return self.gpt(idx)[:, -1]                                           # next-token logits
+"""
+
+
+def _import(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_archives(tmp: Path) -> dict[str, tuple[object, np.ndarray, bytes]]:
+    """Archive the digits MLP and nanoGPT-mini into tmp/store; (model, one input, its JSON body) per name."""
+    (tmp / "store").mkdir()
+    (tmp / "gpt_model.py").write_text(GPT_MODEL_FILE)
+    (tmp / "gpt_config.yaml").write_text("handler:\n  input_dtype: int64\n")
+    x_mlp = (np.random.default_rng(0).integers(0, 17, 64) / 16).astype(np.float32)
+    x_gpt = np.random.default_rng(0).integers(0, 65, 32)
+    out = {}
+    for name, model, model_file, x, extra in (
+            ("digits", DigitsMLP().eval(), MODEL_FILE, x_mlp, []),
+            ("gpt", _import(tmp / "gpt_model.py").GPTMini().eval(), tmp / "gpt_model.py", x_gpt,
+             ["--config-file", str(tmp / "gpt_config.yaml")])):
+        dtorch.save(model.state_dict(), tmp / f"{name}.safetensors")
+        with contextlib.redirect_stdout(io.StringIO()):
+            archive(["--model-name", name, "--version", "1", "--serialized-file", str(tmp / f"{name}.safetensors"),
+                     "--model-file", str(model_file), "--export-path", str(tmp / "store"), *extra])
+        out[name] = (model, x, json.dumps(x.tolist()).encode())
+    return out
+
+
+def load_levels(store: Path, tmp: Path, name: str, body: bytes, seconds: float) -> dict:
+    result = {}
+    for setting, (bs, delay) in {"batch1": (1, 0), "batch64": (64, 2)}.items():
+        proc, port = start_server(store, tmp, name, bs, delay)
+        try:
+            closed_loop(port, f"/predictions/{name}", body, 8, 1.0)          # warm up
+            result[setting] = {f"clients_{c}": closed_loop(port, f"/predictions/{name}", body, c, seconds)
+                               for c in (1, 8, 64)}
+        finally:
+            proc.terminate()
+            proc.wait()
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    x = (np.random.default_rng(0).integers(0, 17, 64) / 16).astype(np.float32)
-    body = json.dumps(x.tolist()).encode()
-    result: dict = {"bench": "serve_load", "model": "digits MLP 64-128-128-10", "seconds": args.seconds}
+    result: dict = {"bench": "serve_load", "seconds": args.seconds,
+                    "models": {"digits": "MLP 64-128-128-10", "gpt": "nanoGPT-mini 2x64, context 32, vocab 65"}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = DigitsMLP().eval()
-        dtorch.save(model.state_dict(), tmp / "digits.safetensors")
-        (tmp / "store").mkdir()
-        with contextlib.redirect_stdout(io.StringIO()):
-            archive(["--model-name", "digits", "--version", "1", "--serialized-file", str(tmp / "digits.safetensors"),
-                     "--model-file", str(MODEL_FILE), "--export-path", str(tmp / "store")])
-        for name, (bs, delay) in {"batch1": (1, 0), "batch64": (64, 2)}.items():
-            proc, port = start_server(tmp / "store", tmp, bs, delay)
-            try:
-                closed_loop(port, "/predictions/digits", body, 8, 1.0)          # warm up
-                result[name] = {f"clients_{c}": closed_loop(port, "/predictions/digits", body, c, args.seconds)
-                                for c in (1, 8, 64)}
-            finally:
-                proc.terminate()
-                proc.wait()
-        result["forward_ms"] = round(forward_ms(model, x), 4)
-    result["overhead_ms_1"] = round(result["batch1"]["clients_1"]["p50_ms"] - result["forward_ms"], 3)
-    result["batching_speedup_64"] = round(result["batch64"]["clients_64"]["rps"] /
-                                          result["batch1"]["clients_64"]["rps"], 2)
+        for name, (model, x, body) in make_archives(tmp).items():
+            r = result[name] = load_levels(tmp / "store", tmp, name, body, args.seconds)
+            r["forward_ms"] = round(forward_ms(model, x), 4)
+            r["overhead_ms_1"] = round(r["batch1"]["clients_1"]["p50_ms"] - r["forward_ms"], 3)
+            r["batching_speedup_64"] = round(r["batch64"]["clients_64"]["rps"] / r["batch1"]["clients_64"]["rps"], 2)
     result["http_stack"] = http_stacks(args.seconds)
     print(json.dumps(result))
 
