@@ -1,11 +1,13 @@
-"""Checkpoint I/O on a ~100 MB state: dtorch checkpoint vs raw write+fsync vs torch.save; one JSON line.
+"""Checkpoint I/O on a ~100 MB state: dtorch checkpoint and dtorch.save vs raw write+fsync vs torch.save; one JSON line.
 
 The state is a training loop's: an MLP's parameters (half the bytes) and SGD's momentum (the other
 half), plus RNG state. Figures (medians over rounds, all from this one run): MB/s of save and load;
 for the AsyncCheckpointer, async_block_ms is the time the training thread spent in save() and
 waiting for staging (its ``blocked_s``), async_loop_delay_ms what a save followed by one training
 step costs beyond that step alone; both against sync_save_ms. torch.save is followed by an
-fsync, as the others.
+fsync, as the others. plain_save/plain_load: dtorch.save/dtorch.load of the same state dicts to one
+file (atomic, sha256 over header and data); plain_save_vs_raw and plain_load_vs_raw compare them with
+the raw write+fsync and read of the same bytes, plain_*_vs_torch with torch.save/torch.load.
 Usage: python bench/ckpt_io.py [--mb 100] [--rounds 5] [--dir /tmp]
 """
 from __future__ import annotations
@@ -84,7 +86,9 @@ def main() -> None:
     except ImportError:
         torch = None
     tstate = ({k: torch.from_numpy(a) for k, a in zip(range(len(arrays)), arrays)} if torch else None)
+    plain = {"model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict()}
     times: dict[str, list[float]] = {k: [] for k in ("raw_save", "raw_load", "dcp_save", "dcp_load",
+                                                     "plain_save", "plain_load",
                                                      "torch_save", "torch_load", "async_block", "async_total",
                                                      "step", "save_and_step")}
     ck = dcp.AsyncCheckpointer()
@@ -100,6 +104,8 @@ def main() -> None:
             shutil.rmtree(f"{root}/run/s{r - 1}")
         os.sync()
         times["dcp_save"].append(_timed(dcp.save, state, f"{root}/run/s{r}"))
+        os.sync()
+        times["plain_save"].append(_timed(dtorch.save, plain, f"{root}/plain.pt"))
         if torch:
             os.sync()
             times["torch_save"].append(_timed(_torch_save, torch, tstate, f"{root}/t{r}.pt"))
@@ -117,6 +123,7 @@ def main() -> None:
         target = {"model": {k: dtorch.zeros(1) for k in state["model"].state_dict()}, "optimizer": {},
                   "rng": dcp.RNGState(), "step": 0}
         times["dcp_load"].append(_timed(dcp.load, target, f"{root}/run/s{r}"))
+        times["plain_load"].append(_timed(dtorch.load, f"{root}/plain.pt"))
         if torch:
             times["torch_load"].append(_timed(torch.load, f"{root}/t{r}.pt", weights_only=True))
         os.unlink(raw)
@@ -126,6 +133,10 @@ def main() -> None:
     out = {"bench": "ckpt_io", "mb": round(mb, 1), "rounds": args.rounds, "cores": os.cpu_count(),
            **{f"{k}_mbps": round(mb / v, 1) for k, v in med.items() if k.endswith(("save", "load"))},
            "save_vs_raw": round(med["raw_save"] / med["dcp_save"], 3),
+           "plain_save_vs_raw": round(med["raw_save"] / med["plain_save"], 3),
+           "plain_load_vs_raw": round(med["raw_load"] / med["plain_load"], 3),
+           **({"plain_save_vs_torch": round(med["torch_save"] / med["plain_save"], 3),
+               "plain_load_vs_torch": round(med["torch_load"] / med["plain_load"], 3)} if torch else {}),
            "sync_save_ms": round(med["dcp_save"] * 1e3, 1), "async_block_ms": round(med["async_block"] * 1e3, 1),
            "async_total_ms": round(med["async_total"] * 1e3, 1), "step_ms": round(med["step"] * 1e3, 1),
            "async_loop_delay_ms": round((med["save_and_step"] - med["step"]) * 1e3, 1),

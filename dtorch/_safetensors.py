@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .utils._fileio import read_and_hash
+
 DTYPE_CODES = {
     np.dtype(np.bool_): "BOOL", np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8", np.dtype(np.int16): "I16",
     np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.uint16): "U16", np.dtype(np.uint32): "U32",
@@ -222,21 +224,8 @@ def _known_size(f) -> int | None:
         return None
 
 
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
-def read_stream(f: BinaryIO, source: str, magic_check=None) -> tuple[dict[str, Entry], dict[str, str], memoryview]:
-    """Read a file object only as far as its header says: (entries, metadata, the data section in a
-    private buffer). ``magic_check(first 8 bytes)`` may refuse a foreign file before anything else."""
-    size = _known_size(f)
-    prefix = memoryview(bytearray(8))
-    got = _read_into(f, prefix, source)
-    if magic_check is not None:
-        magic_check(bytes(prefix[:got]))
+def _read_header(f, source: str, prefix: memoryview, got: int, size: int | None
+                 ) -> tuple[dict[str, Entry], dict[str, str], int, int]:
     if got < 8:
         raise SafetensorsError(f"{source}: not a safetensors file (only {got} bytes)")
     (n,) = struct.unpack("<Q", prefix)
@@ -247,14 +236,45 @@ def read_stream(f: BinaryIO, source: str, magic_check=None) -> tuple[dict[str, E
     if _read_into(f, raw, source) < n:
         raise SafetensorsError(f"{source}: truncated inside the header ({n} bytes claimed)")
     entries, metadata, wanted = parse_header(bytes(raw), source)
+    return entries, metadata, wanted, n
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def read_stream(f: BinaryIO, source: str, magic_check=None, hasher=None
+                ) -> tuple[dict[str, Entry], dict[str, str], memoryview, str | None]:
+    """Read a file object only as far as its header says: (entries, metadata, the data section in a
+    private buffer, its hash). ``magic_check(first 8 bytes)`` may name a foreign file (pickle, zip) when
+    the header cannot be read; ``hasher(entries, metadata)`` may give a hashlib object to feed the data
+    section to as it is read (the last item is then its hexdigest, else None)."""
+    size = _known_size(f)
+    prefix = memoryview(bytearray(8))
+    got = _read_into(f, prefix, source)
+    try:
+        entries, metadata, wanted, n = _read_header(f, source, prefix, got, size)
+    except SafetensorsError:
+        if magic_check is not None:   # a pickle's or zip's first bytes can also begin a valid header's length
+            magic_check(bytes(prefix[:got]))
+        raise
     if size is not None:
         _check_size(source, wanted, size - 8 - n)
     elif wanted > _memory_bytes():
         raise SafetensorsError(f"{source}: the header claims {wanted} bytes of tensor data, more than this "
                                "machine's memory")
     body = memoryview(np.empty(wanted, np.uint8)).cast("B")
-    have = _read_into(f, body, source)
+    h = hasher(entries, metadata) if hasher is not None else None
+    if h is not None and hasattr(f, "readinto"):
+        have = read_and_hash(f.readinto, body, h)
+    else:
+        have = _read_into(f, body, source)
+        if h is not None:
+            h.update(body[:have])
     if have == wanted and size is None:
         have += _read_into(f, memoryview(bytearray(1)), source)   # a stream: anything after the data is an error
     _check_size(source, wanted, have)
-    return entries, metadata, body
+    return entries, metadata, body, (h.hexdigest() if h is not None else None)

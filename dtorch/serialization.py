@@ -13,14 +13,11 @@ the new content, complete, whatever interrupts the save.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import os
 import re
-import stat
-import uuid
 from typing import Any
 
 import numpy as np
@@ -29,13 +26,14 @@ from . import _safetensors
 from ._device import as_device, move_array
 from ._safetensors import SafetensorsError
 from .tensor import Tensor, _make
+from .utils import _fileio
 
 FORMAT = "dtorch.v2"
 OLD_FORMATS = ("dtorch.v1",)   # their checksum covered tensor names and bytes only, not the header
 MAX_DEPTH = 200                # nesting levels of a saved structure (each is two JSON levels)
 _TAGS = ("__tensor__", "__dict__", "__list__", "__tuple__", "__float__")
 _DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
-_WRITE_PIECE = 16 << 20
+_PLACEHOLDER = "0" * 64   # the sha256's place in the header while the data is written and hashed
 
 
 class _Flattener:
@@ -86,12 +84,17 @@ class _Flattener:
         )
 
 
-def _digest(entries: dict[str, _safetensors.Entry], meta: dict[str, str], data: list) -> str:
-    """sha256 of the whole header (tensor table and metadata but this digest) and then the data bytes."""
+def _header_hash(entries: dict[str, _safetensors.Entry], meta: dict[str, str]):
+    """A sha256 fed with the whole header (tensor table and metadata but the digest itself); the data follows."""
     table = sorted([name, e.code, list(e.shape), e.begin, e.end] for name, e in entries.items())
     rest = {k: v for k, v in meta.items() if k != "sha256"}
-    h = hashlib.sha256(json.dumps({"metadata": rest, "tensors": table}, sort_keys=True,
-                                  separators=(",", ":")).encode())
+    return hashlib.sha256(json.dumps({"metadata": rest, "tensors": table}, sort_keys=True,
+                                     separators=(",", ":")).encode())
+
+
+def _digest(entries: dict[str, _safetensors.Entry], meta: dict[str, str], data: list) -> str:
+    """sha256 of the whole header and then the data bytes."""
+    h = _header_hash(entries, meta)
     for b in data:
         mv = memoryview(b)
         if mv.nbytes:
@@ -109,62 +112,24 @@ def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile
         meta["devices"] = json.dumps(fl.devices)
     if fl.requires_grad:
         meta["requires_grad"] = json.dumps(fl.requires_grad)
-    meta["sha256"] = _digest(entries, meta, buffers)
-    pieces = [_safetensors.encode_header(entries, meta)] + [memoryview(b).cast("B") for b in buffers if b.size]
     if isinstance(f, (str, os.PathLike)):
-        write_atomically(f, pieces)
-    else:
-        for p in pieces:
-            f.write(p)
+        _fileio.write_atomically(f, lambda fd: _write_hashed(fd, entries, meta, buffers))
+        return
+    meta["sha256"] = _digest(entries, meta, buffers)
+    f.write(_safetensors.encode_header(entries, meta))
+    for b in buffers:
+        if b.size:
+            f.write(memoryview(b).cast("B"))
 
 
-def fsync_dir(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data) -> None:
-    mv = memoryview(data).cast("B")
-    pos = 0
-    while pos < len(mv):
-        pos += os.write(fd, mv[pos:pos + _WRITE_PIECE])
-
-
-def write_atomically(path: str | os.PathLike, pieces: list) -> None:
-    """Replace ``path`` (the file a symlink names) by the concatenated ``pieces``: a temporary file beside it,
-    fsync, rename over it, fsync the directory. The target never holds a partial file."""
-    path = os.path.realpath(os.fspath(path))
-    parent, name = os.path.split(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(errno.ENOENT, f"parent directory {parent} does not exist", path)
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = None
-    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            for p in pieces:
-                _write_all(fd, p)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(parent)
+def _write_hashed(fd: int, entries: dict, meta: dict, buffers: list) -> None:
+    """Header with a placeholder digest, the data hashed as it is written, then the digest in its place."""
+    h = _header_hash(entries, meta)
+    head = _safetensors.encode_header(entries, dict(meta, sha256=_PLACEHOLDER))
+    at = head.rindex(f'"sha256":"{_PLACEHOLDER}"'.encode()) + len('"sha256":"')
+    _fileio.write_all(fd, head)
+    _fileio.write_and_hash(fd, buffers, h, offset=len(head))
+    os.pwrite(fd, h.hexdigest().encode(), at)
 
 
 def _target_device(saved: str | None, map_location):
@@ -199,7 +164,11 @@ def _json_meta(meta: dict, key: str, default: str, kind: type, source: str) -> A
     return value
 
 
-def _dtorch_meta(entries: dict, meta: dict, body: memoryview, source: str) -> tuple[Any, dict, set]:
+def _hasher(entries: dict, meta: dict):
+    return _header_hash(entries, meta) if meta.get("format") == FORMAT else None
+
+
+def _dtorch_meta(entries: dict, meta: dict, digest: str | None, source: str) -> tuple[Any, dict, set]:
     """(structure, devices, requires_grad names) of a dtorch file after checking its sha256."""
     fmt = meta.get("format")
     if fmt in OLD_FORMATS:
@@ -208,7 +177,7 @@ def _dtorch_meta(entries: dict, meta: dict, body: memoryview, source: str) -> tu
             f"dtorch reads format {FORMAT} only (its tensors load as a flat dict with safetensors.numpy.load_file)")
     if fmt != FORMAT:
         raise SafetensorsError(f"{source}: unknown dtorch format {fmt!r} (this dtorch reads {FORMAT})")
-    if _digest(entries, meta, [body]) != meta.get("sha256"):
+    if digest != meta.get("sha256"):
         raise SafetensorsError(f"{source}: checksum mismatch: the header or the tensor data was modified or corrupted")
     if "structure" not in meta:
         raise SafetensorsError(f"{source}: dtorch metadata lacks 'structure'")
@@ -232,12 +201,12 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     if isinstance(f, (str, os.PathLike)):
         source = os.fspath(f)
         with open(f, "rb") as fh:
-            entries, meta, body = _safetensors.read_stream(fh, source, _refuse_foreign(source))
+            entries, meta, body, digest = _safetensors.read_stream(fh, source, _refuse_foreign(source), _hasher)
     else:
         source = str(getattr(f, "name", "<file object>"))
-        entries, meta, body = _safetensors.read_stream(f, source, _refuse_foreign(source))
+        entries, meta, body, digest = _safetensors.read_stream(f, source, _refuse_foreign(source), _hasher)
     if isinstance(meta.get("format"), str) and meta["format"].startswith("dtorch."):
-        structure, devices, rg = _dtorch_meta(entries, meta, body, source)
+        structure, devices, rg = _dtorch_meta(entries, meta, digest, source)
     else:
         structure = {"__dict__": [[k, {"__tensor__": k}] for k in entries]}
         devices, rg = {}, set()

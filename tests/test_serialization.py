@@ -229,3 +229,45 @@ def test_save_to_a_path_replaces_atomically_and_keeps_mode_and_symlinks(tmp_path
         dtorch.save({"a": 1}, tmp_path)
     with pytest.raises(FileNotFoundError, match="parent directory"):
         dtorch.save({"a": 1}, tmp_path / "no" / "x.st")
+
+
+def test_large_file_round_trip_and_a_flipped_byte_anywhere_is_caught(tmp_path):
+    """Files of several read pieces: the data is hashed as it is read (a helper thread reads ahead)."""
+    from dtorch.utils import _fileio
+
+    big = dtorch.arange(3 * _fileio.STEP // 4 + 17, dtype=dtorch.float64)    # about 3 pieces, not a multiple
+    dtorch.save({"big": big, "step": 5}, tmp_path / "big.st")
+    back = dtorch.load(tmp_path / "big.st")
+    assert back["step"] == 5 and np.array_equal(back["big"].numpy(), big.numpy())
+    raw = (tmp_path / "big.st").read_bytes()
+    for at in (len(raw) // 3, 2 * len(raw) // 3, len(raw) - 1):
+        bad = bytearray(raw)
+        bad[at] ^= 0x40
+        (tmp_path / "bad.st").write_bytes(bytes(bad))
+        with pytest.raises(SafetensorsError, match="bad.st: checksum mismatch"):
+            dtorch.load(tmp_path / "bad.st")
+
+
+def test_file_objects_with_only_read(tmp_path):
+    data = _saved_bytes()
+
+    class ReadOnly:
+        def __init__(self) -> None:
+            self.buf = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self.buf.read(n)
+
+    assert dtorch.load(ReadOnly())["w"].tolist() == list(range(16))
+
+
+@pytest.mark.parametrize("low_bytes", [b"\x80", b"PK"])
+def test_header_lengths_that_begin_like_a_pickle_or_zip_still_load(low_bytes):
+    """A header of 0x..80 or 0x4B50 bytes starts the file with a pickle's or a zip's magic bytes."""
+    for pad in range(2000) if low_bytes == b"\x80" else range(19000, 19400):   # 0x4B50 = 19280
+        data = dtorch.serialization.save_to_bytes({"pad": "x" * pad, "w": dtorch.ones(2)})
+        if data.startswith(low_bytes):
+            break
+    assert data.startswith(low_bytes)
+    back = dtorch.load(io.BytesIO(data))
+    assert back["pad"] == "x" * pad and back["w"].tolist() == [1.0, 1.0]
