@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from functools import partial
 
 import numpy as np
@@ -219,3 +220,16 @@ def test_layers_on_each_device(kind, device, torch):
     ours, theirs = _flat(dm(packed)), _flat(tm(t_packed))
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.detach().cpu().numpy(), b.detach().numpy(), **TOL)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_saturated_gates_stay_quiet(kind):
+    """Gate pre-activations far outside float32's exp range: exact 0/1 gates and no numpy overflow warning."""
+    m = getattr(dtorch.nn, kind)(3, 4)
+    with dtorch.no_grad():
+        for p in m.parameters():
+            p.fill_(-100.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = m(dtorch.full((5, 2, 3), 100.0))
+    assert np.isfinite(out.detach().numpy()).all()

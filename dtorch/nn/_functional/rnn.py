@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..._device import xp_of
 from ..._dispatch import TENSOR_NS, apply, defop
+from ..._ops.unary import _sigmoid_fwd
 from ...tensor import Tensor
 from .rnn_reference import reference_grads
 
@@ -33,14 +34,6 @@ def _steps(x, batch_sizes, reverse: bool) -> list:
             steps.append((off, bs))
             off += bs
     return steps[::-1] if reverse else steps
-
-
-def _sigmoid_(a):
-    xp = xp_of(a)
-    xp.negative(a, out=a)
-    xp.exp(a, out=a)
-    a += 1
-    xp.reciprocal(a, out=a)
 
 
 def _input_gates(x2, w_ih, b_ih, b_hh, fold_hh: bool):
@@ -72,8 +65,8 @@ def _lstm_fwd(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes=None, reverse
         g += (w_hh @ hb.T).T
         hp[rows] = hb
         cp[rows] = cb
-        _sigmoid_(g[:, :2 * hid])
-        _sigmoid_(g[:, 3 * hid:])
+        g[:, :2 * hid] = _sigmoid_fwd(g[:, :2 * hid])
+        g[:, 3 * hid:] = _sigmoid_fwd(g[:, 3 * hid:])
         xp.tanh(g[:, 2 * hid:3 * hid], out=g[:, 2 * hid:3 * hid])
         cb *= g[:, hid:2 * hid]
         cb += g[:, :hid] * g[:, 2 * hid:3 * hid]
@@ -107,7 +100,7 @@ def _gru_fwd(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, reverse=False):
             gh += b_hh
         hp[rows] = hb
         g[:, :2 * hid] += gh[:, :2 * hid]
-        _sigmoid_(g[:, :2 * hid])
+        g[:, :2 * hid] = _sigmoid_fwd(g[:, :2 * hid])
         ghn[rows] = gh[:, 2 * hid:]
         nn_ = g[:, 2 * hid:]
         nn_ += g[:, :hid] * gh[:, 2 * hid:]
