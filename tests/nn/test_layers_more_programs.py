@@ -102,7 +102,6 @@ def test_embedding_bag_text_classifier(torch) -> None:
     theirs = _text_classifier(torch).double()
     ours = _text_classifier(dtorch).double()
     load_from_torch(ours, theirs)
-    rng = np.random.default_rng(1)
     runs = []
     for lib, model in ((dtorch, ours), (torch, theirs)):
         opt = lib.optim.SGD(model.parameters(), lr=5.0)
@@ -123,7 +122,7 @@ def test_embedding_bag_text_classifier(torch) -> None:
             losses.append(float(loss.detach()))
         runs.append(losses)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10)
-    assert rng is not None
+    assert runs[0][-1] < runs[0][0]
 
 
 def _sequence(lib):
