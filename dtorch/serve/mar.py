@@ -52,6 +52,10 @@ def _check_sizes(source: str, infos: list[zipfile.ZipInfo], max_bytes: int) -> N
         if i.file_size > 1 << 20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
             raise ArchiveError(f"{source}: member {i.filename!r} expands {i.compress_size} -> {i.file_size} bytes "
                                f"(ratio over {MAX_RATIO}: a zip bomb?)")
+    packed = sum(i.compress_size for i in infos)
+    if total > 1 << 20 and total > MAX_RATIO * max(packed, 1):
+        raise ArchiveError(f"{source}: {len(infos)} members expand {packed} -> {total} bytes (ratio over {MAX_RATIO}: "
+                           "a zip bomb?)")
 
 
 def _manifest(source: str, zf: zipfile.ZipFile, names: set[str]) -> dict[str, Any]:

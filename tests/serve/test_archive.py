@@ -57,6 +57,7 @@ def _crafted(path, members: dict[str, bytes], handler="tensor", compress=zipfile
     ({"/etc/evil": b"x"}, "tensor", "path outside the archive"),
     ({"a/../../evil": b"x"}, "tensor", "path outside the archive"),
     ({"bomb.bin": b"\0" * (64 << 20)}, "tensor", "zip bomb"),
+    ({f"small{i}.bin": b"\0" * (1 << 20) for i in range(8)}, "tensor", "10 members expand"),
     ({"handler.py": b"def handle(d, c): return d"}, "handler.py", "runs only with --allow-custom-handlers"),
     ({}, "missing.py", "neither a built-in handler .* nor a file"),
 ])
