@@ -156,3 +156,20 @@ def test_flags_tensor_lr_and_repr(name, torch) -> None:
     tp = torch.zeros(3, requires_grad=True)
     assert repr(getattr(dtorch.optim, name)([p])).replace("dtorch", "torch") == \
         repr(getattr(torch.optim, name)([tp]))
+
+
+@pytest.mark.parametrize("name,key", [("NAdam", "mu_product"), ("ASGD", "eta")])
+def test_uneven_scalar_state_takes_the_per_parameter_path(name, key) -> None:
+    init, grads = _data(np.float64, 4)
+    runs = []
+    for foreach in (None, False):
+        ps, opt = _run(dtorch, name, CASES[name][0], init, grads[:2], foreach)
+        opt.state[ps[1]][key].mul_(0.5)  # e.g. loaded from a checkpoint: no longer one value per bucket
+        _steps(dtorch, opt, ps, grads[2:])
+        runs.append((ps, opt))
+    (fast, fopt), (ref, ropt) = runs
+    for a, b in zip(fast, ref):
+        assert_close(a, b, rtol=1e-14, atol=0)
+    assert float(fopt.state[fast[1]][key]) == float(ropt.state[ref[1]][key])
+    if key == "mu_product":  # a running product keeps the difference (ASGD recomputes eta from the step)
+        assert float(fopt.state[fast[1]][key]) != float(fopt.state[fast[0]][key])
