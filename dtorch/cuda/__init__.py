@@ -9,6 +9,11 @@ from __future__ import annotations
 from .._device import cupy_module, require_cupy
 from ..random import cuda_generator
 from ._current import _current, current_device, set_device  # noqa: F401
+from . import device_info as _device_info
+from .device_info import (  # noqa: F401
+    OutOfMemoryError, get_arch_list, get_device_capability, get_device_properties, init, is_initialized,
+    mem_get_info,
+)
 from .memory import (  # noqa: F401
     empty_cache,
     max_memory_allocated,
@@ -24,6 +29,15 @@ from .streams import Event, Stream, current_stream, default_stream, stream  # no
 
 def is_available() -> bool:
     return cupy_module() is not None
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """Whether the current GPU computes in bfloat16 (compute capability 8.0 or newer); False without a GPU."""
+    cp = cupy_module()
+    if cp is None:
+        return False
+    major = int(cp.cuda.runtime.getDeviceProperties(_current[0])["major"])
+    return major >= 8 or including_emulation
 
 
 def device_count() -> int:
@@ -48,3 +62,6 @@ def get_device_name(device=None) -> str:
     cp = require_cupy()
     idx = _current[0] if device is None else device
     return cp.cuda.runtime.getDeviceProperties(idx)["name"].decode()
+
+
+globals()["device"] = _device_info.device  # torch.cuda.device (functions above take a `device` argument)

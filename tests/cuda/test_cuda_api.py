@@ -82,3 +82,29 @@ def test_nvml_readings():
     pytest.importorskip("pynvml")
     assert 0 <= dc.utilization() <= 100 and 0 <= dc.memory_usage() <= 100
     assert 0 < dc.temperature() < 120 and dc.power_draw() > 0
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the no-GPU answers")
+def test_no_gpu_device_queries():
+    assert dc.is_bf16_supported() is False and dc.is_initialized() is False
+    for call in (dc.get_device_capability, dc.get_device_properties, dc.mem_get_info, dc.get_arch_list, dc.init,
+                 lambda: dc.device(0).__enter__()):
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            call()
+    with dc.device(None):  # torch: device(None) is a no-op
+        pass
+    assert issubclass(dc.OutOfMemoryError, RuntimeError)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(NO_GPU, reason="needs a GPU")
+def test_device_queries_on_gpu(torch):
+    assert dc.get_device_capability() == torch.cuda.get_device_capability()
+    props, theirs = dc.get_device_properties(0), torch.cuda.get_device_properties(0)
+    assert (props.name, props.major, props.minor, props.multi_processor_count) == (
+        theirs.name, theirs.major, theirs.minor, theirs.multi_processor_count)
+    assert dc.is_bf16_supported() == torch.cuda.is_bf16_supported()
+    free, total = dc.mem_get_info()
+    assert 0 < free <= total == props.total_memory
+    with dc.device(0):
+        assert dc.current_device() == 0
