@@ -135,9 +135,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for step in spent:
         subprocess.run(step, stdout=subprocess.DEVNULL)
     rank_watch.clear(run_dir)
+    watch = rank_watch.PidWatch(run_dir, cfg["distributed"]["nproc"]) if mode == launch.MPIEXEC else None
+    if watch is not None:
+        watch.start()
     rc, scan = _run_forwarding_signals(cmd, {**env, **extra_env}, scan_output=mode == launch.MPIEXEC)
+    if watch is not None:
+        watch.stop()
     if rc != 0:
-        dead = rank_watch.dead_ranks_message(run_dir, scan.found) if scan is not None else None
+        dead = rank_watch.dead_ranks_message(run_dir, scan.found, watch.ended) if scan and watch else None
         for line in (dead or "").splitlines():
             print(f"dtorch-run: {line}", file=sys.stderr)
         print(f"dtorch-run: {cfg['name']} failed ({mode} exit status {rc}); run directory {run_dir}",

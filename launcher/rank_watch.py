@@ -1,23 +1,31 @@
-"""Which rank died? For the message when one rank is killed and mpiexec stops the others.
+"""Which rank ended the job? dtorch-run's own bookkeeping, whatever MPI prints.
 
-Each worker writes its pid to RUN_DIR/.ranks/RANK.pid as it starts. MPICH's mpiexec reports a
-rank killed by a signal (SIGKILL, the out-of-memory killer) by pid only, on its stdout::
+Each worker writes its pid to RUN_DIR/.ranks/RANK.pid as it starts, and RANK.exit (JSON: status, how,
+last collective) when it leaves on its own: an exception, ``sys.exit``, ``os._exit``, SIGTERM
+(dtorch.distributed.leaving's hook) or its job's ``main`` returning. While the job runs, ``PidWatch``
+holds a pidfd per rank and notes the order in which they end, with the wait status read from /proc
+while the process is not yet reaped. MPICH's mpiexec also reports a rank killed by a signal by pid, on
+its stdout::
 
     =   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES
     =   PID 18482 RUNNING AT host
     =   EXIT CODE: 9
 
-dtorch-run passes mpiexec's stdout through ``OutputScan``, which copies it unchanged and notes
-those pids; ``dead_ranks_message`` turns them into ranks. (srun names the task itself:
+dtorch-run passes mpiexec's stdout through ``OutputScan``, which copies it unchanged and notes those
+pids. ``dead_ranks_message`` names one rank from all three. (srun names the task itself:
 "srun: error: host: task 1: Killed".)
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import select
 import shutil
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,9 +81,112 @@ class OutputScan(threading.Thread):
             self._tail = text[-512:]
 
 
-def dead_ranks_message(run_dir: Path, found: list[tuple[int, str, str]]) -> str | None:
-    """'rank 1 (pid 4242 on host) was killed: EXIT CODE: 9', one line per rank mpiexec reported, or None."""
+def write_exit(run_dir: Path, rank: int, status: int, how: str, last: str) -> None:
+    """Called by a worker (rank) that leaves on its own: RUN_DIR/.ranks/RANK.exit."""
+    record = {"status": status, "how": how, "last": last, "time": time.time()}
+    (pid_dir(run_dir) / f"{rank}.exit").write_text(json.dumps(record) + "\n")
+
+
+def exit_records(run_dir: Path) -> dict[int, dict]:
+    out = {}
+    for f in pid_dir(run_dir).glob("*.exit"):
+        try:
+            record = json.loads(f.read_text())
+            out[int(f.stem)] = {"status": int(record["status"]), "how": str(record["how"]),
+                                "last": str(record["last"]), "time": float(record["time"])}
+        except (ValueError, OSError, KeyError, TypeError):
+            continue
+    return out
+
+
+def wait_status(pid: int) -> str | None:
+    """'killed by signal 9 (SIGKILL)' / 'exit status 3' from /proc while ``pid`` is a zombie, else None.
+    (dtorch.distributed.leaving reads it the same way; the launcher does not import dtorch.)"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if fields[0] != "Z" or len(fields) < 50:
+            return None
+        code = int(fields[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if code & 0x7F:
+        return f"killed by signal {code & 0x7F} ({signal.Signals(code & 0x7F).name})"
+    return f"exit status {code >> 8}"
+
+
+class PidWatch(threading.Thread):
+    """Notes the ranks whose processes end, in order (``ended``: batches of (rank, pid, wait status or None),
+    one per wake-up: a batch of several could have ended in any order), from the pid files the workers
+    write. Same host only (dtorch-run's mpiexec mode); ``stop()`` ends it."""
+
+    def __init__(self, run_dir: Path, nproc: int) -> None:
+        super().__init__(name="rank-pids", daemon=True)
+        self.run_dir, self.nproc = run_dir, nproc
+        self.ended: list[list[tuple[int, int, str | None]]] = []
+        self._stop_r, self._stop_w = os.pipe()
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        fds: dict[int, tuple[int, int]] = {}
+        seen: set[int] = set()
+        while True:
+            if len(seen) < self.nproc:
+                for pid, rank in ranks_by_pid(self.run_dir).items():
+                    if rank not in seen:
+                        seen.add(rank)
+                        try:
+                            fds[os.pidfd_open(pid)] = (rank, pid)
+                        except (OSError, AttributeError):  # already gone, or no pidfds
+                            pass
+            ready, _, _ = select.select([self._stop_r, *fds], [], [], 0.02 if len(seen) < self.nproc else None)
+            batch = []
+            for fd in ready:
+                if fd != self._stop_r:
+                    rank, pid = fds.pop(fd)
+                    batch.append((rank, pid, wait_status(pid)))
+                    os.close(fd)
+            if batch:
+                self.ended.append(batch)
+            if self._stop_r in ready:
+                for fd in fds:
+                    os.close(fd)
+                return
+
+
+def dead_ranks_message(run_dir: Path, found: list[tuple[int, str, str]],
+                       ended: list[list[tuple[int, int, str | None]]] = ()) -> str | None:
+    """One line naming the rank that ended the job, or None. In order of trust: a rank that left on its
+    own with a non-zero status (its RANK.exit); the first rank whose process ended (``PidWatch``; among
+    several seen at once, the one mpiexec's banner names); mpiexec's banner alone (it names the first
+    rank it saw end, which with 3 ranks was once one it had killed itself); a rank whose job returned
+    while the others still needed it."""
     ranks = ranks_by_pid(run_dir)
-    lines = [f"rank {ranks.get(pid, '?')} (pid {pid} on {host}) ended abnormally ({how.lower()}); "
-             "mpiexec stopped the other ranks" for pid, host, how in found]
-    return "\n".join(lines) or None
+    pids = {rank: pid for pid, rank in ranks.items()}
+    records = exit_records(run_dir)
+    failed = sorted((r for r in records if records[r]["status"] != 0), key=lambda r: records[r]["time"])
+    if failed:
+        rec = records[failed[0]]
+        return (f"rank {failed[0]} (pid {pids.get(failed[0], '?')}) ended the job: {rec['how']}, exit status "
+                f"{rec['status']}; the last collective it entered: {rec['last']}")
+    banner = {pid: (host, how) for pid, host, how in found}
+    if ended:
+        first = ended[0]
+        rank, pid, status = next((e for e in first if e[1] in banner), first[0])
+        if pid in banner:
+            return _banner_line(rank, pid, *banner[pid])
+        return f"rank {rank} (pid {pid}) ended first ({status or 'its wait status was not visible'})"
+    for pid, (host, how) in banner.items():
+        return _banner_line(ranks.get(pid, "?"), pid, host, how)
+    if records:
+        r = min(records, key=lambda r: records[r]["time"])
+        return (f"rank {r} (pid {pids.get(r, '?')}) left first: {records[r]['how']}; "
+                f"the last collective it entered: {records[r]['last']}")
+    return None
+
+
+def _banner_line(rank, pid: int, host: str, how: str) -> str:
+    return f"rank {rank} (pid {pid} on {host}) ended abnormally ({how.lower()}); mpiexec stopped the other ranks"

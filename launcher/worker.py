@@ -85,6 +85,7 @@ def run(cfg: dict, env: Mapping[str, str] | None = None) -> int:
     rank_output.install(rank)
     import dtorch
     import dtorch.distributed as dist
+    from dtorch.distributed import leaving
     from dtorch.distributed._node import split_node
 
     local_rank = split_node(world, rank).Get_rank()
@@ -96,6 +97,7 @@ def run(cfg: dict, env: Mapping[str, str] | None = None) -> int:
     if cfg["distributed"]["backend"] == "nccl":
         dtorch.cuda.set_device(local_rank % max(1, dtorch.cuda.device_count()))
     dist.init_process_group(cfg["distributed"]["backend"], timeout=cfg["distributed"]["timeout"])
+    leaving.on_leave(lambda r, status, how, last: rank_watch.write_exit(run_dir, r, status, how, last))
     signals.install()
     job_main = load_job(cfg["job"])
     _seed(cfg["train"]["seed"])
@@ -106,6 +108,8 @@ def run(cfg: dict, env: Mapping[str, str] | None = None) -> int:
     if rank == 0:
         summary = {"result": result, "seconds": round(time.time() - start, 3), "world_size": world_size}
         (run_dir / "result.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
-    dist.barrier()
+    rank_watch.write_exit(run_dir, rank, 0, "its job's main returned", leaving.own_last_collective())
+    # not a barrier: it would meet a collective another rank is still in; destroy waits for the node's
+    # ranks on the arrival board and names this rank if one of them enters a collective it never will
     dist.destroy_process_group()
     return 0

@@ -4,8 +4,14 @@ Every rank writes (sequence number, op code) of the collective it enters into it
 of an MPI shared-memory window (one store, no communication). A rank whose wait
 expires reads the other rows to say which ranks have not arrived — even when those
 ranks are busy computing or stuck outside MPI.
+
+A second small table says how each rank of the node lives: its pid, and whether it is
+running, leaving (with its exit status) or done (``destroy_process_group``), and whether
+its leaving was already reported (``leaving.py`` writes and reads it).
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -16,6 +22,8 @@ OP_CODES = ["?", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_
             "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier",
             "broadcast_object_list", "all_gather_object", "gather_object", "detail_check", "ddp_shm_average"]
 _CODE = {name: i for i, name in enumerate(OP_CODES)}
+RUNNING, LEAVING, DONE = 0, 1, 2  # life states
+PID, STATE, STATUS, REPORTED = range(4)  # life columns
 
 
 class ArrivalBoard:
@@ -23,12 +31,15 @@ class ArrivalBoard:
         self.node = split_node(world, world.Get_rank())
         self.local_rank = self.node.Get_rank()
         n = self.node.Get_size()
-        self.window = SharedWindow(self.node, n * MAX_GROUPS * 2 * 8)
+        self.window = SharedWindow(self.node, n * (MAX_GROUPS * 2 + 4) * 8)
         self.table = self.window.array(np.int64, (n, MAX_GROUPS, 2))
+        self.life = self.window.array(np.int64, (n, 4), offset=self.table.nbytes)
         if self.local_rank == 0:
             self.table[...] = 0
+            self.life[...] = 0
         self.node.Barrier()
         self.mine = self.table[self.local_rank]
+        self.life[self.local_rank, PID] = os.getpid()  # the Allgather below orders it before any reader
         ranks = np.zeros(n, np.int64)
         self.node.Allgather(np.array([world.Get_rank()], np.int64), ranks)
         self.local_of = {int(g): i for i, g in enumerate(ranks)}  # global rank -> row
@@ -55,6 +66,16 @@ class ArrivalBoard:
         if remote:
             parts.append(f"ranks on other nodes (not visible from here): {remote}")
         return "; ".join(parts)
+
+    def last_entered(self, row: int, slot: int) -> tuple[int, str]:
+        """(sequence number, op name) of the last collective local ``row`` entered in group ``slot``."""
+        seq, code = (int(v) for v in self.table[row, slot % MAX_GROUPS])
+        return seq, OP_CODES[code] if 0 <= code < len(OP_CODES) else "?"
+
+    def set_life(self, state: int, status: int = 0, reported: bool = False) -> None:
+        self.life[self.local_rank, STATUS] = status
+        self.life[self.local_rank, REPORTED] = int(reported)
+        self.life[self.local_rank, STATE] = state
 
     def free(self) -> None:
         self.window.free()

@@ -12,6 +12,7 @@ import sys
 import traceback
 from datetime import timedelta
 
+from . import leaving
 from ._mpi import is_available as mpi_available, mpi
 from .arrivals import ArrivalBoard
 from .work import abort_job, seconds
@@ -66,6 +67,7 @@ class _Runtime:
         self.world: ProcessGroup | None = None
         self.board: ArrivalBoard | None = None
         self.groups: list[ProcessGroup] = []
+        self.slots = 0                # board slots handed out: never reused, so rows stay one group's
         self.prev_excepthook = None
         self.detail = False  # TORCH_DISTRIBUTED_DEBUG=DETAIL, read once at init
 
@@ -123,8 +125,10 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     comm = world.Dup()
     RUNTIME.world = ProcessGroup(comm, list(range(mpi_size)), "WORLD", timeout_s, 0, backend)
     RUNTIME.groups = [RUNTIME.world]
+    RUNTIME.slots = 1
     _GroupMember.WORLD = RUNTIME.world
     _install_excepthook()
+    leaving.install(RUNTIME)
 
 
 def _install_excepthook() -> None:
@@ -137,6 +141,7 @@ def _install_excepthook() -> None:
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         rank = get_rank() if RUNTIME.world is not None else -1
         sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in text.rstrip().splitlines()))
+        leaving.leave(1, f"uncaught {exc_type.__name__}", f"uncaught {exc_type.__name__} on rank {rank}")
         abort_job(f"uncaught {exc_type.__name__} on rank {rank}")
 
     sys.excepthook = hook
@@ -148,6 +153,8 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
             RUNTIME.groups.remove(group)
             group.comm.Free()
         return
+    free_shared = leaving.depart() if RUNTIME.world is not None else False
+    leaving.uninstall()
     for g in RUNTIME.groups:
         if g is None:
             continue
@@ -155,7 +162,7 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
             g.comm.Free()
         except Exception:  # already freed by MPI finalisation
             pass
-    if RUNTIME.board is not None:
+    if RUNTIME.board is not None and free_shared:  # a collective call: only when every node peer destroys
         RUNTIME.board.free()
     RUNTIME.world = None
     RUNTIME.board = None
@@ -218,7 +225,8 @@ def new_group(ranks: list[int] | None = None, timeout=None, backend: str | None 
     me = world.rank()
     MPI = mpi()
     comm = world.comm.Split(0 if me in ranks else MPI.UNDEFINED, key=ranks.index(me) if me in ranks else 0)
-    slot = len(RUNTIME.groups)
+    slot = RUNTIME.slots
+    RUNTIME.slots += 1
     if comm == MPI.COMM_NULL:
         RUNTIME.groups.append(None)  # keep slots aligned across ranks
         return _GroupMember.NON_GROUP_MEMBER

@@ -67,6 +67,13 @@ class Work:
         return getattr(self, "_source", -1)
 
 
+class WaitHooks:
+    """Set by ``leaving.py`` while a process group lives: ``pause`` naps in long waits and watches same-node
+    peers' pids; ``aborting`` marks this rank's leaving as reported before ``abort_job`` ends the job."""
+    pause: Callable[[float], None] = time.sleep
+    aborting: Callable[[], None] = staticmethod(lambda: None)
+
+
 def seconds(t) -> float:
     return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
 
@@ -94,7 +101,7 @@ def wait_until(done: Callable[[], bool], limit: float, describe: Callable[[], st
             if now > deadline:
                 abort_job(f"timed out after {limit:.1f} s waiting for {describe()}")
             if now - start > 0.01:
-                time.sleep(0.0002)  # long waits need not burn a core
+                WaitHooks.pause(0.0002)  # long waits need not burn a core
 
 
 def abort_job(message: str, code: int = 1) -> None:
@@ -105,6 +112,7 @@ def abort_job(message: str, code: int = 1) -> None:
     sys.stderr.flush()
     if os.environ.get("DTORCH_DISTRIBUTED_NO_ABORT") == "1":
         raise RuntimeError(message)
+    WaitHooks.aborting()
     # mpiexec forwards a rank's output through its proxy; an immediate Abort tears the proxy
     # down first about one time in four here, and the message that says why is lost
     time.sleep(float(os.environ.get("DTORCH_ABORT_GRACE_S", "0.5")))

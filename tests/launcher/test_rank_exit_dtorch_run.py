@@ -1,0 +1,68 @@
+"""Under dtorch-run, a rank that leaves ends the job at once and dtorch-run names it from its own records
+(pid files, the ranks' exit records, the pids it watches), whatever mpiexec prints. The job is
+fixtures/dtorch_test_jobs/rank_exit.py; tests/distributed/test_rank_exit_mpiexec.py covers plain mpiexec."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+
+import pytest
+from launcher_helpers import TINY, dtorch_run
+
+HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which(
+    "mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")) is not None
+pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py/mpiexec missing: pip install -e '.[mpi]'")
+
+AT = "the last collective it entered: broadcast (seq 2, group WORLD)"
+WAITER = "without destroy_process_group() while rank 0 entered all_reduce (seq 3, group WORLD)"
+EXPECTED = {  # kind: what dtorch-run's line says after "rank R (pid P) ended the job: "
+    "exception": "uncaught ValueError, exit status 1; " + AT,
+    "exit3": "sys.exit(3), exit status 3; " + AT,
+    "os_exit3": "os._exit, exit status 3; " + AT,
+    "sigterm": "os._exit, exit status 143; " + AT,  # dtorch-run's second SIGTERM: os._exit(143)
+    "exit0": "left (sys.exit(0), exit status 0) " + WAITER + ", exit status 1; " + AT,
+    "return": "called destroy_process_group() while rank 0 entered all_reduce (seq 3, group WORLD), "
+              "exit status 1; " + AT,
+}
+
+
+def run(tmp_path, kind: str, n: int):
+    """(the finished process, seconds from the leaving moment to dtorch-run's end, the leaving rank's pid)."""
+    r = dtorch_run(str(TINY), "--set", "job=dtorch_test_jobs.rank_exit", "--set", f"model.kind={kind}",
+                   "--set", f"distributed.nproc={n}", cwd=tmp_path, timeout=60)
+    end = time.time()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    left = run_dir / "left"
+    pid = (run_dir / ".ranks" / f"{n - 1}.pid").read_text().strip()
+    return r, end - (float(left.read_text()) if left.exists() else end), pid
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_dtorch_run_names_the_leaving_rank(tmp_path, kind, n):
+    r, secs, pid = run(tmp_path, kind, n)
+    leaver = n - 1
+    assert r.returncode == 1, r.stderr
+    assert secs < 5, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("dtorch-run: rank")]
+    assert said == [f"dtorch-run: rank {leaver} (pid {pid}) ended the job: {EXPECTED[kind]}"], r.stderr
+    ranks_said = [line for line in r.stderr.splitlines() if "dtorch.distributed:" in line]
+    assert len(ranks_said) == 1 and f"[rank {leaver}] dtorch.distributed:" in ranks_said[0], r.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_dtorch_run_names_a_sigkilled_rank(tmp_path, n):
+    r, secs, pid = run(tmp_path, "sigkill", n)
+    assert r.returncode == 1 and secs < 5, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("dtorch-run: rank")]
+    assert len(said) == 1 and said[0].startswith(f"dtorch-run: rank {n - 1} (pid {pid}"), r.stderr
+    assert "9" in said[0], r.stderr  # the signal, from mpiexec's banner or the watched pid's status
+
+
+def test_dtorch_run_clean_end_says_nothing(tmp_path):
+    r, _, _ = run(tmp_path, "clean", 3)
+    assert r.returncode == 0, r.stderr
+    assert "dtorch-run: rank" not in r.stderr and "dtorch.distributed:" not in r.stderr, r.stderr
