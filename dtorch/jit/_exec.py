@@ -11,7 +11,7 @@ from .._device import move_array, device_of
 from .._dispatch import REGISTRY, OpDef, apply
 from .._ops._inplace import check_inplace_allowed, rebase
 from ..tensor import Tensor, _make
-from ._ir import PRIM_CONSTANT, Graph
+from ._ir import PRIM_CONSTANT, Graph, is_array as _is_array
 
 _ndarray = np.ndarray
 
@@ -24,10 +24,6 @@ def resolve(name: str, where: str = "graph") -> OpDef | None:
     if op is None:
         raise RuntimeError(f"{where}: unknown op {name!r}: not in dtorch's op registry")
     return op
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, _ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 def _mutated_constants(graph: Graph) -> set[int]:

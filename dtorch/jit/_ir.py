@@ -143,7 +143,7 @@ class Graph:
         """A ``prim::Constant`` node holding ``value`` (a Python scalar, None, tuple or array)."""
         node = self.add_node(PRIM_CONSTANT, [], {"value": value}, index=index)
         out = node.output
-        if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__"):
+        if is_array(value):
             out.set_type_from(value)
         else:
             out.kind = python_kind(value)
@@ -202,6 +202,11 @@ class Graph:
         from ._printer import graph_text  # the printer is a leaf of this package
 
         return graph_text(self)
+
+
+def is_array(x) -> bool:
+    """A numpy or CuPy array (a tensor's raw data)."""
+    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 def python_kind(value) -> str:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from ..autograd.grad_mode import STATE
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _make
 from ._exec import Plan
-from ._ir import Graph
+from ._ir import Graph, is_array as _array
 from ._printer import code_text
 from ._tracer import unflatten
 
@@ -53,10 +52,6 @@ class _GraphRunner:
             arrays = self._plan.run_arrays([t._data for t in tensors])
             flat = [ins[v.id] if v.id in ins else _make(a) for v, a in zip(graph.outputs, arrays)]
         return unflatten(flat, graph.out_spec)[0]
-
-
-def _array(x) -> bool:
-    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 class ScriptFunction(_GraphRunner):

@@ -9,16 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._dispatch import REGISTRY
-from ._ir import PRIM_CONSTANT, Graph, Node, Value
+from ._ir import PRIM_CONSTANT, Graph, Node, Value, is_array as _is_array
 from ._printer import attr_text
 
 RANDOM_OPS = frozenset({"dropout"})
 MAX_FOLDED_BYTES = 64 << 20
 _NOTHING = object()
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 def _is_view(n: Node) -> bool:

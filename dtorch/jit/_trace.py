@@ -10,7 +10,7 @@ import numpy as np
 
 from ..nn.modules.module import Module
 from ..tensor import Tensor
-from ._ir import PRIM_CONSTANT, Graph
+from ._ir import PRIM_CONSTANT, Graph, is_array as _is_array
 from ._module import ScriptFunction, ScriptModule, build_hierarchy
 from ._printer import attr_text
 from ._tracer import Tracer, TracerWarning, flatten_outputs, tracing
@@ -152,10 +152,6 @@ def canonical(graph: Graph) -> tuple[list[str], list]:
         lines.append(f"{outs} = {n.kind()}[{text}]({', '.join(num.get(v.id, '?') for v in n.inputs)})")
     lines.append("return (" + ", ".join(num.get(v.id, "?") for v in graph.outputs) + ")")
     return lines, consts
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 def _diagnose(graph: Graph, check: Graph) -> tuple[str | None, str | None]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._dispatch import AUTOCAST, OpDef, _apply
 from ..tensor import Tensor
-from ._ir import Graph, Value
+from ._ir import Graph, Value, is_array as _is_array
 
 _RESHAPES = ("view", "reshape", "expand")
 
@@ -173,10 +173,6 @@ class Tracer:
     def alias(self, copy: Tensor, original: Tensor) -> None:
         """``copy`` is a snapshot of ``original`` taken for autograd: the same value."""
         self.bind(copy, self.value_of(original))
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__")
 
 
 def _reshape_of(arr, base) -> bool:
