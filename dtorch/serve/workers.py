@@ -37,7 +37,6 @@ class Worker:
         self.ready = False
         self.stopping = False
         self.busy = False
-        self.exited: asyncio.Future | None = None
 
     @property
     def pid(self) -> int | None:
@@ -69,7 +68,8 @@ class Worker:
             await self.kill()
             raise WorkerStartError(f"worker for {v.name} could not load the model: {header.get('message')}")
         self.ready, self.started_at = True, time.time()
-        self.exited = asyncio.ensure_future(self.proc.wait())
+        proc = self.proc
+        asyncio.ensure_future(proc.wait()).add_done_callback(lambda _: self._exited(proc))
         v.metrics.workers_alive.labels(v.name, v.version).inc()
 
     async def kill(self) -> None:
@@ -127,19 +127,22 @@ class Worker:
             else:
                 failures = 0
 
+    def _exited(self, proc: asyncio.subprocess.Process) -> None:
+        """The child ended: if this worker's task is idle in the queue, wake it (it restarts the child)."""
+        if proc is self.proc and self.ready and not self.busy and not self.stopping and self.task:
+            self.task.cancel()
+
     async def _take_or_die(self, queue: JobQueue) -> list[Job] | None:
-        """The next batch, or None when the worker process exits first (killed while idle)."""
-        take = asyncio.ensure_future(self._take(queue))
+        """The next batch, or None when the child exits first (killed while idle)."""
         try:
-            await asyncio.wait({take, self.exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not take.done():
-                take.cancel()
-        if take.cancelled() or not take.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await take
+            return await self._take(queue)
+        except asyncio.CancelledError:
+            if self.stopping or self.proc.returncode is None:
+                raise
+            task = asyncio.current_task()
+            if hasattr(task, "uncancel"):        # Python >= 3.11 counts cancellations
+                task.uncancel()
             return None
-        return take.result()
 
     async def _take(self, queue: JobQueue) -> list[Job]:
         v = self.version
