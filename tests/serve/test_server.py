@@ -284,3 +284,14 @@ def test_start_in_background_status_stop(store, tmp_path):
     assert subprocess.run(cli + ["--stop"], capture_output=True, timeout=60).returncode == 0
     assert subprocess.run(cli + ["--status"], capture_output=True, timeout=60).returncode == 1
     assert not list((tmp_path / "state").glob("models-*/*"))
+
+
+def test_models_argument_names_and_all(tmp_path):
+    from dtorch.serve.cli import _models
+    from dtorch.serve.config import validate
+    for name in ("b.mar", "a.mar", "notes.txt"):
+        (tmp_path / name).write_text("")
+    cfg = validate({"load_models": ["x=a.mar"]})
+    assert _models(cfg, tmp_path, ["all"]) == [(None, "a.mar"), (None, "b.mar")]
+    assert _models(cfg, tmp_path, ["d=b.mar", "a.mar"]) == [("d", "b.mar"), (None, "a.mar")]
+    assert _models(cfg, tmp_path, None) == [("x", "a.mar")]
