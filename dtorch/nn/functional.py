@@ -16,3 +16,4 @@ from ._functional.bag import *  # noqa: F401,F403
 from ._functional.composite_norm import *  # noqa: F401,F403
 from ._functional.unpool import *  # noqa: F401,F403
 from ._functional.alpha_dropout import *  # noqa: F401,F403
+from ._functional.gumbel import *  # noqa: F401,F403

@@ -120,3 +120,27 @@ def test_triplet_with_custom_distance(torch) -> None:
 
     check_op(lambda lib, a, p, n: lib.nn.TripletMarginWithDistanceLoss(distance_function=dist(lib), swap=True)(
         a, p, n), shapes=[(4, 5)] * 3)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_multilabel_margin_loss(reduction, torch) -> None:
+    target = dtorch.tensor([[3, 0, -1, 1], [0, 1, 2, 3], [1, -1, 0, 0], [2, 2, -1, 0]])
+    check_op(dtorch.nn.MultiLabelMarginLoss(reduction=reduction), torch.nn.MultiLabelMarginLoss(reduction=reduction),
+             inputs=[rand(4, 4), target])
+    check_op(lambda lib, x, t: lib.nn.functional.multilabel_margin_loss(x, t, reduction=reduction),
+             inputs=[rand(4), dtorch.tensor([2, 1, -1, 3])])
+    raises_like_torch(lambda x, t: F.multilabel_margin_loss(x, t),
+                      lambda x, t: torch.nn.functional.multilabel_margin_loss(x, t), rand(3, 4), target[:2])
+
+
+def test_gumbel_softmax() -> None:
+    logits = dtorch.tensor([[2.0, 0.0, -1.0]]).repeat(20000, 1).requires_grad_()
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(soft.sum(-1).detach().numpy(), 1.0, rtol=1e-6)
+    hard = F.gumbel_softmax(logits, hard=True)
+    h = hard.detach().numpy()
+    assert set(np.unique(h)) == {0.0, 1.0} and (h.sum(-1) == 1).all()
+    probs = np.exp([2.0, 0.0, -1.0]) / np.exp([2.0, 0.0, -1.0]).sum()
+    np.testing.assert_allclose(h.mean(0), probs, atol=0.015)  # Gumbel-max samples the softmax distribution
+    (hard * dtorch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert logits.grad is not None and np.abs(logits.grad.numpy()).sum() > 0  # straight-through gradient

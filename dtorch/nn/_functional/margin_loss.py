@@ -2,7 +2,7 @@
 
 triplet_margin_loss, triplet_margin_with_distance_loss, cosine_embedding_loss, margin_ranking_loss,
 hinge_embedding_loss, soft_margin_loss, multilabel_soft_margin_loss, multi_margin_loss,
-poisson_nll_loss, gaussian_nll_loss. Each is a handful of elementwise ops, so autograd's
+multilabel_margin_loss, poisson_nll_loss, gaussian_nll_loss. Each is a handful of elementwise ops, so autograd's
 generic nodes give the gradients and double backward.
 """
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
+
+from ..._creation import tensor
 from ..._ops.scatter import one_hot, where
 from ...tensor import Tensor
 from .activation import logsigmoid
@@ -18,7 +21,7 @@ from .loss import _check_reduction, _legacy_reduction
 
 __all__ = ["triplet_margin_loss", "triplet_margin_with_distance_loss", "cosine_embedding_loss",
            "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
-           "multi_margin_loss", "poisson_nll_loss", "gaussian_nll_loss"]
+           "multi_margin_loss", "multilabel_margin_loss", "poisson_nll_loss", "gaussian_nll_loss"]
 
 
 def _apply_reduction(loss: Tensor, reduction: str) -> Tensor:
@@ -155,6 +158,28 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if input.dim() <= 1:
         z = z.reshape(target.shape)
     return _apply_reduction(z, reduction)
+
+
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                           reduction: str = "mean") -> Tensor:
+    """Sum over target classes j (listed until the first -1) and non-targets i of max(0, 1 - (x[j] - x[i])), / C."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    x = input.reshape(1, -1) if input.dim() <= 1 else input
+    n, c = x.shape
+    labels = np.asarray(target.detach().cpu().numpy(), dtype=np.int64).reshape(n, c)
+    counts = np.zeros((n, c))
+    for row, ts in enumerate(labels):
+        for j in ts:
+            if j < 0:
+                break
+            counts[row, j] += 1
+    weights = counts[:, :, None] * (counts == 0)[:, None, :]  # [n, target j, other i]
+    margins = (1 - x.unsqueeze(2) + x.unsqueeze(1)).clamp_min(0)
+    loss = (margins * tensor(weights, dtype=x.dtype, device=x.device)).sum((1, 2)) / c
+    return _apply_reduction(loss.reshape(()) if input.dim() <= 1 else loss, reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False, size_average=None,
