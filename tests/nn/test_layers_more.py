@@ -229,3 +229,21 @@ def test_rms_norm_functional(torch) -> None:
                       exc=TypeError)
     raises_like_torch(lambda x: F.rms_norm(x, (3,)), lambda x: torch.nn.functional.rms_norm(x, (3,)), rand(2, 4))
     check_grads(lambda x: F.local_response_norm(x, 3, alpha=0.5), rand(1, 4, 3))
+
+
+@pytest.mark.parametrize("mode,align", [("nearest-exact", None), ("area", None), ("bicubic", False),
+                                        ("bicubic", True)])
+@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(3, 4)), dict(scale_factor=(1.7, 0.6))], ids=str)
+def test_interpolate_more_modes(mode, align, kw, torch) -> None:
+    check_op(lambda lib, x: lib.nn.functional.interpolate(x, mode=mode, align_corners=align, **kw),
+             shapes=[(2, 3, 5, 7)])
+
+
+def test_interpolate_more_modes_1d_gradcheck_and_errors(torch) -> None:
+    for mode in ("nearest-exact", "area"):
+        check_op(lambda lib, x, mode=mode: lib.nn.Upsample(size=8, mode=mode)(x), shapes=[(2, 3, 5)])
+    check_grads(lambda x: F.interpolate(x, scale_factor=1.5, mode="bicubic"), rand(1, 2, 3, 3))
+    check_op(lambda lib, x: lib.nn.functional.interpolate(x, size=6, mode="bicubic"), shapes=[(2, 3, 4)],
+             errors=True)
+    check_op(lambda lib, x: lib.nn.functional.interpolate(x, size=6, mode="area", align_corners=False),
+             shapes=[(2, 3, 4)], errors=True)

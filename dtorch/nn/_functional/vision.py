@@ -1,4 +1,4 @@
-"""pad, interpolate (nearest, linear, bilinear), upsample.
+"""pad, interpolate (nearest, linear, bilinear, trilinear; nearest-exact, area, bicubic in resample.py), upsample.
 
 ``pad``: constant padding is one op whose adjoint is itself with negated pads (a crop);
 reflect/replicate/circular gather along each padded dim with an index vector, and their
@@ -16,6 +16,7 @@ from ..._dispatch import apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
 from .pooling import linear_map
+from .resample import MODES as _MATRIX_MODES
 
 __all__ = ["pad", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear"]
 
@@ -180,7 +181,8 @@ def _linear_matrix(n: int, o: int, scale: float | None, align_corners: bool, dty
     return m.astype(dtype)
 
 
-_MODES = {"nearest": None, "linear": 1, "bilinear": 2, "trilinear": 3}
+_MODES = {"nearest": None, "linear": 1, "bilinear": 2, "trilinear": 3,
+          **{mode: dims for mode, (dims, _, _) in _MATRIX_MODES.items()}}
 
 
 def _out_and_scales(size_in: tuple, size, scale_factor, recompute: bool | None) -> tuple:
@@ -210,12 +212,12 @@ def _out_and_scales(size_in: tuple, size, scale_factor, recompute: bool | None) 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
-    """Resize the spatial dims (modes 'nearest', 'linear', 'bilinear', 'trilinear')."""
+    """Resize the spatial dims (nearest, nearest-exact, area, linear, bilinear, bicubic, trilinear)."""
     if mode not in _MODES:
         raise NotImplementedError(f"Input Error: mode {mode!r} is not supported by dtorch's interpolate")
     if antialias:
         raise NotImplementedError("antialias=True is not supported")
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     k = input._data.ndim - 2
@@ -238,6 +240,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode == "nearest":
         mats = [_nearest_matrix(n, o, s, dt) for n, o, s in zip(size_in, out, scales)]
         op = _upsample_nearest
+    elif mode in _MATRIX_MODES:
+        _, matrix, op = _MATRIX_MODES[mode]
+        mats = [matrix(n, o, s, bool(align_corners), dt) for n, o, s in zip(size_in, out, scales)]
     else:
         mats = [_linear_matrix(n, o, s, bool(align_corners), dt) for n, o, s in zip(size_in, out, scales)]
         op = _upsample_linear
