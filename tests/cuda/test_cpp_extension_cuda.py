@@ -1,9 +1,13 @@
-"""dtorch.utils.cpp_extension on a GPU: the seed's nvcc-built example runs; load_inline with CUDA sources launches
-on dtorch's current stream and checks its inputs."""
+"""dtorch.utils.cpp_extension on a GPU: the seed's nvcc-built example runs (built by load and by setup.py with
+CUDAExtension); load_inline with CUDA sources launches on dtorch's current stream and checks its inputs."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -67,3 +71,26 @@ def test_load_inline_cuda_on_current_stream(gpu, tmp_path):
         ext.scale(dtorch.zeros(3), 1.0)
     with pytest.raises(NotImplementedError, match="\"scale\" not implemented for 'Int'"):
         ext.scale(dtorch.zeros(3, device="cuda", dtype=dtorch.int32), 1.0)
+
+
+def test_setup_py_cuda_extension(gpu, tmp_path):
+    seed = pathlib.Path(__file__).resolve().parents[1] / "utils" / "cpp_ext" / "custom_op.cu"
+    (tmp_path / "custom_op.cu").write_text(seed.read_text())
+    (tmp_path / "setup.py").write_text(textwrap.dedent("""
+        from setuptools import setup
+        from dtorch.utils.cpp_extension import BuildExtension, CUDAExtension
+        setup(name="custom_op", ext_modules=[CUDAExtension("custom_op", ["custom_op.cu"],
+                                                           extra_compile_args={"cxx": [], "nvcc": ["-O3"]})],
+              cmdclass={"build_ext": BuildExtension})
+    """))
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    build = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
+    check = ("import dtorch, numpy as np, custom_op; a = dtorch.randn(100003, device='cuda'); "
+             "b = dtorch.randn(100003, device='cuda'); c = custom_op.add(a, b); "
+             "np.testing.assert_array_equal(c.cpu().numpy(), (a + b).cpu().numpy()); print('ok', c.device)")
+    run = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.stdout.strip() == "ok cuda:0", run.stdout + run.stderr
