@@ -125,7 +125,8 @@ def leave(status: int, how: str, subject: str | None = None) -> None:
         subject = subject or f"rank {me} left ({how}, exit status {status}) without destroy_process_group()"
         abort_job(f"{subject}; the last collective it entered: {last}", code=status if 0 < status < 256 else 1)
     board.set_life(LEAVING, 0)  # final: ``depart`` on the others decides from it whether to free collectively
-    rendezvous(f"left ({how}, exit status 0) without destroy_process_group()")
+    # no deadline: a peer may compute for hours (a last checkpoint) before it ends too
+    rendezvous(f"left ({how}, exit status 0) without destroy_process_group()", None)
 
 
 def depart() -> bool:
@@ -133,7 +134,7 @@ def depart() -> bool:
     them destroys its group as well (the collective frees are then safe)."""
     board = _Watch.runtime.board
     board.set_life(DONE)
-    rendezvous("called destroy_process_group()")
+    rendezvous("called destroy_process_group()", _Watch.runtime.world.timeout)
     return all(int(board.life[row, STATE]) == DONE for row in range(board.life.shape[0]))
 
 
@@ -147,12 +148,12 @@ def _run_hooks(status: int, how: str) -> str:
     return last
 
 
-def rendezvous(what: str) -> None:
+def rendezvous(what: str, timeout: float | None) -> None:
     """Wait until every same-node rank of this rank's groups has left at the same sequence numbers; name
     this rank ("rank R {what} while ...") as soon as one of them enters a collective it never will."""
     rt = _Watch.runtime
     board = rt.board
-    limit = time.perf_counter() + rt.world.timeout
+    limit = None if timeout is None else time.perf_counter() + timeout
     while True:
         waiting = []
         for pg in rt.groups:
@@ -173,8 +174,8 @@ def rendezvous(what: str) -> None:
                     waiting.append(g)
         if not waiting:
             return
-        if time.perf_counter() > limit:
-            abort_job(f"rank {_me()} {what}; timed out after {rt.world.timeout:.1f} s waiting for ranks "
+        if limit is not None and time.perf_counter() > limit:
+            abort_job(f"rank {_me()} {what}; timed out after {timeout:.1f} s waiting for ranks "
                       f"{sorted(set(waiting))} to leave too")
         _pause(0.001)
 

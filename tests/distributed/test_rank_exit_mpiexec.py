@@ -1,7 +1,7 @@
 """A rank that leaves while its process group lives ends the job at once, and one line names it
 (plain `mpiexec -n N python script.py`; tests/launcher/test_rank_exit_dtorch_run.py does the same under dtorch-run).
 
-The last rank leaves after the others have waited ~0.3 s in an all_reduce; the time is measured from the
+The last rank leaves after the others have waited ~0.2 s in an all_reduce; the time is measured from the
 moment it leaves (it writes that moment to a file) and must stay far below the collective deadline (60 s).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ if r != n - 1:
     dist.all_reduce(t)  # the leaving rank never enters it, but for kind "caught"
     dist.destroy_process_group()
     sys.exit(0)
-time.sleep(0.3)
+time.sleep(0.2)
 if kind == "caught":  # a SystemExit the program catches is not its end
     try:
         sys.exit(4)
