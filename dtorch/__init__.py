@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from . import _allocator, _dtype
 from ._dtype import (  # noqa: F401
-    bool_ as bool, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo, int8, int16, int32, int64,
-    promote_types, qint8, qint32, quint8, set_default_dtype, uint8,
+    bfloat16, bool_ as bool, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo, int8, int16, int32,
+    int64, promote_types, qint8, qint32, quint8, set_default_dtype, uint8,
 )
 from ._device import device  # noqa: F401
 from .tensor import Size, Tensor, typename  # noqa: F401

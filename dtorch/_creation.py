@@ -205,7 +205,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     else:
         dt = _dt(dtype)
     n = math.ceil((end - start) / step)
-    arr = (start + np.arange(n, dtype=np.float64) * step).astype(dt) if dt.kind == "f" else \
+    arr = (start + np.arange(n, dtype=np.float64) * step).astype(dt) if dt.kind in "fV" else \
         np.arange(start, end, step).astype(dt)
     return _place(arr, device, requires_grad)
 
@@ -222,7 +222,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: 
     dt = _dt(dtype)
     # torch's kernel: the first half counts up from start, the second half down from end, in the
     # result's precision (double for integer results), so both ends are exact
-    ct = dt if dt.kind == "f" else np.dtype(np.float64)
+    ct = dt if dt.kind in "fV" else np.dtype(np.float64)
     lo, hi = ct.type(float(start)), ct.type(float(end))
     idx = np.arange(steps)
     if steps > 1:

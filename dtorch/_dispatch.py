@@ -319,7 +319,7 @@ def _autocast_apply(op: OpDef, inputs: tuple, params: dict | None, cast):
     low = AUTOCAST.dtypes.get(device_type)
     if kind is None or low is None:
         return _apply(op, inputs, params, cast)
-    eligible = [isinstance(t, Tensor) and t._data.dtype.kind == "f" and t._data.dtype != np.float64 for t in inputs]
+    eligible = [isinstance(t, Tensor) and t._data.dtype.kind in "fV" and t._data.dtype != np.float64 for t in inputs]
     if kind == "low":
         target = np.dtype(low)
     elif kind == "fp32":
@@ -423,7 +423,7 @@ def promoted(a, b) -> tuple:
             _check_scalar(b)
             k = a._data.dtype.kind
             tb = type(b)
-            if k == "f" or (k in "iu" and tb is int) or (k == "b" and tb is bool):
+            if k in "fV" or (k in "iu" and tb is int) or (k == "b" and tb is bool):
                 return None, _dtype._FROM_NP[a._data.dtype]
     else:
         _check_scalar(a)

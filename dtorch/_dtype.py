@@ -1,6 +1,7 @@
 """dtype objects and torch's type-promotion rules."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 
@@ -42,14 +43,16 @@ float32 = dtype("float32", np.float32, 2, "Float", "float")
 float64 = dtype("float64", np.float64, 2, "Double", "double")
 
 ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+# bfloat16: numpy has none; ml_dtypes (JAX's) provides the numpy type
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2, "BFloat16", "c10::BFloat16")
 # quantized element types: a quantized tensor (dtorch.ao.quantization) stores their integers in the numpy dtype
 qint8 = dtype("qint8", np.int8, 1, "QInt8", "c10::qint8")
 quint8 = dtype("quint8", np.uint8, 1, "QUInt8", "c10::quint8")
 qint32 = dtype("qint32", np.int32, 1, "QInt32", "c10::qint32")
 quint8.is_signed = False
 QUANTIZED_DTYPES = (qint8, quint8, qint32)
-_FROM_NP = {d.np: d for d in ALL_DTYPES}
-_BY_NAME = {d.name: d for d in ALL_DTYPES}
+_FROM_NP = {d.np: d for d in (*ALL_DTYPES, bfloat16)}
+_BY_NAME = {d.name: d for d in (*ALL_DTYPES, bfloat16)}
 _BY_NAME.update(float="float32", double="float64", half="float16", long="int64", int="int32", short="int16")
 
 _default_float = [float32]

@@ -23,7 +23,7 @@ class _Formatter:
     """How each element is written; chosen once from every (summarised) value."""
 
     def __init__(self, values: np.ndarray) -> None:
-        self.floating = values.dtype.kind == "f"
+        self.floating = values.dtype.kind in "fV"
         self.int_mode = True
         self.sci_mode = False
         self.max_width = 1

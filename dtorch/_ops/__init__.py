@@ -42,9 +42,6 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 def public_names() -> dict:
     """``dtorch.<name>`` for every op module's ``__all__``; torch's ``out=`` functions wrapped (``_out.py``)."""
-    names = {}
-    for m in MODULES:
-        for n in getattr(m, "__all__", ()):
-            fn = getattr(m, n)
-            names[n] = with_out(n, fn) if n in OUT_OPS and callable(fn) else fn
-    return names
+    names = {n: getattr(m, n) for m in MODULES for n in getattr(m, "__all__", ())}
+    wrapped = {id(fn): with_out(n, fn) for n, fn in names.items() if n in OUT_OPS and callable(fn)}
+    return {n: wrapped.get(id(fn), fn) for n, fn in names.items()}  # aliases (ger/outer) stay one function

@@ -125,7 +125,7 @@ def _gelu_bw(ns, ctx, g, a):
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         _check_kind(input, "GeluKernelImpl", None)
     out, _ = apply_unary(_gelu, input, {"approximate": approximate} if approximate != "none" else None)
     return out

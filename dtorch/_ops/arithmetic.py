@@ -42,7 +42,7 @@ def binary(op, a, b, params=None):
             tb = type(b)
             if tb is float or tb is int:
                 k = da.dtype.kind
-                if k == "f":
+                if k in "fV":
                     return apply_scalar(op, a, b, params)
                 if tb is int and (k == "i" or k == "u"):
                     return apply_scalar(op, a, wrap_int(b, da.dtype), params)
@@ -291,7 +291,7 @@ _PRODUCT_EXPONENTS = frozenset((0, 1, 2, 3, 4, 0.5, -0.5, -1, -2, -3, -4))
 
 def _pow_scalar(a, e):
     """``a ** e`` for an array and a Python number."""
-    if a.dtype.kind != "f" or a.dtype.itemsize < 4 or not a.ndim or e not in _PRODUCT_EXPONENTS:
+    if a.dtype.kind not in "fV" or a.dtype.itemsize < 4 or not a.ndim or e not in _PRODUCT_EXPONENTS:
         return _pow_arrays(a, e)
     xp = xp_of(a)
     if e == 0:
@@ -385,7 +385,7 @@ def _with_scalar(op, t: Tensor, cast, **params) -> Tensor:
 
 
 def pow(input, exponent) -> Tensor:
-    if isinstance(input, Tensor) and input._data.dtype.kind == "f":
+    if isinstance(input, Tensor) and input._data.dtype.kind in "fV":
         tb = type(exponent)
         if tb is int or tb is float:  # the common case, float ** Python number: no promotion, no checks
             return apply_unary(_pow_ts, input, {"exponent": exponent})
@@ -464,7 +464,7 @@ _power_in_place = _in_place_ufunc("power")
 
 
 def _pow_in_place(a, b):
-    if (type(b) is float or type(b) is int) and type(a) is np.ndarray and a.dtype.kind == "f" and a.flags.writeable:
+    if (type(b) is float or type(b) is int) and type(a) is np.ndarray and a.dtype.kind in "fV" and a.flags.writeable:
         a[...] = _pow_scalar(a, b)
     else:
         _power_in_place(a, b)

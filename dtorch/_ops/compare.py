@@ -108,13 +108,13 @@ def _bitwise_not(a):
 
 
 def bitwise_not(input: Tensor) -> Tensor:
-    if input._data.dtype.kind == "f":
+    if input._data.dtype.kind in "fV":
         raise NotImplementedError("\"bitwise_not_cpu\" not implemented for 'Float'")
     return apply(_bitwise_not, (input,))
 
 
 def _invert(self: Tensor) -> Tensor:
-    if self._data.dtype.kind == "f":
+    if self._data.dtype.kind in "fV":
         raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
     return bitwise_not(self)
 

@@ -224,7 +224,7 @@ def _classify(item) -> tuple:
         arr = np.arange(item.start, item.stop, item.step, dtype=np.int64)
     elif isinstance(item, (list, tuple, np.ndarray, Sequence)) and not isinstance(item, (str, bytes)):
         arr = np.asarray(item if isinstance(item, (list, tuple, np.ndarray)) else list(item))
-        if arr.size == 0 and arr.dtype.kind == "f":
+        if arr.size == 0 and arr.dtype.kind in "fV":
             arr = arr.astype(np.int64)  # x[[]]
     elif hasattr(type(item), "__index__"):
         return "int", operator.index(item)

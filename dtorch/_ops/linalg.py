@@ -80,9 +80,14 @@ def _needs(ctx, i: int) -> bool:
 
 
 # ---- mm / bmm / mv / dot -----------------------------------------------------------------------
+def same_dtype(out, like):
+    """ml_dtypes' bfloat16 products come back as float32 (accumulated there, as torch does): round back."""
+    return out if out.dtype == like.dtype else out.astype(like.dtype)
+
+
 @defop("mm", save=(0, 1))
 def _mm(a, b):
-    return a @ b
+    return same_dtype(a @ b, a)
 
 
 @_mm.backward
@@ -108,7 +113,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
 
 @defop("bmm", save=(0, 1))
 def _bmm(a, b):
-    return xp_of(a).matmul(a, b)
+    return same_dtype(xp_of(a).matmul(a, b), a)
 
 
 @_bmm.backward
@@ -140,7 +145,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 @defop("mv", save=(0, 1))
 def _mv(a, v):
-    return a @ v
+    return same_dtype(a @ v, a)
 
 
 @_mv.backward
@@ -213,8 +218,8 @@ def _matmul(a, b):
     if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
         # (..., m, k) @ (k, n) as one (B*m, k) @ (k, n) product: one BLAS call instead of B
         out = a.reshape(-1, a.shape[-1]) @ b
-        return out.reshape(a.shape[:-1] + (b.shape[1],))
-    return xp_of(a).matmul(a, b)
+        return same_dtype(out.reshape(a.shape[:-1] + (b.shape[1],)), a)
+    return same_dtype(xp_of(a).matmul(a, b), a)
 
 
 @_matmul.backward
@@ -262,7 +267,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """torch.matmul: dot, mv, mm, or a batched product broadcasting the batch dimensions."""
     if isinstance(input, Tensor) and isinstance(other, Tensor):
         a, b = input._data, other._data
-        if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype and a.dtype.kind == "f":
+        if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype and a.dtype.kind in "fV":
             return apply_same(_mm, input, other)  # the common case, without the checks' calls
     _check_tensor(input, "matmul", "input", 1)
     _check_tensor(other, "matmul", "other", 2)
@@ -316,6 +321,7 @@ ger = outer
 # ---- addmm / addmv / baddbmm -----------------------------------------------------------------------
 def _scaled_sum(prod, c, beta, alpha):
     """``beta * c + alpha * prod``, in place on the fresh product; beta == 0 ignores c (even NaN)."""
+    prod = same_dtype(prod, c) if hasattr(c, "dtype") else prod
     if alpha != 1:
         prod *= alpha
     if beta != 0:

@@ -80,7 +80,7 @@ def _has_zero(x) -> bool:
 
 def _has_nan(x) -> bool:
     d = _data(x)
-    return d.dtype.kind == "f" and bool(xp_of(d).isnan(d).any())
+    return d.dtype.kind in "fV" and bool(xp_of(d).isnan(d).any())
 
 
 def _const(ref, arr: np.ndarray):
@@ -134,7 +134,7 @@ def _sum_bw(ns, ctx, g):
 
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     # float input without dtype: no _accumulate_dtype call (sum is the hottest reduction)
-    np_dtype = None if dtype is None and input._data.dtype.kind == "f" else _accumulate_dtype(input, dtype)
+    np_dtype = None if dtype is None and input._data.dtype.kind in "fV" else _accumulate_dtype(input, dtype)
     return apply_unary(_sum, input, _reduced_params(_dims(input, dim), keepdim, dtype=np_dtype))
 
 
@@ -158,7 +158,7 @@ def _mean_bw(ns, ctx, g):
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    if input._data.dtype.kind != "f" and dtype is None:
+    if input._data.dtype.kind not in "fV" and dtype is None:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
             f"dtype. Got: {input.dtype.scalar_name}"
@@ -269,7 +269,7 @@ def _std_bw(ns, ctx, g, a, out):
 
 def _var_args(name: str, input: Tensor, dim, unbiased, correction) -> tuple:
     """(dims, correction) from torch's var/std overloads: var(x, unbiased), var(x, dim, unbiased, keepdim)."""
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError("std and var only support floating point and complex dtypes")
     if isinstance(dim, bool):
         dim, unbiased = None, dim
@@ -411,7 +411,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtyp
         raise NotImplementedError("norm(out=...) is not supported by dtorch")
     if dtype is not None:
         input = to_dtype(input, _dtype.to_dtype(dtype))
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
                            f"{input.dtype.scalar_name}")
     pv = _norm_p(p)

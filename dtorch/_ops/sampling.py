@@ -71,7 +71,7 @@ def _new(arr, requires_grad: bool) -> Tensor:
 
 def _float_dt(dtype, kernel: str) -> np.dtype:
     dt = _dt(dtype)
-    if dt.kind != "f":
+    if dt.kind not in "fV":
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_FROM_NP[dt].scalar_name}\'')
     return dt
 
@@ -199,7 +199,7 @@ def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=No
     if to is None:  # random_(to) draws from [0, to); random_() from the dtype's range
         if from_:
             from_, to = 0, from_
-        elif self._data.dtype.kind == "f":
+        elif self._data.dtype.kind in "fV":
             to = 2 ** 24 if self._data.dtype == np.float32 else 2 ** 53
         else:
             to = 2 if self._data.dtype.kind == "b" else int(np.iinfo(self._data.dtype).max) + 1

@@ -67,7 +67,7 @@ def _apply(op, name: str, input: Tensor, dim, dtype) -> Tensor:
     if dim is None:
         dim = _legacy_dim(name, nd)
     d = _wrap_dim(int(dim), nd)
-    if input._data.dtype.kind != "f":
+    if input._data.dtype.kind not in "fV":
         raise NotImplementedError(f'"{name}_lastdim_kernel_impl" not implemented for \'{input.dtype.scalar_name}\'')
     return apply_unary(op, input, {"dim": (d,) if nd else None})
 

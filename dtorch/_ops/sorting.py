@@ -163,7 +163,7 @@ def _median_index(a, dim: int, ignore_nan: bool):
     order = _argsort_array(a, dim, False)
     if a.ndim == 0:
         return order
-    nan = xp.isnan(a) if a.dtype.kind == "f" else xp.zeros(a.shape, bool)
+    nan = xp.isnan(a) if a.dtype.kind in "fV" else xp.zeros(a.shape, bool)
     n_valid = a.shape[dim] - nan.sum(axis=dim, keepdims=True)
     if ignore_nan:  # NaN sorts last, so the lower median of the numbers sits at (n_valid - 1) // 2
         return _pick(order, dim, xp.maximum(n_valid - 1, 0) // 2)

@@ -74,7 +74,7 @@ def _check_kind(input: Tensor, float_only: str | None, no_bool) -> None:
     """torch's refusals: ``float_only`` names the kernel that has no integer version; ``no_bool`` is
     ``(error type, message)`` or a kernel name for bool inputs."""
     kind = input._data.dtype.kind
-    if kind == "f":
+    if kind in "fV":
         return
     if float_only is not None:
         raise NotImplementedError(f"\"{float_only}\" not implemented for '{input.dtype.scalar_name}'")
@@ -97,7 +97,7 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
     checked = float_only is not None or no_bool is not None
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
-        if input._data.dtype.kind != "f":
+        if input._data.dtype.kind not in "fV":
             if checked:
                 _check_kind(input, float_only, no_bool)
             if floating:
@@ -112,7 +112,7 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
         return public, None
 
     def inplace_fn(self: Tensor, *args, **kwargs) -> Tensor:
-        if self._data.dtype.kind != "f":
+        if self._data.dtype.kind not in "fV":
             if checked:
                 _check_kind(self, float_only, no_bool)
             if floating:  # the float result cannot go back into an integer tensor
@@ -159,7 +159,7 @@ def _sign_fwd(a):
     if a.dtype.kind == "b":
         return a.copy()
     r = xp_of(a).sign(a)
-    if a.dtype.kind == "f":
+    if a.dtype.kind in "fV":
         r[a != a] = 0  # torch: sign(nan) is 0
     return r
 
@@ -299,7 +299,7 @@ _round_dec.backward(lambda ns, ctx, g: (g * 0,), "RoundBackward1")
 
 def _round_checks(input: Tensor, decimals: int) -> None:
     kind = input._data.dtype.kind
-    if decimals and kind != "f":
+    if decimals and kind not in "fV":
         raise NotImplementedError(f"\"round_cpu\" not implemented for '{input.dtype.scalar_name}'")
     if kind == "b":
         raise NotImplementedError("\"round_vml_cpu\" not implemented for 'Bool'")

@@ -30,7 +30,7 @@ def _make_grads(outputs: tuple, grads: tuple, create_graph: bool) -> list:
                 continue
             if t._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            if t._data.dtype.kind != "f":
+            if t._data.dtype.kind not in "fV":
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
             arr = xp_of(t._data).ones(t._data.shape, t._data.dtype)
             out.append(_make(arr) if create_graph else arr)

@@ -57,7 +57,7 @@ def check(node, in_grads) -> None:
             continue
         data = getattr(g, "_data", g)
         xp = __import__("numpy") if type(data).__module__.startswith("numpy") else __import__("cupy")
-        if data.dtype.kind == "f" and bool(xp.isnan(data).any()):
+        if data.dtype.kind in "fV" and bool(xp.isnan(data).any()):
             msg = f"Function '{node.name()}' returned nan values in its {i}th output."
             if node._trace:
                 msg += "\nTraceback of forward call that caused the error:\n" + node._trace

@@ -49,7 +49,7 @@ def _analytic_jacobian(fn, inputs, diff_idx: list[int]) -> tuple[list, list]:
     diff_inputs = [inputs[i] for i in diff_idx]
     jac = {(i, j): np.zeros((inputs[i]._data.size, o._data.size)) for i in diff_idx for j, o in enumerate(outs)}
     for j, o in enumerate(outs):
-        if not o._rg or o._data.dtype.kind != "f":
+        if not o._rg or o._data.dtype.kind not in "fV":
             continue
         for m in range(o._data.size):
             g = np.zeros(o._data.size, o._data.dtype)

@@ -31,7 +31,7 @@ def _empty_like_flat(ref, n: int, dtype):
 def flattenable(p: Tensor) -> bool:
     """Whether ``p`` may be re-pointed into a flat buffer (a plain, contiguous, non-view tensor, not in memory
     shared with other processes: Hogwild's updates must land there)."""
-    return p._base is None and p._data.flags.c_contiguous and p._data.dtype.kind == "f" and not p.is_shared()
+    return p._base is None and p._data.flags.c_contiguous and p._data.dtype.kind in "fV" and not p.is_shared()
 
 
 def bucket_key(p: Tensor) -> tuple:

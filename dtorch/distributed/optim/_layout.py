@@ -33,7 +33,7 @@ class ShardLayout:
             raise ValueError("ZeroRedundancyOptimizer got no parameters")
         ref = self.params[0]._data
         for p in self.params:
-            if type(p._data) is not np.ndarray or p._data.dtype != ref.dtype or p._data.dtype.kind != "f":
+            if type(p._data) is not np.ndarray or p._data.dtype != ref.dtype or p._data.dtype.kind not in "fV":
                 raise NotImplementedError("ZeroRedundancyOptimizer: dtorch shards CPU (numpy) floating-point "
                                           f"parameters of one dtype; got {type(p._data).__name__} {p._data.dtype} "
                                           f"next to {ref.dtype}")

@@ -207,7 +207,7 @@ def _float_mask(mask: Tensor | None, dtype, name: str) -> Tensor | None:
     if m.dtype == np.bool_:
         xp = xp_of(m)
         return _make(xp.where(m, xp.asarray(-xp.inf, dtype), xp.asarray(0, dtype)))
-    if m.dtype.kind != "f":
+    if m.dtype.kind not in "fV":
         raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask
 

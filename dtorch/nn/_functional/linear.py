@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from ..._dispatch import apply, defop
+from ..._ops.linalg import same_dtype
 from ...tensor import Tensor
 
 __all__ = ["linear", "bilinear"]
@@ -21,7 +22,7 @@ def _needs(ctx, i: int) -> bool:
 @defop("linear", save=(0, 1))
 def _linear(x, w, b=None):
     x2 = x.reshape(-1, x.shape[-1])
-    out = x2 @ w.T
+    out = same_dtype(x2 @ w.T, x)
     if b is not None:
         out += b
     return out.reshape(x.shape[:-1] + (w.shape[0],))

@@ -61,7 +61,7 @@ def _crop(a, pairs, size):
 
 
 def _lowest(dtype):
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+    return -np.inf if dtype.kind in "fV" else np.iinfo(dtype).min
 
 
 # ---- max pooling -----------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def _max_pool(x, kernel, stride, padding, dilation, out):
         xp.maximum(best, v, out=best)
         # positions come in increasing order, so "the last update wins" is a running max of p * upd
         xp.maximum(idx, upd.view(np.uint8) * np.uint8(p) if small else upd * np.int32(p), out=idx)
-    if x.dtype.kind == "f" and xp.isnan(best).any():
+    if x.dtype.kind in "fV" and xp.isnan(best).any():
         best, idx = _max_pool_nan(views, xp, idx.dtype)
     return best, idx
 

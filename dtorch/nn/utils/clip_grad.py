@@ -20,7 +20,7 @@ def _as_list(tensors: _TensorOrTensors) -> list[Tensor]:
 def _vector_norm(arr, p: float):
     """The p-norm of all entries of a raw array, as a 0-d array of its dtype."""
     xp = xp_of(arr)
-    if p == 2 and arr.dtype.kind == "f" and arr.dtype.itemsize >= 4 and arr.flags.c_contiguous and arr.size:
+    if p == 2 and arr.dtype.kind in "fV" and arr.dtype.itemsize >= 4 and arr.flags.c_contiguous and arr.size:
         flat = arr.reshape(-1)
         return xp.asarray(xp.sqrt(xp.dot(flat, flat)), dtype=arr.dtype)  # one BLAS pass, no temporaries
     a = xp.abs(arr)
