@@ -1,2 +1,3 @@
-"""dtorch.nn.parallel: DistributedDataParallel, as torch.nn.parallel."""
+"""dtorch.nn.parallel: DistributedDataParallel and DataParallel, as torch.nn.parallel."""
+from .data_parallel import DataParallel, data_parallel  # noqa: F401
 from .distributed import DistributedDataParallel  # noqa: F401
