@@ -12,6 +12,8 @@ import time
 import pytest
 from launcher_helpers import TINY, dtorch_run
 
+from dtorch.launcher import rank_watch
+
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which(
     "mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")) is not None
 pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py/mpiexec missing: pip install -e '.[mpi]'")
@@ -66,3 +68,28 @@ def test_dtorch_run_clean_end_says_nothing(tmp_path):
     r, _, _ = run(tmp_path, "clean", 3)
     assert r.returncode == 0, r.stderr
     assert "dtorch-run: rank" not in r.stderr and "dtorch.distributed:" not in r.stderr, r.stderr
+
+
+def test_dead_ranks_message_order_of_trust(tmp_path):
+    """A non-zero exit record beats everything; then the first pid seen ending (in the banner's words when
+    the banner names it); then the banner alone; then a rank whose job returned."""
+    for rank, pid in ((0, 100), (1, 101), (2, 102)):
+        rank_watch.write_pid(tmp_path, rank, pid)
+    banner = [(100, "vm", "EXIT CODE: 9")]  # mpiexec named a rank it had killed itself
+    ended = [[(2, 102, "killed by signal 9 (SIGKILL)")], [(0, 100, None), (1, 101, None)]]
+    assert rank_watch.dead_ranks_message(tmp_path, banner, ended) == \
+        "rank 2 (pid 102) ended first (killed by signal 9 (SIGKILL))"
+    assert rank_watch.dead_ranks_message(tmp_path, banner, [ended[1]]) == \
+        "rank 0 (pid 100 on vm) ended abnormally (exit code: 9); mpiexec stopped the other ranks"
+    assert rank_watch.dead_ranks_message(tmp_path, banner, []).startswith("rank 0 (pid 100 on vm)")
+    assert rank_watch.dead_ranks_message(tmp_path, [], []) is None
+    rank_watch.write_exit(tmp_path, 1, 0, "its job's main returned", "broadcast (seq 2, group WORLD)")
+    assert rank_watch.dead_ranks_message(tmp_path, [], []) == \
+        "rank 1 (pid 101) left first: its job's main returned; the last collective it entered: " \
+        "broadcast (seq 2, group WORLD)"
+    rank_watch.write_exit(tmp_path, 2, 3, "sys.exit(3)", "all_reduce (seq 5, group WORLD)")
+    assert rank_watch.dead_ranks_message(tmp_path, banner, ended) == \
+        "rank 2 (pid 102) ended the job: sys.exit(3), exit status 3; the last collective it entered: " \
+        "all_reduce (seq 5, group WORLD)"
+    (tmp_path / ".ranks" / "0.exit").write_text("{not json")  # a torn record is skipped
+    assert 0 not in rank_watch.exit_records(tmp_path)
