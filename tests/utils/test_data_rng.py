@@ -135,3 +135,15 @@ def test_base_seed_per_new_iterator_as_torch(persistent):
     assert epochs == _shuffled_epochs(11, [True, not persistent])
     assert _order(DataLoader(_dataset(), batch_size=12, shuffle=True, generator=dtorch.Generator().manual_seed(11))) \
         == epochs[0]
+
+
+def test_tuple_samples_collate_to_lists_and_pin_memory_warns_without_gpu(torch):
+    ds = dtorch.utils.data.TensorDataset(dtorch.arange(4.0), dtorch.arange(4))
+    tds = torch.utils.data.TensorDataset(torch.arange(4.0), torch.arange(4))
+    ours = next(iter(dtorch.utils.data.DataLoader(ds, batch_size=2)))
+    theirs = next(iter(torch.utils.data.DataLoader(tds, batch_size=2)))
+    assert type(ours) is type(theirs) is list and [t.tolist() for t in ours] == [t.tolist() for t in theirs]
+    if not dtorch.cuda.is_available():
+        with pytest.warns(UserWarning, match="'pin_memory' argument is set as true but no accelerator is found"):
+            batches = list(dtorch.utils.data.DataLoader(ds, batch_size=2, pin_memory=True))
+        assert [b[0].tolist() for b in batches] == [[0.0, 1.0], [2.0, 3.0]]

@@ -43,8 +43,7 @@ def default_collate(batch):
         size = len(elem)
         if any(len(e) != size for e in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        transposed = [default_collate(list(s)) for s in zip(*batch)]
-        return tuple(transposed) if isinstance(elem, tuple) else transposed
+        return [default_collate(list(s)) for s in zip(*batch)]  # a list for tuples too, as torch
     raise TypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
                     f"found {type(elem)}")
 

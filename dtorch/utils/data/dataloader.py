@@ -7,12 +7,14 @@ import os
 import queue
 import random
 import traceback
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ...cuda import is_available as cuda_available
 from ...random import manual_seed
 from ...tensor import Tensor, _make
 from ._collate import default_collate, default_convert
@@ -121,6 +123,16 @@ class DataLoader:
         return len(self.batch_sampler) if self.batch_sampler is not None else len(self.sampler)
 
     def __iter__(self):
+        batches = self._batches()
+        if not self.pin_memory:
+            return batches
+        if not cuda_available():
+            warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device pinned "
+                          "memory won't be used.", stacklevel=2)
+            return batches
+        return (_pinned(b) for b in batches)
+
+    def _batches(self):
         if self.persistent_workers and self._workers is not None:
             return self._workers.epoch(self._index_stream(), self)  # torch's _reset: no new base seed
         indices = self._index_stream()
@@ -147,6 +159,19 @@ class DataLoader:
     def __del__(self) -> None:
         if getattr(self, "_workers", None) is not None:
             self._workers.shutdown()
+
+
+def _pinned(batch):
+    """``batch`` with every tensor in page-locked memory (torch's pin_memory thread, done inline)."""
+    if isinstance(batch, Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, dict):
+        return {k: _pinned(v) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_pinned(v) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pinned(v) for v in batch)
+    return batch
 
 
 def _iterable_batches(it, batch_size, drop_last: bool, collate_fn):
