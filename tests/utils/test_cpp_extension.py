@@ -80,6 +80,13 @@ def test_tensor_accessors(ext):
     assert ext.describe(x[:, :1]) == [2, 4, 7, 0, 8]
     assert ext.describe(x[:1].t()) == [2, 6, 7, 1, 8]  # torch ignores the stride of a size-1 dimension
     assert ext.describe(dtorch.zeros(3, dtype=dtorch.int64)) == [1, 3, 4, 1, 8]
+    assert ext.describe(dtorch.zeros(3, dtype=dtorch.bfloat16)) == [1, 3, 15, 1, 2]
+    x = dtorch.randn(1000).to(dtorch.bfloat16)
+    y = ext.scale_bf16(x, 3.0)
+    assert y.dtype == dtorch.bfloat16
+    np.testing.assert_array_equal(y.float().numpy(), (x.float() * 3).to(dtorch.bfloat16).float().numpy())
+    with pytest.raises(RuntimeError, match="expected scalar type BFloat16 but found Float"):
+        ext.scale_bf16(x.float(), 1.0)
     ones = ext.ones([2, 3])
     assert type(ones) is dtorch.Tensor and ones.dtype == dtorch.float64 and ones.tolist() == [[1.0] * 3] * 2
 

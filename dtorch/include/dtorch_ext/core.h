@@ -23,7 +23,8 @@ namespace c10 {
 
 // torch's numbering, so values match at::ScalarType in messages and casts
 enum class ScalarType : int8_t {
-  Byte = 0, Char = 1, Short = 2, Int = 3, Long = 4, Half = 5, Float = 6, Double = 7, Bool = 11, Undefined = 127
+  Byte = 0, Char = 1, Short = 2, Int = 3, Long = 4, Half = 5, Float = 6, Double = 7, Bool = 11, BFloat16 = 15,
+  Undefined = 127
 };
 
 inline const char* toString(ScalarType t) {
@@ -37,6 +38,7 @@ inline const char* toString(ScalarType t) {
     case ScalarType::Float: return "Float";
     case ScalarType::Double: return "Double";
     case ScalarType::Bool: return "Bool";
+    case ScalarType::BFloat16: return "BFloat16";
     default: return "Undefined";
   }
 }
@@ -44,7 +46,7 @@ inline const char* toString(ScalarType t) {
 inline size_t elementSize(ScalarType t) {
   switch (t) {
     case ScalarType::Byte: case ScalarType::Char: case ScalarType::Bool: return 1;
-    case ScalarType::Short: case ScalarType::Half: return 2;
+    case ScalarType::Short: case ScalarType::Half: case ScalarType::BFloat16: return 2;
     case ScalarType::Int: case ScalarType::Float: return 4;
     case ScalarType::Long: case ScalarType::Double: return 8;
     default: return 0;
@@ -100,6 +102,24 @@ struct Half {
   }
 };
 
+// bfloat16 (dtorch's ml_dtypes.bfloat16): the top 16 bits of a float, rounded to nearest even.
+struct BFloat16 {
+  uint16_t x = 0;
+  BFloat16() = default;
+  DTORCH_HOST_DEVICE BFloat16(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    x = (b & 0x7fffffffu) > 0x7f800000u ? static_cast<uint16_t>((b >> 16) | 0x40u)
+                                        : static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+  }
+  DTORCH_HOST_DEVICE operator float() const {
+    uint32_t b = static_cast<uint32_t>(x) << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+  }
+};
+
 template <typename T> struct CppTypeToScalarType { static constexpr ScalarType value = ScalarType::Undefined; };
 #define DTORCH_CPP_TYPE(T, S) \
   template <> struct CppTypeToScalarType<T> { static constexpr ScalarType value = ScalarType::S; };
@@ -112,6 +132,7 @@ DTORCH_CPP_TYPE(Half, Half)
 DTORCH_CPP_TYPE(float, Float)
 DTORCH_CPP_TYPE(double, Double)
 DTORCH_CPP_TYPE(bool, Bool)
+DTORCH_CPP_TYPE(BFloat16, BFloat16)
 #undef DTORCH_CPP_TYPE
 
 enum class DeviceType : int8_t { CPU = 0, CUDA = 1 };

@@ -12,6 +12,7 @@ namespace at {
 using c10::ArrayRef;
 using c10::Device;
 using c10::DeviceType;
+using c10::BFloat16;
 using c10::Half;
 using c10::IntArrayRef;
 using c10::ScalarType;
@@ -41,6 +42,9 @@ inline ScalarType scalar_type_of(const py::dtype& dt) {
                    : size == 2 ? ScalarType::Short : size == 1 ? ScalarType::Char : ScalarType::Undefined;
     case 'u': return size == 1 ? ScalarType::Byte : ScalarType::Undefined;
     case 'b': return ScalarType::Bool;
+    case 'V':  // ml_dtypes' bfloat16 is a numpy "void" kind
+      return size == 2 && std::string(py::str(dt.attr("name"))) == "bfloat16" ? ScalarType::BFloat16
+                                                                             : ScalarType::Undefined;
     default: return ScalarType::Undefined;
   }
 }
@@ -56,6 +60,7 @@ inline const char* dtorch_dtype_name(ScalarType t) {
     case ScalarType::Float: return "float32";
     case ScalarType::Double: return "float64";
     case ScalarType::Bool: return "bool";
+    case ScalarType::BFloat16: return "bfloat16";
     default: throw c10::TypeError("dtorch has no dtype for this ScalarType");
   }
 }
@@ -235,7 +240,8 @@ constexpr ScalarType kByte = ScalarType::Byte, kUInt8 = ScalarType::Byte, kChar 
                      kInt = ScalarType::Int, kInt32 = ScalarType::Int, kLong = ScalarType::Long,
                      kInt64 = ScalarType::Long, kHalf = ScalarType::Half, kFloat16 = ScalarType::Half,
                      kFloat = ScalarType::Float, kFloat32 = ScalarType::Float, kDouble = ScalarType::Double,
-                     kFloat64 = ScalarType::Double, kBool = ScalarType::Bool;
+                     kFloat64 = ScalarType::Double, kBool = ScalarType::Bool,
+                     kBFloat16 = ScalarType::BFloat16;
 using c10::kCPU;
 using c10::kCUDA;
 }  // namespace at

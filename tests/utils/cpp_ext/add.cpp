@@ -47,10 +47,21 @@ std::vector<int64_t> describe(torch::Tensor t) {
   return {t.dim(), t.numel(), static_cast<int64_t>(t.scalar_type()), t.is_contiguous(), static_cast<int64_t>(t.element_size())};
 }
 
+// bfloat16 through float: out = alpha * t, rounded to nearest even as ml_dtypes rounds.
+torch::Tensor scale_bf16(torch::Tensor t, double alpha) {
+  t = t.contiguous();
+  auto out = torch::empty_like(t);
+  const at::BFloat16* x = t.data_ptr<at::BFloat16>();
+  at::BFloat16* o = out.data_ptr<at::BFloat16>();
+  for (int64_t i = 0; i < t.numel(); ++i) o[i] = static_cast<float>(x[i]) * static_cast<float>(alpha);
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("add", &add_cpu, "a + b (CPU)");
   m.def("add_scaled", &add_scaled, "a + alpha * b, with the data pointers used");
   m.def("fill_index", &fill_index, "t[i, j] = 10 i + j in place");
+  m.def("scale_bf16", &scale_bf16, "alpha * t on bfloat16");
   m.def("describe", &describe, "dim, numel, scalar type, contiguity, element size");
   m.def("ones", [](std::vector<int64_t> shape) { return torch::ones(shape, torch::dtype(torch::kFloat64)); });
 }
