@@ -73,6 +73,7 @@ from . import nn, optim, utils  # noqa: E402,F401  (after the core: they build o
 from .utils import checkpoint as _checkpoint, data as _data, hooks as _hooks  # noqa: E402,F401  (as after import torch)
 from . import amp  # noqa: E402,F401
 from . import jit  # noqa: E402,F401
+from . import onnx  # noqa: E402,F401  (torch.onnx; the onnx package is imported by export)
 from .jit._compile import compile  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
 from .cuda import amp as _cuda_amp  # noqa: E402,F401
