@@ -77,19 +77,24 @@ def test_hogwild_shared_model_is_trained_by_children():
 
 
 def test_no_segment_is_left_behind():
-    import glob
+    """Every segment the root process mapped (its own and its children's) is gone once it exits."""
+    import os
     import subprocess
 
     code = ("import dtorch, dtorch.multiprocessing as mp, sys; sys.path.insert(0, %r); import mp_workers\n"
+            "from dtorch.multiprocessing import reductions\n"
             "if __name__ == '__main__':\n"
             "    t = dtorch.zeros(4); q = mp.get_context('spawn').SimpleQueue()\n"
             "    mp.spawn(mp_workers.add_rank, args=(t, q), nprocs=2)\n"
-            "    print(sorted(q.get().tolist() for _ in range(2)), t.tolist())\n") % __file__.rsplit("/", 1)[0]
-    before = set(glob.glob("/dev/shm/psm_*"))
+            "    print(sorted(q.get().tolist() for _ in range(2)), t.tolist())\n"
+            "    print(' '.join(sorted(reductions._MAPPED)))\n") % __file__.rsplit("/", 1)[0]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[[0.0, 0.0], [1.0, 1.0]] [3.0, 3.0, 3.0, 3.0]"
-    assert set(glob.glob("/dev/shm/psm_*")) - before == set()
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "[[0.0, 0.0], [1.0, 1.0]] [3.0, 3.0, 3.0, 3.0]"
+    names = lines[1].split()
+    assert len(names) == 3  # the shared argument and the two tensors the children put on the queue
+    assert [n for n in names if os.path.exists(f"/dev/shm/{n.lstrip('/')}")] == []
 
 
 def test_plain_pickle_still_refuses_and_non_leaf_refused():
