@@ -1,7 +1,8 @@
 """Deployment benchmark: inference of the digits MLP and a 784-1024-1024-10 MLP at 1 thread, batch 64.
 
-Per model: dtorch float, dtorch dynamic int8 (``quantize_dynamic``), torch float and torch
-``quantize_dynamic`` (when torch is installed), in batches per second (median of single batches run
+Per model: dtorch float, dtorch dynamic int8 (``quantize_dynamic``), ONNX Runtime on dtorch's float and
+int8 exports (when onnx/onnxruntime are installed), torch float and torch ``quantize_dynamic`` (when torch is
+installed), in batches per second (median of single batches run
 in turn), the saved state_dict sizes, and for the large MLP the 50% ``ln_structured``-pruned model
 after ``prune.compact`` against the unpruned one. One JSON line on stdout.
 
@@ -81,6 +82,32 @@ def _torch():
     return torch
 
 
+class OrtInfer:
+    """``step`` runs one batch through an ONNX Runtime session (1 thread) on a model dtorch exported."""
+
+    def __init__(self, model, x) -> None:
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        dtorch.onnx.export(model, (dtorch.tensor(x),), buf, input_names=["x"], output_names=["y"])
+        self.bytes = len(buf.getvalue())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+
+    def step(self, x, y) -> float:
+        return float(self.sess.run(None, {"x": x})[0][0, 0])
+
+
+def _ort_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def bench_model(name: str, sizes: tuple, torch, rounds: int, steps: int) -> dict:
     weights = _weights(sizes)
     x = np.random.default_rng(1).random((BATCH, sizes[0]), dtype=np.float32)
@@ -96,6 +123,12 @@ def bench_model(name: str, sizes: tuple, torch, rounds: int, steps: int) -> dict
         xx = lib.tensor(x)
         impls[f"{lib_name}_float"] = (Infer(lib, float_model), xx, None)
         impls[f"{lib_name}_qint8"] = (Infer(lib, q_model), xx, None)
+    onnx_bytes = {}
+    if _ort_available():
+        for kind in ("float", "qint8"):
+            infer = OrtInfer(models[f"dtorch_{kind}"][1], x)
+            impls[f"ort_{kind}"] = (infer, x, None)
+            onnx_bytes[f"onnx_{kind}_bytes"] = infer.bytes
     if name == "mlp784":
         pruned = _mlp(dtorch, sizes, weights)
         for layer in (pruned[0], pruned[2]):
@@ -107,7 +140,11 @@ def bench_model(name: str, sizes: tuple, torch, rounds: int, steps: int) -> dict
     rates = steps_per_s(impls, rounds, steps)
     out = {k.removesuffix("_steps_per_s") + "_batches_per_s": v for k, v in rates.items() if k.endswith("_per_s")}
     out.update({f"{k}_bytes": _size(lib, m) for k, (lib, m) in models.items()})
+    out.update(onnx_bytes)
     out["dtorch_qint8_over_float_speed"] = _ratio(out, "dtorch_qint8_batches_per_s", "dtorch_float_batches_per_s")
+    if onnx_bytes:
+        out["ort_qint8_over_dtorch_float"] = _ratio(out, "ort_qint8_batches_per_s", "dtorch_float_batches_per_s")
+        out["ort_qint8_over_ort_float"] = _ratio(out, "ort_qint8_batches_per_s", "ort_float_batches_per_s")
     out["dtorch_float_over_qint8_bytes"] = _ratio(out, "dtorch_float_bytes", "dtorch_qint8_bytes")
     if torch is not None:
         out["dtorch_float_over_torch_float"] = _ratio(out, "dtorch_float_batches_per_s", "torch_float_batches_per_s")

@@ -303,3 +303,16 @@ def _reduce(b, node, xs):
                                                                    (dims,))]
     kind = "ReduceSum" if node.op == "sum" else "ReduceMean"
     return [b.reduce(kind, xs[0], axes, keepdims=int(bool(node.attrs.get("keepdim", False))))]
+
+
+@lowering("quantized_linear_dynamic")
+def _dynamic_int8_linear(b, node, xs):
+    """quantize_dynamic's Linear: DynamicQuantizeLinear + MatMulInteger, which ONNX Runtime runs with int8 kernels
+    (8-bit activations: fbgemm's reduce_range is an x86 overflow guard ORT does not need)."""
+    x, wq, w_scale, w_zp, bias = xs
+    xq, x_scale, x_zp = b.op_n("DynamicQuantizeLinear", [x], 3)
+    w_t = b.op("Transpose", [wq], perm=[1, 0])
+    acc = b.op("MatMulInteger", [xq, w_t, x_zp, b.op("Cast", [w_zp], to=b.onnx_type("int8"))])
+    scale = b.op("Mul", [x_scale, b.op("Cast", [w_scale], to=b.onnx_type("float32"))])
+    y = b.op("Mul", [b.op("Cast", [acc], to=b.onnx_type("float32")), scale])
+    return [b.op("Add", [y, bias])]

@@ -110,3 +110,20 @@ def test_unsupported_operator_and_opset_errors():
         dtorch.onnx.export(Cumulative(), dtorch.randn(3), io.BytesIO())
     with pytest.raises(ValueError, match="Unsupported ONNX opset version: 9"):
         dtorch.onnx.export(_mlp(), dtorch.randn(2, 8), io.BytesIO(), opset_version=9)
+
+
+def test_dynamically_quantized_model_exports_to_integer_kernels():
+    float_model = _mlp()
+    q = dtorch.ao.quantization.quantize_dynamic(float_model, {nn.Linear}, dtype=dtorch.qint8)
+    x = dtorch.randn(16, 8)
+    data = _export(q, x, 17, dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    kinds = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert kinds.count("DynamicQuantizeLinear") == 2 and kinds.count("MatMulInteger") == 2
+    proto = onnx.load_from_string(data)
+    assert {i.name: onnx.numpy_helper.to_array(i).dtype for i in proto.graph.initializer}[
+        "0._packed_params.weight"] == np.int8
+    for n in (16, 3):
+        xb = dtorch.randn(n, 8)
+        got, ours, ref = _run(data, xb), q(xb).numpy(), float_model(xb).detach().numpy()
+        span = np.abs(ref).max()
+        assert np.abs(got - ours).max() < 0.05 * span and np.abs(got - ref).max() < 0.05 * span

@@ -14,6 +14,7 @@ import numpy as np
 
 from ....._device import xp_of
 from ....._dtype import dtype, float16, qint8, quint8
+from ....._dispatch import apply, defop
 from .....nn.modules.linear import Linear as _FloatLinear
 from .....nn.modules.module import Module
 from .....tensor import Tensor, _make
@@ -107,17 +108,15 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         p = self._packed_params
-        a = x.detach()._data
-        lead = a.shape[:-1]
-        a2 = a.reshape(-1, a.shape[-1]).astype(np.float32, copy=False)
-        bias = None if p.bias is None else p.bias._data
         if p.dtype is float16:
-            y = a2 @ p.weight._data.astype(np.float32).T
-            if bias is not None:
-                y += bias
-        else:
-            y = _int8_linear(a2, p.weight._data, p.scale._data, p.zero_point._data, bias)
-        return _make(y.reshape(lead + (self.out_features,)).astype(a.dtype, copy=False))
+            a = x.detach()._data
+            y = a.reshape(-1, a.shape[-1]).astype(np.float32, copy=False) @ p.weight._data.astype(np.float32).T
+            if p.bias is not None:
+                y += p.bias._data
+            return _make(y.reshape(a.shape[:-1] + (self.out_features,)).astype(a.dtype, copy=False))
+        # one registered op, so jit.trace records it and ONNX export lowers it (DynamicQuantizeLinear + MatMulInteger)
+        bias = p.bias if p.bias is not None else _make(np.zeros(self.out_features, np.float32))
+        return apply(_dynamic_int8_linear, (x.detach(), p.weight, p.scale, p.zero_point, bias))
 
     @classmethod
     def from_float(cls, mod: Module, use_precomputed_fake_quant: bool = False) -> "Linear":
@@ -156,6 +155,14 @@ def _quantize_weight(w: Tensor, observer) -> QTensor:
     if (lo, hi) != quant_range(qint8):
         q._data = np.clip(q._data, lo, hi).astype(np.int8)
     return q
+
+
+@defop("quantized_linear_dynamic")
+def _dynamic_int8_linear(x, wq, w_scale, w_zero_point, bias):
+    """``x @ dequantize(wq).T + bias`` with ``x`` quantized per call: any leading dims, float out."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+    y = _int8_linear(rows, wq, w_scale, w_zero_point, bias)
+    return y.reshape(x.shape[:-1] + (wq.shape[0],)).astype(x.dtype, copy=False)
 
 
 def _int8_linear(x, wq, w_scale, w_zero_point, bias):
