@@ -233,3 +233,12 @@ def test_saturated_gates_stay_quiet(kind):
         warnings.simplefilter("error")
         out, _ = m(dtorch.full((5, 2, 3), 100.0))
     assert np.isfinite(out.detach().numpy()).all()
+
+
+def test_inconsistent_packed_sequence_is_refused():
+    m = dtorch.nn.GRU(2, 3)
+    bad = dtorch.nn.utils.rnn.PackedSequence(dtorch.randn(5, 2), dtorch.tensor([2, 2, 2]))
+    with pytest.raises(RuntimeError, match=r"batch_sizes \[2, 2, 2\] do not describe 5 packed rows"):
+        m(bad)
+    with pytest.raises(RuntimeError, match="non-increasing"):
+        m(dtorch.nn.utils.rnn.PackedSequence(dtorch.randn(5, 2), dtorch.tensor([2, 3])))

@@ -266,6 +266,10 @@ def rnn_layer(mode: str, input: Tensor, hx: Tensor, cx: Tensor | None, weights: 
     b_ih, b_hh = (weights[2], weights[3]) if len(weights) >= 4 else (None, None)
     w_hr = weights[-1] if mode == "LSTM" and len(weights) in (3, 5) else None
     bs = None if batch_sizes is None else tuple(int(b) for b in batch_sizes)
+    if bs is not None and (sum(bs) != input.shape[0] or min(bs, default=1) <= 0
+                           or any(a < b for a, b in zip(bs, bs[1:]))):
+        raise RuntimeError(f"batch_sizes {list(bs)} do not describe {input.shape[0]} packed rows: they must be "
+                           "positive, non-increasing and sum to the number of rows")
     params = {"batch_sizes": bs, "reverse": reverse}
     if mode == "LSTM":
         (out, h, c), _ = apply(_lstm_op, (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr), params)
