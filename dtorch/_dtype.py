@@ -1,7 +1,6 @@
 """dtype objects and torch's type-promotion rules."""
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 
@@ -43,15 +42,39 @@ float32 = dtype("float32", np.float32, 2, "Float", "float")
 float64 = dtype("float64", np.float64, 2, "Double", "double")
 
 ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
-# bfloat16: numpy has none; ml_dtypes (JAX's) provides the numpy type
-bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2, "BFloat16", "c10::BFloat16")
+
+
+class _LazyNumpyDtype(dtype):
+    """bfloat16: numpy has none; ml_dtypes (JAX's) provides it, imported on first use (it takes ~1 s)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        for slot, value in (("name", "bfloat16"), ("scalar_name", "BFloat16"), ("cpp_name", "c10::BFloat16"),
+                            ("np", None), ("itemsize", 2), ("is_floating_point", True), ("is_complex", False),
+                            ("is_signed", True), ("_category", 2)):
+            getattr(dtype, slot).__set__(self, value)
+
+    @property
+    def np(self) -> np.dtype:
+        value = dtype.np.__get__(self, dtype)
+        if value is None:
+            import ml_dtypes
+
+            value = np.dtype(ml_dtypes.bfloat16)
+            dtype.np.__set__(self, value)
+            _FROM_NP[value] = self
+        return value
+
+
+bfloat16 = _LazyNumpyDtype()
 # quantized element types: a quantized tensor (dtorch.ao.quantization) stores their integers in the numpy dtype
 qint8 = dtype("qint8", np.int8, 1, "QInt8", "c10::qint8")
 quint8 = dtype("quint8", np.uint8, 1, "QUInt8", "c10::quint8")
 qint32 = dtype("qint32", np.int32, 1, "QInt32", "c10::qint32")
 quint8.is_signed = False
 QUANTIZED_DTYPES = (qint8, quint8, qint32)
-_FROM_NP = {d.np: d for d in (*ALL_DTYPES, bfloat16)}
+_FROM_NP = {d.np: d for d in ALL_DTYPES}  # bfloat16 joins when ml_dtypes is first imported
 _BY_NAME = {d.name: d for d in (*ALL_DTYPES, bfloat16)}
 _BY_NAME.update(float="float32", double="float64", half="float16", long="int64", int="int32", short="int16")
 
@@ -70,6 +93,8 @@ def set_default_dtype(d: dtype) -> None:
 
 
 def from_numpy_dtype(np_dtype) -> dtype:
+    if getattr(np_dtype, "name", None) == "bfloat16" or getattr(np_dtype, "__name__", None) == "bfloat16":
+        bfloat16.np  # noqa: B018  (registers ml_dtypes' bfloat16)
     try:
         return _FROM_NP[np.dtype(np_dtype)]
     except KeyError:
