@@ -27,7 +27,9 @@ def device(request) -> str:
 @pytest.fixture
 def torch():
     """PyTorch, the oracle of the parity tests: ``def test_x(torch): ...`` skips where it is not installed."""
-    return pytest.importorskip("torch")
+    from tests.oracle import torch_or_skip
+
+    return torch_or_skip()
 
 
 @pytest.fixture(autouse=True)

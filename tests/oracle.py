@@ -24,7 +24,11 @@ F32_TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
 def torch_or_skip():
-    return pytest.importorskip("torch")
+    """torch, on one thread: its default pool made the oracle ~100x slower on a busy 2-core machine."""
+    torch = pytest.importorskip("torch")
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return torch
 
 
 def to_torch(t: dtorch.Tensor, requires_grad: bool | None = None):
