@@ -1,6 +1,7 @@
-"""Load the model an archive holds: an eager class with a state dict, or a ``dtorch.jit`` archive.
+"""Load the model an archive holds: an eager class with a state dict, a ``dtorch.jit`` archive, or an ONNX file
+(run by ONNX Runtime).
 
-One function, ``load_model``, so a new format (ONNX) is one more branch here. ``dtorch.jit.load`` is looked up
+One function, ``load_model``, so a new format is one more branch here. ``dtorch.jit.load`` is looked up
 at run time: the jit package may not be installed with this version.
 """
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dtorch._creation import from_numpy
 from dtorch.nn.modules.module import Module
 from dtorch.serialization import load
 
@@ -40,6 +43,33 @@ def _model_class(path: Path) -> type:
     return classes[0]
 
 
+class OnnxModel:
+    """An ``.onnx`` file (dtorch.onnx.export's, or any other) run by ONNX Runtime, called like a module:
+    tensors in, a tensor (or a tuple of them) out."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelLoadError(f"{path.name}: serving ONNX models needs onnxruntime: pip install onnxruntime") \
+                from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT's own exception types for malformed models
+            raise ModelLoadError(f"{path.name}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+    def __call__(self, *args):
+        feeds = {name: a.detach().cpu().numpy() for name, a in zip(self.input_names, args)}
+        outs = [from_numpy(o) for o in self.session.run(None, feeds)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
 def jit_load() -> Any:
     """``dtorch.jit.load`` when this dtorch has it, else None."""
     if importlib.util.find_spec("dtorch.jit") is None:
@@ -59,7 +89,7 @@ def load_model(model_dir: str | Path, manifest: dict[str, Any]) -> Any:
         except (RuntimeError, ValueError, KeyError) as e:
             raise ModelLoadError(f"{weights.name}: does not fit {type(model).__name__}: {e}") from None
     elif weights.suffix == ".onnx":
-        raise ModelLoadError(f"{weights.name}: serving ONNX models needs the dtorch.onnx runtime path (not built yet)")
+        model = OnnxModel(weights)
     else:
         loader = jit_load()
         if loader is None:

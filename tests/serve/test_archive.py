@@ -152,3 +152,33 @@ def test_a_traced_jit_archive_needs_no_model_file(store, tmp_path):
         want = model(dtorch.from_numpy(x)).numpy()
     assert [s for s, _ in out] == [200, 200]
     np.testing.assert_allclose(np.array([o for _, o in out]), want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_onnx_model_is_served_through_onnxruntime(store, tmp_path):
+    pytest.importorskip("onnxruntime")
+    _, model = store
+    dtorch.onnx.export(model, dtorch.zeros(2, 64), str(tmp_path / "mlp.onnx"), input_names=["x"],
+                       dynamic_axes={"x": {0: "batch"}})
+    assert archiver_main(["--model-name", "onnxmlp", "--version", "1", "--serialized-file", str(tmp_path / "mlp.onnx"),
+                          "--handler", "tensor", "--export-path", str(tmp_path)]) == 0
+    extract(tmp_path / "onnxmlp.mar", tmp_path / "onnxmlp")
+    x = np.random.default_rng(3).random((3, 64), dtype=np.float32)
+    proc = _worker(tmp_path / "onnxmlp")
+    try:
+        out = _ask(proc, [("application/json", json.dumps(row.tolist()).encode()) for row in x])
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    with dtorch.no_grad():
+        want = model(dtorch.from_numpy(x)).numpy()
+    assert [s for s, _ in out] == [200, 200, 200]
+    np.testing.assert_allclose(np.array([o for _, o in out]), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_broken_onnx_file_is_refused_by_name(tmp_path):
+    from dtorch.serve.loading import ModelLoadError, OnnxModel
+
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "bad.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(ModelLoadError, match="bad.onnx: ONNX Runtime cannot load it"):
+        OnnxModel(tmp_path / "bad.onnx")
