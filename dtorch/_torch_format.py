@@ -185,10 +185,10 @@ class _Reader:
         return _Storage(stype[1], str(key), numel)
 
 
-def load_torch_zip(data: bytes, where: str):
-    """The object a torch.save zip holds (``where`` names the file in errors)."""
+def load_torch_zip(data, where: str):
+    """The object a torch.save zip holds: ``data`` its bytes or a seekable binary file (``where`` names it)."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
         names = zf.namelist()
     except zipfile.BadZipFile as e:
         raise TorchFormatError(f"{where}: not a readable zip archive ({e})") from None

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from . import _safetensors
 from ._device import as_device, move_array
 from ._safetensors import SafetensorsError
+from ._torch_format import load_torch_zip, save_torch_zip
 from .tensor import Tensor, _make
 from .utils import _fileio
 
@@ -122,6 +124,17 @@ def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile
             f.write(memoryview(b).cast("B"))
 
 
+def save_torch(obj: Any, f) -> None:
+    """Write ``obj`` (tensors, dicts, lists, tuples, numbers, strings) in torch.save's zip format, which
+    ``torch.load(f, weights_only=True)`` reads: the way to hand a checkpoint to PyTorch. Paths are written
+    atomically."""
+    data = save_torch_zip(obj)
+    if isinstance(f, (str, os.PathLike)):
+        _fileio.write_atomically(f, lambda fd: _fileio.write_all(fd, data))
+    else:
+        f.write(data)
+
+
 def _write_hashed(fd: int, entries: dict, meta: dict, buffers: list) -> None:
     """Header with a placeholder digest, the data hashed as it is written, then the digest in its place."""
     h = _header_hash(entries, meta)
@@ -146,10 +159,45 @@ def _refuse_foreign(source: str):
     def check(first: bytes) -> None:
         if first[:2] == b"PK" or first[:1] == b"\x80":
             raise SafetensorsError(
-                f"{source}: this is a pickled/zip file (torch.save?), which dtorch never loads because unpickling "
-                "runs code; save it as safetensors instead"
+                f"{source}: this is a pickled/zip file that is not torch.save's zip format; dtorch never unpickles "
+                "(unpickling runs code): save it as safetensors, or with torch.save"
             )
     return check
+
+
+def _is_torch_zip(fh) -> bool:
+    """Whether a seekable binary file starts a zip holding torch.save's data.pkl (position restored)."""
+    if not (hasattr(fh, "seekable") and fh.seekable()):
+        return False
+    pos = fh.tell()
+    head = fh.read(4)
+    fh.seek(pos)
+    if head != b"PK\x03\x04":
+        return False
+    try:
+        names = zipfile.ZipFile(fh).namelist()
+    except zipfile.BadZipFile:
+        return False
+    finally:
+        fh.seek(pos)
+    return any(n == "data.pkl" or n.endswith("/data.pkl") for n in names)
+
+
+def _to_device(obj: Any, map_location) -> Any:
+    if isinstance(obj, Tensor):
+        dev = _target_device("cpu", map_location)
+        return obj if dev is None or dev.type == "cpu" else obj.to(dev)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_device(v, map_location)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, map_location) for v in obj)
+    return obj
+
+
+def _load_torch(fh, source: str, map_location) -> Any:
+    """A checkpoint torch.save wrote, read without unpickling (dtorch/_torch_format.py)."""
+    obj = load_torch_zip(fh, source)
+    return obj if map_location is None else _to_device(obj, map_location)
 
 
 def _json_meta(meta: dict, key: str, default: str, kind: type, source: str) -> Any:
@@ -201,9 +249,13 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     if isinstance(f, (str, os.PathLike)):
         source = os.fspath(f)
         with open(f, "rb") as fh:
+            if _is_torch_zip(fh):
+                return _load_torch(fh, source, map_location)
             entries, meta, body, digest = _safetensors.read_stream(fh, source, _refuse_foreign(source), _hasher)
     else:
         source = str(getattr(f, "name", "<file object>"))
+        if _is_torch_zip(f):
+            return _load_torch(f, source, map_location)
         entries, meta, body, digest = _safetensors.read_stream(f, source, _refuse_foreign(source), _hasher)
     if isinstance(meta.get("format"), str) and meta["format"].startswith("dtorch."):
         structure, devices, rg = _dtorch_meta(entries, meta, digest, source)

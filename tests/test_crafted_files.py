@@ -15,6 +15,7 @@ import pytest
 import dtorch
 from dtorch import serialization
 from dtorch._safetensors import SafetensorsError, parse_header
+from dtorch._torch_format import TorchFormatError
 
 
 def _raw(header: dict | bytes | str, data: bytes = b"", n: int | None = None) -> bytes:
@@ -70,10 +71,10 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-def _zip() -> bytes:
+def _zip(name: str = "archive/data.pkl", pkl: bytes = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R.") -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr(name, pkl)
     return buf.getvalue()
 
 
@@ -91,7 +92,8 @@ CASES = {
                           "pickled/zip"),
     "pickle protocol 0": (lambda d: pickle.dumps(_Marker(str(d / "marker")), protocol=0), SafetensorsError,
                           "not a safetensors file"),
-    "zip (torch.save)": (_zip(), SafetensorsError, "pickled/zip"),
+    "zip (torch.save) calling os.system": (_zip(), TorchFormatError, "refusing to load global os.system"),
+    "zip, not torch's": (_zip("notes.txt", b"hello"), SafetensorsError, "pickled/zip"),
     "header claims a terabyte": (_raw(b"{}", n=TB), SafetensorsError, f"header claims {TB} bytes"),
     "header longer than file": (_raw(b"{}", n=64), SafetensorsError, "truncated"),
     "header not JSON": (_raw(b"{nope"), SafetensorsError, "corrupt safetensors header"),

@@ -110,3 +110,29 @@ def test_crafted_archives_are_refused(name, make, message, tmp_path):
     with pytest.raises(TorchFormatError, match=message) as e:
         load_torch_zip(data, "crafted.pt")
     assert "crafted.pt" in str(e.value) and not os.path.exists(marker)
+
+
+def test_dtorch_load_reads_torch_checkpoints_by_path_and_file_object(torch, tmp_path):
+    model = torch.nn.Linear(3, 2)
+    torch.save({"model": model.state_dict(), "iter_num": 5}, tmp_path / "ckpt.pt")
+    for src in (tmp_path / "ckpt.pt", str(tmp_path / "ckpt.pt"), io.BytesIO((tmp_path / "ckpt.pt").read_bytes())):
+        ckpt = dtorch.load(src, map_location="cpu")
+        assert ckpt["iter_num"] == 5
+        np.testing.assert_array_equal(ckpt["model"]["weight"].numpy(), model.weight.detach().numpy())
+    (tmp_path / "ours.pt").write_bytes(save_torch_zip({"w": dtorch.ones(2)}))
+    assert dtorch.load(tmp_path / "ours.pt")["w"].tolist() == [1.0, 1.0]
+
+
+def test_save_torch_writes_what_torch_loads(torch, tmp_path):
+    from dtorch.serialization import save_torch
+
+    dtorch.manual_seed(0)
+    model = dtorch.nn.Linear(4, 2)
+    save_torch({"model": model.state_dict(), "epoch": 2}, tmp_path / "for_torch.pt")
+    back = torch.load(tmp_path / "for_torch.pt", weights_only=True)
+    ref = torch.nn.Linear(4, 2)
+    ref.load_state_dict(back["model"])
+    np.testing.assert_array_equal(ref.weight.detach().numpy(), model.weight.detach().numpy())
+    buf = io.BytesIO()
+    save_torch([dtorch.zeros(1)], buf)
+    assert torch.load(io.BytesIO(buf.getvalue()), weights_only=True)[0].tolist() == [0.0]
