@@ -13,6 +13,7 @@ the new content, complete, whatever interrupts the save.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -26,6 +27,7 @@ import numpy as np
 from . import _safetensors
 from ._device import as_device, move_array
 from ._safetensors import SafetensorsError
+from ._saved_objects import decode_module, encode_module, end_load, module_class
 from ._torch_format import load_torch_zip, save_torch_zip
 from .tensor import Tensor, _make
 from .utils import _fileio
@@ -33,7 +35,7 @@ from .utils import _fileio
 FORMAT = "dtorch.v2"
 OLD_FORMATS = ("dtorch.v1",)   # their checksum covered tensor names and bytes only, not the header
 MAX_DEPTH = 200                # nesting levels of a saved structure (each is two JSON levels)
-_TAGS = ("__tensor__", "__dict__", "__list__", "__tuple__", "__float__")
+_TAGS = ("__tensor__", "__dict__", "__list__", "__tuple__", "__float__", "__ndarray__", "__namespace__", "__module__")
 _DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
 _PLACEHOLDER = "0" * 64   # the sha256's place in the header while the data is written and hashed
 
@@ -44,10 +46,22 @@ class _Flattener:
         self.devices: dict[str, str] = {}
         self.requires_grad: list[str] = []
         self.versions: dict[str, tuple[list, int]] = {}   # name -> (version counter, its value when encoded)
+        self.seen: dict[int, tuple] = {}   # id of a tensor/array already stored -> (it, its structure node)
 
     def encode(self, obj: Any, path: str, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise ValueError(f"dtorch.save: the object is nested more than {MAX_DEPTH} levels deep at {_short(path)}")
+        if isinstance(obj, (Tensor, np.ndarray)) and id(obj) in self.seen:
+            return self.seen[id(obj)][1]  # the same object twice (a tied weight): one entry, one object at load
+        if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+            node = {"__ndarray__": self.encode(_make(np.ascontiguousarray(obj)), path, depth)["__tensor__"]}
+            self.seen[id(obj)] = (obj, node)
+            return node
+        if isinstance(obj, argparse.Namespace):
+            return {"__namespace__": self.encode(dict(vars(obj)), path, depth + 1)}
+        Module = module_class()
+        if Module is not None and isinstance(obj, Module):
+            return {"__module__": encode_module(obj, lambda o, p: self.encode(o, p, depth + 1), path)}
         if isinstance(obj, Tensor):
             name = path or "tensor"
             if name in self.arrays:
@@ -60,6 +74,7 @@ class _Flattener:
             self.versions[name] = (obj._vc, obj._vc[0])
             if obj.requires_grad:
                 self.requires_grad.append(name)
+            self.seen[id(obj)] = (obj, {"__tensor__": name})  # holding obj keeps its id from being reused
             return {"__tensor__": name}
         if obj is None or isinstance(obj, (bool, str)):
             return obj
@@ -276,6 +291,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
         return _decode(structure, tensors, source)
     except RecursionError:   # MAX_DEPTH keeps well inside the limit; this is for a caller already deep in it
         raise SafetensorsError(f"{source}: structure nested too deeply for this call stack") from None
+    finally:
+        end_load()
 
 
 def _short(x: Any) -> str:
@@ -296,6 +313,20 @@ def _decode(node: Any, tensors: dict, source: str, depth: int = 0) -> Any:
         if not isinstance(body, str) or body not in tensors:
             raise SafetensorsError(f"{source}: structure names a missing tensor {_short(body)}")
         return tensors[body]
+    if tag == "__ndarray__":
+        if not isinstance(body, str) or body not in tensors:
+            raise SafetensorsError(f"{source}: structure names a missing array {_short(body)}")
+        return tensors[body].detach().cpu().numpy()
+    if tag == "__namespace__":
+        items = _decode(body, tensors, source, depth + 1)
+        if not isinstance(items, dict) or not all(isinstance(k, str) and k.isidentifier() for k in items):
+            raise SafetensorsError(f"{source}: bad argparse.Namespace entry {_short(body)}")
+        return argparse.Namespace(**items)
+    if tag == "__module__":
+        try:
+            return decode_module(body, lambda n: _decode(n, tensors, source, depth + 1), source)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise SafetensorsError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
     if tag == "__float__":
         if body not in ("inf", "-inf", "nan"):
             raise SafetensorsError(f"{source}: bad non-finite float {_short(body)} in the structure")
