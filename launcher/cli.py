@@ -1,6 +1,7 @@
 """dtorch-run: the command line. Exit status 0 success, 2 config or usage error, 1 job failure.
 
     dtorch-run CONFIG.yaml [--set key.path=value ...] [--nproc N] [--resume [RUN_DIR]] [--dry-run]
+    dtorch-run [--nproc N] SCRIPT.py [ARGS ...]       (a plain training script, as torchrun runs it)
     dtorch-run submit CONFIG.yaml [--set ...] [--dry-run]
     dtorch-run status|cancel|logs JOBID
     dtorch-run schema
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import compose, config, configs, launch, rank_watch, schema, submit, yamlio
+from . import compose, config, configs, launch, rank_watch, schema, script, submit, yamlio
 from .errors import ConfigError
 
 BUNDLED_CONFIGS = Path(configs.__file__).parent  # configs/*.yaml, installed as package data
@@ -172,6 +173,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def dispatch(argv: list[str]) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
+    if command == "run" and script.is_script(rest):  # dtorch-run [--nproc N] train.py ARGS: torchrun's way
+        return script.cmd_script(rest, _run_forwarding_signals)
     args = parser(command).parse_args(rest)
     if command == "run":
         return cmd_run(args)

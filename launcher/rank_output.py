@@ -18,6 +18,7 @@ class RankPrefixed(io.TextIOBase):
         super().__init__()
         self.target, self.prefix = target, prefix
         self.at_line_start = True
+        self.pending = ""
 
     def write(self, text: str) -> int:
         out = []
@@ -26,12 +27,18 @@ class RankPrefixed(io.TextIOBase):
                 out.append(self.prefix)
             out.append(piece)
             self.at_line_start = piece.endswith(("\n", "\r"))
-        self.target.write("".join(out))
-        if "\n" in text or "\r" in text:
+        self.pending += "".join(out)
+        cut = max(self.pending.rfind("\n"), self.pending.rfind("\r"))
+        if cut >= 0:  # whole lines in one write: print's text and its newline arrive separately
+            self.target.write(self.pending[:cut + 1])
+            self.pending = self.pending[cut + 1:]
             self.target.flush()
         return len(text)
 
     def flush(self) -> None:
+        if self.pending:
+            self.target.write(self.pending)
+            self.pending = ""
         self.target.flush()
 
     def isatty(self) -> bool:
