@@ -31,8 +31,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 
 from ._out import OUT_OPS, with_out
+
+# numpy warns on log(0), x/0, overflow in exp...; torch returns inf/nan silently, and so do dtorch's kernels
+# (only warnings raised from dtorch's own modules are filtered, never the user's numpy)
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"dtorch\.")
 
 MODULES = []
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

@@ -416,3 +416,13 @@ def test_sdp_kernel_flags_are_torchs(torch):
             getattr(dtorch.backends.cuda, f"enable_{kind}_sdp")(True)
     for name in dtorch.backends.cuda.__all__:
         assert hasattr(torch.backends.cuda, name), name
+
+
+def test_kernels_are_silent_on_inf_and_nan_like_torch():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        out = [dtorch.log(dtorch.zeros(2)), dtorch.ones(1) / 0, dtorch.exp(dtorch.tensor([1000.0])),
+               dtorch.sqrt(dtorch.tensor([-1.0]))]
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    assert [t.tolist() for t in out[:3]] == [[float("-inf")] * 2, [float("inf")], [float("inf")]]
