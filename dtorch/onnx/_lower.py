@@ -316,3 +316,50 @@ def _dynamic_int8_linear(b, node, xs):
     scale = b.op("Mul", [x_scale, b.op("Cast", [w_scale], to=b.onnx_type("float32"))])
     y = b.op("Mul", [b.op("Cast", [acc], to=b.onnx_type("float32")), scale])
     return [b.op("Add", [y, bias])]
+
+
+@lowering("stack")
+def _stack(b, node, xs):
+    dim = node.attrs.get("dim", 0) % (len(node.inputs[0].shape) + 1)
+    return [b.op("Concat", [b.axes_op("Unsqueeze", x, [dim], 13) for x in xs], axis=dim)]
+
+
+def _gates(b, w: str, hidden: int, order: list[int]) -> str:
+    """torch's stacked gate blocks reordered for ONNX (rows ``order`` of ``hidden`` each), with the direction axis."""
+    rows = np.concatenate([np.arange(g * hidden, (g + 1) * hidden) for g in order]).astype(np.int64)
+    return b.axes_op("Unsqueeze", b.op("Gather", [w, b.const(rows)], axis=0), [0], 13)
+
+
+def _recurrent(b, node, xs, kind: str, order: list[int], n_state: int):
+    """One layer and direction of nn.LSTM / nn.GRU as ONNX's LSTM / GRU (torch's gate order and bias split)."""
+    x, states = xs[0], xs[1:1 + n_state]
+    w_ih, w_hh, b_ih, b_hh = xs[1 + n_state:5 + n_state]
+    w_value = node.inputs[1 + n_state]
+    if node.attrs.get("batch_sizes") is not None or (len(xs) > 5 + n_state and node.inputs[5 + n_state].kind ==
+                                                      "Tensor"):
+        raise UnsupportedOperatorError(f"{node.kind()} with packed sequences or proj_size", b.opset, None)
+    hidden = w_value.shape[0] // len(order)
+    bias_ins = [node.inputs[3 + n_state], node.inputs[4 + n_state]]
+    if all(v.kind == "Tensor" for v in bias_ins):
+        bias = b.op("Concat", [_gates(b, b_ih, hidden, order), _gates(b, b_hh, hidden, order)], axis=1)
+    else:
+        bias = b.const(np.zeros((1, 2 * len(order) * hidden), b.dtype_of(node.inputs[0])))
+    ins = [x, _gates(b, w_ih, hidden, order), _gates(b, w_hh, hidden, order), bias, ""]
+    ins += [b.axes_op("Unsqueeze", s, [0], 13) for s in states]
+    attrs = dict(hidden_size=hidden, direction="reverse" if node.attrs.get("reverse") else "forward")
+    if kind == "GRU":
+        attrs["linear_before_reset"] = 1  # torch applies the reset gate after the recurrent product
+    outs = b.op_n(kind, ins, 1 + n_state, **attrs)
+    y = b.axes_op("Squeeze", outs[0], [1], 13)
+    results = [y] + [b.axes_op("Squeeze", o, [0], 13) for o in outs[1:]]
+    return results + [b.op("Identity", [y])] * (len(node.outputs) - len(results))
+
+
+@lowering("lstm_layer")
+def _lstm(b, node, xs):
+    return _recurrent(b, node, xs, "LSTM", [0, 3, 1, 2], 2)  # torch i,f,g,o -> ONNX i,o,f,c
+
+
+@lowering("gru_layer")
+def _gru(b, node, xs):
+    return _recurrent(b, node, xs, "GRU", [1, 0, 2], 1)  # torch r,z,n -> ONNX z,r,h

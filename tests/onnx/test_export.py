@@ -129,3 +129,25 @@ def test_dynamically_quantized_model_exports_to_integer_kernels():
         got, ours, ref = _run(data, xb), q(xb).numpy(), float_model(xb).detach().numpy()
         span = np.abs(ref).max()
         assert np.abs(got - ours).max() < 0.05 * span and np.abs(got - ref).max() < 0.05 * span
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+@pytest.mark.parametrize("make", [
+    lambda: nn.LSTM(4, 3, num_layers=2, batch_first=True),
+    lambda: nn.LSTM(4, 3, bidirectional=True, num_layers=2),
+    lambda: nn.GRU(4, 3, bidirectional=True),
+    lambda: nn.GRU(4, 3, num_layers=2, bias=False),
+], ids=["lstm_2layer_batch_first", "lstm_bidirectional", "gru_bidirectional", "gru_no_bias"])
+def test_recurrent_layers_export_to_onnx_lstm_and_gru(make, opset):
+    dtorch.manual_seed(0)
+    model = make().eval()
+    x = dtorch.randn(2, 5, 4) if model.batch_first else dtorch.randn(5, 2, 4)
+    data = _export(model, x, opset)
+    assert {n.op_type for n in onnx.load_from_string(data).graph.node} & {"LSTM", "GRU"}
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x.numpy()})
+    out, state = model(x)
+    want = [out] + (list(state) if isinstance(state, tuple) else [state])
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-5, atol=1e-6)
