@@ -147,3 +147,29 @@ def test_tuple_samples_collate_to_lists_and_pin_memory_warns_without_gpu(torch):
         with pytest.warns(UserWarning, match="'pin_memory' argument is set as true but no accelerator is found"):
             batches = list(dtorch.utils.data.DataLoader(ds, batch_size=2, pin_memory=True))
         assert [b[0].tolist() for b in batches] == [[0.0, 1.0], [2.0, 3.0]]
+
+
+def test_workers_exit_when_the_loader_process_is_killed(tmp_path):
+    """A SIGKILLed training process leaves no DataLoader workers behind (they watch their parent, as torch's)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, signal, dtorch\n"
+            "ds = dtorch.utils.data.TensorDataset(dtorch.arange(64.0))\n"
+            "dl = dtorch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)\n"
+            "it = iter(dl); next(it)\n"
+            "print(' '.join(str(p.pid) for p in dl._workers.procs), flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    pids = [int(x) for x in p.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and
+                 "zombie" not in open(f"/proc/{pid}/status").read().lower()]
+    assert alive == [], f"workers {alive} outlived their killed parent"

@@ -227,6 +227,9 @@ class _WorkerError:
         self.text = text
 
 
+_WATCHDOG_S = 5.0  # how often an idle worker checks that the process that started it is alive (torch's too)
+
+
 def _worker_loop(loader_parts: dict, worker_id: int, num_workers: int, seed: int, index_queue, result_queue) -> None:
     global _worker_info
 
@@ -244,8 +247,14 @@ def _worker_loop(loader_parts: dict, worker_id: int, num_workers: int, seed: int
     collate = loader_parts["collate_fn"]
     auto = loader_parts["auto_collation"]
     stream = None
+    parent = os.getppid()
     while True:
-        task = index_queue.get()
+        try:
+            task = index_queue.get(timeout=_WATCHDOG_S)
+        except queue.Empty:
+            if os.getppid() != parent:  # the loader's process died (SIGKILL): nobody will send the stop
+                return
+            continue
         if task is None:
             return
         send_idx, indices = task
