@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 from .._ops.sampling import normal
-from ..autograd.grad_mode import no_grad
 from ..linalg import cholesky, inv, solve
 from ..tensor import Size, Tensor
 from . import constraints
@@ -78,10 +77,6 @@ class MultivariateNormal(Distribution):
         shape = self._extended_shape(sample_shape)
         eps = normal(0.0, 1.0, size=tuple(shape), dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + (self._unbroadcasted_scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
-
-    def sample(self, sample_shape=Size()) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape)
 
     def log_prob(self, value) -> Tensor:
         if self._validate_args:

@@ -5,7 +5,6 @@ import math
 import numbers
 
 from .._ops.sampling import normal
-from ..autograd.grad_mode import no_grad
 from ..tensor import Size, Tensor
 from . import constraints
 from .distribution import Distribution
@@ -39,10 +38,6 @@ class Normal(Distribution):
     @property
     def variance(self) -> Tensor:
         return self.scale.pow(2)
-
-    def sample(self, sample_shape=Size()) -> Tensor:
-        with no_grad():
-            return self.rsample(sample_shape)
 
     def rsample(self, sample_shape=Size()) -> Tensor:
         shape = self._extended_shape(sample_shape)
