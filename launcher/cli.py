@@ -136,20 +136,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     for step in spent:
         subprocess.run(step, stdout=subprocess.DEVNULL)
     rank_watch.clear(run_dir)
-    watch = rank_watch.PidWatch(run_dir, cfg["distributed"]["nproc"]) if mode == launch.MPIEXEC else None
+    return run_watched(cmd, {**env, **extra_env}, mode, run_dir, cfg["distributed"]["nproc"],
+                       f"{cfg['name']} failed ({{mode}} exit status {{rc}}); run directory {run_dir}")
+
+
+def run_watched(cmd: list[str], env: dict[str, str], mode: str, run_dir: Path, nproc: int, failed: str) -> int:
+    """Run the ranks, watching their pids under mpiexec; on failure name the rank that ended the job (from the
+    ranks' pid and exit records in ``run_dir``), then ``failed`` (formatted with ``mode`` and ``rc``)."""
+    watch = rank_watch.PidWatch(run_dir, nproc) if mode == launch.MPIEXEC else None
     if watch is not None:
         watch.start()
-    rc, scan = _run_forwarding_signals(cmd, {**env, **extra_env}, scan_output=mode == launch.MPIEXEC)
+    rc, scan = _run_forwarding_signals(cmd, env, scan_output=mode == launch.MPIEXEC)
     if watch is not None:
         watch.stop()
-    if rc != 0:
-        dead = rank_watch.dead_ranks_message(run_dir, scan.found, watch.ended) if scan and watch else None
-        for line in (dead or "").splitlines():
-            print(f"dtorch-run: {line}", file=sys.stderr)
-        print(f"dtorch-run: {cfg['name']} failed ({mode} exit status {rc}); run directory {run_dir}",
-              file=sys.stderr)
-        return JOB_FAILED
-    return 0
+    if rc == 0:
+        return 0
+    dead = rank_watch.dead_ranks_message(run_dir, scan.found, watch.ended) if scan and watch else None
+    for line in (dead or "").splitlines():
+        print(f"dtorch-run: {line}", file=sys.stderr)
+    print(f"dtorch-run: {failed.format(mode=mode, rc=rc)}", file=sys.stderr)
+    return JOB_FAILED
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -174,7 +180,7 @@ def dispatch(argv: list[str]) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
     if command == "run" and script.is_script(rest):  # dtorch-run [--nproc N] train.py ARGS: torchrun's way
-        return script.cmd_script(rest, _run_forwarding_signals)
+        return script.cmd_script(rest, run_watched)
     args = parser(command).parse_args(rest)
     if command == "run":
         return cmd_run(args)

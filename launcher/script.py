@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_script(argv: list[str], run_forwarding) -> int:
-    """The launcher side: start the ranks (or, inside a launch, be one)."""
+def cmd_script(argv: list[str], run_watched) -> int:
+    """The launcher side: start the ranks through cli.run_watched (or, inside a launch, be one)."""
     args = parser().parse_args(argv)
     if not Path(args.script).is_file():
         raise ConfigError(f"{args.script}: no such script")
@@ -76,20 +76,9 @@ def cmd_script(argv: list[str], run_forwarding) -> int:
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
-    run_dir = Path(tempfile.mkdtemp(prefix="dtorch-run-"))
-    watch = rank_watch.PidWatch(run_dir, args.nproc) if mode == launch.MPIEXEC else None
-    if watch is not None:
-        watch.start()
-    rc, scan = run_forwarding(cmd, {**env, "DTORCH_RUN_DIR": str(run_dir)}, mode == launch.MPIEXEC)
-    if watch is not None:
-        watch.stop()
-    if rc != 0:
-        dead = rank_watch.dead_ranks_message(run_dir, scan.found, watch.ended) if scan and watch else None
-        for line in (dead or "").splitlines():
-            print(f"dtorch-run: {line}", file=sys.stderr)
-        print(f"dtorch-run: {args.script} failed ({mode} exit status {rc})", file=sys.stderr)
-        return 1
-    return 0
+    run_dir = Path(tempfile.mkdtemp(prefix="dtorch-run-"))  # the ranks' pid and exit records
+    return run_watched(cmd, {**env, "DTORCH_RUN_DIR": str(run_dir)}, mode, run_dir, args.nproc,
+                       f"{args.script} failed ({{mode}} exit status {{rc}})")
 
 
 def run_rank(script: str, script_args: list[str]) -> int:
