@@ -140,9 +140,13 @@ def test_a_traced_jit_archive_needs_no_model_file(store, tmp_path):
     dtorch.jit.save(dtorch.jit.trace(model, dtorch.zeros(2, 64)), tmp_path / "traced.pt")
     assert archiver_main(["--model-name", "traced", "--version", "2", "--serialized-file", str(tmp_path / "traced.pt"),
                           "--export-path", str(tmp_path)]) == 0
-    extract(tmp_path / "traced.mar", tmp_path / "traced")
-    x = np.random.default_rng(2).random((2, 64), dtype=np.float32)
-    proc = _worker(tmp_path / "traced")
+    _serves_like(model, tmp_path / "traced.mar", np.random.default_rng(2).random((2, 64), dtype=np.float32))
+
+
+def _serves_like(model, mar, x: np.ndarray) -> None:
+    """The archive's worker answers each JSON row of ``x`` with 200 and ``model``'s output."""
+    extract(mar, mar.with_suffix(""))
+    proc = _worker(mar.with_suffix(""))
     try:
         out = _ask(proc, [("application/json", json.dumps(row.tolist()).encode()) for row in x])
     finally:
@@ -150,7 +154,7 @@ def test_a_traced_jit_archive_needs_no_model_file(store, tmp_path):
         proc.wait(10)
     with dtorch.no_grad():
         want = model(dtorch.from_numpy(x)).numpy()
-    assert [s for s, _ in out] == [200, 200]
+    assert [s for s, _ in out] == [200] * len(x)
     np.testing.assert_allclose(np.array([o for _, o in out]), want, rtol=1e-5, atol=1e-6)
 
 
@@ -161,18 +165,7 @@ def test_an_onnx_model_is_served_through_onnxruntime(store, tmp_path):
                        dynamic_axes={"x": {0: "batch"}})
     assert archiver_main(["--model-name", "onnxmlp", "--version", "1", "--serialized-file", str(tmp_path / "mlp.onnx"),
                           "--handler", "tensor", "--export-path", str(tmp_path)]) == 0
-    extract(tmp_path / "onnxmlp.mar", tmp_path / "onnxmlp")
-    x = np.random.default_rng(3).random((3, 64), dtype=np.float32)
-    proc = _worker(tmp_path / "onnxmlp")
-    try:
-        out = _ask(proc, [("application/json", json.dumps(row.tolist()).encode()) for row in x])
-    finally:
-        proc.stdin.close()
-        proc.wait(10)
-    with dtorch.no_grad():
-        want = model(dtorch.from_numpy(x)).numpy()
-    assert [s for s, _ in out] == [200, 200, 200]
-    np.testing.assert_allclose(np.array([o for _, o in out]), want, rtol=1e-5, atol=1e-6)
+    _serves_like(model, tmp_path / "onnxmlp.mar", np.random.default_rng(3).random((3, 64), dtype=np.float32))
 
 
 def test_a_broken_onnx_file_is_refused_by_name(tmp_path):
