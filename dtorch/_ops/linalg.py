@@ -87,7 +87,8 @@ def same_dtype(out, like):
 
 @defop("mm", save=(0, 1))
 def _mm(a, b):
-    return same_dtype(a @ b, a)
+    out = a @ b
+    return out if out.dtype is a.dtype else same_dtype(out, a)  # inline test: a call here costs 5% of a small mm
 
 
 @_mm.backward
@@ -218,8 +219,10 @@ def _matmul(a, b):
     if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous:
         # (..., m, k) @ (k, n) as one (B*m, k) @ (k, n) product: one BLAS call instead of B
         out = a.reshape(-1, a.shape[-1]) @ b
-        return same_dtype(out.reshape(a.shape[:-1] + (b.shape[1],)), a)
-    return same_dtype(xp_of(a).matmul(a, b), a)
+        out = out.reshape(a.shape[:-1] + (b.shape[1],))
+    else:
+        out = xp_of(a).matmul(a, b)
+    return out if out.dtype is a.dtype else same_dtype(out, a)
 
 
 @_matmul.backward

@@ -22,7 +22,9 @@ def _needs(ctx, i: int) -> bool:
 @defop("linear", save=(0, 1))
 def _linear(x, w, b=None):
     x2 = x.reshape(-1, x.shape[-1])
-    out = same_dtype(x2 @ w.T, x)
+    out = x2 @ w.T
+    if out.dtype is not x.dtype:
+        out = same_dtype(out, x)
     if b is not None:
         out += b
     return out.reshape(x.shape[:-1] + (w.shape[0],))
