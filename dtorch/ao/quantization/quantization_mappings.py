@@ -1,8 +1,7 @@
 """torch.ao.quantization.quantization_mappings: which quantized module replaces which float module.
 
 Modules that dynamic quantization can swap register here (``DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS``)
-and, when ``quantize_dynamic`` should swap them by default, in ``DEFAULT_DYNAMIC_QCONFIG_TYPES``
-(a quantized LSTM/GRU adds ``nn.LSTM: nnqd.LSTM`` to the first and is already in the second).
+and, when ``quantize_dynamic`` should swap them by default, in ``DEFAULT_DYNAMIC_QCONFIG_TYPES``.
 """
 from __future__ import annotations
 
@@ -18,12 +17,15 @@ __all__ = ["DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS", "get_default_dynamic_quant_m
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS: dict = {
     Linear: nnqd.Linear,
     NonDynamicallyQuantizableLinear: nnqd.Linear,
+    _nn.LSTM: nnqd.LSTM,
+    _nn.GRU: nnqd.GRU,
+    _nn.LSTMCell: nnqd.LSTMCell,
+    _nn.RNNCell: nnqd.RNNCell,
+    _nn.GRUCell: nnqd.GRUCell,
 }
 
-# the float module types quantize_dynamic gives a qconfig by default (torch's list); a type swaps
-# only once DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS has a quantized module for it
-DEFAULT_DYNAMIC_QCONFIG_TYPES: tuple = tuple(
-    getattr(_nn, name) for name in ("Linear", "LSTM", "GRU", "LSTMCell", "RNNCell", "GRUCell") if hasattr(_nn, name))
+# the float module types quantize_dynamic gives a qconfig by default (torch's list)
+DEFAULT_DYNAMIC_QCONFIG_TYPES: tuple = (_nn.Linear, _nn.LSTM, _nn.GRU, _nn.LSTMCell, _nn.RNNCell, _nn.GRUCell)
 
 
 def get_default_dynamic_quant_module_mappings() -> dict:

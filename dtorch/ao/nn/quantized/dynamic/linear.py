@@ -165,17 +165,22 @@ def _dynamic_int8_linear(x, wq, w_scale, w_zero_point, bias):
     return y.reshape(x.shape[:-1] + (wq.shape[0],)).astype(x.dtype, copy=False)
 
 
-def _int8_linear(x, wq, w_scale, w_zero_point, bias):
+def _int8_linear(x, wq, w_scale, w_zero_point, bias, w32=None, w_absmax: float | None = None):
     """fbgemm's dynamic int8 linear on float32 rows ``x``: quint8 input, exact integer sums, then
-    ``sums * (x_scale * w_scale) + bias`` rounded once (fbgemm's fused multiply-add)."""
+    ``sums * (x_scale * w_scale) + bias`` rounded once (fbgemm's fused multiply-add).
+
+    ``w32``/``w_absmax``: ``wq`` as float32 and its largest magnitude, when a caller reusing the weight
+    (a recurrent layer's steps) has them already."""
     xp = xp_of(x)
     if x.size == 0:
         return xp.zeros((x.shape[0], wq.shape[0]), np.float32) + (0 if bias is None else bias)
     x_scale, x_zp = choose_qparams(float(x.min()), float(x.max()), *quant_range(quint8), reduce_range=True)
     xq = quantize_array(x, x_scale, x_zp, quint8)
     centred = xq.astype(np.float32) - np.float32(x_zp)  # |.| <= 127: exact in float32
-    w = wq.astype(np.float32)
-    bound = x.shape[1] * float(xp.abs(centred).max()) * float(xp.abs(w).max())
+    w = wq.astype(np.float32) if w32 is None else w32
+    if w_absmax is None:
+        w_absmax = float(xp.abs(w).max())
+    bound = x.shape[1] * float(xp.abs(centred).max()) * w_absmax
     if bound < _SGEMM_EXACT:
         acc = centred @ w.T
     else:
