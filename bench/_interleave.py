@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -36,7 +37,6 @@ def profile_steps(impl, xx, yy, steps: int, top: int = 30) -> None:
     """cProfile ``steps`` training steps of ``impl`` after two warm-up steps; top entries by own time on stderr."""
     import cProfile
     import pstats
-    import sys
 
     for _ in range(2):
         impl.step(xx, yy)
@@ -46,3 +46,27 @@ def profile_steps(impl, xx, yy, steps: int, top: int = 30) -> None:
         impl.step(xx, yy)
     prof.disable()
     pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+
+
+def run_per_thread(script: str, threads: list[int], argv: list[str], profile: int | None = None) -> dict:
+    """Run ``script --worker N *argv`` once per thread count N, each in its own subprocess with the BLAS/OpenMP
+    thread variables set to N before numpy loads; returns ``{"threads_N": <the worker's last JSON line>}``.
+    With ``profile``, runs one worker at 1 thread with ``--profile STEPS`` (its table goes to stderr) instead."""
+    import json
+    import os
+    import subprocess
+
+    from gpt_step import MMAP_THRESHOLD, ROOT, THREAD_VARS
+
+    out = {}
+    for n in [1] if profile else threads:
+        env = dict(os.environ, **{v: str(n) for v in THREAD_VARS})
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
+        cmd = [sys.executable, os.path.abspath(script), "--worker", str(n), *argv]
+        if profile:
+            subprocess.run(cmd + ["--profile", str(profile)], env=env, check=True)
+            return out
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        out[f"threads_{n}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out

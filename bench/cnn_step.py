@@ -1,40 +1,26 @@
 """CNN training step (conv3x3 1->16, ReLU, maxpool, conv3x3 16->32, ReLU, maxpool, Linear -> 10) on 28x28,
-batch 64, float32, SGD lr 0.01 + cross-entropy, at one thread: steps/s for dtorch, torch (when installed)
-and a hand-written numpy im2col implementation. Prints one JSON line (medians over rounds)."""
+batch 64, float32, SGD lr 0.01 + cross-entropy: steps/s for dtorch, torch (when installed) and a hand-written
+numpy im2col implementation, in the same run.
+
+Each thread count runs in its own subprocess (thread variables set before numpy loads); steps are timed one at
+a time, the implementations taking turns, and a figure is the median over ``rounds * steps`` steps. Prints ONE
+JSON line with dtorch's ratio to torch and to numpy per thread count.
+
+Usage: ``python bench/cnn_step.py [--rounds 7] [--steps 10] [--threads 1 2] [--clock wall|cpu]``;
+``--profile 50`` prints a cProfile table of dtorch's steps at 1 thread.
+"""
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import time
 
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["OPENBLAS_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
+import numpy as np
 
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+from _interleave import profile_steps, run_per_thread, steps_per_s
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-BATCH, STEPS, ROUNDS, WARMUP = 64, 10, 7, 3
+BATCH = 64
 LR = 0.01
-
-
-def _rates(steps: dict) -> dict:
-    """Median steps/s of each step function; rounds interleave them so machine noise hits all alike."""
-    for step in steps.values():
-        for _ in range(WARMUP):
-            step()
-    rates = {name: [] for name in steps}
-    for _ in range(ROUNDS):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(STEPS):
-                step()
-            rates[name].append(STEPS / (time.perf_counter() - t))
-    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def _model(nn):
@@ -44,19 +30,19 @@ def _model(nn):
         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
 
 
-def _framework_step(lib, x_np, y_np):
-    lib.manual_seed(0)
-    model = _model(lib.nn)
-    opt = lib.optim.SGD(model.parameters(), lr=LR)
-    x, y = lib.from_numpy(x_np), lib.from_numpy(y_np)
-    F = lib.nn.functional
+class _Framework:
+    def __init__(self, lib) -> None:
+        lib.manual_seed(0)
+        self.lib = lib
+        self.model = _model(lib.nn)
+        self.opt = lib.optim.SGD(self.model.parameters(), lr=LR)
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+    def step(self, x, y):
+        self.opt.zero_grad()
+        loss = self.lib.nn.functional.cross_entropy(self.model(x), y)
         loss.backward()
-        opt.step()
-    return step
+        self.opt.step()
+        return loss
 
 
 # ---- plain numpy reference ------------------------------------------------------------------------
@@ -107,15 +93,16 @@ def _pool_bw(g, mask):
     return (mask * g[:, :, :, None, :, None]).reshape(n, c, 2 * h, 2 * w)
 
 
-def _numpy_step(x, y):
-    rng = np.random.default_rng(0)
-    params = {"w1": rng.uniform(-1 / 3, 1 / 3, (16, 1, 3, 3)).astype(np.float32), "b1": np.zeros(16, np.float32),
-              "w2": rng.uniform(-1 / 12, 1 / 12, (32, 16, 3, 3)).astype(np.float32), "b2": np.zeros(32, np.float32),
-              "w3": rng.uniform(-0.025, 0.025, (10, 32 * 49)).astype(np.float32), "b3": np.zeros(10, np.float32)}
-    onehot = np.eye(10, dtype=np.float32)[y]
+class _Numpy:
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.params = {
+            "w1": rng.uniform(-1 / 3, 1 / 3, (16, 1, 3, 3)).astype(np.float32), "b1": np.zeros(16, np.float32),
+            "w2": rng.uniform(-1 / 12, 1 / 12, (32, 16, 3, 3)).astype(np.float32), "b2": np.zeros(32, np.float32),
+            "w3": rng.uniform(-0.025, 0.025, (10, 32 * 49)).astype(np.float32), "b3": np.zeros(10, np.float32)}
 
-    def step():
-        P = params
+    def step(self, x, y):
+        P = self.params
         a1, c1 = _conv_fwd(x, P["w1"], P["b1"])
         r1 = np.maximum(a1, 0)
         p1, m1 = _pool_fwd(r1)
@@ -127,7 +114,10 @@ def _numpy_step(x, y):
         z = logits - logits.max(1, keepdims=True)
         sm = np.exp(z)
         sm /= sm.sum(1, keepdims=True)
-        gl = (sm - onehot) / len(x)
+        loss = float(-np.log(sm[np.arange(len(y)), y]).mean())
+        gl = sm
+        gl[np.arange(len(y)), y] -= 1
+        gl /= len(x)
         grads = {"w3": gl.T @ f, "b3": gl.sum(0)}
         gp2 = (gl @ P["w3"]).reshape(p2.shape)
         ga2 = _pool_bw(gp2, m2) * (a2 > 0)
@@ -136,30 +126,51 @@ def _numpy_step(x, y):
         _, grads["w1"], grads["b1"] = _conv_bw(ga1, x.shape, P["w1"], c1, need_dx=False)
         for k, g in grads.items():
             P[k] -= LR * g
-    return step
+        return loss
 
 
-def main() -> None:
+def make_impls(threads: int) -> dict:
+    import dtorch
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, BATCH).astype(np.int64)
-    import dtorch
-
-    steps = {"numpy": _numpy_step(x, y), "dtorch": _framework_step(dtorch, x, y)}
+    impls = {"dtorch": (_Framework(dtorch), dtorch.from_numpy(x), dtorch.from_numpy(y))}
     try:
         import torch
+
+        torch.set_num_threads(threads)
+        impls["torch"] = (_Framework(torch), torch.from_numpy(x), torch.from_numpy(y))
     except ImportError:
-        torch = None
-    if torch is not None:
-        torch.set_num_threads(1)
-        steps["torch"] = _framework_step(torch, x, y)
-    rates = _rates(steps)
-    res = {"bench": "cnn_step", "batch": BATCH, "threads": 1,
-           "dtorch_steps_per_s": round(rates["dtorch"], 2),
-           "torch_steps_per_s": round(rates["torch"], 2) if torch is not None else None,
-           "numpy_steps_per_s": round(rates["numpy"], 2),
-           "ratio_dtorch_torch": round(rates["dtorch"] / rates["torch"], 3) if torch is not None else None}
-    print(json.dumps(res))
+        pass
+    impls["numpy"] = (_Numpy(), x, y)
+    return impls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the calling thread's CPU time (meaningful at 1 thread only)")
+    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        impls = make_impls(args.worker)
+        if args.profile:
+            profile_steps(*impls["dtorch"], args.profile, top=30)
+        else:
+            clock = time.perf_counter if args.clock == "wall" else time.thread_time
+            print(json.dumps(steps_per_s(impls, args.rounds, args.steps, clock)))
+        return
+    result = {"bench": "cnn_step", "batch": BATCH, "dtype": "float32", "optimizer": "SGD(lr=0.01)",
+              "clock": args.clock}
+    argv = ["--rounds", str(args.rounds), "--steps", str(args.steps), "--clock", args.clock]
+    result.update(run_per_thread(__file__, args.threads, argv, args.profile))
+    if not args.profile:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

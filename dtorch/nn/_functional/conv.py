@@ -84,8 +84,9 @@ def _zero_outside(a, ranges) -> None:
             a[lead + (slice(o1, n),) + tail] = 0
 
 
-def im2col(x, kernel, stride, padding, dilation, groups: int):
-    """Contiguous columns ``(N, groups, C/groups * prod(kernel), L)`` and the output size.
+def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool = False):
+    """Contiguous columns and the output size: ``(N, groups, C/groups * prod(kernel), L)``, or with
+    ``batch_minor`` ``(groups, C/groups * prod(kernel), N * L)`` (the whole batch in one GEMM operand).
 
     One strided copy per kernel position straight from ``x``; the outputs that read the
     padding are zeroed instead, so no padded copy of ``x`` is made.
@@ -93,32 +94,45 @@ def im2col(x, kernel, stride, padding, dilation, groups: int):
     n, c = x.shape[:2]
     size = x.shape[2:]
     out = out_size(size, kernel, stride, padding, dilation)
-    cols = xp_of(x).empty((n, c, math.prod(kernel)) + out, x.dtype)
+    kk = math.prod(kernel)
+    if batch_minor:
+        cols = xp_of(x).empty((c, kk, n) + out, x.dtype)
+        x, planes = x.swapaxes(0, 1), cols.swapaxes(0, 1)
+    else:
+        cols = xp_of(x).empty((n, c, kk) + out, x.dtype)
+        planes = cols.swapaxes(0, 2)
     for p, pos in enumerate(_positions(kernel)):
         ranges, src = _clipped(pos, size, stride, padding, dilation, out)
-        plane = cols[:, :, p]
+        plane = planes[p] if batch_minor else planes[p].swapaxes(0, 1)
         _zero_outside(plane, ranges)
         plane[_inner(ranges)] = x[src]
+    if batch_minor:
+        return cols.reshape(groups, -1, n * math.prod(out)), out
     return cols.reshape(n, groups, -1, math.prod(out)), out
 
 
-def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=None):
+def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=None, batch_minor: bool = False):
     """Adjoint of :func:`im2col`: add every column entry back into its input position.
 
-    cols: ``(N, C * prod(kernel), L)``; one strided add per kernel position into a
-    contiguous ``(N, C, *size)`` result, ``out`` when given (entries that fall on the
-    padding are dropped).
+    cols: ``(N, C * prod(kernel), L)`` (``batch_minor``: ``(C * prod(kernel), N * L)`` and ``out`` given);
+    one strided add per kernel position into a contiguous ``(N, C, *size)`` result, ``out`` when given
+    (entries that fall on the padding are dropped).
     """
-    n = cols.shape[0]
     osize = out_size(size, kernel, stride, padding, dilation)
-    cols = cols.reshape((n, channels, math.prod(kernel)) + osize)
+    kk = math.prod(kernel)
     if out is None:
-        out = xp_of(cols).zeros((n, channels) + tuple(size), cols.dtype)
+        out = xp_of(cols).zeros((cols.shape[0], channels) + tuple(size), cols.dtype)
     else:
         out[...] = 0
+    if batch_minor:
+        planes = cols.reshape((channels, kk, out.shape[0]) + osize).swapaxes(0, 1)
+        dst_arr = out.swapaxes(0, 1)
+    else:
+        planes = cols.reshape((cols.shape[0], channels, kk) + osize).swapaxes(0, 2).swapaxes(1, 2)
+        dst_arr = out
     for p, pos in enumerate(_positions(kernel)):
         ranges, dst = _clipped(pos, size, stride, padding, dilation, osize)
-        out[dst] += cols[:, :, p][_inner(ranges)]
+        dst_arr[dst] += planes[p][_inner(ranges)]
     return out
 
 
@@ -137,7 +151,29 @@ def _batch_chunks(a, n: int, sample_bytes: int) -> list[slice]:
 
 # ---- the three kernels ---------------------------------------------------------------------------
 # Columns are ``(N, groups, K, L)`` with K = C/groups * prod(kernel) and L the output pixels,
-# so the forward product ``w @ cols`` is a batched GEMM whose result is already NCHW.
+# so the forward product ``w @ cols`` is a batched GEMM whose result is already NCHW. When L is
+# small (strided layers deep in a network, 1x1 outputs) those per-sample GEMMs are thin and BLAS
+# runs them far below its peak: the columns are then laid out batch-minor, ``(groups, K, N * L)``,
+# and each chunk of the batch is one GEMM, at the price of transposing the (smaller) output.
+_MINOR_BELOW = 256
+
+
+def _batch_minor(length: int) -> bool:
+    return length < _MINOR_BELOW
+
+
+def _to_minor(a, groups: int):
+    """``(N, C, *spatial)`` -> contiguous ``(groups, C/groups, N * L)``."""
+    n, c = a.shape[:2]
+    return xp_of(a).ascontiguousarray(a.reshape(n, c, -1).swapaxes(0, 1)).reshape(groups, c // groups, -1)
+
+
+def _from_minor(ym, out) -> None:
+    """Write ``(C, N * L)`` into ``out`` ``(N, C, *spatial)``."""
+    n, c = out.shape[:2]
+    out.reshape(n, c, -1).swapaxes(0, 1)[...] = ym.reshape(c, n, -1)
+
+
 def _needs(ctx, i: int) -> bool:
     return ctx.next_functions[i][0] is not None
 
@@ -149,15 +185,20 @@ def _conv_params(ctx) -> dict:
 
 @defop("convolution", save=(0, 1))
 def _convolution(x, w, b, stride, padding, dilation, groups):
+    xp = xp_of(x)
     n, o = x.shape[0], w.shape[0]
     kernel = w.shape[2:]
     out = out_size(x.shape[2:], kernel, stride, padding, dilation)
     length = math.prod(out)
+    minor = _batch_minor(length)
     wm = w.reshape(groups, o // groups, -1)
-    y = xp_of(x).empty((n, o) + out, x.dtype)
+    y = xp.empty((n, o) + out, x.dtype)
     for sl in _batch_chunks(x, n, w[0].size * groups * length * x.itemsize):
-        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups)
-        xp_of(x).matmul(wm, cols, out=y[sl].reshape(-1, groups, o // groups, length))
+        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
+        if minor:
+            _from_minor(xp.matmul(wm, cols), y[sl])
+        else:
+            xp.matmul(wm, cols, out=y[sl].reshape(-1, groups, o // groups, length))
     if b is not None:
         y += b.reshape((o,) + (1,) * len(out))
     return y
@@ -182,13 +223,19 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     xp = xp_of(g)
     n, o = g.shape[:2]
     cin = w.shape[1] * groups
+    length = math.prod(g.shape[2:])
+    minor = _batch_minor(length)
     wt = w.reshape(groups, o // groups, -1).swapaxes(-1, -2)
     gm = g.reshape(n, groups, o // groups, -1)
     y = xp.empty((n, cin) + tuple(size), g.dtype)
-    for sl in _batch_chunks(g, n, w[0].size * groups * gm.shape[-1] * g.itemsize):
-        cols = xp.matmul(wt, gm[sl])  # (n, G, C/G * prod(k), L)
-        col2im(cols.reshape(cols.shape[0], -1, cols.shape[-1]), cin, size, w.shape[2:], stride, padding, dilation,
-               out=y[sl])
+    for sl in _batch_chunks(g, n, w[0].size * groups * length * g.itemsize):
+        if minor:
+            cols = xp.matmul(wt, _to_minor(g[sl], groups))  # (G, C/G * prod(k), n * L)
+            col2im(cols, cin, size, w.shape[2:], stride, padding, dilation, out=y[sl], batch_minor=True)
+        else:
+            cols = xp.matmul(wt, gm[sl])  # (n, G, C/G * prod(k), L)
+            col2im(cols.reshape(cols.shape[0], -1, length), cin, size, w.shape[2:], stride, padding, dilation,
+                   out=y[sl])
     if b is not None:
         y += b.reshape((cin,) + (1,) * len(size))
     return y
@@ -211,13 +258,22 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     xp = xp_of(x)
     n, o = g.shape[:2]
     k = x.shape[1] // groups * math.prod(kernel)
-    # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
-    gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
-    gw = xp.zeros((groups, k, o // groups), g.dtype)
-    for sl in _batch_chunks(x, n, groups * k * gt.shape[2] * x.itemsize):
-        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups)
-        gw += xp.matmul(cols, gt[sl]).sum(0)
-    return xp.ascontiguousarray(gw.swapaxes(-1, -2)).reshape((o, x.shape[1] // groups) + tuple(kernel))
+    length = math.prod(g.shape[2:])
+    minor = _batch_minor(length)
+    if minor:  # (G, O/G, K): already the weight's layout
+        gw = xp.zeros((groups, o // groups, k), g.dtype)
+    else:  # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
+        gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
+        gw = xp.zeros((groups, k, o // groups), g.dtype)
+    for sl in _batch_chunks(x, n, groups * k * length * x.itemsize):
+        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
+        if minor:
+            gw += xp.matmul(_to_minor(g[sl], groups), cols.swapaxes(-1, -2))
+        else:
+            gw += xp.matmul(cols, gt[sl]).sum(0)
+    if not minor:
+        gw = xp.ascontiguousarray(gw.swapaxes(-1, -2))
+    return gw.reshape((o, x.shape[1] // groups) + tuple(kernel))
 
 
 @_conv_weight_grad.backward

@@ -1,0 +1,76 @@
+"""The convolution kernels' two column layouts (per-sample GEMMs and batch-minor, one GEMM per batch chunk) and
+their batch chunking: conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of
+stride / padding / dilation / groups, and float64 gradcheck + gradgradcheck, each layout forced."""
+from __future__ import annotations
+
+import pytest
+
+import dtorch
+import dtorch.nn.functional as F
+from dtorch.nn._functional import conv
+from tests.oracle import F32_TOL, check_grads, check_op, rand
+
+F32 = dtorch.float32
+CONV_CASES = [
+    dict(),
+    dict(stride=2, padding=1),
+    dict(stride=(2, 1), padding=(0, 2)),
+    dict(padding="same", dilation=2),
+    dict(dilation=(2, 1), padding=1, stride=2),
+    dict(groups=2, stride=2),
+    dict(groups=4, padding=1),
+]
+TRANSPOSE_CASES = [
+    dict(),
+    dict(stride=2, padding=1),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 3), output_padding=(1, 2)),
+    dict(groups=2, dilation=2, padding=2),
+    dict(stride=3, dilation=2, output_padding=2, groups=2),
+]
+
+
+@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked"])
+def layout(request, monkeypatch):
+    """Force one layout; 'chunked' also makes every batch chunk one sample."""
+    monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param == "per-sample" else 1 << 30)
+    if request.param.endswith("chunked"):
+        monkeypatch.setitem(conv._CHUNK_BYTES, "cpu", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("kw", CONV_CASES, ids=str)
+def test_conv2d_layouts_match_torch(layout, kw, torch):
+    g = kw.get("groups", 1)
+    x, w, b = rand(3, 4, 8, 7, dtype=F32), rand(8, 4 // g, 4, 3, dtype=F32), rand(8, dtype=F32)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
+             inputs=[x, w, b], **F32_TOL)
+
+
+@pytest.mark.parametrize("kw", TRANSPOSE_CASES, ids=str)
+def test_conv_transpose2d_layouts_match_torch(layout, kw, torch):
+    g = kw.get("groups", 1)
+    x, w, b = rand(3, 4, 5, 4, dtype=F32), rand(4, 6 // g, 4, 3, dtype=F32), rand(6, dtype=F32)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+             lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), inputs=[x, w, b], **F32_TOL)
+
+
+def test_conv1d_and_1x1_output_layouts_match_torch(layout, torch):
+    x, w = rand(3, 4, 9, dtype=F32), rand(6, 2, 3, dtype=F32)
+    kw = dict(stride=2, padding=1, groups=2)
+    check_op(lambda x, w: F.conv1d(x, w, **kw), lambda x, w: torch.nn.functional.conv1d(x, w, **kw),
+             inputs=[x, w], **F32_TOL)
+    # DCGAN's ends: a 4x4 input to a 1x1 output, and a 1x1 noise to a 4x4 image
+    x, w = rand(5, 8, 4, 4, dtype=F32), rand(1, 8, 4, 4, dtype=F32)
+    check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[x, w], **F32_TOL)
+    z, wt = rand(5, 10, 1, 1, dtype=F32), rand(10, 6, 4, 4, dtype=F32)
+    check_op(F.conv_transpose2d, torch.nn.functional.conv_transpose2d, inputs=[z, wt], **F32_TOL)
+
+
+def test_layouts_gradcheck_and_double_backward(layout):
+    d = dtorch.float64
+    x, w, b = rand(2, 4, 5, 5, dtype=d), rand(4, 2, 3, 3, dtype=d), rand(4, dtype=d)
+    check_grads(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2), x, w, b)
+    x, w, b = rand(2, 4, 3, 3, dtype=d), rand(4, 2, 3, 2, dtype=d), rand(4, dtype=d)
+    check_grads(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+                x, w, b)
