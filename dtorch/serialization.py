@@ -264,6 +264,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool = True,
     if isinstance(f, (str, os.PathLike)):
         source = os.fspath(f)
         with open(f, "rb") as fh:
+            _fileio.advise_sequential(fh)
             if _is_torch_zip(fh):
                 return _load_torch(fh, source, map_location)
             entries, meta, body, digest = _safetensors.read_stream(fh, source, _refuse_foreign(source), _hasher)

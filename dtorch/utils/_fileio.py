@@ -1,8 +1,10 @@
 """Large-file I/O for dtorch.save/load and checkpoint directories.
 
-Writes go out in STEP-sized pieces, each hashed right after it is written (still in the CPU cache),
-with the disk's writeback started every CHUNK bytes (Linux sync_file_range), so the fsync at the end
-has little left to flush; reads hash each piece right after reading it. Files replace their targets
+Writes go out in STEP-sized pieces with the disk's writeback started every CHUNK bytes (Linux
+sync_file_range), so the fsync at the end has little left to flush; reads go in READ_STEP pieces
+with the kernel told to read ahead (posix_fadvise). The sha256 runs in a helper thread (hashlib
+releases the GIL) beside the writes or a piece behind the reads, so a file costs the longer of its
+I/O and its hashing, not their sum; small files are hashed inline. Files replace their targets
 atomically: temporary file beside the target, fsync, rename, fsync of the directory.
 """
 from __future__ import annotations
@@ -11,13 +13,18 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import queue
 import stat
 import sys
+import threading
 import uuid
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 CHUNK = 8 << 20       # writeback is started every CHUNK bytes
-STEP = 1 << 20        # write-then-hash / read-then-hash piece: small enough to be hashed from the CPU cache
+STEP = 1 << 20        # write piece; also the piece hashed inline (from the CPU cache) for small files
+READ_STEP = 4 << 20   # read piece, handed to the hash thread as soon as it is in
+THREADED_MIN = 4 << 20   # from this many bytes on, hashing runs in a helper thread
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -37,38 +44,95 @@ def _load_sync_file_range():
 _sync_file_range = _load_sync_file_range()
 
 
+class _HashThread:
+    """Feeds memoryviews to a hashlib object in one helper thread, in the order they are put."""
+
+    def __init__(self, h) -> None:
+        self.h, self.error, self.cancelled = h, None, False
+        self.pieces: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="dtorch-hash", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (piece := self.pieces.get()) is not None:
+            if self.cancelled or self.error is not None:
+                continue
+            try:
+                self.h.update(piece)
+            except BaseException as e:   # re-raised in the caller's thread by close()
+                self.error = e
+
+    def close(self, cancel: bool = False) -> None:
+        self.cancelled = self.cancelled or cancel
+        self.pieces.put(None)
+        self.thread.join()
+        if self.error is not None and not cancel:
+            raise self.error
+
+
+@contextmanager
+def hashing(h, nbytes: int) -> Iterator[Callable[[memoryview], None]]:
+    """A ``feed(piece)`` that updates ``h`` with the pieces in order: inline below THREADED_MIN bytes, else in
+    a helper thread, all of it done when the block ends (on an error, the rest is dropped)."""
+    if nbytes < THREADED_MIN:
+        yield h.update
+        return
+    worker = _HashThread(h)
+    try:
+        yield worker.pieces.put
+    except BaseException:
+        worker.close(cancel=True)
+        raise
+    worker.close()
+
+
+def _byte_views(buffers: list) -> list[memoryview]:
+    views = (memoryview(b) for b in buffers)
+    return [mv.cast("B") for mv in views if mv.nbytes]   # an empty tensor has nothing to write or hash
+
+
 def write_and_hash(fd: int, buffers: list, h, offset: int = 0) -> int:
-    """Write the buffers to ``fd`` in STEP-sized pieces, updating the hash ``h`` with each piece right after
-    writing it, and start each CHUNK's writeback as soon as it is written; returns the bytes written.
-    ``offset``: where ``fd``'s position is, for the writeback ranges."""
+    """Write the buffers to ``fd`` and update the hash ``h`` with them; returns the bytes written.
+
+    Writeback starts every CHUNK bytes. Large data is hashed from memory in a helper thread while it is
+    written; small data piece by piece right after writing (still in the CPU cache). ``offset``: where
+    ``fd``'s position is, for the writeback ranges."""
+    views = _byte_views(buffers)
+    total = sum(len(mv) for mv in views)
     size = started = offset   # writeback has been started for the bytes before ``started``
-    for b in buffers:
-        mv = memoryview(b)
-        if not mv.nbytes:
-            continue   # an empty tensor: nothing to write (and a zero-size view cannot be cast)
-        mv = mv.cast("B")
-        pos = 0
-        while pos < len(mv):
-            n = os.write(fd, mv[pos:pos + STEP])
-            h.update(mv[pos:pos + n])
-            pos += n
-            size += n
-            if _sync_file_range is not None and size - started >= CHUNK:
-                _sync_file_range(fd, started, size - started, _SYNC_FILE_RANGE_WRITE)
-                started = size
+    threaded = total >= THREADED_MIN
+    with hashing(h, total) as feed:
+        if threaded:
+            for mv in views:
+                for pos in range(0, len(mv), CHUNK):
+                    feed(mv[pos:pos + CHUNK])
+        for mv in views:
+            pos = 0
+            while pos < len(mv):
+                n = os.write(fd, mv[pos:pos + STEP])
+                if not threaded:
+                    feed(mv[pos:pos + n])
+                pos += n
+                size += n
+                if _sync_file_range is not None and size - started >= CHUNK:
+                    _sync_file_range(fd, started, size - started, _SYNC_FILE_RANGE_WRITE)
+                    started = size
     return size - offset
 
 
 def read_and_hash(readinto: Callable[[memoryview], int | None], buf: memoryview, h) -> int:
-    """Fill ``buf`` by ``readinto`` calls in STEP-sized pieces, updating ``h`` with each piece right after
-    reading it (still in the CPU cache); returns the count read (short only at the end of the stream)."""
+    """Fill ``buf`` by ``readinto`` calls in READ_STEP pieces, updating ``h`` with each piece once it is read
+    (in a helper thread for large buffers, so the next piece is read meanwhile); returns the count read
+    (short only at the end of the stream)."""
     pos = 0
-    while pos < len(buf):
-        n = _fill(readinto, buf[pos:pos + STEP])
-        h.update(buf[pos:pos + n])
-        pos += n
-        if n < STEP:
-            break
+    with hashing(h, len(buf)) as feed:
+        while pos < len(buf):
+            n = _fill(readinto, buf[pos:pos + READ_STEP])
+            if n:
+                feed(buf[pos:pos + n])
+            pos += n
+            if n < READ_STEP:
+                break
     return pos
 
 
@@ -80,6 +144,15 @@ def _fill(readinto, buf: memoryview) -> int:
             break
         pos += n
     return pos
+
+
+def advise_sequential(f) -> None:
+    """Tell the kernel ``f`` (a file object or descriptor) is read from start to end: a larger readahead."""
+    try:
+        fd = f if isinstance(f, int) else f.fileno()
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
