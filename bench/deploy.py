@@ -4,7 +4,10 @@ Per model: dtorch float, dtorch dynamic int8 (``quantize_dynamic``), ONNX Runtim
 int8 exports (when onnx/onnxruntime are installed), torch float and torch ``quantize_dynamic`` (when torch is
 installed), in batches per second (median of single batches run
 in turn), the saved state_dict sizes, and for the large MLP the 50% ``ln_structured``-pruned model
-after ``prune.compact`` against the unpruned one. One JSON line on stdout.
+after ``prune.compact`` against the unpruned one. Then a word-language-model LSTM (2 layers, 256 wide, 35 steps
+of a batch of 20): dtorch float, dtorch ``quantize_dynamic`` and torch float / ``quantize_dynamic``. numpy has no
+int8 GEMM, so dtorch's quantized layers save memory, not time (each step also quantizes its activations).
+One JSON line on stdout.
 
     python bench/deploy.py [--rounds 5] [--steps 40]
 """
@@ -33,6 +36,7 @@ from dtorch.nn.utils import prune  # noqa: E402
 
 MODELS = {"digits": (64, 128, 128, 10), "mlp784": (784, 1024, 1024, 10)}
 BATCH = 64
+LSTM_SHAPE = {"input": 256, "hidden": 256, "layers": 2, "seq": 35, "batch": 20}
 
 
 class Infer:
@@ -43,7 +47,9 @@ class Infer:
 
     def step(self, x, y) -> float:
         with self.lib.no_grad():
-            return float(self.model(x)[0, 0])
+            out = self.model(x)
+            out = out[0] if isinstance(out, tuple) else out  # a recurrent layer's (output, hidden)
+            return float(out.reshape(-1)[0])
 
 
 def _mlp(lib, sizes: tuple, weights: list):
@@ -158,6 +164,40 @@ def bench_model(name: str, sizes: tuple, torch, rounds: int, steps: int) -> dict
     return out
 
 
+def bench_lstm(torch, rounds: int, steps: int) -> dict:
+    """The word-language-model LSTM, float and dynamic int8, dtorch and torch on the same weights."""
+    sh = LSTM_SHAPE
+    ref = dtorch.nn.LSTM(sh["input"], sh["hidden"], sh["layers"])
+    x = np.random.default_rng(2).standard_normal((sh["seq"], sh["batch"], sh["input"])).astype(np.float32)
+    impls, models = {}, {}
+    for lib_name, lib in (("dtorch", dtorch), ("torch", torch)):
+        if lib is None:
+            continue
+        lstm = lib.nn.LSTM(sh["input"], sh["hidden"], sh["layers"])
+        lstm.load_state_dict({k: lib.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+        float_model = lib.nn.Sequential(lstm).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q_model = lib.ao.quantization.quantize_dynamic(float_model, {lib.nn.LSTM}, dtype=lib.qint8)
+        for kind, m in (("float", float_model), ("qint8", q_model)):
+            models[f"{lib_name}_{kind}"] = (lib, m)
+            impls[f"{lib_name}_{kind}"] = (Infer(lib, m), lib.tensor(x), None)
+    rates = steps_per_s(impls, rounds, steps)
+    out = {"shape": sh}
+    out.update({k.removesuffix("_steps_per_s") + "_batches_per_s": v for k, v in rates.items() if k.endswith("_per_s")})
+    out.update({f"{k}_bytes": _size(lib, m) for k, (lib, m) in models.items()})
+    out["dtorch_qint8_over_float_speed"] = _ratio(out, "dtorch_qint8_batches_per_s", "dtorch_float_batches_per_s")
+    out["dtorch_float_over_qint8_bytes"] = _ratio(out, "dtorch_float_bytes", "dtorch_qint8_bytes")
+    if torch is not None:
+        out["dtorch_qint8_over_torch_qint8"] = _ratio(out, "dtorch_qint8_batches_per_s", "torch_qint8_batches_per_s")
+        out["torch_qint8_over_float_speed"] = _ratio(out, "torch_qint8_batches_per_s", "torch_float_batches_per_s")
+        with dtorch.no_grad():
+            yd = models["dtorch_qint8"][1](dtorch.tensor(x))[0].numpy()
+        yt = models["torch_qint8"][1](torch.tensor(x))[0].detach().numpy()
+        out["qint8_max_abs_diff_vs_torch"] = float(np.abs(yd - yt).max())
+    return out
+
+
 def _ratio(out: dict, a: str, b: str) -> float:
     return round(out[a] / out[b], 3)
 
@@ -171,6 +211,7 @@ def main() -> None:
     result = {"bench": "deploy", "threads": 1, "batch": BATCH}
     for name, sizes in MODELS.items():
         result[name] = bench_model(name, sizes, torch, args.rounds, args.steps)
+    result["lstm_lm"] = bench_lstm(torch, args.rounds, max(args.steps // 4, 2))
     print(json.dumps(result))
 
 
