@@ -163,6 +163,31 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def remove_stale_temps(parent: str, name: str) -> None:
+    """Remove the ``.NAME.tmp-PID-...`` files a killed ``write_atomically`` of ``name`` left in ``parent``:
+    only those whose writer PID is no process on this host (a live writer's file is never touched)."""
+    prefix = f".{name}.tmp-"
+    try:
+        entries = [e for e in os.listdir(parent) if e.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        pid, sep, _ = entry[len(prefix):].partition("-")
+        if not (sep and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's process): its writer may still be at work
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            os.unlink(os.path.join(parent, entry))
+        except OSError:
+            pass
+
+
 def write_atomically(path: str | os.PathLike, fill: Callable[[int], None]) -> None:
     """Replace ``path`` (the file a symlink names) by what ``fill(fd)`` writes: a temporary file beside it, fsync,
     rename over it, fsync the directory. The target never holds a partial file; its permissions are kept."""
@@ -176,6 +201,7 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[int], None]) -> No
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         mode = None
+    remove_stale_temps(parent, name)
     tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
