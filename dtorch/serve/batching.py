@@ -40,6 +40,7 @@ class JobQueue:
         self.maxsize = maxsize
         self.items: deque[Job] = deque()
         self.waiters: deque[asyncio.Future] = deque()
+        self.fillers: list[tuple[int, asyncio.Future]] = []
 
     def __len__(self) -> int:
         return len(self.items)
@@ -60,26 +61,25 @@ class JobQueue:
                 return False
         if not self._hand_over(job):
             self.items.append(job)
+            for n, filler in self.fillers:
+                if len(self.items) >= n and not filler.done():
+                    filler.set_result(None)
         return True
 
     def put_front(self, job: Job) -> None:
         if not self._hand_over(job):
             self.items.appendleft(job)
 
-    async def get(self, timeout: float | None = None) -> Job | None:
-        """The next live job (None after ``timeout`` seconds)."""
+    async def get(self) -> Job:
+        """The next live job."""
         while self.items:
             job = self.items.popleft()
             if not job.future.done():
                 return job
-        if timeout is not None and timeout <= 0:
-            return None
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         try:
-            return await (waiter if timeout is None else asyncio.wait_for(waiter, timeout))
-        except asyncio.TimeoutError:
-            return None
+            return await waiter
         except asyncio.CancelledError:      # handed a job, then cancelled before taking it: it goes back
             if waiter.done() and not waiter.cancelled():
                 self.put_front(waiter.result())
@@ -88,27 +88,46 @@ class JobQueue:
             if not waiter.done():
                 waiter.cancel()
 
+    def take(self, n: int) -> list[Job]:
+        """Up to ``n`` live jobs that are waiting now."""
+        out = []
+        while self.items and len(out) < n:
+            job = self.items.popleft()
+            if not job.future.done():
+                out.append(job)
+        return out
+
+    async def fill(self, n: int, timeout: float) -> None:
+        """Wait until ``n`` jobs wait (or ``timeout`` seconds): one wakeup per batch, not one per job."""
+        if len(self.items) >= n or timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        entry = (n, loop.create_future())
+        self.fillers.append(entry)
+        timer = loop.call_later(timeout, lambda: entry[1].done() or entry[1].set_result(None))
+        try:
+            await entry[1]
+        finally:
+            timer.cancel()
+            self.fillers.remove(entry)
+
     def fail_all(self, reply: Reply) -> None:
         while self.items:
             self.items.popleft().answer(reply)
 
 
 async def next_batch(queue: JobQueue, batch_size: int, max_delay_ms: float) -> list[Job]:
-    """Wait for one job, then gather up to ``batch_size`` until ``max_delay_ms`` after it."""
+    """Wait for one job, then gather up to ``batch_size`` until ``max_delay_ms`` after it.
+
+    The worker's task sleeps until the batch is full or the delay is over, then takes the jobs in one go.
+    """
     first = await queue.get()
-    batch = [first]
-    deadline = time.perf_counter() + max_delay_ms / 1000
     try:
-        while len(batch) < batch_size:
-            job = await queue.get(timeout=deadline - time.perf_counter())
-            if job is None:
-                break
-            batch.append(job)
-    except asyncio.CancelledError:          # the worker is stopping: the jobs in hand go back
-        for job in reversed(batch):
-            queue.put_front(job)
+        await queue.fill(batch_size - 1, max_delay_ms / 1000)
+    except asyncio.CancelledError:          # the worker is stopping: the job in hand goes back
+        queue.put_front(first)
         raise
-    return [j for j in batch if not j.future.done()]
+    return [j for j in [first, *queue.take(batch_size - 1)] if not j.future.done()]
 
 
 def error(status: int, kind: str, message: str) -> Reply:

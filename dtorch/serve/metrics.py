@@ -36,3 +36,24 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class VersionMetrics:
+    """One model version's labelled series, looked up once (``labels()`` costs a lock and a dict per call)."""
+
+    def __init__(self, metrics: Metrics, model: str, version: str) -> None:
+        mv = (model, version)
+        self._requests, self._by_status = metrics.requests, {}
+        self.mv = mv
+        self.latency = metrics.latency.labels(*mv)
+        self.queue_latency = metrics.queue_latency.labels(*mv)
+        self.inference_latency = metrics.inference_latency.labels(*mv)
+        self.batch_size = metrics.batch_size.labels(*mv)
+        self.workers_alive = metrics.workers_alive.labels(*mv)
+        self.restarts = metrics.restarts.labels(*mv)
+
+    def answered(self, status: int) -> None:
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self._requests.labels(*self.mv, str(status))
+        counter.inc()

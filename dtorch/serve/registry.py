@@ -17,7 +17,7 @@ from dtorch.launcher.errors import ConfigError
 from .batching import JobQueue, error
 from .config import archive_model_config, model_settings
 from .mar import ArchiveError, extract
-from .metrics import Metrics
+from .metrics import Metrics, VersionMetrics
 from .workers import Worker, WorkerStartError
 
 
@@ -41,6 +41,7 @@ class ModelVersion:
         self.model_dir, self.manifest = model_dir, manifest
         self.settings, self.handler_config = settings, handler_config
         self.metrics: Metrics = server.metrics
+        self.observed = VersionMetrics(server.metrics, name, version)
         self.retry_on_crash: bool = server.cfg["retry_on_crash"]
         self.queue = JobQueue(server.cfg["job_queue_size"])
         self.workers: list[Worker] = []
@@ -126,8 +127,8 @@ class Registry:
                 raise ServeError(400, "ModelLoadException", str(e)) from None
             self.models.setdefault(mv.name, {})[mv.version] = mv
             self.defaults.setdefault(mv.name, mv.version)
-            self.metrics.workers_alive.labels(mv.name, mv.version).inc(0)
-            self.metrics.restarts.labels(mv.name, mv.version).inc(0)
+            mv.observed.workers_alive.inc(0)
+            mv.observed.restarts.inc(0)
             return mv
 
     async def _load(self, path: Path, url: str, name: str | None, overrides: dict[str, Any]) -> ModelVersion:

@@ -54,7 +54,8 @@ class Serve:
     def _uvicorn(self, app: Any, address: str) -> _Server:
         host, port = split_address(address)
         return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                      http="httptools", lifespan="off", timeout_graceful_shutdown=30,
+                                      http="httptools", lifespan="off", proxy_headers=False,
+                                      timeout_graceful_shutdown=30,
                                       timeout_keep_alive=30))
 
     async def _serve(self, server: _Server) -> None:

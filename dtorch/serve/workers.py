@@ -70,12 +70,12 @@ class Worker:
         self.ready, self.started_at = True, time.time()
         proc = self.proc
         asyncio.ensure_future(proc.wait()).add_done_callback(lambda _: self._exited(proc))
-        v.metrics.workers_alive.labels(v.name, v.version).inc()
+        v.observed.workers_alive.inc()
 
     async def kill(self) -> None:
         if self.ready:
             self.ready = False
-            self.version.metrics.workers_alive.labels(self.version.name, self.version.version).dec()
+            self.version.observed.workers_alive.dec()
         if self.proc and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGKILL)
@@ -115,7 +115,7 @@ class Worker:
             batch = await self._take_or_die(v.queue)
             if batch is None:               # the process died while idle
                 await self.kill()
-                v.metrics.restarts.labels(v.name, v.version).inc()
+                v.observed.restarts.inc()
                 failures += 1
                 continue
             self.busy = True
@@ -123,7 +123,7 @@ class Worker:
             self.busy = False
             if not ok:
                 failures += 1
-                v.metrics.restarts.labels(v.name, v.version).inc()
+                v.observed.restarts.inc()
             else:
                 failures = 0
 
@@ -150,8 +150,8 @@ class Worker:
         if batch:
             now = time.perf_counter()
             for job in batch:
-                v.metrics.queue_latency.labels(v.name, v.version).observe(now - job.enqueued)
-            v.metrics.batch_size.labels(v.name, v.version).observe(len(batch))
+                v.observed.queue_latency.observe(now - job.enqueued)
+            v.observed.batch_size.observe(len(batch))
         return batch
 
     async def _run(self, batch: list[Job]) -> bool:
@@ -179,7 +179,7 @@ class Worker:
             await self._replace(batch, error(500, "InternalServerException", f"the worker for model {v.name} "
                                              f"crashed while running this request's batch: {e}"), retry=True)
             return False
-        v.metrics.inference_latency.labels(v.name, v.version).observe(time.perf_counter() - t0)
+        v.observed.inference_latency.observe(time.perf_counter() - t0)
         for job, item in zip(batch, header["items"]):
             if item["status"] == 200:
                 job.answer(Reply(200, out[item["part"]], item["content_type"]))
