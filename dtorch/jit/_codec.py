@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 
 from ._exec import resolve
-from ._ir import PRIM_CONSTANT, Graph, Node, Value
+from ._ir import PRIM_CONSTANT, PRIM_IF, PRIM_LOOP, Graph, Node, Value
+from ._prims import ARITY
 
 MAX_DEPTH = 32
+MAX_BLOCK_DEPTH = 64
+_NO_OUTPUTS = ("prim::RaiseException", PRIM_IF, PRIM_LOOP)
 _VALUE_KINDS = ("Tensor", "int", "float", "bool", "str", "None", "list", "object")
 
 
@@ -110,15 +113,24 @@ def _value_json(v: Value) -> dict:
     return out
 
 
-def graph_to_json(graph: Graph, arrays: dict) -> dict:
-    nodes = []
-    for i, n in enumerate(graph.nodes):
+def _nodes_json(nodes: list, arrays: dict) -> list:
+    out = []
+    for i, n in enumerate(nodes):
         where = f"node {i} ({n.kind()})"
-        nodes.append({"op": n.op, "inputs": [v.id for v in n.inputs], "outputs": [_value_json(v) for v in n.outputs],
-                      "attrs": {k: encode_attr(a, arrays, f"{where} attribute {k!r}") for k, a in n.attrs.items()},
-                      "inplace": n.inplace, "sym": n.sym, "refs": n.refs, "scope": n.scope})
-    return {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user, "nodes": nodes,
-            "outputs": [v.id for v in graph.outputs], "out_spec": graph.out_spec}
+        obj = {"op": n.op, "inputs": [v.id for v in n.inputs], "outputs": [_value_json(v) for v in n.outputs],
+               "attrs": {k: encode_attr(a, arrays, f"{where} attribute {k!r}") for k, a in n.attrs.items()},
+               "inplace": n.inplace, "sym": n.sym, "refs": n.refs, "scope": n.scope}
+        if n.blocks:
+            obj["blocks"] = [{"inputs": [_value_json(v) for v in b.inputs], "nodes": _nodes_json(b.nodes, arrays),
+                              "outputs": [v.id for v in b.outputs]} for b in n.blocks]
+        out.append(obj)
+    return out
+
+
+def graph_to_json(graph: Graph, arrays: dict) -> dict:
+    return {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user,
+            "nodes": _nodes_json(graph.nodes, arrays), "outputs": [v.id for v in graph.outputs],
+            "out_spec": graph.out_spec}
 
 
 def _int(x, where: str, lo: int = 0, hi: int = 1 << 40) -> int:
@@ -175,7 +187,8 @@ def _refs(obj, where: str, n_inputs: int) -> dict:
     return dict(obj)
 
 
-def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
+def _node(obj, i: int, where: str, defined: dict, arrays: dict, visible: set, depth: int = 0) -> Node:
+    """One node; ``defined`` holds every value id decoded so far (ids are unique), ``visible`` those in scope."""
     here = f"{where}: node {i}"
     if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
         raise _bad(here, "malformed node")
@@ -186,8 +199,8 @@ def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
         raise _bad(here, "malformed inputs")
     inputs = []
     for vid in ins:
-        if type(vid) is not int or vid not in defined:
-            raise _bad(here, f"({op}) reads value {vid!r} before it is defined"[:200])
+        if type(vid) is not int or vid not in visible:
+            raise _bad(here, f"({op}) reads value {vid!r} before it is defined (or outside its block)"[:200])
         inputs.append(defined[vid])
     attrs = obj.get("attrs", {})
     if not isinstance(attrs, dict):
@@ -199,16 +212,66 @@ def _node(obj, i: int, where: str, defined: dict, arrays: dict) -> Node:
     node.sym = _sym(obj.get("sym", {}), here, len(inputs))
     node.refs = _refs(obj.get("refs", {}), here, len(inputs))
     node.scope = str(obj.get("scope", ""))
+    node.blocks = _blocks(obj.get("blocks", []), here, op, defined, arrays, visible, depth)
     outs = obj.get("outputs")
-    if not isinstance(outs, list) or not outs or len(outs) > 64:
+    if not isinstance(outs, list) or (not outs and op not in _NO_OUTPUTS) or len(outs) > 4096:
         raise _bad(here, "malformed outputs")
     for o in outs:
         v = _value(o, here, defined)
         v.node = node
         node.outputs.append(v)
+        visible.add(v.id)
     if op == PRIM_CONSTANT and "value" not in node.attrs:
         raise _bad(here, "prim::Constant without a value")
+    _check_prim(node, here)
     return node
+
+
+def _check_prim(node: Node, here: str) -> None:
+    """The shapes a prim node must have: arity, control-flow blocks matching the node's inputs and outputs."""
+    op, n_in, n_out = node.op, len(node.inputs), len(node.outputs)
+    if op in ARITY and (n_in != ARITY[op] or n_out != (0 if op == "prim::RaiseException" else 1)):
+        raise _bad(here, f"{op} takes {ARITY[op]} input(s), got {n_in}")
+    if op == "prim::RaiseException" and not isinstance(node.attrs.get("msg"), str):
+        raise _bad(here, "prim::RaiseException needs a message")
+    if op == "prim::Build":
+        slots = node.attrs.get("slots")
+        if not isinstance(slots, list) or len(slots) != n_in or n_out != 1 or not all(
+                isinstance(p, list) and all(type(k) is int for k in p) for p in slots):
+            raise _bad(here, "malformed prim::Build")
+    blocks = node.blocks
+    if op == PRIM_IF and (n_in != 1 or len(blocks) != 2 or any(b.inputs or len(b.outputs) != n_out for b in blocks)):
+        raise _bad(here, "prim::If needs one condition input and two blocks without inputs, each with one output "
+                         "per node output")
+    if op == PRIM_LOOP and (n_in < 2 or len(blocks) != 1 or n_out != n_in - 2 or len(blocks[0].inputs) != n_in - 1
+                            or len(blocks[0].outputs) != n_in - 1):
+        raise _bad(here, "prim::Loop needs (trip count, condition, carried...) inputs and one block with "
+                         "(counter, carried...) inputs and (condition, carried...) outputs")
+    if blocks and op not in (PRIM_IF, PRIM_LOOP):
+        raise _bad(here, f"{op} cannot have blocks")
+
+
+def _blocks(objs, here: str, op: str, defined: dict, arrays: dict, visible: set, depth: int) -> list[Graph]:
+    if not isinstance(objs, list) or len(objs) > 2:
+        raise _bad(here, "malformed blocks")
+    if objs and depth >= MAX_BLOCK_DEPTH:
+        raise _bad(here, f"blocks nested deeper than {MAX_BLOCK_DEPTH}")
+    out = []
+    for k, b in enumerate(objs):
+        where = f"{here} block {k}"
+        if not isinstance(b, dict) or not isinstance(b.get("inputs"), list) or not isinstance(b.get("nodes"), list):
+            raise _bad(where, "malformed block")
+        block = Graph()
+        scope = set(visible)
+        block.inputs = [_value(v, f"{where} input {i}", defined) for i, v in enumerate(b["inputs"])]
+        scope.update(v.id for v in block.inputs)
+        block.nodes = [_node(n, i, where, defined, arrays, scope, depth + 1) for i, n in enumerate(b["nodes"])]
+        outs = b.get("outputs")
+        if not isinstance(outs, list) or any(type(v) is not int or v not in scope for v in outs):
+            raise _bad(where, "block outputs name values not defined in scope")
+        block.outputs = [defined[v] for v in outs]
+        out.append(block)
+    return out
 
 
 def graph_from_json(obj: Any, arrays: dict, where: str) -> Graph:
@@ -218,15 +281,21 @@ def graph_from_json(obj: Any, arrays: dict, where: str) -> Graph:
     defined: dict[int, Value] = {}
     graph.inputs = [_value(v, f"{where}: input {i}", defined) for i, v in enumerate(obj["inputs"])]
     graph.n_user = _int(obj.get("n_user"), f"{where}: n_user", 0, len(graph.inputs) + 1)
-    graph.nodes = [_node(n, i, where, defined, arrays) for i, n in enumerate(obj["nodes"])]
+    visible = set(defined)
+    graph.nodes = [_node(n, i, where, defined, arrays, visible) for i, n in enumerate(obj["nodes"])]
     outs = obj.get("outputs")
-    if not isinstance(outs, list) or any(type(v) is not int or v not in defined for v in outs):
+    if not isinstance(outs, list) or any(type(v) is not int or v not in visible for v in outs):
         raise _bad(where, "graph outputs name undefined values")
     graph.outputs = [defined[v] for v in outs]
     graph.out_spec = _spec(obj.get("out_spec"), where, 0)
     if _leaves(graph.out_spec) != len(graph.outputs):
         raise _bad(where, "the output structure does not match the graph outputs")
     graph._next = max(defined, default=-1) + 1
+    if graph._next > 8 * len(defined) + 1024:
+        raise _bad(where, f"value ids up to {graph._next - 1} for {len(defined)} values (ids must be dense)")
+    for n in graph.walk():
+        for b in n.blocks:
+            b._root = graph
     return graph
 
 

@@ -16,6 +16,11 @@
 * :class:`Graph`: ``inputs`` (the user's inputs, then one per parameter and buffer, named by its
   qualified name; ``n_user`` of them are the user's), ``nodes`` in execution order, ``outputs``,
   and ``out_spec``, the structure (tuple/list/dict) the flat outputs are returned in.
+* Blocks (scripted control flow): a node's ``blocks`` are Graphs made by :meth:`Graph.block`; they
+  share the root's value numbering, may read any value defined before their node, and hand back
+  ``outputs``. ``prim::If(cond)`` has two blocks without inputs, whose outputs become the node's;
+  ``prim::Loop(trip_count, cond, *carried)`` has one block with inputs ``(i, *carried)`` and outputs
+  ``(cond, *carried)`` (TorchScript's forms).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ import numpy as np
 from .._dtype import _FROM_NP
 
 PRIM_CONSTANT = "prim::Constant"
+PRIM_IF = "prim::If"
+PRIM_LOOP = "prim::Loop"
 
 
 class Value:
@@ -76,7 +83,7 @@ class Value:
 class Node:
     """One op application: ``outputs = op(*inputs, **attrs)``."""
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "inplace", "sym", "refs", "scope")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "inplace", "sym", "refs", "scope", "blocks")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict | None = None, inplace: bool = False) -> None:
         self.op = op
@@ -87,6 +94,7 @@ class Node:
         self.sym: dict = {}
         self.refs: dict[str, int] = {}
         self.scope = ""
+        self.blocks: list[Graph] = []
 
     @property
     def output(self) -> Value:
@@ -112,12 +120,20 @@ class Graph:
         self.outputs: list[Value] = []
         self.out_spec: Any = None
         self._next = 0
+        self._root: Graph | None = None  # set on blocks: the graph whose value numbering they share
 
     # ---- building -------------------------------------------------------------------------
     def new_value(self, kind: str = "Tensor", name: str | None = None) -> Value:
-        v = Value(self._next, kind, name)
-        self._next += 1
+        root = self._root or self
+        v = Value(root._next, kind, name)
+        root._next += 1
         return v
+
+    def block(self) -> "Graph":
+        """A new, empty block numbering its values with this graph's root (attach it to a node's ``blocks``)."""
+        b = Graph()
+        b._root = self._root or self
+        return b
 
     def add_input(self, name: str, arr=None, requires_grad: bool = False) -> Value:
         v = self.new_value("Tensor", name)
@@ -151,27 +167,50 @@ class Graph:
 
     # ---- queries --------------------------------------------------------------------------
     def users(self) -> dict[int, list[Node]]:
-        """value id -> the nodes that read it, in order."""
+        """value id -> the nodes that read it, in order (a node with blocks reads what its blocks read)."""
         out: dict[int, list[Node]] = {}
         for n in self.nodes:
             for v in n.inputs:
                 out.setdefault(v.id, []).append(n)
+            for b in n.blocks:
+                for vid in b.free_ids():
+                    out.setdefault(vid, []).append(n)
         return out
 
+    def free_ids(self) -> set[int]:
+        """Ids of the values this graph (with its blocks) reads but does not define."""
+        defined = {v.id for v in self.inputs}
+        read: set[int] = set()
+        for n in self.walk():
+            read.update(v.id for v in n.inputs)
+            defined.update(v.id for v in n.outputs)
+            for b in n.blocks:
+                defined.update(v.id for v in b.inputs)
+                read.update(v.id for v in b.outputs)
+        read.update(v.id for v in self.outputs)
+        return read - defined
+
     def replace_uses(self, old: Value, new: Value, after: int = 0) -> None:
-        """Make every reader of ``old`` (nodes from index ``after``, and the outputs) read ``new``."""
+        """Make every reader of ``old`` (nodes from index ``after`` and their blocks, and the outputs) read ``new``."""
         for n in self.nodes[after:]:
             n.inputs = [new if v is old else v for v in n.inputs]
+            for b in n.blocks:
+                b.replace_uses(old, new)
         self.outputs = [new if v is old else v for v in self.outputs]
 
     def count(self, op: str | None = None) -> int:
-        """Number of nodes (of one op, ``aten::`` name or registry name), constants excluded when op is None."""
+        """Number of nodes, blocks' included (of one op, ``aten::`` or registry name; constants excluded when
+        op is None)."""
         if op is None:
-            return sum(1 for n in self.nodes if n.op != PRIM_CONSTANT)
-        return sum(1 for n in self.nodes if n.op == op or n.kind() == op)
+            return sum(1 for n in self.walk() if n.op != PRIM_CONSTANT)
+        return sum(1 for n in self.walk() if n.op == op or n.kind() == op)
 
     def walk(self) -> Iterator[Node]:
-        return iter(self.nodes)
+        """Every node, those inside blocks right after the node that owns them."""
+        for n in self.nodes:
+            yield n
+            for b in n.blocks:
+                yield from b.walk()
 
     def copy(self) -> "Graph":
         """A structural copy (attribute values and constants are shared, not copied)."""
@@ -187,6 +226,10 @@ class Graph:
                 vmap[v.id] = nv
             return vmap[v.id]
 
+        self._copy_into(g, cp)
+        return g
+
+    def _copy_into(self, g: "Graph", cp) -> None:
         g.inputs = [cp(v) for v in self.inputs]
         for n in self.nodes:
             m = Node(n.op, [cp(v) for v in n.inputs], n.attrs, n.inplace)
@@ -194,9 +237,12 @@ class Graph:
             m.outputs = [cp(v) for v in n.outputs]
             for o in m.outputs:
                 o.node = m
+            for b in n.blocks:
+                nb = g.block()
+                b._copy_into(nb, cp)
+                m.blocks.append(nb)
             g.nodes.append(m)
         g.outputs = [cp(v) for v in self.outputs]
-        return g
 
     def __str__(self) -> str:
         from ._printer import graph_text  # the printer is a leaf of this package

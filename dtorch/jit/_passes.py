@@ -2,7 +2,9 @@
 
 Each pass rewrites the graph in place and returns the number of nodes it removed or replaced.
 Values in the alias family of an in-place write (the written value, its views and its base) are
-never touched, and nothing is merged across random ops or in-place ops.
+never touched, and nothing is merged across random ops or in-place ops. Control-flow nodes (with
+blocks): dead-code elimination recurses into their blocks; CSE and folding leave them and their blocks
+alone and merge nothing across them.
 """
 from __future__ import annotations
 
@@ -27,11 +29,11 @@ def mutated_family(graph: Graph) -> set[int]:
     root: dict[int, int] = {}
     for v in graph.inputs:
         root[v.id] = v.id
-    for n in graph.nodes:
+    for n in graph.walk():
         for o in n.outputs:
             aliasing = (n.inplace or _is_view(n)) and n.inputs
             root[o.id] = root.get(n.inputs[0].id, n.inputs[0].id) if aliasing else o.id
-    written = {root.get(n.inputs[0].id, n.inputs[0].id) for n in graph.nodes if n.inplace}
+    written = {root.get(n.inputs[0].id, n.inputs[0].id) for n in graph.walk() if n.inplace}
     return {vid for vid, r in root.items() if r in written}
 
 
@@ -44,15 +46,30 @@ def const_value(v: Value):
 
 
 # ---- dead code ------------------------------------------------------------------------------
+EFFECTS = frozenset({"prim::RaiseException"})
+
+
+def _has_effects(n: Node) -> bool:
+    return n.inplace or n.op in EFFECTS or any(_has_effects(m) for b in n.blocks for m in b.nodes)
+
+
 def eliminate_dead_code(graph: Graph) -> int:
-    """Drop nodes none of whose outputs is used (in-place writes are kept: they have effects)."""
-    live = {v.id for v in graph.outputs}
-    keep = []
+    """Drop nodes none of whose outputs is used (in-place writes and raises are kept: they have effects);
+    inside the blocks of the control-flow nodes kept, the same with the block's outputs live."""
+    return _dce(graph, {v.id for v in graph.outputs})
+
+
+def _dce(graph: Graph, live: set) -> int:
+    keep, removed = [], 0
     for n in reversed(graph.nodes):
-        if n.inplace or any(o.id in live for o in n.outputs):
-            keep.append(n)
-            live.update(v.id for v in n.inputs)
-    removed = len(graph.nodes) - len(keep)
+        if not (_has_effects(n) or any(o.id in live for o in n.outputs)):
+            removed += 1 + sum(1 for b in n.blocks for _ in b.walk())
+            continue
+        for b in n.blocks:
+            removed += _dce(b, live | {v.id for v in b.outputs})
+            live |= b.free_ids()
+        keep.append(n)
+        live.update(v.id for v in n.inputs)
     graph.nodes = keep[::-1]
     return removed
 
@@ -78,8 +95,8 @@ def eliminate_common_subexpression(graph: Graph) -> int:
     removed = 0
     keep = []
     for i, n in enumerate(graph.nodes):
-        if n.inplace:
-            seen.clear()  # nothing is merged across an in-place write
+        if n.inplace or n.blocks or n.op in EFFECTS:
+            seen.clear()  # nothing is merged across an in-place write or a control-flow node
             keep.append(n)
             continue
         key = None

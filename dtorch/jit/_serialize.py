@@ -19,6 +19,7 @@ from ..nn.parameter import Parameter
 from ..tensor import _make
 from ._codec import ArchiveError, graph_from_json, graph_to_json
 from ._module import ScriptFunction, ScriptModule, _GraphRunner
+from ._script_module import RecursiveScriptModule, ScriptedFunction
 from ._printer import code_text
 
 FORMAT = "dtorch.jit"
@@ -46,10 +47,14 @@ def save(m, f, _extra_files=None) -> None:
     """torch.jit.save: write a traced ScriptModule or ScriptFunction to ``f`` (a path or binary file)."""
     if _extra_files:
         raise NotImplementedError("dtorch.jit.save: _extra_files is not supported")
-    if not isinstance(m, (ScriptModule, ScriptFunction)) or m._graph is None:
+    if not isinstance(m, (ScriptModule, ScriptFunction)) or (m._graph is None and not isinstance(
+            m, (ScriptedFunction, RecursiveScriptModule))):
         raise TypeError(f"dtorch.jit.save: expected a top-level ScriptModule or ScriptFunction, got {type(m).__name__}")
     constants: dict = {}
-    graph = graph_to_json(m._graph, constants)
+    graph = graph_to_json(m.graph, constants)
+    scripted = isinstance(m, (ScriptedFunction, RecursiveScriptModule))
+    if scripted:
+        graph["script"] = True
     weights: dict = {}
     if isinstance(m, ScriptModule):
         graph["module"] = _tree(m)
@@ -59,7 +64,7 @@ def save(m, f, _extra_files=None) -> None:
         graph["function"] = m.name
     parts = {"graph.json": json.dumps(graph, allow_nan=False).encode(),
              "weights.safetensors": _st_bytes(weights), "constants.safetensors": _st_bytes(constants),
-             "code.py": code_text(m._graph).encode()}
+             "code.py": code_text(m.graph).encode()}
     manifest = {"format": FORMAT, "version": VERSION, "kind": "module" if isinstance(m, ScriptModule) else "function",
                 "parts": {k: {"sha256": hashlib.sha256(v).hexdigest(), "size": len(v)} for k, v in parts.items()}}
     buf = io.BytesIO()
@@ -157,10 +162,10 @@ def _safetensors_part(parts: dict, part: str, name: str, device) -> dict:
     return arrays
 
 
-def _build(tree: Any, weights: dict, prefix: str, name: str, depth: int = 0) -> ScriptModule:
+def _build(tree: Any, weights: dict, prefix: str, name: str, depth: int = 0, cls=ScriptModule) -> ScriptModule:
     if depth > 64 or not isinstance(tree, dict) or not isinstance(tree.get("name"), str):
         raise ArchiveError(f"{name}: malformed module tree at {prefix or '<root>'!r}")
-    m = ScriptModule(tree["name"])
+    m = cls(tree["name"])
     m.train(bool(tree.get("training", False)))
     try:
         for key, rg in tree.get("params", []):
@@ -202,9 +207,11 @@ def load(f, map_location=None, _extra_files=None):
         raise ArchiveError(f"{name}: graph.json is nested too deeply") from None
     except RuntimeError as e:
         raise ArchiveError(str(e) if name in str(e) else f"{name}: {e}") from None
+    scripted = obj.get("script") is True
     if man["kind"] == "function":
-        return ScriptFunction(graph, str(obj.get("function", "fn")))
-    m = _build(obj.get("module"), weights, "", name)
+        fname = str(obj.get("function", "fn"))
+        return ScriptedFunction(None, graph, fname) if scripted else ScriptFunction(graph, fname)
+    m = _build(obj.get("module"), weights, "", name, cls=RecursiveScriptModule if scripted else ScriptModule)
     try:
         m._set_graph(graph)
         m._state_tensors()

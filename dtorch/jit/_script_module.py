@@ -1,0 +1,387 @@
+"""``dtorch.jit.script``: functions and modules compiled from their Python source into the graph IR.
+
+A scripted function or module checks its source when scripted (unsupported syntax raises there, naming file and
+line) and builds its graph on the first call with each input signature (shapes, dtypes, devices of the tensors;
+types of the scalars; training mode): the compiler (_script*.py) runs the source on those inputs, turning
+run-time control flow into ``prim::If``/``prim::Loop`` blocks, so later calls that take other branches or other
+trip counts run the same graph. Tensor and ``int``/``float``/``bool`` arguments are graph inputs; annotations
+are checked as torch does (unannotated means Tensor). ``@ignore``/``@unused``/``@export`` as torch's.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from typing import Any, Callable, Union, get_args, get_origin
+
+from ..autograd.grad_mode import STATE, no_grad
+from ..nn.modules.module import Module
+from ..tensor import Tensor, _make
+from ._exec import Plan
+from ._ir import Graph, is_array
+from ._module import ScriptFunction, ScriptModule, build_hierarchy
+from ._prims import Error
+from ._printer import code_text
+from ._script import Compiler, Frame, Raises, modifier, source_of
+from ._script_control import emit_if
+from ._script_stmt import run_function
+from ._script_values import ScriptTracer, is_sym
+from ._tracer import tracing, unflatten
+
+MAX_SPECIALIZATIONS = 8
+
+
+class ScriptCompiler(Compiler):
+    def run_function(self, f: Frame) -> Any:
+        return run_function(self, f)
+
+    def emit_if(self, f: Frame, cond, runners: list) -> Any:
+        return emit_if(self, f, cond, runners)
+
+
+# ---- decorators ----------------------------------------------------------------------------------
+def _mark(fn, how: str):
+    target = getattr(fn, "__func__", fn)
+    target._dtorch_jit_modifier = how
+    return fn
+
+
+def ignore(drop=False, **kwargs):
+    """torch.jit.ignore: the function is not compiled; scripted code calls it as Python while the graph is built
+    (its ops are recorded as they ran then). ``@ignore(drop=True)`` is ``@unused``."""
+    if callable(drop):
+        return _mark(drop, "ignore")
+    return lambda fn: _mark(fn, "unused" if drop else "ignore")
+
+
+def unused(fn):
+    """torch.jit.unused: not compiled; calling it from scripted code raises at run time."""
+    return _mark(fn, "unused")
+
+
+def export(fn):
+    """torch.jit.export: a module method compiled (and callable on the scripted module) besides ``forward``."""
+    return _mark(fn, "export")
+
+
+# ---- arguments ---------------------------------------------------------------------------------------
+def _type_name(ann) -> str:
+    if ann is Tensor or ann in ("Tensor", "torch.Tensor", "dtorch.Tensor"):
+        return "Tensor"
+    if ann in (int, float, bool, str) or ann in ("int", "float", "bool", "str"):
+        return ann if isinstance(ann, str) else ann.__name__
+    origin = get_origin(ann)
+    if origin is Union and type(None) in get_args(ann):
+        inner = [a for a in get_args(ann) if a is not type(None)]
+        return f"Optional[{_type_name(inner[0])}]" if len(inner) == 1 else "Any"
+    if isinstance(ann, str) and ann.startswith("Optional[") and ann.endswith("]"):
+        return f"Optional[{_type_name(ann[9:-1])}]"
+    if origin in (list, tuple) or ann in (list, tuple):
+        return "List"
+    return "Any"
+
+
+def _accepts(kind: str, value) -> bool:
+    if kind.startswith("Optional["):
+        return value is None or _accepts(kind[9:-1], value)
+    if kind == "Tensor":
+        return isinstance(value, Tensor)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "List":
+        return isinstance(value, (list, tuple)) and not any(isinstance(v, Tensor) for v in value)
+    return True
+
+
+def _found(value) -> str:
+    return "Tensor" if isinstance(value, Tensor) else type(value).__name__
+
+
+class _Signature:
+    """The declared kinds of a scripted function's parameters (``self`` excluded)."""
+
+    def __init__(self, fn: Callable, is_method: bool) -> None:
+        params = list(inspect.signature(fn).parameters.values())[1 if is_method else 0:]
+        self.fn_name = getattr(fn, "__name__", "forward")
+        self.params = params
+        self.kinds = []
+        for p in params:
+            if p.annotation is not p.empty:
+                self.kinds.append(_type_name(p.annotation))
+            elif p.default is not p.empty and p.default is not None and not isinstance(p.default, Tensor):
+                self.kinds.append(_type_name(type(p.default)))
+            else:
+                self.kinds.append("Tensor")
+
+    def bind(self, args: tuple, kwargs: dict) -> list:
+        sig = inspect.Signature(self.params)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise RuntimeError(f"{self.fn_name}() {e}") from None
+        bound.apply_defaults()
+        values = list(bound.arguments.values())
+        for p, kind, v in zip(self.params, self.kinds, values):
+            if not _accepts(kind, v):
+                raise RuntimeError(f"{self.fn_name}() Expected a value of type '{kind}' for argument '{p.name}' but "
+                                   f"instead found type '{_found(v)}'.")
+        return [float(v) if k == "float" and isinstance(v, int) else v for k, v in zip(self.kinds, values)]
+
+    def key(self, values: list) -> tuple:
+        out = []
+        for v in values:
+            if isinstance(v, Tensor):
+                out.append(("T", tuple(v.shape), str(v._data.dtype), str(v.device)))
+            elif isinstance(v, (bool, int, float)):
+                out.append((type(v).__name__,))
+            else:
+                out.append(("const", repr(v)))
+        return tuple(out)
+
+
+# ---- building and running ------------------------------------------------------------------------------
+def _flat(out, tracer: ScriptTracer, where: str) -> tuple[list, Any]:
+    if isinstance(out, (tuple, list)):
+        flat, specs = [], []
+        for o in out:
+            f, s = _flat(o, tracer, where)
+            flat += f
+            specs.append(s)
+        return flat, {"tuple" if isinstance(out, tuple) else "list": specs}
+    if isinstance(out, Tensor) or is_sym(out) or isinstance(out, (bool, int, float)) or out is None:
+        return [tracer.leaf(out)], "T"
+    raise RuntimeError(f"{where}: only tensors, numbers, None and tuples/lists of them can be returned, got "
+                       f"{type(out).__name__}")
+
+
+def build_graph(fn: Callable, names: list[str], values: list, module: Module | None, where: str) -> Graph:
+    """Compile ``fn`` (a method of ``module`` when given) on ``values`` into a graph."""
+    tracer = ScriptTracer()
+    graph = tracer.graph
+    stand_ins = []
+    for name, v in zip(names, values):
+        if isinstance(v, Tensor):
+            stand_ins.append(tracer.fresh_tensor(v._data, graph.add_input(name, v._data, v._rg)))
+        elif isinstance(v, (bool, int, float)):
+            stand_ins.append(tracer.sym_of(graph.add_input(name), v))
+        else:
+            graph.add_input(name).kind = "None" if v is None else "object"
+            stand_ins.append(v)
+    graph.n_user = len(values)
+    if module is not None:
+        seen: set[int] = set()
+        for qname, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                tracer.bind(t, graph.add_input(qname, t._data, t._rg))
+    with tracing(tracer), no_grad():
+        try:
+            out = ScriptCompiler(tracer).call_function(fn, stand_ins, {}, module)
+        except Raises as r:
+            raise Error(r.msg or "Exception") from None
+        flat, spec = _flat(out, tracer, where)
+    graph.outputs, graph.out_spec = flat, spec
+    return graph
+
+
+def _loaded_args(graph: Graph, name: str, args: tuple, kwargs: dict) -> list:
+    """The arguments of a loaded graph: positional, the trailing ``None`` inputs optional."""
+    user = graph.inputs[:graph.n_user]
+    if kwargs or len(args) > len(user) or any(v.kind != "None" for v in user[len(args):]):
+        raise RuntimeError(f"{name}() expected {graph.n_user} positional argument(s) but got {len(args)}"
+                           + (f" and keywords {sorted(kwargs)}" if kwargs else ""))
+    return list(args) + [None] * (len(user) - len(args))
+
+
+def run_graph(runner, args: list, extra: list) -> Any:
+    """Run ``runner``'s graph on user values ``args`` and parameters ``extra`` (through the ops under grad)."""
+    graph, plan = runner._graph, runner._plan
+    values = list(args) + list(extra)
+    if STATE.enabled and any(isinstance(t, Tensor) and t._rg for t in values):
+        flat = [_make(o) if is_array(o) else o for o in plan.run_tensors(values)]
+    else:
+        ins = {v.id: t for v, t in zip(graph.inputs, values)}
+        arrays = plan.run_arrays([t._data if isinstance(t, Tensor) else t for t in values])
+        flat = [ins[v.id] if v.id in ins else (_make(a) if is_array(a) else a) for v, a in zip(graph.outputs, arrays)]
+    return unflatten(flat, graph.out_spec)[0]
+
+
+class _Specializations:
+    """Graphs of one function per input signature (bounded, most recent first)."""
+
+    def __init__(self, fn: Callable, is_method: bool) -> None:
+        self.fn, self.sig = fn, _Signature(fn, is_method)
+        self.graphs: OrderedDict = OrderedDict()
+
+    def graph_for(self, values: list, module, extra_key=()) -> Graph:
+        key = (self.sig.key(values), extra_key)
+        graph = self.graphs.get(key)
+        if graph is None:
+            names = [p.name for p in self.sig.params]
+            graph = build_graph(self.fn, names, values, module, f"dtorch.jit.script({self.sig.fn_name})")
+            self.graphs[key] = graph
+            while len(self.graphs) > MAX_SPECIALIZATIONS:
+                self.graphs.popitem(last=False)
+        self.graphs.move_to_end(key)
+        return graph
+
+
+def _no_graph(name: str) -> RuntimeError:
+    return RuntimeError(f"{name}: the graph of a scripted function is built on its first call (per input "
+                        "signature); call it once, or pass example_inputs to dtorch.jit.script")
+
+
+class ScriptedFunction(ScriptFunction):
+    """torch.jit.ScriptFunction made by ``script``: the source's graph per input signature."""
+
+    def __init__(self, fn: Callable | None, graph: Graph | None = None, name: str | None = None) -> None:
+        self._dtorch_original = fn
+        self.name = self.__name__ = self.__qualname__ = name or getattr(fn, "__name__", "fn")
+        self._spec = _Specializations(fn, False) if fn is not None else None
+        self._graph = None
+        if graph is not None:
+            self._set_graph(graph)
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            raise _no_graph(self.name)
+        return self._graph
+
+    @property
+    def code(self) -> str:
+        return code_text(self.graph)
+
+    def graph_for(self, *args, **kwargs) -> Graph:
+        """The graph for these inputs (built if needed; it becomes ``.graph``)."""
+        if self._spec is None:
+            return self.graph
+        graph = self._spec.graph_for(self._spec.sig.bind(args, kwargs), None)
+        if graph is not self._graph:
+            self._set_graph(graph)
+        return graph
+
+    def __call__(self, *args, **kwargs):
+        if self._spec is None:
+            return run_graph(self, _loaded_args(self.graph, self.name, args, kwargs), [])
+        values = self._spec.sig.bind(args, kwargs)
+        self.graph_for(*values)
+        return run_graph(self, values, [])
+
+
+class RecursiveScriptModule(ScriptModule):
+    """torch.jit.RecursiveScriptModule: a scripted nn.Module (same parameters and buffers as the original);
+    ``forward`` and the ``@export`` methods compiled from source per input signature."""
+
+    def __init__(self, original_name: str = "Module") -> None:
+        ScriptModule.__init__(self, original_name)
+        object.__setattr__(self, "_source", None)
+        object.__setattr__(self, "_methods", {})
+
+    @classmethod
+    def from_module(cls, module: Module) -> "RecursiveScriptModule":
+        tree = build_hierarchy(module)
+        out = cls(type(module).__name__)
+        out.train(module.training)
+        for name in ("_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"):
+            object.__setattr__(out, name, getattr(tree, name))
+        object.__setattr__(out, "_source", module)
+        for name in dir(type(module)):
+            attr = getattr(type(module), name, None)
+            if callable(attr) and modifier(attr) == "export" and name != "forward":
+                source_of(attr)
+                object.__setattr__(out, name, _ExportedMethod(out, name))
+        source_of(type(module).forward)
+        return out
+
+    def _specs(self, name: str) -> _Specializations:
+        spec = self._methods.get(name)
+        if spec is None:
+            spec = self._methods[name] = _Specializations(getattr(type(self._source), name), True)
+        return spec
+
+    def _state_for(self, graph: Graph) -> list[Tensor]:
+        out = []
+        for v in graph.inputs[graph.n_user:]:
+            path, _, leaf = v.name.rpartition(".")
+            mod = self.get_submodule(path) if path else self
+            t = mod._parameters.get(leaf)
+            out.append(t if t is not None else mod._buffers[leaf])
+        return out
+
+    def _graph_for(self, name: str, args: tuple, kwargs: dict) -> tuple[Graph, list]:
+        spec = self._specs(name)
+        values = spec.sig.bind(args, kwargs)
+        for mine, theirs in zip(self.modules(), self._source.modules()):
+            theirs.training = mine.training
+        return spec.graph_for(values, self._source, (self.training,)), values
+
+    def graph_for(self, *args, **kwargs) -> Graph:
+        if self._source is None:
+            return self.graph
+        graph, _ = self._graph_for("forward", args, kwargs)
+        if graph is not self._graph:
+            self._set_graph(graph)
+        return graph
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            raise _no_graph(f"{self.original_name}.forward")
+        return self._graph
+
+    @property
+    def code(self) -> str:
+        return code_text(self.graph)
+
+    def forward(self, *args, **kwargs):
+        if self._source is None:
+            return run_graph(self, _loaded_args(self.graph, "forward", args, kwargs), self._state_for(self._graph))
+        graph, values = self._graph_for("forward", args, kwargs)
+        if graph is not self._graph:
+            self._set_graph(graph)
+        return run_graph(self, values, self._state_for(graph))
+
+
+class _ExportedMethod:
+    """An ``@export`` method of a scripted module: its own graphs, the module's parameters."""
+
+    def __init__(self, module: RecursiveScriptModule, name: str) -> None:
+        self.module, self.name = module, name
+        self._graph = self._plan = None
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            raise _no_graph(self.name)
+        return self._graph
+
+    def __call__(self, *args, **kwargs):
+        graph, values = self.module._graph_for(self.name, args, kwargs)
+        if graph is not self._graph:
+            self._graph, self._plan = graph, Plan(graph)
+        return run_graph(self, values, self.module._state_for(graph))
+
+
+def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):
+    """torch.jit.script: compile a function or an nn.Module (its ``forward`` and what it calls) from source."""
+    if isinstance(obj, (ScriptFunction, ScriptModule)):
+        return obj
+    if isinstance(obj, Module):
+        out: Any = RecursiveScriptModule.from_module(obj)
+    elif inspect.isclass(obj):
+        raise RuntimeError(f"dtorch.jit.script: scripting classes ({obj.__name__}) isn't supported; script a "
+                           "function or an nn.Module instance")
+    elif callable(obj):
+        source_of(obj)
+        out = ScriptedFunction(obj)
+    else:
+        raise RuntimeError(f"dtorch.jit.script: cannot script a {type(obj).__name__}")
+    for example in example_inputs or []:
+        out.graph_for(*(example if isinstance(example, (tuple, list)) else (example,)))
+    return out
