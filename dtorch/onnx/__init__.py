@@ -16,7 +16,7 @@ import numpy as np
 from ..tensor import Tensor
 from . import errors
 from ._builder import Builder
-from ._lower import lower
+from ._lower import lower_nodes
 from .errors import OnnxExporterError, UnsupportedOperatorError
 
 __all__ = ["OnnxExporterError", "TrainingMode", "UnsupportedOperatorError", "errors", "export"]
@@ -43,10 +43,14 @@ def _ir_version(onnx, opset: int) -> int:
     return next(row[1] for row in onnx.helper.VERSION_TABLE if row[2] >= opset)
 
 
-def _trace(model, args: tuple):
-    from ..jit import trace
+def _graph(model, args: tuple):
+    """The graph to export: a scripted model's for these inputs (a copy), else a fresh trace's."""
+    from ..jit import RecursiveScriptModule, trace
+    from ..jit._script_module import ScriptedFunction
 
-    return trace(model, args, check_trace=False)
+    if isinstance(model, (RecursiveScriptModule, ScriptedFunction)):
+        return model.graph_for(*args).copy()
+    return trace(model, args, check_trace=False).graph
 
 
 def _param_tensors(model) -> dict[str, Tensor]:
@@ -87,18 +91,17 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False,
     if hasattr(model, "train"):
         model.train(training == TrainingMode.TRAINING or (training == TrainingMode.PRESERVE and was_training))
     try:
-        traced = _trace(model, args)
+        graph = _graph(model, args)
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
-    graph = traced.graph
     if do_constant_folding:
         from ..jit import constant_fold, eliminate_dead_code
 
         constant_fold(graph)
         eliminate_dead_code(graph)
     proto = _build(onnx, graph, _param_tensors(model), opset, input_names, output_names, dynamic_axes or {},
-                   export_params, keep_initializers_as_inputs)
+                   export_params, keep_initializers_as_inputs, args)
     if verbose:
         print(onnx.helper.printable_graph(proto.graph))
     data = proto.SerializeToString()
@@ -113,9 +116,14 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False,
 
 
 def _build(onnx, graph, params: dict, opset: int, input_names, output_names, dynamic_axes: dict,
-           export_params: bool, keep_inputs: bool):
+           export_params: bool, keep_inputs: bool, args: tuple = ()):
     b = Builder(onnx, opset, dynamic=bool(dynamic_axes))
-    user = graph.inputs[:graph.n_user]
+    user = []
+    for v, a in zip(graph.inputs[:graph.n_user], list(args) + [None] * graph.n_user):
+        if v.kind == "Tensor":
+            user.append(v)
+        else:
+            b.python[v.id] = a  # a scripted function's Python number argument: a constant, as torch exports it
     names = list(input_names or []) + [f"input_{i}" if i else "input" for i in range(len(input_names or []),
                                                                                      len(user))]
     graph_inputs, initializers = [], []
@@ -131,21 +139,11 @@ def _build(onnx, graph, params: dict, opset: int, input_names, output_names, dyn
             initializers.append(onnx.numpy_helper.from_array(np.ascontiguousarray(arr), v.name))
         if keep_inputs or not export_params:
             graph_inputs.append(_value_info(onnx, v.name, v, {}))
-    used = {v.id for n in graph.nodes for v in n.inputs} | {v.id for v in graph.outputs}
+    used = {v.id for n in graph.walk() for v in n.inputs + [o for blk in n.blocks for o in blk.outputs]}
+    used |= {v.id for v in graph.outputs}
     initializers = [i for i, v in zip(initializers, [v for v in graph.inputs[graph.n_user:]] if export_params else [])
                     if v.id in used]
-    for node in graph.nodes:
-        if node.op == "prim::Constant":
-            value = node.attrs["value"]
-            if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not np.isscalar(value):
-                b.names[node.output.id] = b.const(np.asarray(value))
-            else:
-                b.python[node.output.id] = value
-            continue
-        xs = [b.names.get(v.id, "") for v in node.inputs]
-        outs = lower(b, node, xs)
-        for v, name in zip(node.outputs, outs):
-            b.names[v.id] = name
+    lower_nodes(b, graph.nodes)
     outputs = []
     out_names = list(output_names or [])
     for i, v in enumerate(graph.outputs):

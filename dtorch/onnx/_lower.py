@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ..jit._prims import PRIMS
+from ..jit._script_control import MAX_TRIPS
 from .errors import UnsupportedOperatorError
 
 LOWERINGS: dict = {}
@@ -305,6 +307,18 @@ def _reduce(b, node, xs):
     return [b.reduce(kind, xs[0], axes, keepdims=int(bool(node.attrs.get("keepdim", False))))]
 
 
+@lowering("max", "min", "amax", "amin")
+def _reduce_extreme(b, node, xs):
+    if node.op in ("max", "min") and (node.attrs or len(node.outputs) != 1):
+        raise UnsupportedOperatorError(f"{node.kind()} with a dim (values and indices)", b.opset, None)
+    nd = len(node.inputs[0].shape)
+    dims = node.attrs.get("dim")
+    dims = () if dims is None else (dims if isinstance(dims, (tuple, list)) else (dims,))
+    axes = [d % nd for d in dims] or list(range(nd))
+    kind = "ReduceMax" if node.op in ("max", "amax") else "ReduceMin"
+    return [b.reduce(kind, xs[0], axes, keepdims=int(bool(node.attrs.get("keepdim", False))))]
+
+
 @lowering("quantized_linear_dynamic")
 def _dynamic_int8_linear(b, node, xs):
     """quantize_dynamic's Linear: DynamicQuantizeLinear + MatMulInteger, which ONNX Runtime runs with int8 kernels
@@ -363,3 +377,120 @@ def _lstm(b, node, xs):
 @lowering("gru_layer")
 def _gru(b, node, xs):
     return _recurrent(b, node, xs, "GRU", [1, 0, 2], 1)  # torch r,z,n -> ONNX z,r,h
+
+
+# ---- scripted graphs: prim:: scalars and control flow ---------------------------------------------------------
+_SCALAR_ONNX = {"add": "Add", "sub": "Sub", "mul": "Mul", "truediv": "Div", "lt": "Less", "gt": "Greater",
+                "le": "LessOrEqual", "ge": "GreaterOrEqual", "eq": "Equal", "and": "And", "or": "Or", "min": "Min",
+                "max": "Max", "neg": "Neg", "not": "Not", "abs": "Abs"}
+_KIND_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_}
+
+
+def lower_nodes(b, nodes: list) -> None:
+    """Lower ``nodes`` into ``b.nodes``: constants are remembered (Python ones are folded into what reads them),
+    prim:: nodes over constants are computed here, control flow becomes If/Loop with subgraphs."""
+    for node in nodes:
+        if node.op == "prim::Constant":
+            value = node.attrs["value"]
+            if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not np.isscalar(value):
+                b.names[node.output.id] = b.const(np.asarray(value))
+            else:
+                b.python[node.output.id] = value
+            continue
+        if node.op.startswith("prim::"):
+            _lower_prim(b, node)
+            continue
+        xs = [b.names.get(v.id, "") for v in node.inputs]
+        for v, name in zip(node.outputs, lower(b, node, xs)):
+            b.names[v.id] = name
+
+
+def _scalar_name(b, v) -> str:
+    """The ONNX name of a scalar value: a 0-d tensor (int64, float64 or bool), constants made on the spot."""
+    if v.id in b.names:
+        return b.names[v.id]
+    value = b.python[v.id]
+    return b.const(np.asarray(value, _KIND_DTYPES.get(v.kind, np.asarray(value).dtype.type)))
+
+
+def _lower_prim(b, node) -> None:
+    op = node.op[6:]
+    if node.op in ("prim::If", "prim::Loop"):
+        (_lower_if if op == "If" else _lower_loop)(b, node)
+        return
+    if node.op == "prim::RaiseException":
+        return  # as torch's exporter: ONNX has no exceptions, the raising path is dropped
+    if node.inputs and all(v.id in b.python for v in node.inputs):
+        b.python[node.output.id] = PRIMS[node.op](*[b.python[v.id] for v in node.inputs], **node.attrs)
+        return
+    out = node.outputs[0] if node.outputs else None
+    if op in _SCALAR_ONNX:
+        xs = [_scalar_name(b, v) for v in node.inputs]
+        b.names[out.id] = b.op(_SCALAR_ONNX[op], xs)
+    elif op in ("Bool", "Int", "Float", "NumToTensor"):
+        to = {"Bool": "bool", "Int": "int64", "Float": "float64"}.get(op) or out.dtype
+        b.names[out.id] = b.op("Cast", [_scalar_name(b, node.inputs[0])], to=b.onnx_type(to))
+    elif op == "floordiv":
+        b.names[out.id] = b.op("Div", [_scalar_name(b, v) for v in node.inputs])  # int64 Div truncates
+    else:
+        raise UnsupportedOperatorError(node.op, b.opset, None)
+
+
+def _value_info(b, name: str, v):
+    dtype = v.dtype if v.kind == "Tensor" else {"int": "int64", "float": "float64", "bool": "bool"}.get(v.kind)
+    if dtype is None:
+        raise UnsupportedOperatorError(f"a {v.kind} value crossing a block", b.opset, None)
+    shape = None if v.kind == "Tensor" else []
+    return b.helper.make_tensor_value_info(name, b.onnx_type(dtype), shape)
+
+
+def _subgraph(b, block, inputs: list, like: list, hint: str):
+    """Lower ``block`` into an ONNX graph with ``inputs`` (value infos); outputs typed like ``like``'s values."""
+    saved = b.nodes
+    b.nodes = []
+    try:
+        lower_nodes(b, block.nodes)
+        outs = []
+        for v, ref in zip(block.outputs, like):
+            src = _scalar_name(b, v) if v.kind != "Tensor" else b.names[v.id]
+            name = b.op("Identity", [src])
+            outs.append(_value_info(b, name, ref))
+        return b.helper.make_graph(b.nodes, b.fresh(hint), inputs, outs)
+    finally:
+        b.nodes = saved
+
+
+def _lower_if(b, node) -> None:
+    cond = node.inputs[0]
+    if cond.id in b.python:  # a constant condition: only the branch taken
+        block = node.blocks[0 if b.python[cond.id] else 1]
+        lower_nodes(b, block.nodes)
+        for out, v in zip(node.outputs, block.outputs):
+            table = b.python if v.id in b.python else b.names
+            table[out.id] = table[v.id]
+        return
+    branches = [_subgraph(b, blk, [], node.outputs, f"{k}_branch") for k, blk in zip(("then", "else"), node.blocks)]
+    outs = [b.fresh("if") for _ in node.outputs]
+    b.nodes.append(b.helper.make_node("If", [_scalar_name(b, cond)], outs, name=b.fresh("If"),
+                                      then_branch=branches[0], else_branch=branches[1]))
+    for v, name in zip(node.outputs, outs):
+        b.names[v.id] = name
+
+
+def _lower_loop(b, node) -> None:
+    trips, cond, inits = node.inputs[0], node.inputs[1], node.inputs[2:]
+    block = node.blocks[0]
+    counter = b.fresh("iter")
+    b.names[block.inputs[0].id] = counter
+    body_ins = [b.helper.make_tensor_value_info(counter, b.onnx_type("int64"), []),
+                b.helper.make_tensor_value_info(b.fresh("cond_in"), b.onnx_type("bool"), [])]
+    for v in block.inputs[1:]:
+        b.names[v.id] = b.fresh("carried")
+        body_ins.append(_value_info(b, b.names[v.id], v))
+    body = _subgraph(b, block, body_ins, [block.outputs[0]] + list(node.outputs), "loop_body")
+    m = "" if b.python.get(trips.id) == MAX_TRIPS else _scalar_name(b, trips)
+    ins = [m, _scalar_name(b, cond)] + [b.names[v.id] if v.kind == "Tensor" else _scalar_name(b, v) for v in inits]
+    outs = [b.fresh("loop") for _ in node.outputs]
+    b.nodes.append(b.helper.make_node("Loop", ins, outs, name=b.fresh("Loop"), body=body))
+    for v, name in zip(node.outputs, outs):
+        b.names[v.id] = name

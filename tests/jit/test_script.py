@@ -289,7 +289,7 @@ def _star(*xs):
 
 
 def _brk(x):
-    for i in range(3):
+    for _i in range(3):
         break
     return x
 
@@ -330,7 +330,7 @@ def test_type_errors_like_torch():
     with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor' for argument 'x'"):
         s(3, 2)
     with pytest.raises(RuntimeError, match="first call"):
-        jit.script(branchy).graph
+        print(jit.script(branchy).graph)
 
 
 # ---- crafted archives with blocks ------------------------------------------------------------------------------------
