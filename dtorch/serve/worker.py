@@ -42,13 +42,16 @@ def _encode_item(item: Any) -> tuple[dict[str, Any], bytes | None]:
         return {"status": 200, "content_type": "application/octet-stream"}, bytes(item)
     if isinstance(item, str):
         return {"status": 200, "content_type": "text/plain; charset=utf-8"}, item.encode()
-    return {"status": 200, "content_type": "application/json"}, json.dumps(item, default=_jsonable).encode()
+    return {"status": 200, "content_type": "application/json"}, _JSON.encode(item).encode()
 
 
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"handler output of type {type(obj).__name__} is not JSON serializable")
+
+
+_JSON = json.JSONEncoder(default=_jsonable)         # one encoder: json.dumps(default=...) builds one per call
 
 
 def _run(handler: Any, context: Context, rows: list[dict[str, Any]]) -> list[Any]:

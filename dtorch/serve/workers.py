@@ -16,8 +16,10 @@ import sys
 import time
 from typing import Any
 
+from collections import deque
+
 from .batching import Job, JobQueue, Reply, error, next_batch
-from .protocol import PREFIX_SIZE, ProtocolError, decode_header, encode, split
+from .protocol import Frame, FrameParser, ProtocolError, encode
 
 BACKOFF = (0.1, 0.5, 1, 2, 5)
 START_TIMEOUT = 120                 # seconds for a worker to import and load its model
@@ -27,11 +29,78 @@ class WorkerStartError(Exception):
     """The worker process could not load the model; the message is the worker's reason."""
 
 
+def _time_out(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
+class Child(asyncio.SubprocessProtocol):
+    """The server's end of one worker process: the frames on its stdout, its exit.
+
+    Frames are parsed as the pipe delivers them and handed to ``frame()``: one wakeup of the worker's task
+    per answer, no task per read.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.parser = FrameParser()
+        self.frames: deque[Frame] = deque()
+        self.error: ProtocolError | None = None
+        self.waiter: asyncio.Future | None = None
+        self.exited = loop.create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self.frames.extend(self.parser.feed(data))
+            except ProtocolError as e:
+                self.error = e
+                self.transport.get_pipe_transport(1).close()
+            self._wake()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1 and self.error is None:
+            inside = " in the middle of a frame" if self.parser.pending() else ""
+            self.error = ProtocolError(f"the worker process exited{inside}")
+        self._wake()
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(self.transport.get_returncode())
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def send(self, data: bytes) -> None:
+        self.transport.get_pipe_transport(0).write(data)
+
+    async def frame(self, timeout: float) -> Frame:
+        """The next frame (ProtocolError once the process has gone, TimeoutError after ``timeout`` s)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.frames:
+            if self.error is not None:
+                raise self.error
+            self.waiter = loop.create_future()
+            timer = loop.call_at(deadline, _time_out, self.waiter)
+            try:
+                await self.waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        return self.frames.popleft()
+
+
 class Worker:
     def __init__(self, version: Any, index: int) -> None:
         self.version = version          # registry.ModelVersion
         self.index = index
-        self.proc: asyncio.subprocess.Process | None = None
+        self.child: Child | None = None
         self.task: asyncio.Task | None = None
         self.started_at = 0.0
         self.ready = False
@@ -40,26 +109,23 @@ class Worker:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        return self.child.transport.get_pid() if self.child else None
 
-    async def _read(self) -> tuple[dict[str, Any], list[bytes]]:
-        stream = self.proc.stdout
-        try:
-            n_head, n_payload = decode_header(await stream.readexactly(PREFIX_SIZE))
-            return split(await stream.readexactly(n_head), await stream.readexactly(n_payload))
-        except asyncio.IncompleteReadError:
-            raise ProtocolError("the worker process exited") from None
+    def alive(self) -> bool:
+        return self.child is not None and not self.child.exited.done()
 
     async def spawn(self) -> None:
         """Start the process and wait for its ``ready`` (raises WorkerStartError with the worker's reason)."""
         v = self.version
         settings = json.dumps({"batch_size": v.settings["batch_size"], "handler_config": v.handler_config})
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dtorch.serve.worker", str(v.model_dir), settings,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        loop = asyncio.get_running_loop()
+        _, self.child = await loop.subprocess_exec(
+            lambda: Child(loop), sys.executable, "-m", "dtorch.serve.worker", str(v.model_dir), settings,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None, env=env,
+            start_new_session=True)
         try:
-            header, _ = await asyncio.wait_for(self._read(), START_TIMEOUT)
+            header, _ = await self.child.frame(START_TIMEOUT)
         except (ProtocolError, asyncio.TimeoutError) as e:
             await self.kill()
             why = str(e) or f"no answer within {START_TIMEOUT} s"
@@ -68,18 +134,20 @@ class Worker:
             await self.kill()
             raise WorkerStartError(f"worker for {v.name} could not load the model: {header.get('message')}")
         self.ready, self.started_at = True, time.time()
-        proc = self.proc
-        asyncio.ensure_future(proc.wait()).add_done_callback(lambda _: self._exited(proc))
+        child = self.child
+        child.exited.add_done_callback(lambda _: self._exited(child))
         v.observed.workers_alive.inc()
 
     async def kill(self) -> None:
         if self.ready:
             self.ready = False
             self.version.observed.workers_alive.dec()
-        if self.proc and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
+        if self.child:
+            if self.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    self.child.transport.send_signal(signal.SIGKILL)
+                await self.child.exited
+            self.child.transport.close()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then end the process (EOF on its stdin)."""
@@ -89,12 +157,10 @@ class Worker:
                 self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        if self.proc and self.proc.returncode is None:
-            self.proc.stdin.close()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except asyncio.TimeoutError:
-                pass
+        if self.alive():
+            self.child.transport.get_pipe_transport(0).close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.child.exited), 5)
         await self.kill()
 
     def run(self) -> None:
@@ -127,9 +193,9 @@ class Worker:
             else:
                 failures = 0
 
-    def _exited(self, proc: asyncio.subprocess.Process) -> None:
+    def _exited(self, child: Child) -> None:
         """The child ended: if this worker's task is idle in the queue, wake it (it restarts the child)."""
-        if proc is self.proc and self.ready and not self.busy and not self.stopping and self.task:
+        if child is self.child and self.ready and not self.busy and not self.stopping and self.task:
             self.task.cancel()
 
     async def _take_or_die(self, queue: JobQueue) -> list[Job] | None:
@@ -137,7 +203,7 @@ class Worker:
         try:
             return await self._take(queue)
         except asyncio.CancelledError:
-            if self.stopping or self.proc.returncode is None:
+            if self.stopping or self.alive():
                 raise
             task = asyncio.current_task()
             if hasattr(task, "uncancel"):        # Python >= 3.11 counts cancellations
@@ -166,9 +232,8 @@ class Worker:
             requests.append({"fields": fields, "headers": job.headers})
         t0 = time.perf_counter()
         try:
-            self.proc.stdin.write(encode({"op": "predict", "requests": requests}, parts))
-            await self.proc.stdin.drain()
-            header, out = await asyncio.wait_for(self._read(), v.settings["response_timeout"])
+            self.child.send(encode({"op": "predict", "requests": requests}, parts))
+            header, out = await self.child.frame(v.settings["response_timeout"])
             if header.get("op") != "result" or len(header.get("items", ())) != len(batch):
                 raise ProtocolError(header.get("message") or f"unexpected answer {header.get('op')!r}")
         except asyncio.TimeoutError:
