@@ -1,5 +1,5 @@
-"""The convolution kernels' two column layouts (per-sample GEMMs and batch-minor, one GEMM per batch chunk) and
-their batch chunking: conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of
+"""The convolution kernels' three layouts (per-sample column GEMMs, batch-minor columns with one GEMM per batch
+chunk, channels-last rows) and their batch chunking: conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of
 stride / padding / dilation / groups, and float64 gradcheck + gradgradcheck, each layout forced."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.nn._functional import conv
+from dtorch.nn._functional import _conv_rows, conv
 from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 F32 = dtorch.float32
@@ -30,10 +30,11 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked"])
+@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked", "rows", "rows-chunked"])
 def layout(request, monkeypatch):
-    """Force one layout; 'chunked' also makes every batch chunk one sample."""
+    """Force one layout (rows where groups == 1); 'chunked' also makes every batch chunk one sample."""
     monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param == "per-sample" else 1 << 30)
+    monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if request.param.startswith("rows") else 1 << 30)
     if request.param.endswith("chunked"):
         monkeypatch.setitem(conv._CHUNK_BYTES, "cpu", 1)
     return request.param

@@ -24,6 +24,7 @@ import numpy as np
 from ..._dispatch import apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
+from . import _conv_rows
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "unfold", "fold"]
@@ -193,7 +194,11 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     minor = _batch_minor(length)
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
-    for sl in _batch_chunks(x, n, w[0].size * groups * length * x.itemsize):
+    chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
+    if _conv_rows.use_rows(x, x.shape[1], kernel, groups):
+        _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
+        chunks = []
+    for sl in chunks:
         cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
         if minor:
             _from_minor(xp.matmul(wm, cols), y[sl])
@@ -228,7 +233,11 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     wt = w.reshape(groups, o // groups, -1).swapaxes(-1, -2)
     gm = g.reshape(n, groups, o // groups, -1)
     y = xp.empty((n, cin) + tuple(size), g.dtype)
-    for sl in _batch_chunks(g, n, w[0].size * groups * length * g.itemsize):
+    chunks = _batch_chunks(g, n, w[0].size * groups * length * g.itemsize)
+    if _conv_rows.use_rows(g, cin, w.shape[2:], groups):
+        _conv_rows.input_grad(g, w, y, stride, padding, dilation, chunks)
+        chunks = []
+    for sl in chunks:
         if minor:
             cols = xp.matmul(wt, _to_minor(g[sl], groups))  # (G, C/G * prod(k), n * L)
             col2im(cols, cin, size, w.shape[2:], stride, padding, dilation, out=y[sl], batch_minor=True)
@@ -259,13 +268,16 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     n, o = g.shape[:2]
     k = x.shape[1] // groups * math.prod(kernel)
     length = math.prod(g.shape[2:])
+    chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
+    if _conv_rows.use_rows(x, x.shape[1], kernel, groups):
+        return _conv_rows.weight_grad(x, g, kernel, stride, padding, dilation, chunks)
     minor = _batch_minor(length)
     if minor:  # (G, O/G, K): already the weight's layout
         gw = xp.zeros((groups, o // groups, k), g.dtype)
     else:  # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
         gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
         gw = xp.zeros((groups, k, o // groups), g.dtype)
-    for sl in _batch_chunks(x, n, groups * k * length * x.itemsize):
+    for sl in chunks:
         cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
         if minor:
             gw += xp.matmul(_to_minor(g[sl], groups), cols.swapaxes(-1, -2))

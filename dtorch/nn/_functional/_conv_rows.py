@@ -1,0 +1,109 @@
+"""Channels-last rows for the convolution kernels of conv.py (groups == 1, on the CPU, channels x kernel width
+wide enough).
+
+The columns of conv.py gather one output row (``out_w`` strided floats) per copy: for a strided layer with few
+output columns, numpy's copy loop runs a few floats at a time. Rows are the transposed layout, ``(N * L,
+prod(kernel) * C)`` gathered from a channels-last copy of the input, where each copy moves ``kernel_w * C``
+contiguous floats: one channels-last pass over the input buys gathers several times faster, and the products
+are GEMMs with the whole chunk of the batch as their long side. Results come back to NCHW in the output's
+one transpose.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+# rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
+ROWS_MIN_RUN = 32
+
+
+def use_rows(x, channels: int, kernel, groups: int) -> bool:
+    return groups == 1 and isinstance(x, np.ndarray) and channels * kernel[-1] >= ROWS_MIN_RUN
+
+
+def _channels_last(x, padding):
+    """``(N, C, *S)`` -> a contiguous zero-padded ``(N, *S_padded, C)``."""
+    shape = (x.shape[0],) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], padding)) + (x.shape[1],)
+    out = np.empty(shape, x.dtype) if not any(lo or hi for lo, hi in padding) else np.zeros(shape, x.dtype)
+    inner = (slice(None),) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[2:], padding))
+    out[inner] = np.moveaxis(x, 1, -1)
+    return out
+
+
+def _window(xh, kernel, stride, dilation, out):
+    """The read-only ``(N, *out, *kernel, C)`` view of every receptive field of channels-last ``xh``."""
+    st = xh.strides
+    sp = st[1:-1]
+    strides = (st[0],) + tuple(s * k for s, k in zip(sp, stride)) + tuple(s * d for s, d in zip(sp, dilation))
+    return as_strided(xh, (xh.shape[0],) + tuple(out) + tuple(kernel) + (xh.shape[-1],), strides + (st[-1],),
+                      writeable=False)
+
+
+def im2row(x, kernel, stride, padding, dilation, out):
+    """Contiguous rows ``(N * L, prod(kernel) * C)``, the columns in ``(kernel..., C)`` order."""
+    win = _window(_channels_last(x, padding), kernel, stride, dilation, out)
+    rows = np.empty(win.shape, x.dtype)
+    np.copyto(rows, win)
+    return rows.reshape(x.shape[0] * math.prod(out), -1)
+
+
+def row2im_into(rows, y, kernel, stride, padding, dilation, out) -> None:
+    """Adjoint of :func:`im2row`: add every row entry back into its input position, written to NCHW ``y``."""
+    n, c = y.shape[:2]
+    size = y.shape[2:]
+    buf = np.zeros((n,) + tuple(s + lo + hi for s, (lo, hi) in zip(size, padding)) + (c,), rows.dtype)
+    planes = rows.reshape((n,) + tuple(out) + (math.prod(kernel), c))
+    for p, pos in enumerate(np.ndindex(*kernel)):
+        dst = (slice(None),) + tuple(slice(q * d, q * d + s * (o - 1) + 1, s)
+                                     for q, d, s, o in zip(pos, dilation, stride, out))
+        buf[dst] += planes[..., p, :]
+    inner = (slice(None),) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(size, padding))
+    y[...] = np.moveaxis(buf[inner], -1, 1)
+
+
+def weight_rows(w):
+    """``(O, C, *kernel)`` -> ``(O, prod(kernel) * C)``, the rows' column order."""
+    return np.ascontiguousarray(np.moveaxis(w, 1, -1)).reshape(w.shape[0], -1)
+
+
+def rows_weight(gw, shape):
+    """Inverse of :func:`weight_rows`: ``(O, prod(kernel) * C)`` -> contiguous ``(O, C, *kernel)``."""
+    o, c = shape[:2]
+    return np.ascontiguousarray(np.moveaxis(gw.reshape((o,) + tuple(shape[2:]) + (c,)), -1, 1))
+
+
+def to_rows(a):
+    """``(N, O, *spatial)`` -> contiguous ``(N * L, O)``."""
+    n, o = a.shape[:2]
+    return np.ascontiguousarray(a.reshape(n, o, -1).swapaxes(1, 2)).reshape(-1, o)
+
+
+def from_rows(r, y) -> None:
+    """Write ``(N * L, O)`` into NCHW ``y``."""
+    n, o = y.shape[:2]
+    y.reshape(n, o, -1)[...] = r.reshape(n, -1, o).swapaxes(1, 2)
+
+
+# ---- the three kernels of conv.py on rows; ``chunks``: slices of the batch --------------------------------
+def forward(x, w, y, stride, padding, dilation, chunks) -> None:
+    """``y = conv(x, w)`` into NCHW ``y``."""
+    wr = weight_rows(w)
+    for sl in chunks:
+        from_rows(im2row(x[sl], w.shape[2:], stride, padding, dilation, y.shape[2:]) @ wr.T, y[sl])
+
+
+def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
+    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``."""
+    wr = weight_rows(w)
+    for sl in chunks:
+        row2im_into(to_rows(g[sl]) @ wr, y[sl], w.shape[2:], stride, padding, dilation, g.shape[2:])
+
+
+def weight_grad(x, g, kernel, stride, padding, dilation, chunks):
+    """The adjoint of conv in its weight: ``(O, C, *kernel)``."""
+    gw = np.zeros((g.shape[1], math.prod(kernel) * x.shape[1]), g.dtype)
+    for sl in chunks:
+        gw += to_rows(g[sl]).T @ im2row(x[sl], kernel, stride, padding, dilation, g.shape[2:])
+    return rows_weight(gw, (g.shape[1], x.shape[1]) + tuple(kernel))
