@@ -170,16 +170,13 @@ class RNNBase(Module):
     def _layers(self, x: Tensor, hx: Tensor, cx: Tensor | None, batch_sizes) -> tuple:
         """Run the stack on (T, B, I) or packed rows: (output, h_n, c_n or None)."""
         nd = 2 if self.bidirectional else 1
-        weights = self._flat_weights
-        per = len(weights) // (self.num_layers * nd)
         bs = None if batch_sizes is None else batch_sizes.tolist()
         hs, cs = [], []
         for layer in range(self.num_layers):
             outs = []
             for d in range(nd):
                 k = layer * nd + d
-                res = rnn_layer(self.mode, x, hx[k], None if cx is None else cx[k], weights[k * per:(k + 1) * per],
-                                bs, reverse=d == 1)
+                res = self._layer(k, x, hx[k], None if cx is None else cx[k], bs, d == 1)
                 outs.append(res[0])
                 hs.append(res[1])
                 if cx is not None:
@@ -188,6 +185,13 @@ class RNNBase(Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = _dropout(x, self.dropout, True)
         return x, stack(hs, 0), (stack(cs, 0) if cx is not None else None)
+
+    def _layer(self, k: int, x: Tensor, h: Tensor, c: Tensor | None, batch_sizes, reverse: bool) -> tuple:
+        """Layer-direction ``k`` (layer * directions + direction): ``rnn_layer``'s result (the dynamic quantized
+        LSTM/GRU reuse the stack with their own)."""
+        weights = self._flat_weights
+        per = len(weights) // (self.num_layers * (2 if self.bidirectional else 1))
+        return rnn_layer(self.mode, x, h, c, weights[k * per:(k + 1) * per], batch_sizes, reverse=reverse)
 
     def _run(self, input, hx, batch_sizes) -> tuple:
         """Time-major stack on checked inputs; hx is h0 or (h0, c0)."""

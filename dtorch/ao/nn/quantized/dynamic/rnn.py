@@ -8,21 +8,19 @@ needs biases. Beyond torch, a cell's ``bias_ih``/``bias_hh`` are the biases it r
 """
 from __future__ import annotations
 
-import numbers
-import warnings
-
 from ..... import _creation
 from ....._dtype import dtype, float16, qint8
-from ....._ops.joining import cat, stack
 from ....._ops.sampling import randn
-from .....nn._functional.dropout import dropout as _dropout
 from .....nn.modules.container import ModuleList
 from .....nn.modules.module import Module
 from .....nn.modules.rnn import GRU as _FloatGRU
 from .....nn.modules.rnn import LSTM as _FloatLSTM
 from .....nn.modules.rnn import GRUCell as _FloatGRUCell
 from .....nn.modules.rnn import LSTMCell as _FloatLSTMCell
+from .....nn.modules.rnn import RNNBase as _FloatRNNBase
 from .....nn.modules.rnn import RNNCell as _FloatRNNCell
+from .....nn.modules.rnn import RNNCellBase as _FloatRNNCellBase
+from .....nn.modules.rnn import _check_config
 from .....nn.utils.rnn import PackedSequence
 from .....tensor import Tensor
 from ....quantization._qtensor import quantize_per_tensor
@@ -105,10 +103,15 @@ class PackedParameter(Module):
 
 
 class RNNBase(Module):
-    """The stacked, optionally bidirectional dynamic quantized LSTM/GRU."""
+    """The stacked, optionally bidirectional dynamic quantized LSTM/GRU (the float RNNBase's shape checks)."""
 
     _FLOAT_MODULE = (_FloatLSTM, _FloatGRU)
     _version = 2
+    extra_repr = _FloatRNNBase.extra_repr
+    get_expected_hidden_size = _FloatRNNBase.get_expected_hidden_size
+    check_hidden_size = _FloatRNNBase.check_hidden_size
+    check_forward_args = _FloatRNNBase.check_forward_args
+    permute_hidden = _FloatRNNBase.permute_hidden
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -117,15 +120,10 @@ class RNNBase(Module):
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.dtype = float(dropout), bidirectional, dtype
+        self.proj_size = 0
         self.version = 2
         self.training = False
-        if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an element "
-                             "being zeroed")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
-                          stacklevel=2)
+        _check_config(input_size, hidden_size, num_layers, bias, batch_first, dropout, 0)
         if mode not in _GATES:
             raise ValueError("Unrecognized RNN mode: " + mode)
         if dtype not in (qint8, float16):
@@ -139,24 +137,9 @@ class RNNBase(Module):
     def _get_name(self) -> str:
         return "DynamicQuantizedRNN"
 
-    def extra_repr(self) -> str:
-        s = "{input_size}, {hidden_size}"
-        if self.num_layers != 1:
-            s += ", num_layers={num_layers}"
-        if self.bias is not True:
-            s += ", bias={bias}"
-        if self.batch_first is not False:
-            s += ", batch_first={batch_first}"
-        if self.dropout != 0:
-            s += ", dropout={dropout}"
-        if self.bidirectional is not False:
-            s += ", bidirectional={bidirectional}"
-        return s.format(**self.__dict__)
-
     def __repr__(self) -> str:
         return _short_repr(self, (PackedParameter, ModuleList))
 
-    # ---- checks (torch's wording) ----
     def check_input(self, input: Tensor, batch_sizes: Tensor | None) -> None:
         expected_input_dim = 2 if batch_sizes is not None else 3
         if input.dim() != expected_input_dim:
@@ -164,27 +147,6 @@ class RNNBase(Module):
         if self.input_size != input.size(-1):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.size(-1)}")
-
-    def get_expected_hidden_size(self, input: Tensor, batch_sizes: Tensor | None) -> tuple:
-        if batch_sizes is not None:
-            mini_batch = int(batch_sizes[0])
-        else:
-            mini_batch = input.size(0) if self.batch_first else input.size(1)
-        return self.num_layers * (2 if self.bidirectional else 1), mini_batch, self.hidden_size
-
-    def check_hidden_size(self, hx: Tensor, expected_hidden_size: tuple,
-                          msg: str = "Expected hidden size {}, got {}") -> None:
-        if tuple(hx.size()) != tuple(expected_hidden_size):
-            raise RuntimeError(msg.format(expected_hidden_size, list(hx.size())))
-
-    def check_forward_args(self, input: Tensor, hidden: Tensor, batch_sizes: Tensor | None) -> None:
-        self.check_input(input, batch_sizes)
-        self.check_hidden_size(hidden, self.get_expected_hidden_size(input, batch_sizes))
-
-    def permute_hidden(self, hx: Tensor, permutation: Tensor | None) -> Tensor:
-        if permutation is None:
-            return hx
-        return hx.index_select(1, permutation)
 
     # ---- weights ----
     def _cells(self) -> list:
@@ -246,26 +208,13 @@ class RNNBase(Module):
         q.set_weight_bias(flat)
         return q
 
-    # ---- forward ----
-    def _stack(self, x: Tensor, hx: Tensor, cx: Tensor | None, batch_sizes) -> tuple:
-        """Run the layers on (T, B, I) or packed rows: (output, h_n, c_n or None)."""
-        nd = 2 if self.bidirectional else 1
-        cells = self._cells()
-        hs, cs = [], []
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(nd):
-                k = layer * nd + d
-                res = quantized_rnn_layer(self.mode, x, hx[k], None if cx is None else cx[k], _arrays(cells[k].ih),
-                                          _arrays(cells[k].hh), batch_sizes, reverse=d == 1)
-                outs.append(res[0])
-                hs.append(res[1])
-                if cx is not None:
-                    cs.append(res[2])
-            x = outs[0] if nd == 1 else cat(outs, -1)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = _dropout(x, self.dropout, True)
-        return x, stack(hs, 0), (stack(cs, 0) if cx is not None else None)
+    # ---- forward: the float RNNBase's stack and batch_first handling, with quantized layers ----
+    _layers = _FloatRNNBase._layers
+    _run = _FloatRNNBase._run
+
+    def _layer(self, k: int, x: Tensor, h: Tensor, c: Tensor | None, batch_sizes, reverse: bool) -> tuple:
+        cell = self._cells()[k]
+        return quantized_rnn_layer(self.mode, x, h, c, _arrays(cell.ih), _arrays(cell.hh), batch_sizes, reverse)
 
     def _forward(self, input, hx, zeros: int):
         """Shared LSTM/GRU forward; ``zeros``: how many zero states make the default ``hx``."""
@@ -283,13 +232,8 @@ class RNNBase(Module):
         else:
             hx = self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(data, hx, batch_sizes)
-        h0, c0 = hx if zeros == 2 else (hx, None)
-        x = data.transpose(0, 1) if self.batch_first and not packed else data
-        bs = None if batch_sizes is None else batch_sizes.tolist()
-        out, h, c = self._stack(x, h0, c0, bs)
-        if self.batch_first and not packed:
-            out = out.transpose(0, 1)
-        hidden = self.permute_hidden((h, c) if zeros == 2 else h, unsorted_indices)
+        out, hidden = self._run(data, tuple(hx) if zeros == 2 else hx, batch_sizes)
+        hidden = self.permute_hidden(hidden, unsorted_indices)
         if packed:
             return PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices), hidden
         return out, hidden
@@ -299,23 +243,15 @@ class LSTM(RNNBase):
     """A dynamic quantized LSTM: float in, float out; ``(output, (h_n, c_n))`` as ``nn.LSTM``."""
 
     _FLOAT_MODULE = _FloatLSTM
+    permute_hidden = _FloatLSTM.permute_hidden
+    get_expected_cell_size = _FloatLSTM.get_expected_cell_size
+    check_forward_args = _FloatLSTM.check_forward_args
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__("LSTM", *args, **kwargs)
 
     def _get_name(self) -> str:
         return "DynamicQuantizedLSTM"
-
-    def permute_hidden(self, hx: tuple, permutation: Tensor | None) -> tuple:
-        if permutation is None:
-            return hx
-        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
-
-    def check_forward_args(self, input: Tensor, hidden: tuple, batch_sizes: Tensor | None) -> None:
-        self.check_input(input, batch_sizes)
-        expected = self.get_expected_hidden_size(input, batch_sizes)
-        self.check_hidden_size(hidden[0], expected, "Expected hidden[0] size {}, got {}")
-        self.check_hidden_size(hidden[1], expected, "Expected hidden[1] size {}, got {}")
 
     def forward(self, input, hx: tuple | None = None):
         return self._forward(input, hx, 2)
@@ -341,6 +277,7 @@ class RNNCellBase(Module):
 
     __constants__ = ["input_size", "hidden_size", "bias"]
     _FLOAT_MODULE = (_FloatLSTMCell, _FloatGRUCell, _FloatRNNCell)
+    extra_repr = _FloatRNNCellBase.extra_repr
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, num_chunks: int = 4,
                  dtype: dtype = qint8) -> None:
@@ -354,14 +291,6 @@ class RNNCellBase(Module):
 
     def _get_name(self) -> str:
         return "DynamicQuantizedRNNBase"
-
-    def extra_repr(self) -> str:
-        s = "{input_size}, {hidden_size}"
-        if "bias" in self.__dict__ and self.bias is not True:
-            s += ", bias={bias}"
-        if "nonlinearity" in self.__dict__ and self.nonlinearity != "tanh":
-            s += ", nonlinearity={nonlinearity}"
-        return s.format(**self.__dict__)
 
     def __repr__(self) -> str:
         return _short_repr(self, (LinearPackedParams,))
