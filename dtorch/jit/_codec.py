@@ -128,9 +128,27 @@ def _nodes_json(nodes: list, arrays: dict) -> list:
 
 
 def graph_to_json(graph: Graph, arrays: dict) -> dict:
-    return {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user,
-            "nodes": _nodes_json(graph.nodes, arrays), "outputs": [v.id for v in graph.outputs],
-            "out_spec": graph.out_spec}
+    out = {"inputs": [_value_json(v) for v in graph.inputs], "n_user": graph.n_user,
+           "nodes": _nodes_json(graph.nodes, arrays), "outputs": [v.id for v in graph.outputs],
+           "out_spec": graph.out_spec}
+    if graph.guards:
+        out["guards"] = [[i, encode_attr(v, arrays, "guards")] for i, v in graph.guards.items()]
+    return out
+
+
+def _guards(obj, graph: Graph, where: str) -> dict:
+    if not isinstance(obj, list):
+        raise _bad(where, "malformed guards")
+    out = {}
+    for entry in obj:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise _bad(where, "malformed guards")
+        i = _int(entry[0], f"{where}: guard", 0, graph.n_user)
+        value = decode_attr(entry[1], {}, f"{where}: guard")
+        if graph.inputs[i].kind not in ("int", "float", "bool") or type(value).__name__ != graph.inputs[i].kind:
+            raise _bad(where, f"guard on input {i} does not match its type")
+        out[i] = value
+    return out
 
 
 def _int(x, where: str, lo: int = 0, hi: int = 1 << 40) -> int:
@@ -290,6 +308,7 @@ def graph_from_json(obj: Any, arrays: dict, where: str) -> Graph:
     graph.out_spec = _spec(obj.get("out_spec"), where, 0)
     if _leaves(graph.out_spec) != len(graph.outputs):
         raise _bad(where, "the output structure does not match the graph outputs")
+    graph.guards = _guards(obj.get("guards", []), graph, where)
     graph._next = max(defined, default=-1) + 1
     if graph._next > 8 * len(defined) + 1024:
         raise _bad(where, f"value ids up to {graph._next - 1} for {len(defined)} values (ids must be dense)")

@@ -15,7 +15,8 @@
   inputs come last in ``inputs``, are not passed positionally, and the attribute holds None.
 * :class:`Graph`: ``inputs`` (the user's inputs, then one per parameter and buffer, named by its
   qualified name; ``n_user`` of them are the user's), ``nodes`` in execution order, ``outputs``,
-  and ``out_spec``, the structure (tuple/list/dict) the flat outputs are returned in.
+  and ``out_spec``, the structure (tuple/list/dict) the flat outputs are returned in. ``guards``: the
+  Python-number inputs a scripted graph is specialized on (their values were used as constants).
 * Blocks (scripted control flow): a node's ``blocks`` are Graphs made by :meth:`Graph.block`; they
   share the root's value numbering, may read any value defined before their node, and hand back
   ``outputs``. ``prim::If(cond)`` has two blocks without inputs, whose outputs become the node's;
@@ -121,6 +122,7 @@ class Graph:
         self.out_spec: Any = None
         self._next = 0
         self._root: Graph | None = None  # set on blocks: the graph whose value numbering they share
+        self.guards: dict[int, Any] = {}  # user input index -> the value a scripted graph was specialized on
 
     # ---- building -------------------------------------------------------------------------
     def new_value(self, kind: str = "Tensor", name: str | None = None) -> Value:
@@ -215,7 +217,7 @@ class Graph:
     def copy(self) -> "Graph":
         """A structural copy (attribute values and constants are shared, not copied)."""
         g = Graph()
-        g.n_user, g.out_spec, g._next = self.n_user, self.out_spec, self._next
+        g.n_user, g.out_spec, g._next, g.guards = self.n_user, self.out_spec, self._next, dict(self.guards)
         vmap: dict[int, Value] = {}
 
         def cp(v: Value) -> Value:

@@ -167,10 +167,34 @@ class Compiler:
 
     def ev_Subscript(self, node, f):
         base, index = self.ev(node.value, f), self.ev(node.slice, f)
-        if not isinstance(base, Tensor) and (is_sym(index) or isinstance(index, slice) and any(
-                is_sym(x) for x in (index.start, index.stop, index.step))):
+        if not isinstance(base, Tensor) and syms_in(index):
             raise f.error("indexing a tuple or list with a value computed at run time isn't supported", node)
-        return base[index]
+        return self.direct(operator.getitem, [base, index], {}, f, node)
+
+    def direct(self, fn, args: list, kwargs: dict, f: Frame, node) -> Any:
+        """Call ``fn`` as Python under the tracer. A run-time scalar among the arguments that no recorded node
+        reads was used as a plain number (a view's size, a creation op's shape): the graph is specialized on the
+        user inputs it comes from (``Graph.guards``), and refused when it comes from a tensor or a loop."""
+        syms = syms_in((args, kwargs))
+        if not syms:
+            return fn(*args, **kwargs)
+        graph = self.tracer.graph
+        start = len(graph.nodes)
+        out = fn(*args, **kwargs)
+        read = {v.id for n in graph.nodes[start:] for v in n.inputs}
+        for s in syms:
+            if s.jit_value.id not in read:
+                self.specialize(s, f, node, getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "a call"))
+        return out
+
+    def specialize(self, s, f: Frame, node, what: str) -> None:
+        deps = self.tracer.input_deps(s.jit_value)
+        root = self.tracer.root
+        if deps is None:
+            raise f.error(f"{what} uses a number computed at run time (from a tensor or inside a loop) as a "
+                          "constant; pass it as an int argument or compute it with tensor ops", node)
+        for i in deps:
+            root.guards[i] = self.tracer.concrete[root.inputs[i].id]
 
     def ev_JoinedStr(self, node, f):
         parts = []
@@ -315,7 +339,7 @@ class Compiler:
             return self.call_function(fn, args, kwargs)
         if isinstance(fn, type) and issubclass(fn, BaseException):
             return fn(*args)
-        return fn(*args, **kwargs)
+        return self.direct(fn, args, kwargs, f, node)
 
     def call_module(self, m: Module, args, kwargs, f, node):
         if m._forward_pre_hooks or m._forward_hooks:
@@ -324,6 +348,19 @@ class Compiler:
         if modifier(forward) == "ignore" or not is_user_function(forward):
             return m(*args, **kwargs)
         return self.call_function(forward, args, kwargs, m)
+
+
+def syms_in(obj) -> list:
+    """The run-time scalars inside ``obj`` (nested tuples, lists, dicts, slices)."""
+    if is_sym(obj):
+        return [obj]
+    if isinstance(obj, slice):
+        obj = (obj.start, obj.stop, obj.step)
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (tuple, list)):
+        return [s for x in obj for s in syms_in(x)]
+    return []
 
 
 def _num(x):

@@ -77,15 +77,27 @@ def _fill(template, outs: list):
     return template
 
 
-def _branches(comp: Compiler, runners: list[Callable]) -> list[tuple[Graph, int, Any]]:
+def _branches(comp: Compiler, f: Frame, runners: list[Callable]) -> list[tuple[Graph, int, Any]]:
     """Run each branch into a new block of the current graph: (block, status, payload)."""
     out = []
     for run in runners:
         block = comp.tracer.graph.block()
         with comp.tracer.into(block):
             status, payload = run()
+        _check_writes(block, f)
         out.append((block, status, payload))
     return out
+
+
+def _check_writes(block: Graph, f: Frame) -> None:
+    """Refuse in-place writes inside a block to tensors from outside it (both branches run while compiling)."""
+    inside = {v.id for v in block.inputs}
+    for n in block.walk():
+        inside.update(v.id for v in n.outputs)
+        inside.update(v.id for b in n.blocks for v in b.inputs)
+        if n.inplace and n.inputs and n.inputs[0].id not in inside:
+            raise f.error(f"in-place {n.kind()} on a tensor from outside an if or a loop isn't supported; assign "
+                          "the result to a variable instead")
 
 
 def _emit_if(comp: Compiler, f: Frame, cond, results: list, pairs: list) -> list:
@@ -113,7 +125,7 @@ def _uninitialized(tracer, like):
 
 def emit_if(comp: Compiler, f: Frame, cond, runners: list[Callable]) -> Any:
     """``a if cond else b`` on a run-time condition: each runner computes one branch's value."""
-    results = _branches(comp, [lambda r=r: (NORMAL, r()) for r in runners])
+    results = _branches(comp, f, [lambda r=r: (NORMAL, r()) for r in runners])
     pairs: list = []
     template = _merge(results[0][2], results[1][2], pairs, f, "the value")
     return _fill(template, _emit_if(comp, f, cond, results, pairs))
@@ -133,7 +145,7 @@ def if_stmt(comp: Compiler, f: Frame, s: ast.If) -> int:
         return run
 
     try:
-        results = _branches(comp, [runner(s.body), runner(s.orelse)])
+        results = _branches(comp, f, [runner(s.body), runner(s.orelse)])
     finally:
         f.env, f.ret = outer, saved_ret
     statuses = [r[1] for r in results]
@@ -276,6 +288,7 @@ def _loop(comp: Compiler, f: Frame, s, rng, cond) -> int:
             block.outputs = [tracer.leaf(go)] + outs
         finally:
             f.env = outer
+    _check_writes(block, f)
     inits = [tracer.leaf(outer[n]) for n in carried]
     node = tracer.graph.add_node(PRIM_LOOP, [tracer.leaf(trips), tracer.leaf(cond if cond is not None else True)]
                                  + inits, n_out=len(carried))

@@ -198,9 +198,17 @@ def _loaded_args(graph: Graph, name: str, args: tuple, kwargs: dict) -> list:
     return list(args) + [None] * (len(user) - len(args))
 
 
+def _guards_hold(graph: Graph, values: list) -> bool:
+    return all(type(values[i]) is type(v) and values[i] == v for i, v in graph.guards.items())
+
+
 def run_graph(runner, args: list, extra: list) -> Any:
     """Run ``runner``'s graph on user values ``args`` and parameters ``extra`` (through the ops under grad)."""
     graph, plan = runner._graph, runner._plan
+    if not _guards_hold(graph, args):
+        names = ", ".join(f"{graph.inputs[i].name}={v!r}" for i, v in graph.guards.items())
+        raise RuntimeError(f"this scripted graph was specialized on {names} (numbers the source uses as constants, "
+                           "such as a view's size) and cannot run with other values; script it from source instead")
     values = list(args) + list(extra)
     if STATE.enabled and any(isinstance(t, Tensor) and t._rg for t in values):
         flat = [_make(o) if is_array(o) else o for o in plan.run_tensors(values)]
@@ -216,15 +224,17 @@ class _Specializations:
 
     def __init__(self, fn: Callable, is_method: bool) -> None:
         self.fn, self.sig = fn, _Signature(fn, is_method)
-        self.graphs: OrderedDict = OrderedDict()
+        self.graphs: OrderedDict = OrderedDict()  # signature -> graphs (differing in their guards' values)
 
     def graph_for(self, values: list, module, extra_key=()) -> Graph:
         key = (self.sig.key(values), extra_key)
-        graph = self.graphs.get(key)
+        graphs = self.graphs.setdefault(key, [])
+        graph = next((g for g in graphs if _guards_hold(g, values)), None)
         if graph is None:
             names = [p.name for p in self.sig.params]
             graph = build_graph(self.fn, names, values, module, f"dtorch.jit.script({self.sig.fn_name})")
-            self.graphs[key] = graph
+            graphs.append(graph)
+            del graphs[:-MAX_SPECIALIZATIONS]
             while len(self.graphs) > MAX_SPECIALIZATIONS:
                 self.graphs.popitem(last=False)
         self.graphs.move_to_end(key)

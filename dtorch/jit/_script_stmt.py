@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import operator
 
 from ..tensor import Tensor
 from ._script import Compiler, Frame, Raises
@@ -111,7 +112,8 @@ def _aug_assign(comp, f, s):
         return NORMAL
     if isinstance(s.target, ast.Subscript):
         base, index = comp.ev(s.target.value, f), comp.ev(s.target.slice, f)
-        base[index] = comp.binop(type(s.op), base[index], rhs, f, s)
+        new = comp.binop(type(s.op), comp.direct(operator.getitem, [base, index], {}, f, s), rhs, f, s)
+        comp.direct(operator.setitem, [base, index, new], {}, f, s)
         return NORMAL
     raise f.error("augmented assignment to this target isn't supported", s.target)
 
@@ -129,7 +131,7 @@ def assign(comp: Compiler, f: Frame, target, value) -> None:
         base, index = comp.ev(target.value, f), comp.ev(target.slice, f)
         if not isinstance(base, Tensor) and is_sym(index):
             raise f.error("assigning into a list at a run-time index isn't supported", target)
-        base[index] = value
+        comp.direct(operator.setitem, [base, index, value], {}, f, target)
     else:
         raise f.error(f"assignment to {type(target).__name__} isn't supported", target)
 

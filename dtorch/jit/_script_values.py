@@ -182,6 +182,24 @@ class ScriptTracer(Tracer):
         finally:
             self.graph, self._scalars = saved, scalars
 
+    def input_deps(self, v: Value) -> set[int] | None:
+        """The user-input positions a run-time scalar is computed from (by prim:: scalar ops and constants), or
+        None when it also depends on a tensor or a loop's values."""
+        producers = {o.id: n for n in self.root.walk() for o in n.outputs}
+        positions = {x.id: i for i, x in enumerate(self.root.inputs[:self.root.n_user])}
+        out: set[int] = set()
+        todo = [v]
+        while todo:
+            x = todo.pop()
+            if x.id in positions:
+                out.add(positions[x.id])
+                continue
+            n = producers.get(x.id)
+            if n is None or n.blocks or x.kind == "Tensor" or (n.op != PRIM_CONSTANT and not n.op.startswith("prim::")):
+                return None
+            todo.extend(n.inputs)
+        return out
+
     def example_of(self, vid: int, nodes: dict[int, Node]):
         if vid in self.concrete:
             return self.concrete[vid]

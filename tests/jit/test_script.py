@@ -271,6 +271,53 @@ def test_passes_recurse_or_leave_blocks():
             np.testing.assert_allclose(runner._plan.run_arrays([xx._data, n])[0], fn(xx, n).numpy(), rtol=1e-6)
 
 
+def reshaped(x, n: int):
+    y = x.view(n, -1).sum(dim=0)
+    return y + dtorch.ones(n)[0] + x[n - 1]
+
+
+def test_numbers_used_as_constants_specialize_the_graph(tmp_path):
+    s = jit.script(reshaped)
+    x = dtorch.arange(6.0)
+    for n in (2, 3, 2):
+        _close(s(x, n), reshaped(x, n))
+    assert s.graph.guards == {1: 2}
+    s.save(tmp_path / "g.pt")
+    loaded = jit.load(tmp_path / "g.pt")
+    _close(loaded(x, 2), reshaped(x, 2))
+    with pytest.raises(RuntimeError, match="specialized on n=2"):
+        loaded(x, 3)
+
+    def from_loop(x, n: int):
+        for i in range(n):
+            x = x + x[i]
+        return x
+
+    with pytest.raises(jit.frontend.NotSupportedError, match="computed at run time"):
+        jit.script(from_loop)(x, 2)
+
+
+def test_in_place_writes_inside_blocks():
+    def outer_write(x):
+        if x.sum() > 0:
+            x.add_(1)
+        return x
+
+    with pytest.raises(jit.frontend.NotSupportedError, match="in-place aten::add_ on a tensor from outside"):
+        jit.script(outer_write)(dtorch.ones(2))
+
+    def local_writes(x, n: int):
+        y = x * 1
+        for i in range(n):
+            y += i
+            y[0] += 1
+        return y
+
+    s = jit.script(local_writes)
+    for n in (0, 3):
+        _close(s(dtorch.zeros(3), n), local_writes(dtorch.zeros(3), n))
+
+
 # ---- errors -----------------------------------------------------------------------------------------------------
 def _try(x):
     try:
