@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from . import _allocator, _dtype
 from ._dtype import (  # noqa: F401
-    bfloat16, bool_ as bool, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo, int8, int16, int32,
-    int64, promote_types, qint8, qint32, quint8, set_default_dtype, uint8,
+    bfloat16, bool_ as bool, complex64, complex128, dtype, finfo, float16, float32, float64, get_default_dtype, iinfo,
+    int8, int16, int32, int64, promote_types, qint8, qint32, quint8, set_default_dtype, uint8,
 )
 from ._device import device  # noqa: F401
 from .tensor import Size, Tensor, typename  # noqa: F401
@@ -34,6 +34,7 @@ from .backends._threads import get_num_threads, set_num_threads  # noqa: F401
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 from . import futures  # noqa: F401
 from . import linalg  # noqa: F401
+from . import fft  # noqa: F401
 from . import distributions  # noqa: F401
 from . import multiprocessing  # noqa: F401
 
@@ -43,6 +44,7 @@ globals().update({n: _ops.with_out(n, globals()[n], factory=True)  # out=
 from .autograd import functional as _autograd_functional  # noqa: E402,F401  (built on the ops above)
 
 half, float, double = float16, float32, float64
+cfloat, cdouble = complex64, complex128
 long, int, short = int64, int32, int16
 __version__ = "0.1.0"
 _allocator.keep_heap()

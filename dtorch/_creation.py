@@ -45,6 +45,8 @@ def _infer_np_dtype(data, arr: np.ndarray) -> np.dtype:
         raise RuntimeError("Overflow when unpacking long long")
     if k == "f":
         return _dtype.get_default_dtype().np
+    if k == "c":
+        return _dtype.default_complex().np
     if k in "iu":
         return np.dtype(np.int64)
     if k == "b":

@@ -55,6 +55,9 @@ class OpNode(Node):
     _bw: Callable | None = None
     _save_out = -1  # index in _saved of the saved output, -1 if none
     n_outputs = 1
+    # A formula written as g * f'(z) gives torch's complex gradient as conj(bw(conj(g))); ops whose formula
+    # already follows torch's convention (dtorch/_ops/complex.py, dtorch/fft.py) set this False.
+    _conj_wrap = True
 
     def _apply(self, grads, create_graph: bool):
         saved = self._saved
@@ -62,6 +65,9 @@ class OpNode(Node):
             raise RuntimeError(FREED_MSG)
         vals = _unpack(self, saved, create_graph) if saved else ()
         g = grads[0] if self.n_outputs == 1 else grads
+        if self._conj_wrap and (g.dtype.kind == "c" if type(g) is _ndarray else _is_complex(g)):
+            r = self._bw(TENSOR_NS if create_graph else ARRAY_NS, self, _conj(g), *vals)
+            return _conj(r)
         if create_graph:
             return self._bw(TENSOR_NS, self, g, *vals)
         return self._bw(ARRAY_NS, self, g, *vals)
@@ -82,6 +88,21 @@ class OpNode(Node):
         if self._saved is None:
             raise RuntimeError(FREED_MSG)
         return tuple(v for v in _unpack(self, self._saved, True) if isinstance(v, Tensor))
+
+
+def _is_complex(g) -> bool:
+    """Whether a gradient (array, Tensor, or a list of them / None) is complex."""
+    if type(g) is _ndarray:
+        return g.dtype.kind == "c"
+    if isinstance(g, (list, tuple)):
+        return any(x is not None and _is_complex(x) for x in g)
+    return g.is_complex() if isinstance(g, Tensor) else g.dtype.kind == "c"
+
+
+def _conj(g):
+    if isinstance(g, (list, tuple)):
+        return tuple(None if x is None else x.conj() for x in g)
+    return g.conj()
 
 
 def _unpack(node: OpNode, saved: tuple, as_tensors: bool) -> tuple:
@@ -423,7 +444,7 @@ def promoted(a, b) -> tuple:
             _check_scalar(b)
             k = a._data.dtype.kind
             tb = type(b)
-            if k in "fV" or (k in "iu" and tb is int) or (k == "b" and tb is bool):
+            if (k in "fV" and tb is not complex) or (k in "iu" and tb is int) or (k == "b" and tb is bool):
                 return None, _dtype._FROM_NP[a._data.dtype]
     else:
         _check_scalar(a)

@@ -17,9 +17,9 @@ class dtype:
         self.np = np.dtype(np_dtype)
         self.itemsize = self.np.itemsize
         self.is_floating_point = category == 2
-        self.is_complex = False
+        self.is_complex = category == 3
         self.is_signed = name != "uint8" and name != "bool"
-        self._category = category  # 0 bool, 1 integer, 2 floating
+        self._category = category  # 0 bool, 1 integer, 2 floating, 3 complex
 
     def __repr__(self) -> str:
         return f"dtorch.{self.name}"
@@ -28,7 +28,14 @@ class dtype:
         return self.name
 
     def to_real(self) -> "dtype":
-        return self
+        return _TO_REAL.get(self, self)
+
+    def to_complex(self) -> "dtype":
+        if self.is_complex:
+            return self
+        if not self.is_floating_point:
+            raise RuntimeError(f"to_complex is only supported for floating point types, got {self.scalar_name}")
+        return complex128 if self is float64 else complex64
 
 
 bool_ = dtype("bool", np.bool_, 0, "Bool", "bool")
@@ -41,7 +48,12 @@ float16 = dtype("float16", np.float16, 2, "Half", "c10::Half")
 float32 = dtype("float32", np.float32, 2, "Float", "float")
 float64 = dtype("float64", np.float64, 2, "Double", "double")
 
+complex64 = dtype("complex64", np.complex64, 3, "ComplexFloat", "c10::complex<float>")
+complex128 = dtype("complex128", np.complex128, 3, "ComplexDouble", "c10::complex<double>")
+_TO_REAL = {complex64: float32, complex128: float64}
+
 ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+COMPLEX_DTYPES = (complex64, complex128)
 
 
 class _LazyNumpyDtype(dtype):
@@ -74,9 +86,10 @@ quint8 = dtype("quint8", np.uint8, 1, "QUInt8", "c10::quint8")
 qint32 = dtype("qint32", np.int32, 1, "QInt32", "c10::qint32")
 quint8.is_signed = False
 QUANTIZED_DTYPES = (qint8, quint8, qint32)
-_FROM_NP = {d.np: d for d in ALL_DTYPES}  # bfloat16 joins when ml_dtypes is first imported
-_BY_NAME = {d.name: d for d in (*ALL_DTYPES, bfloat16)}
-_BY_NAME.update(float="float32", double="float64", half="float16", long="int64", int="int32", short="int16")
+_FROM_NP = {d.np: d for d in (*ALL_DTYPES, *COMPLEX_DTYPES)}  # bfloat16 joins when ml_dtypes is first imported
+_BY_NAME = {d.name: d for d in (*ALL_DTYPES, *COMPLEX_DTYPES, bfloat16)}
+_BY_NAME.update(float="float32", double="float64", half="float16", long="int64", int="int32", short="int16",
+                cfloat="complex64", cdouble="complex128")
 
 _default_float = [float32]
 
@@ -100,7 +113,7 @@ def from_numpy_dtype(np_dtype) -> dtype:
     except KeyError:
         raise TypeError(
             f"can't convert np.ndarray of type {np.dtype(np_dtype)}. The only supported types are: "
-            "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+            "float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint8, and bool."
         ) from None
 
 
@@ -114,6 +127,8 @@ def to_dtype(d) -> dtype:
         return int64
     if d is bool:
         return bool_
+    if d is complex:
+        return default_complex()
     if isinstance(d, str) and d in _BY_NAME:
         v = _BY_NAME[d]
         return _BY_NAME[v] if isinstance(v, str) else v
@@ -122,12 +137,19 @@ def to_dtype(d) -> dtype:
     return from_numpy_dtype(d)
 
 
+def default_complex() -> dtype:
+    """The complex dtype of Python complex numbers: it follows the default float dtype, as torch's."""
+    return complex128 if _default_float[0] is float64 else complex64
+
+
 def _promote_pair(a: dtype, b: dtype) -> dtype:
     if a is b:
         return a
     if a._category != b._category:
         hi, lo = (a, b) if a._category > b._category else (b, a)
-        return hi  # floating beats integer beats bool, whatever the widths
+        if hi._category == 3 and lo is float64:
+            return complex128  # complex keeps the wider float's precision
+        return hi  # complex beats floating beats integer beats bool, whatever the widths
     return _FROM_NP[np.promote_types(a.np, b.np)]
 
 
@@ -149,6 +171,8 @@ def scalar_dtype(x) -> dtype:
         return bool_
     if isinstance(x, int):
         return int64
+    if isinstance(x, complex):
+        return default_complex()
     return _default_float[0]
 
 
@@ -158,6 +182,10 @@ def combine_categories(higher: dtype | None, lower: dtype | None) -> dtype | Non
         return lower
     if lower is None:
         return higher
+    if higher._category == 3:
+        return higher
+    if lower._category == 3:
+        return higher.to_complex() if higher.is_floating_point else lower  # float keeps its precision
     if higher.is_floating_point:
         return higher
     if higher is bool_ or lower._category > higher._category:

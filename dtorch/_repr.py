@@ -64,6 +64,22 @@ class _Formatter:
         return (self.max_width - len(ret)) * " " + ret
 
 
+class _ComplexFormatter:
+    """torch's complex elements: the real and imaginary parts each get their own formatter."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.re, self.im = _Formatter(values.real), _Formatter(values.imag)
+        self.max_width = self.re.max_width + self.im.max_width + 1
+
+    def format(self, value) -> str:
+        imag = (self.im.format(value.imag) + "j").lstrip()
+        return self.re.format(value.real) + (imag if imag[0] in "+-" else "+" + imag)
+
+
+def _formatter(values: np.ndarray):
+    return _ComplexFormatter(values) if values.dtype.kind == "c" else _Formatter(values)
+
+
 def _summarized(a: np.ndarray) -> np.ndarray:
     """The values that are shown when ``a`` is summarised (torch's get_summarized_data)."""
     if a.ndim == 0:
@@ -135,10 +151,10 @@ def tensor_repr(t) -> str:
             suffixes.append(f"dtype={dt!r}")
         body = "[]"
     else:
-        if dt is not default and dt.name not in _DEFAULT_SHOWN:
+        if dt is not default and dt.name not in _DEFAULT_SHOWN and dt is not _dtype.default_complex():
             suffixes.append(f"dtype={dt!r}")
         summarize = a.size > THRESHOLD
-        fmt = _Formatter(_summarized(a) if summarize else a)
+        fmt = _formatter(_summarized(a) if summarize else a)
         body = _tensor_str(a, indent, summarize, fmt)
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")

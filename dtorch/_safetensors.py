@@ -26,7 +26,7 @@ DTYPE_CODES = {
     np.dtype(np.bool_): "BOOL", np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8", np.dtype(np.int16): "I16",
     np.dtype(np.int32): "I32", np.dtype(np.int64): "I64", np.dtype(np.uint16): "U16", np.dtype(np.uint32): "U32",
     np.dtype(np.uint64): "U64", np.dtype(np.float16): "F16",
-    np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
+    np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.complex64): "C64",
 }
 CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
 MAX_HEADER = 100 * 1024 * 1024
@@ -57,7 +57,9 @@ def layout(arrays: dict[str, np.ndarray]) -> tuple[dict[str, Entry], list[np.nda
     for name, arr in arrays.items():
         arr = np.ascontiguousarray(arr).reshape(np.shape(arr))  # ascontiguousarray makes a 0-d array 1-d
         if arr.dtype not in DTYPE_CODES:
-            raise TypeError(f"{name}: dtype {arr.dtype} cannot be stored in safetensors")
+            hint = " (safetensors has C64 only: save t.to(dtorch.complex64) or dtorch.view_as_real(t))" \
+                if arr.dtype.kind == "c" else ""
+            raise TypeError(f"{name}: dtype {arr.dtype} cannot be stored in safetensors{hint}")
         entries[name] = Entry(DTYPE_CODES[arr.dtype], tuple(arr.shape), offset, offset + arr.nbytes)
         buffers.append(arr)
         offset += arr.nbytes

@@ -123,7 +123,7 @@ class Tensor:
         return self._data.dtype.kind in "fV"
 
     def is_complex(self) -> bool:
-        return False
+        return self._data.dtype.kind == "c"
 
     def element_size(self) -> int:
         return self._data.itemsize
@@ -240,7 +240,7 @@ class Tensor:
                     "var_no_grad = var.detach()."
                 )
             return self
-        if requires_grad and self._data.dtype.kind not in "fV":
+        if requires_grad and self._data.dtype.kind not in "fVc":
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         self._rg = bool(requires_grad)
         return self

@@ -17,6 +17,7 @@ names become ``dtorch.<name>``, and it attaches its Tensor methods with one
   arithmetic.py  add/sub/mul/div/remainder/fmod/pow with promotion, their operators and in-place forms
   compare.py     eq/lt/..., maximum/minimum/fmax/fmin, isclose/allclose/equal, bitwise and logical ops
   unary.py       elementwise math: exp/log, roots, trigonometry, erf, sign, rounding, clamp, isnan & co
+  complex.py     complex/polar, view_as_real/view_as_complex, real/imag views, conj, angle
   activation.py  relu, gelu, silu, softplus, elu, leaky_relu, hardtanh
   softmax.py     softmax, log_softmax
   reduction.py   sum/mean/prod/var/std, logsumexp, norm, cumsum/cumprod, all/any/count_nonzero

@@ -211,7 +211,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         _not_for_bool("div_floor_cpu", rdt)
     elif rounding_mode == "trunc":
         _not_for_bool("div_trunc_cpu", rdt)
-    if rounding_mode is None and not rdt.is_floating_point:
+    if rounding_mode is None and not (rdt.is_floating_point or rdt.is_complex):
         cast = _dtype.get_default_dtype().np
     if rounding_mode is None:
         return apply(_div, (a, b), None, cast)

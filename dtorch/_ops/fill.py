@@ -41,7 +41,7 @@ def _check_broadcast_to(src_shape: tuple, dst_shape: tuple) -> None:
 
 def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
-        src = Tensor(src) if not isinstance(src, (int, float, bool)) else src
+        src = Tensor(src) if not isinstance(src, (int, float, bool, complex)) else src
     if isinstance(src, Tensor) and type(src._data) is not type(self._data):
         src_data = move_array(src._data, device_of(self._data))
     else:

@@ -158,7 +158,7 @@ def _mean_bw(ns, ctx, g):
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    if input._data.dtype.kind not in "fV" and dtype is None:
+    if input._data.dtype.kind not in "fVc" and dtype is None:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
             f"dtype. Got: {input.dtype.scalar_name}"

@@ -82,6 +82,11 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is not None and _dt(dtype).kind == "c":  # torch: real and imaginary parts each N(0, 1/2)
+        dt = _dt(dtype)
+        parts = _draw("normal", _size_arg(size) + (2,), np.dtype(dt.char.lower()), device, generator, mean=0.0,
+                      std=0.5 ** 0.5)
+        return _new(parts.view(dt)[..., 0], requires_grad)
     dt = _float_dt(dtype, "normal_kernel_cpu")
     return _new(_draw("normal", _size_arg(size), dt, device, generator, mean=0.0, std=1.0), requires_grad)
 

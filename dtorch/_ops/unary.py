@@ -97,7 +97,7 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
     checked = float_only is not None or no_bool is not None
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
-        if input._data.dtype.kind not in "fV":
+        if input._data.dtype.kind not in "fVc":
             if checked:
                 _check_kind(input, float_only, no_bool)
             if floating:
@@ -112,7 +112,7 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
         return public, None
 
     def inplace_fn(self: Tensor, *args, **kwargs) -> Tensor:
-        if self._data.dtype.kind not in "fV":
+        if self._data.dtype.kind not in "fVc":
             if checked:
                 _check_kind(self, float_only, no_bool)
             if floating:  # the float result cannot go back into an integer tensor

@@ -43,8 +43,12 @@ def reduce_to(g, shape, dtype, node, i: int):
         g = sum_to(g, shape, node, i)
     if g.dtype != dtype:
         if isinstance(g, Tensor):
+            if g.is_complex() and dtype.kind != "c":
+                g = g.real  # a real input's gradient is the real part (torch's convention)
             g = g.to(_dtype.from_numpy_dtype(dtype))
         else:
+            if g.dtype.kind == "c" and dtype.kind != "c":
+                g = g.real
             g = g.astype(dtype)
     return g
 

@@ -25,41 +25,56 @@ def _host(a):
     return a if type(a) is np.ndarray else a.get()
 
 
+def _size(a) -> int:
+    """Real degrees of freedom: a complex element counts twice (real part, then imaginary part)."""
+    return a.size * 2 if a.dtype.kind == "c" else a.size
+
+
+def _flat(a) -> np.ndarray:
+    a = _host(a).ravel()
+    if a.dtype.kind == "c":
+        return np.concatenate((a.real, a.imag)).astype(np.float64)
+    return a.astype(np.float64)
+
+
 def _numerical_jacobian(fn, inputs, i: int, eps: float) -> list[np.ndarray]:
     """d(outputs)/d(inputs[i]) by central differences; one (n_in, n_out_k) matrix per output."""
     x = inputs[i]
     a = x._data  # perturbed in place, element by element in row-major order (any strides)
+    steps = (eps, eps * 1j) if a.dtype.kind == "c" else (eps,)
     with no_grad():
         base = _outputs(fn, inputs)
-        jac = [np.zeros((a.size, o._data.size)) for o in base]
-        for k, idx in enumerate(np.ndindex(*a.shape)):
-            orig = a[idx].item()
-            a[idx] = orig + eps
-            plus = [_host(o._data).astype(np.float64).ravel() for o in _outputs(fn, inputs)]
-            a[idx] = orig - eps
-            minus = [_host(o._data).astype(np.float64).ravel() for o in _outputs(fn, inputs)]
-            a[idx] = orig
-            for j in range(len(base)):
-                jac[j][k] = (plus[j] - minus[j]) / (2 * eps)
+        jac = [np.zeros((_size(a), _size(o._data))) for o in base]
+        for p, step in enumerate(steps):
+            for k, idx in enumerate(np.ndindex(*a.shape)):
+                orig = a[idx].item()
+                a[idx] = orig + step
+                plus = [_flat(o._data) for o in _outputs(fn, inputs)]
+                a[idx] = orig - step
+                minus = [_flat(o._data) for o in _outputs(fn, inputs)]
+                a[idx] = orig
+                for j in range(len(base)):
+                    jac[j][p * a.size + k] = (plus[j] - minus[j]) / (2 * eps)
     return jac
 
 
 def _analytic_jacobian(fn, inputs, diff_idx: list[int]) -> tuple[list, list]:
     outs = _outputs(fn, inputs)
     diff_inputs = [inputs[i] for i in diff_idx]
-    jac = {(i, j): np.zeros((inputs[i]._data.size, o._data.size)) for i in diff_idx for j, o in enumerate(outs)}
+    jac = {(i, j): np.zeros((_size(inputs[i]._data), _size(o._data))) for i in diff_idx for j, o in enumerate(outs)}
     for j, o in enumerate(outs):
-        if not o._rg or o._data.dtype.kind not in "fV":
+        if not o._rg or o._data.dtype.kind not in "fVc":
             continue
-        for m in range(o._data.size):
-            g = np.zeros(o._data.size, o._data.dtype)
-            g[m] = 1
+        n = o._data.size
+        for m in range(_size(o._data)):  # a complex output's imaginary parts: a seed of 1j (torch's convention)
+            g = np.zeros(n, o._data.dtype)
+            g[m % n] = 1 if m < n else 1j
             g = g.reshape(o._data.shape)
             gt = _make(g if type(o._data) is np.ndarray else type(o._data)(g.shape, g.dtype) * 0 + g)
             grads = grad(o, diff_inputs, gt, retain_graph=True, allow_unused=True)
             for i, gr in zip(diff_idx, grads):
                 if gr is not None:
-                    jac[(i, j)][:, m] = _host(gr._data).astype(np.float64).ravel()
+                    jac[(i, j)][:, m] = _flat(gr._data)
     return outs, jac
 
 
@@ -70,7 +85,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     diff_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff_idx:
-        if inputs[i].dtype.name != "float64":
+        if inputs[i].dtype.name not in ("float64", "complex128"):
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. "
                           "This check will likely fail if all the inputs are not of double precision floating point.",
                           stacklevel=2)
