@@ -145,7 +145,9 @@ def _guards(obj, graph: Graph, where: str) -> dict:
             raise _bad(where, "malformed guards")
         i = _int(entry[0], f"{where}: guard", 0, graph.n_user)
         value = decode_attr(entry[1], {}, f"{where}: guard")
-        if graph.inputs[i].kind not in ("int", "float", "bool") or type(value).__name__ != graph.inputs[i].kind:
+        kind = graph.inputs[i].kind
+        if kind == "Tensor" or (kind in ("int", "float", "bool", "None") and type(value).__name__ != kind
+                                and not (kind == "None" and value is None)):
             raise _bad(where, f"guard on input {i} does not match its type")
         out[i] = value
     return out

@@ -246,6 +246,30 @@ class Graph:
             g.nodes.append(m)
         g.outputs = [cp(v) for v in self.outputs]
 
+    def paste(self, nodes: list[Node], vmap: dict[int, Value]) -> None:
+        """Append copies of another graph's ``nodes`` (blocks included); ``vmap`` maps the ids of the values they
+        read from outside to this graph's values, and gains their outputs."""
+        def cp(v: Value) -> Value:
+            nv = self.new_value(v.kind, v.name)
+            for s in ("dtype", "shape", "strides", "device", "requires_grad"):
+                setattr(nv, s, getattr(v, s))
+            vmap[v.id] = nv
+            return nv
+
+        for n in nodes:
+            m = Node(n.op, [vmap[v.id] for v in n.inputs], n.attrs, n.inplace)
+            m.sym, m.refs, m.scope = dict(n.sym), dict(n.refs), n.scope
+            for b in n.blocks:
+                nb = self.block()
+                nb.inputs = [cp(v) for v in b.inputs]
+                nb.paste(b.nodes, vmap)
+                nb.outputs = [vmap[v.id] for v in b.outputs]
+                m.blocks.append(nb)
+            m.outputs = [cp(v) for v in n.outputs]
+            for o in m.outputs:
+                o.node = m
+            self.nodes.append(m)
+
     def __str__(self) -> str:
         from ._printer import graph_text  # the printer is a leaf of this package
 

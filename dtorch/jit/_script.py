@@ -326,6 +326,9 @@ class Compiler:
         original = getattr(fn, "_dtorch_original", None)
         if original is not None:  # a scripted function called from scripted code: compile it inline
             return self.call_function(original, args, kwargs)
+        source = getattr(fn, "_source", None) if isinstance(fn, Module) else None
+        if isinstance(source, Module):  # a scripted module inside the one being compiled: its source, inline
+            return self.call_module(source, args, kwargs, f, node)
         if isinstance(fn, types.MethodType) and is_user_module(fn.__self__) and is_user_function(fn.__func__):
             return self.call_function(fn.__func__, args, kwargs, fn.__self__)
         if is_user_module(fn):

@@ -10,9 +10,11 @@ are checked as torch does (unannotated means Tensor). ``@ignore``/``@unused``/``
 from __future__ import annotations
 
 import inspect
+import typing
 from collections import OrderedDict
 from typing import Any, Callable, Union, get_args, get_origin
 
+from .._dispatch import AUTOCAST
 from ..autograd.grad_mode import STATE, no_grad
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _make
@@ -110,9 +112,13 @@ class _Signature:
         self.fn_name = getattr(fn, "__name__", "forward")
         self.params = params
         self.kinds = []
+        try:
+            hints = typing.get_type_hints(fn)
+        except (NameError, TypeError, SyntaxError, AttributeError):  # an annotation that does not evaluate: its text
+            hints = {}
         for p in params:
             if p.annotation is not p.empty:
-                self.kinds.append(_type_name(p.annotation))
+                self.kinds.append(_type_name(hints.get(p.name, p.annotation)))
             elif p.default is not p.empty and p.default is not None and not isinstance(p.default, Tensor):
                 self.kinds.append(_type_name(type(p.default)))
             else:
@@ -127,6 +133,9 @@ class _Signature:
         bound.apply_defaults()
         values = list(bound.arguments.values())
         for p, kind, v in zip(self.params, self.kinds, values):
+            if kind == "List" and isinstance(v, (list, tuple)) and any(isinstance(x, Tensor) for x in v):
+                raise RuntimeError(f"{self.fn_name}(): argument '{p.name}' is a list of tensors; dtorch.jit.script "
+                                   "takes tensors, numbers, strings and lists of numbers as arguments")
             if not _accepts(kind, v):
                 raise RuntimeError(f"{self.fn_name}() Expected a value of type '{kind}' for argument '{p.name}' but "
                                    f"instead found type '{_found(v)}'.")
@@ -171,6 +180,7 @@ def build_graph(fn: Callable, names: list[str], values: list, module: Module | N
             stand_ins.append(tracer.sym_of(graph.add_input(name), v))
         else:
             graph.add_input(name).kind = "None" if v is None else "object"
+            graph.guards[len(graph.inputs) - 1] = v  # compiled as a constant: the graph holds for this value only
             stand_ins.append(v)
     graph.n_user = len(values)
     if module is not None:
@@ -179,12 +189,17 @@ def build_graph(fn: Callable, names: list[str], values: list, module: Module | N
             if id(t) not in seen:
                 seen.add(id(t))
                 tracer.bind(t, graph.add_input(qname, t._data, t._rg))
-    with tracing(tracer), no_grad():
-        try:
-            out = ScriptCompiler(tracer).call_function(fn, stand_ins, {}, module)
-        except Raises as r:
-            raise Error(r.msg or "Exception") from None
-        flat, spec = _flat(out, tracer, where)
+    outer, AUTOCAST.tracer = AUTOCAST.tracer, None  # called inside jit.trace: compile outside that trace
+    try:
+        with tracing(tracer), no_grad():
+            try:
+                out = ScriptCompiler(tracer).call_function(fn, stand_ins, {}, module)
+            except Raises as r:
+                raise Error(r.msg or "Exception") from None
+            flat, spec = _flat(out, tracer, where)
+    finally:
+        AUTOCAST.tracer = outer
+        AUTOCAST.refresh()
     graph.outputs, graph.out_spec = flat, spec
     return graph
 
@@ -210,12 +225,33 @@ def run_graph(runner, args: list, extra: list) -> Any:
         raise RuntimeError(f"this scripted graph was specialized on {names} (numbers the source uses as constants, "
                            "such as a view's size) and cannot run with other values; script it from source instead")
     values = list(args) + list(extra)
+    if AUTOCAST.tracer is not None:
+        return _paste_into_trace(graph, plan, values)
     if STATE.enabled and any(isinstance(t, Tensor) and t._rg for t in values):
         flat = [_make(o) if is_array(o) else o for o in plan.run_tensors(values)]
     else:
         ins = {v.id: t for v, t in zip(graph.inputs, values)}
         arrays = plan.run_arrays([t._data if isinstance(t, Tensor) else t for t in values])
         flat = [ins[v.id] if v.id in ins else (_make(a) if is_array(a) else a) for v, a in zip(graph.outputs, arrays)]
+    return unflatten(flat, graph.out_spec)[0]
+
+
+def _paste_into_trace(graph: Graph, plan: Plan, values: list) -> Any:
+    """Called while ``jit.trace`` records: the scripted graph goes into the trace whole (its ``prim::If`` and
+    ``prim::Loop`` kept, as torch keeps a scripted submodule's control flow), its outputs computed by the graph."""
+    tracer = AUTOCAST.tracer
+    vmap = {v.id: (tracer.value_of(a) if isinstance(a, Tensor) else tracer._scalar(a))
+            for v, a in zip(graph.inputs, values)}
+    tracer.graph.paste(graph.nodes, vmap)
+    arrays = plan.run_arrays([t._data if isinstance(t, Tensor) else t for t in values])
+    flat = []
+    for v, a in zip(graph.outputs, arrays):
+        if is_array(a):
+            t = _make(a.copy())
+            tracer.bind(t, vmap[v.id])
+            flat.append(t)
+        else:
+            flat.append(a)
     return unflatten(flat, graph.out_spec)[0]
 
 

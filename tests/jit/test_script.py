@@ -6,7 +6,7 @@ import io
 import os
 import subprocess
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -316,6 +316,61 @@ def test_in_place_writes_inside_blocks():
     s = jit.script(local_writes)
     for n in (0, 3):
         _close(s(dtorch.zeros(3), n), local_writes(dtorch.zeros(3), n))
+
+
+class Inner(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+
+
+class Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = jit.script(Inner())
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.inner(self.fc(x))
+
+
+def test_scripted_submodule_keeps_its_control_flow_in_trace_and_script():
+    dtorch.manual_seed(2)
+    m = Outer().eval()
+    traced = jit.trace(m, dtorch.randn(2, 3))
+    scripted = jit.script(m)
+    x = dtorch.randn(2, 3).abs() * 10
+    for sign in (1.0, -1.0):
+        _close(traced(sign * x), m(sign * x))
+        _close(scripted(sign * x), m(sign * x))
+    assert traced.graph.count("prim::If") == 1 and scripted.graph.count("prim::If") == 1
+    buf = io.BytesIO()
+    traced.save(buf)
+    buf.seek(0)
+    loaded = jit.load(buf)
+    _close(loaded(-x), m(-x))
+
+
+def test_list_and_string_arguments_are_compiled_as_constants(tmp_path):
+    def scaled(x, factors: List[int], mode: str = "sum"):
+        for k in factors:
+            x = x * k
+        if mode == "sum":
+            return x.sum()
+        return x.mean()
+
+    s = jit.script(scaled)
+    x = dtorch.arange(4.0)
+    for args in (([1, 2],), ([3], "mean"), ([1, 2],)):
+        _close(s(x, *args), scaled(x, *args))
+    s.save(tmp_path / "s.pt")
+    loaded = jit.load(tmp_path / "s.pt")
+    _close(loaded(x, [1, 2], "sum"), scaled(x, [1, 2]))
+    with pytest.raises(RuntimeError, match="specialized on factors=\\[1, 2\\], mode='sum'"):
+        loaded(x, [3], "mean")
+    with pytest.raises(RuntimeError, match="list of tensors"):
+        s(x, [x])
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------
