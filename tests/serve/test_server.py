@@ -32,6 +32,9 @@ models:
     batch_size: 1
     max_batch_delay: 0
     response_timeout: 1.5
+  echo8:
+    batch_size: 8
+    max_batch_delay: 300
 """
 
 
@@ -47,7 +50,7 @@ def server(store, tmp_path_factory):
         zf.writestr("../../escaped.txt", b"x")
     ports = write_config(tmp / "config.yaml", tmp / "state", CONFIG)
     srv = Server(root, tmp / "config.yaml", ports, tmp / "state", "--models", "mlp=mlp.mar", "digits=digits.mar",
-                 "echo=echo.mar", "slow=echo.mar")
+                 "echo=echo.mar", "slow=echo.mar", "echo8=echo.mar")
     srv.model, srv.tmp = model, tmp
     yield srv
     answers: list = [None]
@@ -68,7 +71,7 @@ def expected(model, x: np.ndarray) -> np.ndarray:
 def test_ping_and_list(server):
     assert server.curl(server.url("inference", "/ping")) == (200, {"status": "Healthy"})
     code, body = server.curl(server.url("inference", "/predictions"))
-    assert code == 200 and {m["modelName"] for m in body["models"]} == {"mlp", "digits", "echo", "slow"}
+    assert code == 200 and {m["modelName"] for m in body["models"]} == {"mlp", "digits", "echo", "slow", "echo8"}
 
 
 def test_every_upload_form_gives_the_models_output(server, tmp_path):
@@ -116,6 +119,16 @@ def test_error_statuses(server):
     assert code == 413 and body["type"] == "PayloadTooLargeException"
     code, body = server.curl(url + "slow", "-d", '{"sleep": 3}')
     assert code == 504 and "response_timeout" in body["message"]
+
+
+def test_unknown_paths_methods_and_uploads_over_the_limit(server, tmp_path):
+    code, body = server.curl(server.url("inference", "/nope"))
+    assert (code, body["type"]) == (404, "ResourceNotFoundException")
+    code, body = server.curl(server.url("inference", "/predictions/mlp"))            # GET
+    assert (code, body["type"]) == (405, "MethodNotAllowedException")
+    (tmp_path / "big.json").write_bytes(b"[" + b"1," * 60000 + b"1]")
+    code, body = server.curl("-T", str(tmp_path / "big.json"), server.url("inference", "/predictions/mlp"))
+    assert code == 413 and body["type"] == "PayloadTooLargeException"              # refused before the upload
 
 
 def _fire(server, path: str, bodies: list[bytes], results: list, headers=None) -> None:
@@ -207,13 +220,31 @@ def test_handler_crash_is_retried_once_then_500(server):
     assert code == 200 and body["echo"] == {"n": 1}
 
 
+def test_a_batch_whose_worker_dies_midway_answers_every_request(server):
+    restarts0 = _metric(server, "dtorch_serve_worker_restarts_total", model="echo8")
+    bodies = [b'{"n": %d}' % i for i in range(5)] + [b'{"exit": true}']
+    results: list = [None] * len(bodies)
+    _fire(server, "/predictions/echo8", bodies, results)
+    assert all(r is not None for r in results), "a request got no answer"
+    assert results[-1][0] == 500 and {r[0] for r in results} <= {200, 500}    # retried once, then 500
+    assert all("crashed while running this request's batch" in r[1]["message"] for r in results if r[0] == 500)
+    assert all(r[1]["echo"] == {"n": i} for i, r in enumerate(results) if r[0] == 200)
+    assert _metric(server, "dtorch_serve_worker_restarts_total", model="echo8") >= restarts0 + 2
+    for _ in range(100):                                # the worker comes back
+        code, body, _ = server.request("POST", "/predictions/echo8", b'{"n": 9}')
+        if code == 200:
+            break
+        time.sleep(0.1)
+    assert code == 200 and body["echo"] == {"n": 9}
+
+
 def test_management_needs_the_token(server):
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": server.token}):
         code, body, hdrs = server.request("GET", "/models", api="management", headers=headers, token=False)
         assert code == 401 and body["type"] == "UnauthorizedException" and hdrs["www-authenticate"] == "Bearer"
     assert oct((server.state / "token").stat().st_mode & 0o777) == "0o600"
     code, body = server.curl("-H", f"Authorization: Bearer {server.token}", server.url("management", "/models"))
-    assert code == 200 and {m["modelName"] for m in body["models"]} == {"mlp", "digits", "echo", "slow"}
+    assert code == 200 and {m["modelName"] for m in body["models"]} == {"mlp", "digits", "echo", "slow", "echo8"}
 
 
 @pytest.mark.parametrize("url", ["../mlp.mar", "/etc/passwd", "http://example.com/x.mar", "file:///tmp/x.mar",
