@@ -1,6 +1,8 @@
-"""The fast paths of the CNN programs' elementwise kernels against torch, edge values included: leaky_relu
+"""The fast paths of the CNN programs' kernels against torch, edge values included: leaky_relu
 (max(x, slope * x) forward, g * fmax(sign(x), slope) backward) for every slope regime, functional and in place,
-and its float64 gradcheck and double backward (the recorded formula)."""
+and its float64 gradcheck and double backward (the recorded formula); batch_norm's training kernels on arrays
+(per-channel sums, a three-pass backward) in float32 for every affine combination, with and without the input's
+gradient, the running statistics, and float64 gradcheck."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from tests.oracle import check_grads, rand
+from tests.oracle import F32_TOL, assert_close, check_grads, check_op, rand, to_torch
 
 EDGES = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30, 3.5, -2.25], np.float32)
 
@@ -34,3 +36,25 @@ def test_leaky_relu_edges_match_torch(slope, inplace, torch):
 def test_leaky_relu_gradcheck_and_double_backward():
     x = rand(4, 5)
     check_grads(lambda x: F.leaky_relu(x, 0.2), x)
+
+
+@pytest.mark.parametrize("affine", ["both", "none", "weight", "bias"])
+@pytest.mark.parametrize("x_grad", [True, False])
+def test_batch_norm_training_float32_matches_torch(affine, x_grad, torch):
+    x = rand(6, 4, 5, 3, dtype=dtorch.float32, requires_grad=x_grad)
+    w = rand(4, dtype=dtorch.float32) if affine in ("both", "weight") else None
+    b = rand(4, dtype=dtorch.float32) if affine in ("both", "bias") else None
+    check_op(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+             lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w, b, training=True),
+             inputs=[x, w, b], **F32_TOL)
+
+
+def test_batch_norm_float32_running_stats_and_gradcheck(torch):
+    x = rand(3, 5, 7, dtype=dtorch.float32)
+    rm, rv = dtorch.zeros(5), dtorch.ones(5)
+    trm, trv = to_torch(rm), to_torch(rv)
+    F.batch_norm(x, rm, rv, training=True, momentum=0.3)
+    torch.nn.functional.batch_norm(to_torch(x), trm, trv, training=True, momentum=0.3)
+    assert_close(rm, trm, **F32_TOL)
+    assert_close(rv, trv, **F32_TOL)
+    check_grads(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), rand(4, 3, 2, 2), rand(3), None)
