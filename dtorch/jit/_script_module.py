@@ -395,11 +395,14 @@ class RecursiveScriptModule(ScriptModule):
 
 
 class _ExportedMethod:
-    """An ``@export`` method of a scripted module: its own graphs, the module's parameters."""
+    """An ``@export`` method of a scripted module: its own graphs (one fixed graph once loaded), the module's
+    parameters."""
 
-    def __init__(self, module: RecursiveScriptModule, name: str) -> None:
+    def __init__(self, module: RecursiveScriptModule, name: str, graph: Graph | None = None) -> None:
         self.module, self.name = module, name
         self._graph = self._plan = None
+        if graph is not None:
+            self._graph, self._plan = graph, Plan(graph)
 
     @property
     def graph(self) -> Graph:
@@ -408,10 +411,22 @@ class _ExportedMethod:
         return self._graph
 
     def __call__(self, *args, **kwargs):
+        if self.module._source is None:
+            values = _loaded_args(self.graph, self.name, args, kwargs)
+            return run_graph(self, values, self.module._state_for(self._graph))
         graph, values = self.module._graph_for(self.name, args, kwargs)
         if graph is not self._graph:
             self._graph, self._plan = graph, Plan(graph)
         return run_graph(self, values, self.module._state_for(graph))
+
+
+def exported_methods(m: RecursiveScriptModule) -> dict[str, Graph]:
+    """The graphs of ``m``'s ``@export`` methods built so far (what ``save`` stores besides forward)."""
+    return {k: v._graph for k, v in vars(m).items() if isinstance(v, _ExportedMethod) and v._graph is not None}
+
+
+def attach_method(m: RecursiveScriptModule, name: str, graph: Graph) -> None:
+    object.__setattr__(m, name, _ExportedMethod(m, name, graph))
 
 
 def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=None):

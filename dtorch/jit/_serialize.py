@@ -19,7 +19,7 @@ from ..nn.parameter import Parameter
 from ..tensor import _make
 from ._codec import ArchiveError, graph_from_json, graph_to_json
 from ._module import ScriptFunction, ScriptModule, _GraphRunner
-from ._script_module import RecursiveScriptModule, ScriptedFunction
+from ._script_module import RecursiveScriptModule, ScriptedFunction, attach_method, exported_methods
 from ._printer import code_text
 
 FORMAT = "dtorch.jit"
@@ -55,6 +55,8 @@ def save(m, f, _extra_files=None) -> None:
     scripted = isinstance(m, (ScriptedFunction, RecursiveScriptModule))
     if scripted:
         graph["script"] = True
+    if isinstance(m, RecursiveScriptModule):
+        graph["methods"] = {k: graph_to_json(g, constants) for k, g in exported_methods(m).items()}
     weights: dict = {}
     if isinstance(m, ScriptModule):
         graph["module"] = _tree(m)
@@ -215,9 +217,25 @@ def load(f, map_location=None, _extra_files=None):
     try:
         m._set_graph(graph)
         m._state_tensors()
-    except (AttributeError, RuntimeError) as e:
+        if scripted:
+            _load_methods(m, obj.get("methods", {}), constants, name)
+    except (AttributeError, RuntimeError, KeyError) as e:
+        if isinstance(e, ArchiveError):
+            raise
         raise ArchiveError(f"{name}: the graph reads a parameter the module tree does not have ({e})") from None
     return m
+
+
+def _load_methods(m: RecursiveScriptModule, methods, constants: dict, name: str) -> None:
+    """The ``@export`` methods' graphs: plain identifiers that name nothing the module already has."""
+    if not isinstance(methods, dict) or len(methods) > 256:
+        raise ArchiveError(f"{name}: malformed methods")
+    for key, obj in methods.items():
+        if not key.isidentifier() or key.startswith("_") or hasattr(m, key):
+            raise ArchiveError(f"{name}: method name {key[:60]!r} is not allowed (private, or it shadows an attribute)")
+        graph = graph_from_json(obj, constants, f"{name}:graph.json method {key}")
+        attach_method(m, key, graph)
+        m._state_for(graph)
 
 
 def _method_save(self, f, _extra_files=None) -> None:

@@ -182,6 +182,16 @@ def test_gradients_flow_through_blocks():
         _close(y.grad, ye.grad)
 
 
+def test_control_flow_on_each_device(device):
+    s, w, r = jit.script(branchy), jit.script(halve_until_small), jit.script(looped)
+    x = dtorch.tensor([1.0, -3.0, 2.5], device=device)
+    for sign in (1.0, -1.0):
+        _close(s(sign * x, x).cpu(), branchy(sign * x, x).cpu())
+    _close(w(x * 7).cpu(), halve_until_small(x * 7).cpu())
+    for n in (0, 3):
+        _close(r(x, n).cpu(), looped(x, n).cpu())
+
+
 # ---- modules --------------------------------------------------------------------------------------------------
 def test_module_list_methods_ignore_unused_export():
     dtorch.manual_seed(0)
@@ -209,19 +219,22 @@ def test_save_load_in_a_fresh_process(tmp_path):
     s.save(tmp_path / "net.pt")
     jit.save(_built(looped, x), tmp_path / "loop.pt")
     np.save(tmp_path / "x.npy", x.numpy())
+    s.embed(x)
+    s.save(tmp_path / "net.pt")
     child = ("import sys, numpy as np, dtorch\n"
              "m = dtorch.jit.load(sys.argv[1] + '/net.pt'); f = dtorch.jit.load(sys.argv[1] + '/loop.pt')\n"
              "x = dtorch.from_numpy(np.load(sys.argv[1] + '/x.npy'))\n"
              "with dtorch.no_grad():\n"
              "    outs = [m(x, n)[0].numpy() for n in (0, 3)] + [f(x, n).numpy() for n in (0, 4)]\n"
-             "np.save(sys.argv[1] + '/out.npy', np.stack([o.reshape(-1)[:6] for o in outs]))\n"
+             "    outs.append(m.embed(x).numpy())\n"
+             "np.save(sys.argv[1] + '/out.npy', np.stack([o.reshape(-1)[:2] for o in outs]))\n"
              "assert not any(k.startswith('tests') for k in sys.modules)\n")
     env = dict(os.environ, PYTHONPATH=ROOT)
     subprocess.run([sys.executable, "-c", child, str(tmp_path)], check=True, env=env, cwd=str(tmp_path))
     got = np.load(tmp_path / "out.npy")
     with dtorch.no_grad():
-        want = [net(x, n)[0].numpy() for n in (0, 3)] + [looped(x, n).numpy() for n in (0, 4)]
-    np.testing.assert_allclose(got, np.stack([o.reshape(-1)[:6] for o in want]), rtol=1e-6, atol=1e-6)
+        want = [net(x, n)[0].numpy() for n in (0, 3)] + [looped(x, n).numpy() for n in (0, 4)] + [net.embed(x).numpy()]
+    np.testing.assert_allclose(got, np.stack([o.reshape(-1)[:2] for o in want]), rtol=1e-6, atol=1e-6)
 
 
 def _built(fn, *args):
@@ -514,6 +527,22 @@ def test_crafted_block_structures_are_refused(tmp_path, craft, match):
     parts, graph = _archive_json(tmp_path)
     craft(graph)
     with pytest.raises(jit.ArchiveError, match=match):
+        jit.load(_rewrite(tmp_path, parts, graph))
+
+
+@pytest.mark.parametrize("method", ["train", "_hidden", "not an identifier"])
+def test_crafted_method_names_are_refused(tmp_path, method):
+    import json
+    import zipfile
+
+    s = jit.script(Inner())
+    s(dtorch.ones(2))
+    s.save(tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "m.pt") as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    graph = json.loads(parts["graph.json"])
+    graph["methods"] = {method: {k: graph[k] for k in ("inputs", "n_user", "nodes", "outputs", "out_spec")}}
+    with pytest.raises(jit.ArchiveError, match="is not allowed"):
         jit.load(_rewrite(tmp_path, parts, graph))
 
 
