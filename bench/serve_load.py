@@ -4,12 +4,19 @@ batching on and off.
     python bench/serve_load.py [--seconds 3]
 
 Prints one JSON line: per model and setting (``batch1``: batch_size 1; ``batch64``: batch_size 64,
-max_batch_delay 2 ms) and client count, requests/s and p50/p99 latency in ms; per model ``batching_speedup_64``
-(throughput with batching over without, 64 clients), ``forward_ms`` (the model's forward on one input, in
-process) and ``overhead_ms_1`` (p50 at 1 client without batching minus that forward); ``http_stack`` (the
-choice measured: keep-alive POSTs of 3 KB against an echo route on stdlib ThreadingHTTPServer vs Starlette on
-Uvicorn, 1 and 64 clients). Clients are asyncio connections in this process (keep-alive, hand-written
-HTTP/1.1), so the client shares the machine's cores with the server and its worker.
+max_batch_delay 2 ms) and client count, requests/s, p50/p99 latency in ms, ``mean_batch`` (requests per
+forward, from the server's /metrics) and ``client_cpu`` (the load generator's CPU time over wall time); per
+model ``batching_speedup_64`` (throughput with batching over without, 64 clients), ``forward_ms`` (the model's
+forward on one input, in process) and ``overhead_ms_1`` (p50 at 1 client without batching minus that
+forward); ``load_avg`` (the 1-minute load average before and after: other jobs on the machine skew every
+figure); ``http_stack`` (the choice measured: keep-alive POSTs of 3 KB against an echo route on stdlib
+ThreadingHTTPServer, Starlette on Uvicorn, and a plain ASGI app on Uvicorn as dtorch-serve's inference API
+is, 1 and 64 clients).
+
+Clients are asyncio connections in this process (keep-alive, hand-written HTTP/1.1), the same for both
+settings, so the client shares the machine's cores with the server and its worker. One process is enough:
+its ``client_cpu`` stays well under one core at 64 clients (the server's event loop saturates first), and
+more client processes would only take cores from the server on a 2-core machine.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -67,19 +75,35 @@ def closed_loop(port: int, path: str, body: bytes, clients: int, seconds: float)
         until = time.perf_counter() + seconds
         await asyncio.gather(*(_client(port, request, until, lat) for _ in range(clients)))
         return lat
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     lat = asyncio.run(run())
     wall = time.perf_counter() - t0
     ms = np.array(lat) * 1e3
     return {"rps": round(len(lat) / wall, 1), "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+            "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "client_cpu": round((time.process_time() - cpu0) / wall, 2)}
 
 
-def start_server(store: Path, tmp: Path, name: str, batch_size: int, delay_ms: float) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def batch_counts(metrics_port: int, name: str) -> tuple[float, float]:
+    """(requests, forwards) the server has batched for ``name`` so far, from its /metrics."""
+    with socket.create_connection(("127.0.0.1", metrics_port)) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+    found = {}
+    for line in text.splitlines():
+        for key in ("sum", "count"):
+            if line.startswith(f"dtorch_serve_batch_size_{key}{{") and f'model="{name}"' in line:
+                found[key] = float(line.rsplit(" ", 1)[1])
+    return found.get("sum", 0.0), found.get("count", 0.0)
+
+
+def start_server(store: Path, tmp: Path, name: str, batch_size: int,
+                 delay_ms: float) -> tuple[subprocess.Popen, int, int]:
+    """The server process, its inference port and its metrics port."""
+    port, metrics_port = free_port(), free_port()
     cfg = tmp / f"config-{name}-{batch_size}.yaml"
     cfg.write_text(f"inference_address: 127.0.0.1:{port}\nmanagement_address: 127.0.0.1:{free_port()}\n"
-                   f"metrics_address: 127.0.0.1:{free_port()}\nstate_dir: {tmp}/state-{name}-{batch_size}\n"
+                   f"metrics_address: 127.0.0.1:{metrics_port}\nstate_dir: {tmp}/state-{name}-{batch_size}\n"
                    f"job_queue_size: 1000\ndefault:\n  batch_size: {batch_size}\n  max_batch_delay: {delay_ms}\n")
     proc = subprocess.Popen([sys.executable, "-m", "dtorch.serve.cli", "--start", "--foreground", "--model-store",
                              str(store), "--models", f"{name}.mar", "--config", str(cfg)],
@@ -87,7 +111,7 @@ def start_server(store: Path, tmp: Path, name: str, batch_size: int, delay_ms: f
     for _ in range(600):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
+            return proc, port, metrics_port
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("the server did not start")
@@ -121,6 +145,20 @@ class H(BaseHTTPRequestHandler):
 ThreadingHTTPServer.daemon_threads = True
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 '''
+RAW_ASGI = r'''
+import sys, uvicorn
+async def app(scope, receive, send):
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    out = b'{"n": %d}' % len(body)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(out))]})
+    await send({"type": "http.response.body", "body": out})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, http="httptools",
+            lifespan="off", proxy_headers=False)
+'''
 ASGI = r'''
 import sys, uvicorn
 from starlette.applications import Starlette
@@ -135,7 +173,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 
 def http_stacks(seconds: float) -> dict:
     out = {}
-    for name, src in (("stdlib_threading", STDLIB), ("starlette_uvicorn", ASGI)):
+    for name, src in (("stdlib_threading", STDLIB), ("starlette_uvicorn", ASGI), ("raw_asgi_uvicorn", RAW_ASGI)):
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-c", src, str(port)])
         try:
@@ -200,11 +238,15 @@ def make_archives(tmp: Path) -> dict[str, tuple[object, np.ndarray, bytes]]:
 def load_levels(store: Path, tmp: Path, name: str, body: bytes, seconds: float) -> dict:
     result = {}
     for setting, (bs, delay) in {"batch1": (1, 0), "batch64": (64, 2)}.items():
-        proc, port = start_server(store, tmp, name, bs, delay)
+        proc, port, metrics_port = start_server(store, tmp, name, bs, delay)
         try:
             closed_loop(port, f"/predictions/{name}", body, 8, 1.0)          # warm up
-            result[setting] = {f"clients_{c}": closed_loop(port, f"/predictions/{name}", body, c, seconds)
-                               for c in (1, 8, 64)}
+            result[setting] = {}
+            for c in (1, 8, 64):
+                n0, b0 = batch_counts(metrics_port, name)
+                r = result[setting][f"clients_{c}"] = closed_loop(port, f"/predictions/{name}", body, c, seconds)
+                n1, b1 = batch_counts(metrics_port, name)
+                r["mean_batch"] = round((n1 - n0) / max(b1 - b0, 1), 1)
         finally:
             proc.terminate()
             proc.wait()
@@ -215,7 +257,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    result: dict = {"bench": "serve_load", "seconds": args.seconds,
+    result: dict = {"bench": "serve_load", "seconds": args.seconds, "load_avg": [round(os.getloadavg()[0], 2)],
                     "models": {"digits": "MLP 64-128-128-10", "gpt": "nanoGPT-mini 2x64, context 32, vocab 65"}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -225,6 +267,7 @@ def main() -> None:
             r["overhead_ms_1"] = round(r["batch1"]["clients_1"]["p50_ms"] - r["forward_ms"], 3)
             r["batching_speedup_64"] = round(r["batch64"]["clients_64"]["rps"] / r["batch1"]["clients_64"]["rps"], 2)
     result["http_stack"] = http_stacks(args.seconds)
+    result["load_avg"].append(round(os.getloadavg()[0], 2))
     print(json.dumps(result))
 
 
