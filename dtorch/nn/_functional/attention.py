@@ -20,6 +20,7 @@ import numpy as np
 
 from ..._dispatch import ARRAY_NS, apply, defop
 from ..._device import xp_of
+from ..._ops.softmax import row_dots, softmax_last
 from ...tensor import Tensor, _make
 from .dropout import _uniform, dropout
 from .linear import linear
@@ -79,15 +80,21 @@ def _sdpa(q, k, v, bias, scale, keep, keep_scale):
             s += bias
         else:
             s = s + bias
-    p = _safe_softmax_(s)
+    p = softmax_last(s, safe=True, scratch=True) if _numpy_float(s) else _safe_softmax_(s)
     pd = p if keep is None else p * keep * keep_scale
     return _bmm(pd, v), (p, pd)
+
+
+def _numpy_float(x) -> bool:
+    return type(x) is np.ndarray and x.dtype in (np.float32, np.float64)
 
 
 @_sdpa.backward
 def _sdpa_bw(ns, ctx, g, q, k, v, bias):
     a = ctx._args
     scale, keep = a["scale"], a["keep"]
+    if ns is ARRAY_NS and _numpy_float(g) and g.dtype == q.dtype:
+        return _sdpa_bw_numpy(g, q, k, v, *ctx._extra, scale, keep, a["keep_scale"], ctx.needs_input_grad)
     if ns is ARRAY_NS:
         p, pd = ctx._extra
     else:
@@ -107,6 +114,26 @@ def _sdpa_bw(ns, ctx, g, q, k, v, bias):
     ds = ds * scale
     gq = mm(ds, k) if need[0] else None
     gk = mm(_mT(ns, ds), q) if need[1] else None
+    return gq, gk, gv, gbias
+
+
+def _sdpa_bw_numpy(g, q, k, v, p, pd, scale, keep, keep_scale, need):
+    """The backward on numpy arrays in few passes: the scale (and the dropout's) rides on ``g`` (half the size
+    of the scores) into dP, the row dot products are one einsum, dS is formed in dP's buffer."""
+    gv = _bmm(pd.swapaxes(-1, -2), g) if need[2] else None
+    if not (need[0] or need[1] or need[3]):
+        return None, None, gv, None
+    factor = (1.0 if need[3] else scale) * (keep_scale if keep is not None else 1.0)
+    ds = _bmm(g * g.dtype.type(factor) if factor != 1.0 else g, v.swapaxes(-1, -2))    # dP, scaled
+    if keep is not None:
+        np.multiply(ds, keep, out=ds)
+    np.subtract(ds, row_dots(ds, p), out=ds)
+    np.multiply(ds, p, out=ds)                     # dS (times scale unless the bias needs the plain dS)
+    gbias = ds if need[3] else None
+    if need[3] and (need[0] or need[1]):
+        ds = ds * ds.dtype.type(scale)
+    gq = _bmm(ds, k) if need[0] else None
+    gk = _bmm(ds.swapaxes(-1, -2), q) if need[1] else None
     return gq, gk, gv, gbias
 
 
