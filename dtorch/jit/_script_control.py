@@ -15,7 +15,7 @@ from ..tensor import Tensor
 from ._exec import Plan
 from ._ir import PRIM_IF, PRIM_LOOP, Graph
 from ._script import Compiler, Frame, Raises
-from ._script_stmt import NORMAL, RAISE, RETURN, STATEMENTS, assign, run_block, run_stmts
+from ._script_stmt import BREAK, NORMAL, RAISE, RETURN, STATEMENTS, assign, run_block, run_stmts
 from ._script_values import is_sym
 
 _MISSING = object()
@@ -215,11 +215,22 @@ def for_stmt(comp: Compiler, f: Frame, s: ast.For) -> int:
             "dict_keys", "dict_values", "dict_items"):
         raise f.error(f"iterating over a {type(items).__name__} isn't supported (only range(), ModuleList, "
                       "Sequential, tuples and lists)", it)
-    for item in list(items):
-        assign(comp, f, s.target, item)
-        st = run_stmts(comp, f, s.body)
-        if st != NORMAL:
-            return st
+    saved = f.env.get(BREAK, _MISSING)
+    try:
+        for item in list(items):
+            f.env[BREAK] = False
+            assign(comp, f, s.target, item)
+            st = run_stmts(comp, f, s.body)
+            if st != NORMAL:
+                return st
+            if is_sym(f.env[BREAK]):
+                raise f.error("break on a run-time condition in a loop over modules or tuples isn't supported", s)
+            if f.env[BREAK]:
+                break
+    finally:
+        f.env.pop(BREAK, None)
+        if saved is not _MISSING:
+            f.env[BREAK] = saved
     return NORMAL
 
 
@@ -257,6 +268,7 @@ def _loop(comp: Compiler, f: Frame, s, rng, cond) -> int:
     block.inputs.append(counter)
     outer = f.env
     body_env = dict(outer)
+    body_env[BREAK] = False
     for n in carried:
         v = block.new_value("Tensor", n)
         block.inputs.append(v)
@@ -278,6 +290,9 @@ def _loop(comp: Compiler, f: Frame, s, rng, cond) -> int:
             if st == RAISE:
                 raise f.error("a loop body that always raises isn't supported", s)
             go = comp.truth(comp.ev(s.test, f), f) if cond is not None else True
+            brk = comp.truth(body_env[BREAK], f)
+            if brk is not False:
+                go = comp.both(tracer.prim("prim::not", [brk], "bool", not brk) if is_sym(brk) else not brk, go, f)
             outs = []
             for n in carried:
                 new = body_env[n]

@@ -2,8 +2,9 @@
 adds if/for/while/assert to ``STATEMENTS``. A statement list returns NORMAL, RETURN (the value in
 ``frame.ret``) or RAISE.
 
-Before compiling, ``return`` inside one branch of an ``if`` moves the statements after the ``if`` into the
-other branch (so every ``if`` either returns on both sides or on neither), as TorchScript does.
+Before compiling, ``return`` (and ``break``/``continue`` in a loop) inside one branch of an ``if`` moves the
+statements after the ``if`` into the other branch (so every ``if`` ends on both sides or on neither), as
+TorchScript does; ``break`` then sets a flag the loop's condition reads.
 """
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ from .frontend import UnsupportedNodeError
 NORMAL, RETURN, RAISE = 0, 1, 2
 
 
+BREAK = "$break"  # the local a loop body sets when it breaks (never a Python identifier)
+_ENDS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
+
+
 def _terminates(stmts: list) -> bool:
     if not stmts:
         return False
     last = stmts[-1]
-    if isinstance(last, (ast.Return, ast.Raise)):
+    if isinstance(last, _ENDS):
         return True
     return isinstance(last, ast.If) and _terminates(last.body) and _terminates(last.orelse)
 
@@ -45,7 +50,7 @@ def _rewrite(stmts: list) -> list:
         elif isinstance(s, (ast.For, ast.While)):
             s.body = _rewrite(s.body)
         out.append(s)
-        if isinstance(s, (ast.Return, ast.Raise)):
+        if isinstance(s, _ENDS):
             return out
     return out
 
@@ -155,5 +160,19 @@ def _raise(comp, f, s):
     raise Raises(f"{type(exc).__name__}: {args[0]}" if args else type(exc).__name__)
 
 
-STATEMENTS = {ast.Expr: _expr, ast.Assign: _assign, ast.AnnAssign: _ann_assign, ast.AugAssign: _aug_assign,
+def _break(comp, f, s):
+    if BREAK not in f.env:
+        raise f.error("break outside a range() or while loop isn't supported", s)
+    f.env[BREAK] = True
+    return NORMAL
+
+
+def _continue(comp, f, s):
+    if BREAK not in f.env:
+        raise f.error("continue outside a range() or while loop isn't supported", s)
+    return NORMAL  # what followed it moved into the other branch of its if
+
+
+STATEMENTS = {ast.Break: _break, ast.Continue: _continue, ast.Expr: _expr, ast.Assign: _assign,
+              ast.AnnAssign: _ann_assign, ast.AugAssign: _aug_assign,
               ast.Return: _return, ast.Pass: _pass, ast.Raise: _raise}

@@ -24,7 +24,7 @@ PRETTY_NODE_NAMES = {
 _START_TOKENS = {ast.FunctionDef: "def", ast.For: "for", ast.Delete: "del", ast.ClassDef: "class", ast.With: "with",
                  ast.Import: "import", ast.ImportFrom: "from", ast.Global: "global", ast.Break: "break",
                  ast.Continue: "continue", ast.Try: "try", ast.Nonlocal: "nonlocal", ast.Lambda: "lambda"}
-_UNSUPPORTED = tuple(t for t in PRETTY_NODE_NAMES if t is not ast.For)
+_UNSUPPORTED = tuple(t for t in PRETTY_NODE_NAMES if t not in (ast.For, ast.Break, ast.Continue))
 if hasattr(ast, "TryStar"):
     _UNSUPPORTED += (ast.TryStar,)
 

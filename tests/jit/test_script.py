@@ -153,6 +153,36 @@ def test_while_on_a_tensor_condition_and_range_with_step():
         _close(r(x, a, b), ranged(x, a, b))
 
 
+def first_big(x, n: int):
+    total = x * 0
+    for i in range(n):
+        if total.sum() > 10:
+            break
+        if i % 2 == 1:
+            continue
+        total = total + x * i
+    return total
+
+
+def doubled_until(x):
+    k = 0
+    while True:
+        x = x * 2
+        k += 1
+        if x.sum() > 100:
+            break
+    return x, k
+
+
+def test_break_and_continue():
+    s = jit.script(first_big)
+    for n in (0, 3, 10, 30):
+        _close(s(dtorch.ones(2), n), first_big(dtorch.ones(2), n))
+    w = jit.script(doubled_until)
+    for v in (1.0, 30.0, 0.01):
+        _close(w(dtorch.full((2,), v)), doubled_until(dtorch.full((2,), v)))
+
+
 def test_early_returns_and_ternary():
     s = jit.script(early_return)
     for k in (1, 2, 3, -1):
@@ -403,9 +433,9 @@ def _star(*xs):
     return xs[0]
 
 
-def _brk(x):
-    for _i in range(3):
-        break
+def _del(x):
+    y = x
+    del y
     return x
 
 
@@ -417,7 +447,7 @@ def _lambda(x):
 @pytest.mark.parametrize("fn,construct", [(_try, "try blocks aren't supported"),
                                           (_with, "with statements aren't supported"),
                                           (_star, "variable number of arguments"),
-                                          (_brk, "break statements aren't supported"),
+                                          (_del, "del statements aren't supported"),
                                           (_lambda, "lambdas aren't supported")])
 def test_unsupported_syntax_names_file_line_and_construct(fn, construct):
     with pytest.raises(jit.frontend.NotSupportedError) as e:

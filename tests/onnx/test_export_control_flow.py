@@ -37,6 +37,25 @@ def counted(x, n: int):
     return x
 
 
+def first_big(x):
+    total = x * 0
+    for i in range(6):
+        if total.sum() > 10:
+            break
+        total = total + x * i
+    return total
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_break_becomes_the_loop_condition(opset):
+    s = jit.script(first_big)
+    proto, sess = _export(s, (dtorch.ones(2),), opset)
+    assert "Loop" in _ops(proto)
+    for v in (0.1, 1.0, 5.0):
+        x = dtorch.full((2,), v)
+        np.testing.assert_allclose(_run(sess, (x,))[0], first_big(x).numpy(), rtol=1e-6)
+
+
 class Gated(nn.Module):
     def __init__(self) -> None:
         super().__init__()
