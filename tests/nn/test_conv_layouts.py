@@ -1,6 +1,7 @@
 """The convolution kernels' three layouts (per-sample column GEMMs, batch-minor columns with one GEMM per batch
-chunk, channels-last rows) and their batch chunking: conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of
-stride / padding / dilation / groups, and float64 gradcheck + gradgradcheck, each layout forced."""
+chunk, channels-last rows, whose stride-1 input gradient is a full correlation) and their batch chunking:
+conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of stride / padding /
+dilation / groups, and float64 gradcheck + gradgradcheck, each layout forced."""
 from __future__ import annotations
 
 import pytest
@@ -19,9 +20,11 @@ CONV_CASES = [
     dict(dilation=(2, 1), padding=1, stride=2),
     dict(groups=2, stride=2),
     dict(groups=4, padding=1),
+    dict(padding=3),  # wider than the kernel's reach: the stride-1 input gradient cannot be a full correlation
 ]
 TRANSPOSE_CASES = [
     dict(),
+    dict(padding=1),
     dict(stride=2, padding=1),
     dict(stride=2, padding=1, output_padding=1),
     dict(stride=(2, 3), output_padding=(1, 2)),

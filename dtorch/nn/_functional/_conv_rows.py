@@ -95,7 +95,16 @@ def forward(x, w, y, stride, padding, dilation, chunks) -> None:
 
 
 def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
-    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``."""
+    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``.
+
+    At stride 1 it is the full correlation of ``g`` with the flipped kernel, channels swapped: a gather of
+    rows instead of a scatter-add of them (padding up to the kernel's reach; a wider one crops, not here)."""
+    kernel = w.shape[2:]
+    full = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
+    if all(s == 1 for s in stride) and min(min(f) for f in full) >= 0 and use_rows(g, g.shape[1], kernel, 1):
+        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
+        forward(g, w[flip].swapaxes(0, 1), y, stride, full, dilation, chunks)
+        return
     wr = weight_rows(w)
     for sl in chunks:
         row2im_into(to_rows(g[sl]) @ wr, y[sl], w.shape[2:], stride, padding, dilation, g.shape[2:])
