@@ -51,12 +51,32 @@ def _nondiff(name: str, fn):
     return public
 
 
+def _complex_dtype(a, b):
+    """The dtype of a complex array operand, else None."""
+    for x in (a, b):
+        d = getattr(x, "dtype", None)
+        if d is not None and d.kind == "c":
+            return d
+    return None
+
+
+def _ordering(name: str, fn):
+    """An order comparison's kernel: torch has no order on complex numbers."""
+    def kernel(a, b):
+        if (d := _complex_dtype(a, b)) is not None:
+            where = "cpu" if type(a if hasattr(a, "dtype") else b).__module__ == "numpy" else "cuda"
+            raise NotImplementedError(f"\"{name}_{where}\" not implemented for '{_dtype._FROM_NP[d].scalar_name}'")
+        return fn(a, b)
+
+    return kernel
+
+
 eq = _nondiff("eq", lambda a, b: a == b)
 ne = _nondiff("ne", lambda a, b: a != b)
-lt = _nondiff("lt", lambda a, b: a < b)
-le = _nondiff("le", lambda a, b: a <= b)
-gt = _nondiff("gt", lambda a, b: a > b)
-ge = _nondiff("ge", lambda a, b: a >= b)
+lt = _nondiff("lt", _ordering("lt", lambda a, b: a < b))
+le = _nondiff("le", _ordering("le", lambda a, b: a <= b))
+gt = _nondiff("gt", _ordering("gt", lambda a, b: a > b))
+ge = _nondiff("ge", _ordering("ge", lambda a, b: a >= b))
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 
@@ -144,7 +164,12 @@ def _fmin_bw(ns, ctx, g, a, b):
 
 def _extremum(name: str, bw, doc: str):
     """The elementwise op ``xp.<name>(a, b)`` with its backward, and its public function."""
-    op = defop(name, save=(0, 1))(lambda a, b: getattr(xp_of(a), name)(a, b))
+    def kernel(a, b):
+        if _complex_dtype(a, b) is not None:
+            raise RuntimeError(f"{name} not implemented for complex tensors.")
+        return getattr(xp_of(a), name)(a, b)
+
+    op = defop(name, save=(0, 1))(kernel)
     op.backward(bw)
 
     def public(input: Tensor, other: Tensor) -> Tensor:

@@ -123,6 +123,8 @@ _min_all.backward(_evenly_bw, "MinBackward1")
 
 
 def _amax_amin(op, name: str, input: Tensor, dim, keepdim: bool) -> Tensor:
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError(f"\"{op.name[1:]}_values_cpu\" not implemented for '{input.dtype.scalar_name}'")
     dims = _dims(input, dim)
     _check_nonempty(name, input, dims)
     return apply_unary(op, input, _reduced_params(dims, keepdim))
@@ -182,6 +184,10 @@ def values_indices(op, input: Tensor, params: dict, result_type: type, keepdim: 
 def _max_min(name: str, full_op, dim_op, result_type, other_fn, input: Tensor, dim, keepdim: bool):
     if isinstance(dim, Tensor):
         return other_fn(input, dim)  # max(a, b): elementwise maximum
+    if input._data.dtype.kind == "c":
+        if dim is None:
+            raise NotImplementedError(f"\"{name}_all\" not implemented for '{input.dtype.scalar_name}'")
+        raise RuntimeError(f"{name}(): does not support complex input")
     if dim is None:
         _check_nonempty(name, input, None)
         return apply_unary(full_op, input)
@@ -224,6 +230,8 @@ def _argmin(a, dim=None, keepdim=False):
 
 
 def _arg_reduce(op, name: str, input: Tensor, dim, keepdim: bool) -> Tensor:
+    if input._data.dtype.kind == "c":
+        raise RuntimeError(f"{name}(): does not support complex input")
     if dim is None:
         if input._data.size == 0:
             raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")

@@ -70,11 +70,25 @@ __all__ = [
     "nan_to_num",
 ]
 
-def _check_kind(input: Tensor, float_only: str | None, no_bool) -> None:
+_NO_COMPLEX = {  # torch's refusals of complex inputs, by op
+    "floor": "floor is not supported for complex inputs", "ceil": "ceil is not supported for complex inputs",
+    "trunc": "trunc is not supported for complex inputs", "frac": "\"frac_cpu\" not implemented for '{}'",
+    "sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
+    "relu": "clamp is not supported for complex types", "hardtanh": "clamp is not supported for complex types",
+    "erf": "\"erf_vml_cpu\" not implemented for '{}'", "softplus": "\"softplus_cpu\" not implemented for '{}'",
+    "elu": "\"elu_cpu\" not implemented for '{}'", "leaky_relu": "\"leaky_relu_cpu\" not implemented for '{}'",
+}
+
+
+def _check_kind(input: Tensor, float_only: str | None, no_bool, name: str = "") -> None:
     """torch's refusals: ``float_only`` names the kernel that has no integer version; ``no_bool`` is
-    ``(error type, message)`` or a kernel name for bool inputs."""
+    ``(error type, message)`` or a kernel name for bool inputs; complex inputs by ``_NO_COMPLEX[name]``."""
     kind = input._data.dtype.kind
     if kind in "fV":
+        return
+    if kind == "c" and name:
+        if name in _NO_COMPLEX:
+            raise NotImplementedError(_NO_COMPLEX[name].format(input.dtype.scalar_name))
         return
     if float_only is not None:
         raise NotImplementedError(f"\"{float_only}\" not implemented for '{input.dtype.scalar_name}'")
@@ -97,10 +111,10 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
     checked = float_only is not None or no_bool is not None
 
     def public(input: Tensor, *args, **kwargs) -> Tensor:
-        if input._data.dtype.kind not in "fVc":
-            if checked:
-                _check_kind(input, float_only, no_bool)
-            if floating:
+        if input._data.dtype.kind not in "fV":
+            if checked or input._data.dtype.kind == "c":
+                _check_kind(input, float_only, no_bool, name)
+            if floating and input._data.dtype.kind != "c":
                 input = float_input(input)
         if args:
             kwargs.update(zip(params, args))
@@ -112,10 +126,10 @@ def _unary(name: str, fwd, bw=None, *, save_in=False, save_out=False, floating=T
         return public, None
 
     def inplace_fn(self: Tensor, *args, **kwargs) -> Tensor:
-        if self._data.dtype.kind not in "fVc":
-            if checked:
-                _check_kind(self, float_only, no_bool)
-            if floating:  # the float result cannot go back into an integer tensor
+        if self._data.dtype.kind not in "fV":
+            if checked or self._data.dtype.kind == "c":
+                _check_kind(self, float_only, no_bool, name)
+            if floating and self._data.dtype.kind != "c":  # the float result cannot go back into an integer tensor
                 raise RuntimeError(f"result type {_dtype.get_default_dtype().scalar_name} can't be cast "
                                    f"to the desired output type {self.dtype.scalar_name}")
         if args:
@@ -377,6 +391,8 @@ _clamp_t.backward(_clamp_t_bw, "ClampBackward0")
 def clamp(input: Tensor, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if input._data.dtype.kind == "c":
+        raise NotImplementedError("clamp is not supported for complex types")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         rdt = _dtype.result_type(input, *[b for b in (min, max) if b is not None])
         return apply(_clamp_t, (input, min, max), None, rdt.np)

@@ -210,3 +210,24 @@ def test_errors_match_torch(call, torch):
         with pytest.raises(type(theirs.value)) as ours:
             call(dtorch)
     assert str(ours.value).replace("dtorch", "torch") == str(theirs.value)
+
+
+_Z = [1 + 2j, 3j]
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: t.tensor(_Z) < t.tensor(_Z), lambda t: t.tensor(_Z) <= 1, lambda t: t.tensor(_Z) > 0.5j,
+    lambda t: t.ge(t.tensor(_Z), t.tensor(_Z)), lambda t: t.ones(2) < t.tensor(_Z),
+    lambda t: t.tensor(_Z).max(), lambda t: t.tensor(_Z).min(), lambda t: t.tensor(_Z).max(0),
+    lambda t: t.tensor(_Z).argmax(), lambda t: t.tensor(_Z).argmin(0), lambda t: t.tensor(_Z).amax(),
+    lambda t: t.maximum(t.tensor(_Z), t.tensor(_Z)), lambda t: t.relu(t.tensor(_Z)),
+    lambda t: t.clamp(t.tensor(_Z), min=0), lambda t: t.tensor(_Z).floor(), lambda t: t.tensor(_Z).sign(),
+    lambda t: t.tensor(_Z).frac(), lambda t: t.nn.functional.hardtanh(t.tensor(_Z)),
+    lambda t: t.nn.functional.gelu(t.tensor(_Z)), lambda t: t.nn.functional.elu(t.tensor(_Z)),
+])
+def test_orderless_ops_refuse_complex_like_torch(call, torch):
+    with pytest.raises(Exception) as theirs:
+        call(torch)
+    with pytest.raises(type(theirs.value)) as ours:
+        call(dtorch)
+    assert str(ours.value) == str(theirs.value)
