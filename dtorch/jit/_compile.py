@@ -21,6 +21,7 @@ from ..nn.modules.module import Module
 from ..tensor import Tensor, _make
 from ._exec import Plan
 from ._freeze import _inline_parameters, run_passes
+from ._fuse import fuse_elementwise
 from ._module import ScriptModule, build_hierarchy
 from ._passes import RANDOM_OPS
 from ._trace import record
@@ -52,6 +53,7 @@ class _Entry:
         if self.plan is None or stamp != self.versions:
             graph = _inline_parameters(self.traced, set())
             run_passes(graph, inference=not self.traced.training)
+            fuse_elementwise(graph)
             self.plan, self.versions = Plan(graph), stamp
         arrays = self.plan.run_arrays([t._data for t in tensors])
         return unflatten([_make(a) for a in arrays], self.spec)[0]

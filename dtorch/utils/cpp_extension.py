@@ -291,6 +291,44 @@ def load(name: str, sources: str | os.PathLike | Sequence[str | os.PathLike], ex
     return str(library) if is_standalone else None
 
 
+def _cpu_id() -> str:
+    """The CPU's feature flags (a ``-march=native`` build is only valid on a CPU that has them)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def build_c_library(name: str, source: str, extra_cflags: Sequence[str] = (), build_directory=None,
+                    verbose: bool = False) -> pathlib.Path:
+    """Compile one C source string into a shared library for ``ctypes`` (no Python headers, no pybind11).
+
+    ``$CC`` (default ``cc``) compiles it into ``<root>/<name>/<key>/`` (``key``: a hash of the source, flags,
+    compiler and CPU), once, under the same file lock as ``load``; a cached library is returned as is.
+    """
+    cc = os.environ.get("CC", "cc")
+    flags = ["-shared", "-fPIC", *extra_cflags]
+    blob = json.dumps({"source": source, "flags": flags, "cc": cc, "cpu": _cpu_id()}, sort_keys=True)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    path = build_dir(cache_root(build_directory), name, key)
+    library = path / f"{name}.so"
+    if library.is_file():
+        return library
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not library.is_file():
+            src = _write_source(path, f"{name}.c", source)
+            tmp = path / f"{library.name}.{os.getpid()}.tmp"
+            try:
+                _run([cc, *flags, str(src), "-o", str(tmp), "-lm"], name, verbose)
+            except FileNotFoundError as e:
+                raise RuntimeError(f"Error building {name!r}: C compiler {cc!r} not found") from e
+            os.replace(tmp, library)
+    return library
+
+
 def _module_def(functions) -> str:
     if isinstance(functions, str):
         functions = [functions]
