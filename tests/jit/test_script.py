@@ -585,3 +585,38 @@ def test_same_outputs_as_torch_jit_script(torch, fn, args):
     da = [dtorch.tensor(a) if isinstance(a, tuple) else a for a in args]
     ta = [torch.tensor(a) if isinstance(a, tuple) else a for a in args]
     np.testing.assert_allclose(mine(*da).numpy(), theirs(*ta).numpy(), rtol=1e-6)
+
+
+def _make_gated(nn_, F_):
+    class Gated(nn_.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn_.Linear(4, 4)
+            self.layers = nn_.ModuleList([nn_.Linear(4, 4), nn_.Linear(4, 4)])
+
+        def forward(self, x, n: int):
+            h = self.fc(x)
+            if h.mean() > 0:
+                h = F_.relu(h)
+            else:
+                h = -h
+            for layer in self.layers:
+                h = layer(h).tanh()
+            for i in range(n):
+                h = h * 0.5 + i
+            return h
+
+    return Gated
+
+
+def test_same_module_outputs_as_torch_jit_script(torch):
+    theirs = _make_gated(torch.nn, torch.nn.functional)()
+    mine = _make_gated(nn, F)()
+    mine.load_state_dict({k: dtorch.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    ts, ds = torch.jit.script(theirs), jit.script(mine)
+    rng = np.random.default_rng(0)
+    for sign in (1.0, -1.0):
+        for n in (0, 2):
+            x = (rng.standard_normal((3, 4)) * sign).astype(np.float32)
+            np.testing.assert_allclose(ds(dtorch.tensor(x), n).detach().numpy(),
+                                       ts(torch.tensor(x), n).detach().numpy(), rtol=1e-5, atol=1e-6)
