@@ -9,7 +9,8 @@ model over torch and over dtorch eager (>1: compiled is faster), and the largest
 
 Usage: ``python bench/jit_infer.py [--rounds 5] [--calls 5] [--threads 1 2] [--backends]``; ``--backends``
 times the CPU fusion candidates instead (exact GELU, bias+ReLU and softmax rows as one pass over memory, with
-numba and numexpr where installed: ``pip install numba numexpr``).
+numba and numexpr where installed: ``pip install numba numexpr``, and dtorch.compile's generated C, which also
+runs nanoGPT's scale+mask+softmax and residual add+layer norm groups against dtorch's unfused kernels).
 """
 from __future__ import annotations
 
@@ -201,6 +202,37 @@ def _numba_chains(np):
     return {"gelu": gelu, "bias_relu": bias_relu, "softmax": softmax}
 
 
+def _generated_c_chains(np):
+    """dtorch.compile's fused groups (prim::FusionGroup): generated C, compiled once, then from the disk cache."""
+    from dtorch.jit._fuse_run import Program
+
+    def group(body, n_in):
+        prog = Program(body, (n_in + len(body) - 1,), n_in)
+        return lambda *a: np.copyto(a[-1], prog(list(a[:-1]))[0])
+
+    mask_softmax = ((("prim::Constant", (), (("value", 0.125),)), ("mul", (0, 2), ()),
+                     ("prim::Constant", (), (("value", float("-inf")),)), ("masked_fill", (3, 1, 4), ()),
+                     ("softmax", (5,), (("dim", -1),))))
+    add_ln = (("add", (0, 1), ()), ("native_layer_norm", (4, 2, 3), (("eps", 1e-5), ("n_axes", 1))))
+    return {"gelu": group((("gelu", (0,), ()),), 1), "bias_relu": group((("add", (0, 1), ()), ("relu", (2,), ())), 2),
+            "softmax": group((("softmax", (0,), (("dim", -1),)),), 1), "mask_softmax": group(mask_softmax, 2),
+            "add_layer_norm": group(add_ln, 4)}
+
+
+def _numpy_extra_chains(np):
+    """Two more of nanoGPT's chains as dtorch's kernels run them unfused (only the generated C has them too)."""
+    from dtorch._ops.softmax import _softmax
+    from dtorch.nn._functional.normalization import _layer_norm
+
+    def mask_softmax(x, mask, out):
+        np.copyto(out, _softmax.cpu_kernel(np.where(mask, np.float32(-np.inf), x * np.float32(0.125)), -1))
+
+    def add_ln(x, r, w, b, out):
+        np.copyto(out, _layer_norm.cpu_kernel(x + r, w, b, 1, 1e-5)[0])
+
+    return {"mask_softmax": mask_softmax, "add_layer_norm": add_ln}
+
+
 def backends(threads: int, rounds: int) -> dict:
     """ms per call of three chains (exact GELU, bias+ReLU, softmax rows) on nanoGPT-mini's shapes, per backend."""
     import numpy as np
@@ -210,10 +242,14 @@ def backends(threads: int, rounds: int) -> dict:
     data = {"gelu": (rng.standard_normal((16, 64, 512), dtype=np.float32),),
             "bias_relu": (rng.standard_normal((256, 1024), dtype=np.float32),
                           rng.standard_normal(1024, dtype=np.float32)),
-            "softmax": (rng.standard_normal((16, 4, 64, 64), dtype=np.float32),)}
-    cands = {"numpy": _numpy_chains(np)}
-    cands["numpy_chunks_pool"] = _chunked(np, cands["numpy"], threads)
-    for name, make in (("numexpr", _numexpr_chains), ("numba", _numba_chains)):
+            "softmax": (rng.standard_normal((16, 4, 64, 64), dtype=np.float32),),
+            "mask_softmax": (rng.standard_normal((16, 4, 64, 64), dtype=np.float32),
+                             np.triu(np.ones((64, 64), bool), 1)[None, None]),
+            "add_layer_norm": tuple(rng.standard_normal(s, dtype=np.float32) for s in ((16, 64, 128), (16, 64, 128),
+                                                                                        (128,), (128,)))}
+    cands = {"numpy": {**_numpy_chains(np), **_numpy_extra_chains(np)}}
+    cands["numpy_chunks_pool"] = _chunked(np, _numpy_chains(np), threads)
+    for name, make in (("numexpr", _numexpr_chains), ("numba", _numba_chains), ("generated_c", _generated_c_chains)):
         try:
             cands[name] = make(np)
         except ImportError:
@@ -223,17 +259,18 @@ def backends(threads: int, rounds: int) -> dict:
         cands["numpy"][k](*args, ref[k])
     out = {}
     for chain, args in data.items():
-        times = {c: [] for c in cands}
-        res = {c: np.empty_like(args[0]) for c in cands}
-        for c in cands:
+        times = {c: [] for c in cands if chain in cands[c]}
+        res = {c: np.empty_like(args[0]) for c in times}
+        for c in times:
             cands[c][chain](*args, res[c])  # compile / warm up
         for _ in range(rounds):
-            for c in cands:
+            for c in times:
                 t0 = time.perf_counter()
                 cands[c][chain](*args, res[c])
                 times[c].append(time.perf_counter() - t0)
         out[chain] = {c: {"ms": round(statistics.median(t) * 1e3, 3),
                           "max_abs_err": float(np.max(np.abs(res[c] - ref[chain])))} for c, t in times.items()}
+        out[chain]["numpy_over_generated_c"] = round(out[chain]["numpy"]["ms"] / out[chain]["generated_c"]["ms"], 3)
     return out
 
 
@@ -243,8 +280,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--backends", action="store_true",
-                    help="instead: the CPU fusion backends (numpy, numpy chunks in a thread pool, numexpr, numba) on "
-                         "three elementwise chains")
+                    help="instead: the CPU fusion backends (numpy, numpy chunks in a thread pool, numexpr, numba, "
+                         "generated C) on nanoGPT-mini's elementwise chains")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
