@@ -220,7 +220,7 @@ class finfo:
     __slots__ = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
 
     def __init__(self, type: dtype | None = None) -> None:
-        d = get_default_dtype() if type is None else to_dtype(type)
+        d = get_default_dtype() if type is None else to_dtype(type).to_real()  # complex: its parts' limits
         if not d.is_floating_point:
             raise TypeError("dtorch.finfo() requires a floating point input type. Use dtorch.iinfo to handle "
                             "'dtorch.finfo'")

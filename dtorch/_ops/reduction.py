@@ -230,8 +230,8 @@ def _var_array(a, dim, correction, keepdim: bool):
     n = _count(a.shape, dim)
     with np.errstate(divide="ignore", invalid="ignore"):
         dev = a - a.sum(axis=dim, keepdims=True) / n
-        ss = (dev * dev).sum(axis=dim, keepdims=keepdim)
-        return xp.asarray(ss / builtins.max(n - correction, 0), dtype=a.dtype)
+        ss = ((dev * dev) if dev.dtype.kind != "c" else (dev * dev.conj()).real).sum(axis=dim, keepdims=keepdim)
+        return xp.asarray(ss / builtins.max(n - correction, 0), dtype=a.real.dtype)  # complex: a real variance
 
 
 @defop("var", save=(0,))
@@ -269,7 +269,7 @@ def _std_bw(ns, ctx, g, a, out):
 
 def _var_args(name: str, input: Tensor, dim, unbiased, correction) -> tuple:
     """(dims, correction) from torch's var/std overloads: var(x, unbiased), var(x, dim, unbiased, keepdim)."""
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError("std and var only support floating point and complex dtypes")
     if isinstance(dim, bool):
         dim, unbiased = None, dim

@@ -25,6 +25,7 @@ def test_dtypes_and_names():
     assert dtorch.complex64.is_complex and not dtorch.complex64.is_floating_point
     assert dtorch.complex64.to_real() is dtorch.float32 and dtorch.float64.to_complex() is dtorch.complex128
     assert dtorch.complex64.itemsize == 8 and repr(dtorch.complex128) == "dtorch.complex128"
+    assert dtorch.finfo(dtorch.complex64).dtype == "float32" and dtorch.finfo(dtorch.cdouble).bits == 64
     z = dtorch.zeros(2, dtype=dtorch.cfloat)
     assert z.is_complex() and dtorch.is_complex(z) and not dtorch.ones(2).is_complex()
 
@@ -118,6 +119,7 @@ def test_view_as_real_and_complex_share_storage():
     lambda L, z: L.view_as_real(z.sum(0) * 2j).pow(2).sum(),
     lambda L, z: (z @ z.t().conj_physical()).abs().sum(),
     lambda L, z: (L.sin(z) - z.mean()).imag.sum(),
+    lambda L, z: z.var() + z.std(1, correction=0).sum(),
 ])
 def test_gradients_match_torch(fn, torch):
     x = _z()
