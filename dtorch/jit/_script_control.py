@@ -13,10 +13,11 @@ from .._device import device_of
 from ..nn.modules.module import Module
 from ..tensor import Tensor
 from ._exec import Plan
-from ._ir import PRIM_IF, PRIM_LOOP, Graph
+from ._ir import PRIM_IF, PRIM_LOOP, Graph, Node
 from ._script import Compiler, Frame, Raises
 from ._script_stmt import BREAK, NORMAL, RAISE, RETURN, STATEMENTS, assign, run_block, run_stmts
 from ._script_values import is_sym
+from .frontend import FrontendError
 
 _MISSING = object()
 MAX_TRIPS = (1 << 63) - 1
@@ -77,16 +78,33 @@ def _fill(template, outs: list):
     return template
 
 
-def _branches(comp: Compiler, f: Frame, runners: list[Callable]) -> list[tuple[Graph, int, Any]]:
-    """Run each branch into a new block of the current graph: (block, status, payload)."""
+def _branches(comp: Compiler, f: Frame, runners: list[Callable], taken: int) -> list[tuple[Graph, int, Any]]:
+    """Run each branch into a new block of the current graph: (block, status, payload). An op that fails on the
+    example inputs in the branch they do not take makes that branch raise its error at run time."""
     out = []
-    for run in runners:
+    for k, run in enumerate(runners):
         block = comp.tracer.graph.block()
         with comp.tracer.into(block):
-            status, payload = run()
+            try:
+                status, payload = run()
+            except (FrontendError, Raises):
+                raise
+            except Exception as e:
+                if k == taken:
+                    raise
+                block.nodes.append(Node("prim::RaiseException", [], {"msg": f"{type(e).__name__}: {e}"}))
+                status, payload = RAISE, None
+                _guard_numbers(comp.tracer)  # the failure may come from a number argument: hold for these only
         _check_writes(block, f)
         out.append((block, status, payload))
     return out
+
+
+def _guard_numbers(tracer) -> None:
+    root = tracer.root
+    for i, v in enumerate(root.inputs[:root.n_user]):
+        if v.kind in ("int", "float", "bool"):
+            root.guards[i] = tracer.concrete[v.id]
 
 
 def _check_writes(block: Graph, f: Frame) -> None:
@@ -125,9 +143,10 @@ def _uninitialized(tracer, like):
 
 def emit_if(comp: Compiler, f: Frame, cond, runners: list[Callable]) -> Any:
     """``a if cond else b`` on a run-time condition: each runner computes one branch's value."""
-    results = _branches(comp, f, [lambda r=r: (NORMAL, r()) for r in runners])
+    results = _branches(comp, f, [lambda r=r: (NORMAL, r()) for r in runners], 0 if bool(cond) else 1)
     pairs: list = []
-    template = _merge(results[0][2], results[1][2], pairs, f, "the value")
+    live = [r[2] for r in results if r[1] != RAISE]
+    template = _merge(live[0], live[-1], pairs, f, "the value", len(live) == 1)
     return _fill(template, _emit_if(comp, f, cond, results, pairs))
 
 
@@ -145,7 +164,7 @@ def if_stmt(comp: Compiler, f: Frame, s: ast.If) -> int:
         return run
 
     try:
-        results = _branches(comp, f, [runner(s.body), runner(s.orelse)])
+        results = _branches(comp, f, [runner(s.body), runner(s.orelse)], 0 if bool(cond) else 1)
     finally:
         f.env, f.ret = outer, saved_ret
     statuses = [r[1] for r in results]

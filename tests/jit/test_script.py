@@ -183,6 +183,23 @@ def test_break_and_continue():
         _close(w(dtorch.full((2,), v)), doubled_until(dtorch.full((2,), v)))
 
 
+def reshape_if(x, rows: int):
+    if rows > 0:
+        return x.view(rows, -1).sum(dim=1)
+    return x * 2
+
+
+def test_an_op_failing_in_the_branch_not_taken_raises_only_when_it_runs():
+    s = jit.script(reshape_if)
+    x = dtorch.arange(6.0)
+    _close(s(x, -1), reshape_if(x, -1))  # compiles view(-1, -1) on the side not taken: fails, becomes a raise
+    assert s.graph.guards == {1: -1}  # which holds for rows=-1 only
+    with pytest.raises(RuntimeError, match="invalid"):
+        s(x, 4)
+    _close(s(x, 2), reshape_if(x, 2))
+    _close(s(x, -3), reshape_if(x, -3))
+
+
 def test_early_returns_and_ternary():
     s = jit.script(early_return)
     for k in (1, 2, 3, -1):
