@@ -15,6 +15,7 @@ import dtorch
 import dtorch.nn as nn
 import dtorch.nn.functional as F
 from dtorch import jit
+from tests.jit.models import cnn, gpt_block, mlp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -240,6 +241,21 @@ def test_control_flow_on_each_device(device):
 
 
 # ---- modules --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,shape", [(mlp, (5, 8)), (cnn, (2, 3, 8, 8)), (gpt_block, (2, 8, 16)),
+                                        (lambda lib: gpt_block(lib, sdpa=True), (2, 8, 16))])
+def test_scripted_models_equal_eager_and_round_trip(make, shape):
+    model = make(dtorch).eval()
+    s = jit.script(model)
+    x = dtorch.randn(*shape)
+    with dtorch.no_grad():
+        want = model(x)
+        _close(s(x), want)
+        buf = io.BytesIO()
+        s.save(buf)
+        buf.seek(0)
+        _close(jit.load(buf)(x), want)
+
+
 def test_module_list_methods_ignore_unused_export():
     dtorch.manual_seed(0)
     net = Net()
