@@ -96,3 +96,23 @@ def test_sdpa_dropout_backward_by_gradcheck():
     plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert not np.allclose(out.detach().numpy(), plain.detach().numpy())    # the dropout did something
     check_grads(fn, q, k, v, mask, gradgrad=False)
+
+
+def test_sdpa_output_is_laid_out_as_torchs(torch):
+    """Heads split from a (B, L, 3E) projection give an output in (B, L, H, E) memory, as torch's, so the usual
+    ``y.transpose(1, 2).contiguous().view(B, L, E)`` copies nothing; contiguous heads give contiguous output."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 5, 3 * 4 * 3)).astype(np.float32)
+    outs = []
+    for lib in (dtorch, torch):
+        t = lib.tensor(x, requires_grad=True)
+        q, k, v = (a.reshape(2, 5, 4, 3).transpose(1, 2) for a in t.split(12, dim=2))
+        y = lib.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        flat = y.transpose(1, 2).contiguous().view(2, 5, 12)
+        (flat * lib.arange(12.0)).sum().backward()
+        c = lib.nn.functional.scaled_dot_product_attention(q.contiguous(), k, v)
+        outs.append((y.stride(), c.stride(), flat.detach().numpy(), t.grad.numpy()))
+    (ys, cs, flat, grad), (tys, tcs, tflat, tgrad) = outs
+    assert tuple(ys) == tuple(tys) and tuple(cs) == tuple(tcs)
+    np.testing.assert_allclose(flat, tflat, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, tgrad, rtol=1e-4, atol=1e-5)

@@ -82,7 +82,17 @@ def _sdpa(q, k, v, bias, scale, keep, keep_scale):
             s = s + bias
     p = softmax_last(s, safe=True, scratch=True) if _numpy_float(s) else _safe_softmax_(s)
     pd = p if keep is None else p * keep * keep_scale
-    return _bmm(pd, v), (p, pd)
+    return _bmm_like_query(pd, v, q), (p, pd)
+
+
+def _bmm_like_query(pd, v, q):
+    """``pd @ v``; for heads split from a (B, L, H, E) projection (torch's usual layout), the output is laid
+    out the same way, as torch's is, so ``out.transpose(1, 2).contiguous()`` copies nothing."""
+    if not (type(q) is np.ndarray and q.ndim == 4 and 0 < q.strides[1] < q.strides[2] and pd.shape[0] > 0):
+        return _bmm(pd, v)
+    b, h, l, _ = pd.shape
+    out = np.empty((b, l, h, v.shape[-1]), np.result_type(pd, v)).transpose(0, 2, 1, 3)
+    return np.matmul(_blas_ready(pd), _blas_ready(v), out=out)
 
 
 def _numpy_float(x) -> bool:
