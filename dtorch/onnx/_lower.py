@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..jit._prims import PRIMS
+from ..jit._prims import PRIMS, is_prim
 from ..jit._script_control import MAX_TRIPS
 from .errors import UnsupportedOperatorError
 
@@ -397,7 +397,7 @@ def lower_nodes(b, nodes: list) -> None:
             else:
                 b.python[node.output.id] = value
             continue
-        if node.op.startswith("prim::"):
+        if is_prim(node.op):
             _lower_prim(b, node)
             continue
         xs = [b.names.get(v.id, "") for v in node.inputs]
