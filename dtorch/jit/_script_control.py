@@ -174,6 +174,9 @@ def if_stmt(comp: Compiler, f: Frame, s: ast.If) -> int:
         _emit_if(comp, f, cond, results, pairs)
         raise Raises("", emitted=True)
     force = len(live) == 1
+    if RETURN in statuses and NORMAL in statuses:
+        raise f.error("return inside a loop isn't supported" if BREAK in f.env else
+                      "a return in only one branch of an if with more code after it isn't supported here", s)
     if RETURN in statuses:
         rets = [r[2][1] if r[1] == RETURN else None for r in live]
         template = _merge(rets[0], rets[-1], pairs, f, "the returned value", force)
