@@ -233,28 +233,47 @@ def load_kernel(text: str):
     return fn
 
 
-def run(fn, arrays: list, shape: tuple, classes: tuple, n_out: int) -> list:
-    """Call a compiled group on numpy ``arrays`` (dtypes and inner strides already checked) for output ``shape``."""
+def layout(arrays: list, shape: tuple, keep_last: bool):
+    """(arrays, sizes, element strides per array, inner-stride classes) with the output's dimensions coalesced
+    where every operand steps through them as one (size-1 dimensions dropped; the last kept for a row op),
+    or None when an input's innermost stride is neither 0 nor 1 after that."""
     d = len(shape)
-    nd = d - 1
-    n = shape[-1]
-    rows = math.prod(shape[:-1])
+    arrs, strides = [], []
+    for a in arrays:
+        if (a.ndim and a.shape[-1] != 1 and a.strides[-1] != a.itemsize) or any(s % a.itemsize for s in a.strides):
+            a = np.ascontiguousarray(a)
+        lead = d - a.ndim
+        arrs.append(a)
+        strides.append([0] * lead + [0 if a.shape[k] == 1 else a.strides[k] // a.itemsize for k in range(a.ndim)])
+    out = [math.prod(shape[j + 1:]) for j in range(d)]
+    keep = [j for j in range(d) if shape[j] != 1 or (keep_last and j == d - 1)] or [d - 1]
+    sizes = [shape[j] for j in keep]
+    sts = [[s[j] for j in keep] for s in strides + [out]]
+    j = len(sizes) - (3 if keep_last else 2)
+    while j >= 0:
+        if all(s[j] == s[j + 1] * sizes[j + 1] for s in sts):
+            sizes[j + 1] *= sizes[j]
+            del sizes[j]
+            for s in sts:
+                del s[j]
+        j -= 1
+    if any(s[-1] not in (0, 1) for s in sts[:-1]):
+        return None
+    classes = tuple(0 if sizes[-1] != 1 and s[-1] == 0 else 1 for s in sts[:-1])
+    return arrs, tuple(sizes), sts[:-1], classes
+
+
+def call(fn, arrays: list, sizes: tuple, strides: list, shape: tuple, n_out: int) -> list:
+    """Run a compiled group: ``arrays`` laid out by :func:`layout` over ``sizes``; outputs of ``shape``."""
+    nd = len(sizes) - 1
     outs = [np.empty(shape, np.float32) for _ in range(n_out)]
     p = np.empty(2 + nd + len(arrays) * nd + len(arrays) + n_out, np.int64)
-    p[0], p[1] = rows, n
-    p[2:2 + nd] = shape[:-1]
+    p[0], p[1] = math.prod(sizes[:-1]), sizes[-1]
+    p[2:2 + nd] = sizes[:-1]
     at = 2 + nd
-    ptrs, keep = [], []
-    for a, cls in zip(arrays, classes):
-        if (cls and n > 1 and a.strides[-1] != a.itemsize) or any(s % a.itemsize for s in a.strides):
-            a = np.ascontiguousarray(a)
-            keep.append(a)
-        lead = d - a.ndim
-        for j in range(nd):
-            k = j - lead
-            p[at + j] = 0 if k < 0 or a.shape[k] == 1 else a.strides[k] // a.itemsize
+    for st in strides:
+        p[at:at + nd] = st[:-1]
         at += nd
-        ptrs.append(a.ctypes.data)
-    p[at:] = ptrs + [o.ctypes.data for o in outs]
+    p[at:] = [a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs]
     fn(p.ctypes.data)
     return outs

@@ -69,6 +69,7 @@ class Program:
         self.n_in = n_in
         self.kinds = self._kinds()
         self.variants: dict = {}
+        self.kernels: dict = {}
 
     def _kinds(self) -> tuple | None:
         """Per input "f" (float32) or "b" (bool mask), or None when the body has no C form."""
@@ -122,38 +123,43 @@ class Program:
             return None
         return out
 
-    def _variant(self, arrays: list):
-        """(compiled function, output shape, inner-stride classes) for these inputs, or None."""
+    def _applies(self, arrays: list) -> tuple | None:
+        """The output shape when the generated C applies to inputs of these shapes and dtypes, else None."""
         if self.kinds is None or any(type(a) is not np.ndarray for a in arrays):
             return None
         for a, k in zip(arrays, self.kinds):
             if a.dtype != (np.bool_ if k == "b" else np.float32):
                 return None
-        shape = self._shape(arrays)
-        if shape is None:
-            return None
-        n = shape[-1]
-        classes = tuple(0 if n != 1 and (a.ndim == 0 or a.shape[-1] == 1) else 1 for a in arrays)
-        text = _fuse_c.source(self.body, self.n_in, self.outputs, self.kinds, classes, len(shape))
-        try:
-            fn = _fuse_c.load_kernel(text)
-        except (RuntimeError, OSError) as e:
-            if not _WARNED:
-                _WARNED.append(True)
-                reason = str(e).strip().splitlines()[0][:300]
-                warnings.warn(f"dtorch.compile: fused elementwise groups run dtorch's numpy kernels: no generated C "
-                              f"({reason})", RuntimeWarning, stacklevel=2)
-            return None
-        return fn, shape, classes
+        return self._shape(arrays)
+
+    def _kernel(self, nd: int, classes: tuple):
+        """The compiled kernel for a rank and inner-stride pattern (None, after one warning, when no compiler)."""
+        key = (nd, classes)
+        if key not in self.kernels:
+            text = _fuse_c.source(self.body, self.n_in, self.outputs, self.kinds, classes, nd)
+            try:
+                self.kernels[key] = _fuse_c.load_kernel(text)
+            except (RuntimeError, OSError) as e:
+                self.kernels[key] = None
+                if not _WARNED:
+                    _WARNED.append(True)
+                    reason = str(e).strip().splitlines()[0][:300]
+                    warnings.warn(f"dtorch.compile: fused elementwise groups run dtorch's numpy kernels: no generated "
+                                  f"C ({reason})", RuntimeWarning, stacklevel=3)
+        return self.kernels[key]
 
     def __call__(self, arrays: list):
         key = tuple((a.shape, a.dtype) if hasattr(a, "shape") else None for a in arrays)
-        variant = self.variants.get(key, False)
-        if variant is False:
-            variant = self.variants[key] = self._variant(arrays)
-        if variant is not None:
-            fn, shape, classes = variant
-            return _fuse_c.run(fn, arrays, shape, classes, len(self.outputs))
+        shape = self.variants.get(key, False)
+        if shape is False:
+            shape = self.variants[key] = self._applies(arrays)
+        if shape is not None:
+            laid = _fuse_c.layout(arrays, shape, self.body[-1][0] in ROW_OPS)
+            if laid is not None:
+                arrs, sizes, strides, classes = laid
+                fn = self._kernel(len(sizes), classes)
+                if fn is not None:
+                    return _fuse_c.call(fn, arrs, sizes, strides, shape, len(self.outputs))
         return self.run_kernels(arrays)
 
     def run_kernels(self, arrays: list) -> list:
