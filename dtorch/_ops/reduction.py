@@ -348,13 +348,13 @@ def _norm(a, p=2.0, dim=None, keepdim=False):
     xp = xp_of(a)
     kw = {"axis": dim, "keepdims": keepdim}
     if p == 2:
-        r = xp.sqrt((a * a).sum(**kw))
+        r = xp.sqrt((a * a if a.dtype.kind != "c" else (a * a.conj()).real).sum(**kw))
     elif p == math.inf:
         r = xp.abs(a).max(**kw)
     elif p == -math.inf:
         r = xp.abs(a).min(**kw)
     elif p == 0:
-        r = (a != 0).sum(**kw).astype(a.dtype)
+        r = (a != 0).sum(**kw).astype(a.real.dtype)
     elif p == 1:
         r = xp.abs(a).sum(**kw)
     else:
@@ -411,7 +411,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, out=None, dtyp
         raise NotImplementedError("norm(out=...) is not supported by dtorch")
     if dtype is not None:
         input = to_dtype(input, _dtype.to_dtype(dtype))
-    if input._data.dtype.kind not in "fV":
+    if input._data.dtype.kind not in "fVc":
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
                            f"{input.dtype.scalar_name}")
     pv = _norm_p(p)

@@ -120,6 +120,8 @@ def test_view_as_real_and_complex_share_storage():
     lambda L, z: (z @ z.t().conj_physical()).abs().sum(),
     lambda L, z: (L.sin(z) - z.mean()).imag.sum(),
     lambda L, z: z.var() + z.std(1, correction=0).sum(),
+    lambda L, z: z.norm() + L.linalg.vector_norm(z, 1, dim=1).sum() + L.linalg.vector_norm(z, 3, dim=0).sum(),
+    lambda L, z: L.linalg.vector_norm(z, float("inf")) + L.linalg.vector_norm(z, 0.5),
 ])
 def test_gradients_match_torch(fn, torch):
     x = _z()
