@@ -194,3 +194,9 @@ def fusion_group(*arrays, body, outputs):
     outs = program(body, outputs, len(arrays))(list(arrays))
     return outs[0] if len(outs) == 1 else tuple(outs)
 
+
+
+@fusion_group.backward
+def _fusion_group_bw(ns, ctx, g):
+    raise RuntimeError(f"{FUSION_GROUP} has no backward: dtorch.compile runs the recorded ops when a gradient is "
+                       f"needed; run a fused graph under no_grad")

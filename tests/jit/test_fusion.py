@@ -227,3 +227,13 @@ def test_in_place_writes_are_not_fused_across():
     assert any(n.inplace for n in graph.nodes)
     assert _bodies(graph) == ["relu", "add+relu"]  # y * 3 reads the written y: left out
     assert graph.count("mul") == 2
+
+
+def test_a_fused_node_refuses_backward_by_name():
+    model, x, opt = _optimized("mlp")
+    graph = opt.graph.copy()
+    fuse_elementwise(graph)
+    opt._set_graph(graph)
+    out = opt(dtorch.randn(6, 8, requires_grad=True))
+    with pytest.raises(RuntimeError, match="prim::FusionGroup has no backward"):
+        out.sum().backward()
