@@ -50,6 +50,8 @@ def softmax_last(a, safe: bool = False, scratch: bool = False):
     """Softmax over the last axis of a numpy float32/float64 array (see the module docstring). ``safe``: rows
     that are all -inf give zeros (attention's safe softmax) instead of NaN; ``scratch``: ``a`` may be
     overwritten."""
+    if a.size == 0:
+        return a if scratch else a.copy()
     with np.errstate(over="ignore", under="ignore"):
         e = np.exp(a)
     total = row_sums(e)

@@ -48,6 +48,15 @@ def test_rows_with_nan_or_all_minus_inf(torch):
     assert np.all(out[0, 1].numpy() == 0) and np.all(np.isfinite(out.numpy()))
 
 
+@pytest.mark.parametrize("lq, s", [(0, 5), (3, 0), (0, 0)])
+def test_sdpa_with_empty_query_or_key(torch, lq, s):
+    rng = np.random.default_rng(7)
+    q, k = leaf(rng.standard_normal((2, lq, 4)), dtype=dtorch.float32), leaf(rng.standard_normal((2, s, 4)),
+                                                                            dtype=dtorch.float32)
+    check_op(lambda m, q, k: m.nn.functional.scaled_dot_product_attention(q, k, k), inputs=[q, k])
+    check_op(lambda m, q: m.softmax(q, -1), inputs=[q])
+
+
 def test_fast_path_is_within_rounding_of_the_shifted_form():
     rng = np.random.default_rng(3)
     s = (rng.standard_normal((64, 64)) * 10 - 30).astype(np.float32)
