@@ -22,6 +22,14 @@ CONV_CASES = [
     dict(groups=4, padding=1),
     dict(padding=3),  # wider than the kernel's reach: the stride-1 input gradient cannot be a full correlation
 ]
+# kernels a multiple of the stride (DCGAN's 4x4 stride 2): the input gradient by phases
+PHASE_CASES = [
+    dict(stride=2, padding=1),
+    dict(stride=2),
+    dict(stride=(2, 4), padding=(3, 0)),
+    dict(stride=(4, 2), padding=(0, 2)),
+    dict(stride=2, padding=1, output_padding=1),
+]
 TRANSPOSE_CASES = [
     dict(),
     dict(padding=1),
@@ -35,9 +43,11 @@ TRANSPOSE_CASES = [
 
 @pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked", "rows", "rows-chunked"])
 def layout(request, monkeypatch):
-    """Force one layout (rows where groups == 1); 'chunked' also makes every batch chunk one sample."""
+    """Force one layout (rows where groups == 1, the strided input gradient by sub-pixel phases where the
+    kernel is a multiple of the stride); 'chunked' also makes every batch chunk one sample."""
     monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param == "per-sample" else 1 << 30)
     monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if request.param.startswith("rows") else 1 << 30)
+    monkeypatch.setattr(_conv_rows, "SUBPIXEL_MIN_COLS", 0)
     if request.param.endswith("chunked"):
         monkeypatch.setitem(conv._CHUNK_BYTES, "cpu", 1)
     return request.param
@@ -59,6 +69,17 @@ def test_conv_transpose2d_layouts_match_torch(layout, kw, torch):
              lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, **kw), inputs=[x, w, b], **F32_TOL)
 
 
+@pytest.mark.parametrize("kw", PHASE_CASES, ids=str)
+def test_kernel_multiple_of_stride_layouts_match_torch(layout, kw, torch):
+    x, w = rand(2, 5, 9, 8, dtype=F32), rand(6, 5, 4, 4, dtype=F32)
+    conv_kw = {k: v for k, v in kw.items() if k != "output_padding"}
+    check_op(lambda x, w: F.conv2d(x, w, **conv_kw), lambda x, w: torch.nn.functional.conv2d(x, w, **conv_kw),
+             inputs=[x, w], **F32_TOL)
+    z, wt = rand(2, 6, 4, 3, dtype=F32), rand(6, 5, 4, 4, dtype=F32)
+    check_op(lambda z, w: F.conv_transpose2d(z, w, **kw),
+             lambda z, w: torch.nn.functional.conv_transpose2d(z, w, **kw), inputs=[z, wt], **F32_TOL)
+
+
 def test_conv1d_and_1x1_output_layouts_match_torch(layout, torch):
     x, w = rand(3, 4, 9, dtype=F32), rand(6, 2, 3, dtype=F32)
     kw = dict(stride=2, padding=1, groups=2)
@@ -78,3 +99,5 @@ def test_layouts_gradcheck_and_double_backward(layout):
     x, w, b = rand(2, 4, 3, 3, dtype=d), rand(4, 2, 3, 2, dtype=d), rand(4, dtype=d)
     check_grads(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
                 x, w, b)
+    x, w = rand(2, 3, 3, 4, dtype=d), rand(3, 2, 4, 2, dtype=d)
+    check_grads(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), x, w)

@@ -17,6 +17,11 @@ from numpy.lib.stride_tricks import as_strided
 
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
+# below this many input channels the strided input gradient's scatter-add (runs of C floats) loses to
+# the sub-pixel gather, whose extra window row and column cost more at wider C; the gather's GEMM has
+# prod(stride) * C columns, far below BLAS's speed under SUBPIXEL_MIN_COLS (DCGAN's RGB layer: 3x slower)
+SUBPIXEL_MAX_C = 32
+SUBPIXEL_MIN_COLS = 64
 
 
 def use_rows(x, channels: int, kernel, groups: int) -> bool:
@@ -81,9 +86,8 @@ def to_rows(a):
 
 
 def from_rows(r, y) -> None:
-    """Write ``(N * L, O)`` into NCHW ``y``."""
-    n, o = y.shape[:2]
-    y.reshape(n, o, -1)[...] = r.reshape(n, -1, o).swapaxes(1, 2)
+    """Write ``(N * L, O)`` into NCHW ``y`` (a view of any strides)."""
+    np.moveaxis(y, 1, -1)[...] = r.reshape(y.shape[:1] + y.shape[2:] + y.shape[1:2])
 
 
 # ---- the three kernels of conv.py on rows; ``chunks``: slices of the batch --------------------------------
@@ -94,20 +98,82 @@ def forward(x, w, y, stride, padding, dilation, chunks) -> None:
         from_rows(im2row(x[sl], w.shape[2:], stride, padding, dilation, y.shape[2:]) @ wr.T, y[sl])
 
 
-def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
-    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``.
-
-    At stride 1 it is the full correlation of ``g`` with the flipped kernel, channels swapped: a gather of
-    rows instead of a scatter-add of them (padding up to the kernel's reach; a wider one crops, not here)."""
-    kernel = w.shape[2:]
+def _full_correlation(g, kernel, stride, padding, dilation):
+    """At stride 1 the input gradient is the full correlation of ``g`` with the flipped kernel: its padding,
+    or None where the conv's padding passes the kernel's reach (that would crop) or ``g`` is too narrow."""
     full = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
-    if all(s == 1 for s in stride) and min(min(f) for f in full) >= 0 and use_rows(g, g.shape[1], kernel, 1):
+    ok = all(s == 1 for s in stride) and min(min(f) for f in full) >= 0 and use_rows(g, g.shape[1], kernel, 1)
+    return full if ok else None
+
+
+def _subpixel_fits(g, channels: int, kernel, stride, dilation, groups: int) -> bool:
+    """Strided, the kernel a multiple of the stride, and few input channels (the scatter-add's runs)."""
+    return (groups == 1 and any(s > 1 for s in stride) and SUBPIXEL_MIN_COLS <= channels * math.prod(stride)
+            and channels < SUBPIXEL_MAX_C
+            and all(d == 1 and k % s == 0 for k, s, d in zip(kernel, stride, dilation))
+            and use_rows(g, g.shape[1], tuple(k // s for k, s in zip(kernel, stride)), 1))
+
+
+def input_grad_fits(g, channels: int, kernel, stride, dilation, groups: int) -> bool:
+    """Whether :func:`input_grad` serves the input gradient with ``channels`` input channels."""
+    return use_rows(g, channels, kernel, groups) or _subpixel_fits(g, channels, kernel, stride, dilation, groups)
+
+
+def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
+    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``: at stride 1 a
+    full correlation, for a kernel a multiple of the stride and few channels by sub-pixel phases (gathers of
+    rows), else the GEMM's rows scatter-added back (row2im)."""
+    kernel = w.shape[2:]
+    full = _full_correlation(g, kernel, stride, padding, dilation)
+    if full is not None:
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
         forward(g, w[flip].swapaxes(0, 1), y, stride, full, dilation, chunks)
+        return
+    if _subpixel_fits(g, y.shape[1], kernel, stride, dilation, 1):
+        _input_grad_subpixel(g, w, y, stride, padding, chunks)
         return
     wr = weight_rows(w)
     for sl in chunks:
         row2im_into(to_rows(g[sl]) @ wr, y[sl], w.shape[2:], stride, padding, dilation, g.shape[2:])
+
+
+def _subpixel_weight(w, stride):
+    """``(O, C, *kernel)`` -> ``(prod(kernel / stride) * O, prod(stride) * C)``: for each phase ``r`` (the
+    columns) the flipped sub-kernel ``w[..., r::s]`` in the rows' ``(window..., O)`` order."""
+    o, c, kernel = w.shape[0], w.shape[1], w.shape[2:]
+    nd = len(kernel)
+    split = w.reshape((o, c) + tuple(x for k, s in zip(kernel, stride) for x in (k // s, s)))
+    split = split[(slice(None), slice(None)) + (slice(None, None, -1), slice(None)) * nd]
+    window, phase = tuple(2 + 2 * i for i in range(nd)), tuple(3 + 2 * i for i in range(nd))
+    wc = split.transpose(window + (0,) + phase + (1,))
+    return np.ascontiguousarray(wc).reshape(math.prod(kernel) // math.prod(stride) * o, -1)
+
+
+def _input_grad_subpixel(g, w, y, stride, padding, chunks) -> None:
+    """The input gradient of a stride-s conv whose kernel is a multiple of s (DCGAN's 4x4 stride 2).
+
+    Input ``i = q * s + r - lo`` (per dim) gets ``sum_m g[q - m] w[r + s m]``: every phase ``r`` reads the
+    same window of ``g`` ending at ``q``, so one gather of ``(k / s)``-wide windows and one GEMM against
+    all phases' flipped sub-kernels give every input, and a depth-to-space copy puts them in place.
+    """
+    size, osize, kernel = y.shape[2:], g.shape[2:], w.shape[2:]
+    nd = len(kernel)
+    kq = tuple(k // s for k, s in zip(kernel, stride))
+    qmin = tuple((lo // s) for s, (lo, _) in zip(stride, padding))  # q0 of the last phase, the lowest
+    qmax = tuple((n - 1 + lo) // s for n, s, (lo, _) in zip(size, stride, padding))
+    pads = [(k - 1 - a, b - og + 1) for k, a, b, og in zip(kq, qmin, qmax, osize)]
+    crop = (slice(None), slice(None)) + tuple(slice(max(0, -lo), og - max(0, -hi)) for (lo, hi), og in zip(pads, osize))
+    pads = tuple((max(0, lo), max(0, hi)) for lo, hi in pads)
+    gc = g[crop]
+    q = tuple(b - a + 1 for a, b in zip(qmin, qmax))
+    wc = _subpixel_weight(w, stride)
+    start = tuple(lo - a * s for a, s, (lo, _) in zip(qmin, stride, padding))
+    keep = (slice(None), slice(None)) + tuple(slice(st, st + n) for st, n in zip(start, size))
+    order = (0, 2 * nd + 1) + tuple(x for i in range(nd) for x in (1 + i, 1 + nd + i))
+    for sl in chunks:
+        t = im2row(gc[sl], kq, (1,) * nd, pads, (1,) * nd, q) @ wc
+        t = t.reshape((t.shape[0] // math.prod(q),) + q + tuple(stride) + (y.shape[1],)).transpose(order)
+        y[sl] = t.reshape(t.shape[:2] + tuple(a * s for a, s in zip(q, stride)))[keep]
 
 
 def weight_grad(x, g, kernel, stride, padding, dilation, chunks):

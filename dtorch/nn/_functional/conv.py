@@ -234,7 +234,7 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     gm = g.reshape(n, groups, o // groups, -1)
     y = xp.empty((n, cin) + tuple(size), g.dtype)
     chunks = _batch_chunks(g, n, w[0].size * groups * length * g.itemsize)
-    if _conv_rows.use_rows(g, cin, w.shape[2:], groups):
+    if _conv_rows.input_grad_fits(g, cin, w.shape[2:], stride, dilation, groups):
         _conv_rows.input_grad(g, w, y, stride, padding, dilation, chunks)
         chunks = []
     for sl in chunks:
