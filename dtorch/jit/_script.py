@@ -16,6 +16,7 @@ import operator
 import types
 from typing import Any, Callable
 
+from ..nn._functional.sparse import embedding
 from ..nn.modules.module import Module
 from ..tensor import Tensor
 from ._script_builtins import call_builtin
@@ -169,7 +170,33 @@ class Compiler:
         base, index = self.ev(node.value, f), self.ev(node.slice, f)
         if not isinstance(base, Tensor) and syms_in(index):
             raise f.error("indexing a tuple or list with a value computed at run time isn't supported", node)
+        if isinstance(base, Tensor) and syms_in(index):
+            return self.sym_index(base, index, f, node)
         return self.direct(operator.getitem, [base, index], {}, f, node)
+
+    def sym_index(self, base: Tensor, index, f: Frame, node) -> Tensor:
+        """``x[i]``, ``x[:, i]``... with run-time ints: the other parts as usual, then a row lookup with the int as
+        a tensor (negative counted from the end)."""
+        items = index if isinstance(index, tuple) else (index,)
+        if any(x is None or x is Ellipsis or isinstance(x, slice) and syms_in(x) for x in items):
+            raise f.error("indexing with run-time ints supports ints and ':' (no run-time slice bounds, None or ...)",
+                          node)
+        static = tuple(slice(None) if is_sym(x) else x for x in items)
+        out = base[static] if any(not (isinstance(x, slice) and x == slice(None)) for x in static) else base
+        dims = []
+        removed = 0
+        for pos, x in enumerate(items):
+            if is_sym(x):
+                dims.append((pos - removed, x))
+            elif not isinstance(x, slice):
+                removed += 1
+        for d, i in reversed(dims):
+            n = out.shape[d]
+            t = self.tracer.num_to_tensor(i, out)
+            t = (t + n).where(t < 0, t).reshape(1)
+            moved = out.movedim(d, 0)  # the row of an embedding lookup: its index is a graph input, not a constant
+            out = embedding(t, moved.reshape(n, -1)).reshape(moved.shape[1:])
+        return out
 
     def direct(self, fn, args: list, kwargs: dict, f: Frame, node) -> Any:
         """Call ``fn`` as Python under the tracer. A run-time scalar among the arguments that no recorded node

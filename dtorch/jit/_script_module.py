@@ -77,7 +77,10 @@ def _type_name(ann) -> str:
         return f"Optional[{_type_name(inner[0])}]" if len(inner) == 1 else "Any"
     if isinstance(ann, str) and ann.startswith("Optional[") and ann.endswith("]"):
         return f"Optional[{_type_name(ann[9:-1])}]"
-    if origin in (list, tuple) or ann in (list, tuple):
+    if origin in (list, tuple):
+        inner = ", ".join(_type_name(a) for a in get_args(ann) if a is not Ellipsis)
+        return f"{'List' if origin is list else 'Tuple'}[{inner}]"
+    if ann in (list, tuple):
         return "List"
     return "Any"
 
@@ -96,8 +99,24 @@ def _accepts(kind: str, value) -> bool:
     if kind == "str":
         return isinstance(value, str)
     if kind == "List":
+        return isinstance(value, (list, tuple))
+    if kind.startswith(("List[", "Tuple[")):
+        if "Tensor" in kind:
+            return is_tensor_seq(value)
         return isinstance(value, (list, tuple)) and not any(isinstance(v, Tensor) for v in value)
     return True
+
+
+def is_tensor_seq(v) -> bool:
+    return isinstance(v, (tuple, list)) and len(v) > 0 and all(isinstance(t, Tensor) for t in v)
+
+
+def flat_args(values: list) -> list:
+    """The graph's user inputs for these arguments: a tuple or list of tensors gives one input per tensor."""
+    out: list = []
+    for v in values:
+        out.extend(v) if is_tensor_seq(v) else out.append(v)
+    return out
 
 
 def _found(value) -> str:
@@ -133,9 +152,10 @@ class _Signature:
         bound.apply_defaults()
         values = list(bound.arguments.values())
         for p, kind, v in zip(self.params, self.kinds, values):
-            if kind == "List" and isinstance(v, (list, tuple)) and any(isinstance(x, Tensor) for x in v):
-                raise RuntimeError(f"{self.fn_name}(): argument '{p.name}' is a list of tensors; dtorch.jit.script "
-                                   "takes tensors, numbers, strings and lists of numbers as arguments")
+            if kind.startswith(("List", "Tuple")) and isinstance(v, (list, tuple)) and any(
+                    isinstance(x, Tensor) for x in v) and not is_tensor_seq(v):
+                raise RuntimeError(f"{self.fn_name}(): argument '{p.name}' mixes tensors and other values; "
+                                   "dtorch.jit.script takes sequences of tensors or of numbers")
             if not _accepts(kind, v):
                 raise RuntimeError(f"{self.fn_name}() Expected a value of type '{kind}' for argument '{p.name}' but "
                                    f"instead found type '{_found(v)}'.")
@@ -146,6 +166,8 @@ class _Signature:
         for v in values:
             if isinstance(v, Tensor):
                 out.append(("T", tuple(v.shape), str(v._data.dtype), str(v.device)))
+            elif is_tensor_seq(v):
+                out.append((type(v).__name__, self.key(list(v))))
             elif isinstance(v, (bool, int, float)):
                 out.append((type(v).__name__,))
             else:
@@ -176,13 +198,16 @@ def build_graph(fn: Callable, names: list[str], values: list, module: Module | N
     for name, v in zip(names, values):
         if isinstance(v, Tensor):
             stand_ins.append(tracer.fresh_tensor(v._data, graph.add_input(name, v._data, v._rg)))
+        elif is_tensor_seq(v):
+            stand_ins.append(type(v)(tracer.fresh_tensor(t._data, graph.add_input(f"{name}.{i}", t._data, t._rg))
+                                     for i, t in enumerate(v)))
         elif isinstance(v, (bool, int, float)):
             stand_ins.append(tracer.sym_of(graph.add_input(name), v))
         else:
             graph.add_input(name).kind = "None" if v is None else "object"
             graph.guards[len(graph.inputs) - 1] = v  # compiled as a constant: the graph holds for this value only
             stand_ins.append(v)
-    graph.n_user = len(values)
+    graph.n_user = len(graph.inputs)
     if module is not None:
         seen: set[int] = set()
         for qname, t in list(module.named_parameters()) + list(module.named_buffers()):
@@ -207,6 +232,7 @@ def build_graph(fn: Callable, names: list[str], values: list, module: Module | N
 def _loaded_args(graph: Graph, name: str, args: tuple, kwargs: dict) -> list:
     """The arguments of a loaded graph: positional, the trailing ``None`` inputs optional."""
     user = graph.inputs[:graph.n_user]
+    args = tuple(flat_args(list(args)))
     if kwargs or len(args) > len(user) or any(v.kind != "None" for v in user[len(args):]):
         raise RuntimeError(f"{name}() expected {graph.n_user} positional argument(s) but got {len(args)}"
                            + (f" and keywords {sorted(kwargs)}" if kwargs else ""))
@@ -265,7 +291,7 @@ class _Specializations:
     def graph_for(self, values: list, module, extra_key=()) -> Graph:
         key = (self.sig.key(values), extra_key)
         graphs = self.graphs.setdefault(key, [])
-        graph = next((g for g in graphs if _guards_hold(g, values)), None)
+        graph = next((g for g in graphs if _guards_hold(g, flat_args(values))), None)
         if graph is None:
             names = [p.name for p in self.sig.params]
             graph = build_graph(self.fn, names, values, module, f"dtorch.jit.script({self.sig.fn_name})")
@@ -317,7 +343,7 @@ class ScriptedFunction(ScriptFunction):
             return run_graph(self, _loaded_args(self.graph, self.name, args, kwargs), [])
         values = self._spec.sig.bind(args, kwargs)
         self.graph_for(*values)
-        return run_graph(self, values, [])
+        return run_graph(self, flat_args(values), [])
 
 
 class RecursiveScriptModule(ScriptModule):
@@ -391,7 +417,7 @@ class RecursiveScriptModule(ScriptModule):
         graph, values = self._graph_for("forward", args, kwargs)
         if graph is not self._graph:
             self._set_graph(graph)
-        return run_graph(self, values, self._state_for(graph))
+        return run_graph(self, flat_args(values), self._state_for(graph))
 
 
 class _ExportedMethod:
@@ -417,7 +443,7 @@ class _ExportedMethod:
         graph, values = self.module._graph_for(self.name, args, kwargs)
         if graph is not self._graph:
             self._graph, self._plan = graph, Plan(graph)
-        return run_graph(self, values, self.module._state_for(graph))
+        return run_graph(self, flat_args(values), self.module._state_for(graph))
 
 
 def exported_methods(m: RecursiveScriptModule) -> dict[str, Graph]:

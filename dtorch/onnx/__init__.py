@@ -100,8 +100,10 @@ def export(model, args, f, export_params: bool = True, verbose: bool = False,
 
         constant_fold(graph)
         eliminate_dead_code(graph)
+    flat = [t for a in args for t in (a if isinstance(a, (tuple, list)) and a and all(
+        isinstance(x, Tensor) for x in a) else (a,))]
     proto = _build(onnx, graph, _param_tensors(model), opset, input_names, output_names, dynamic_axes or {},
-                   export_params, keep_initializers_as_inputs, args)
+                   export_params, keep_initializers_as_inputs, flat)
     if verbose:
         print(onnx.helper.printable_graph(proto.graph))
     data = proto.SerializeToString()

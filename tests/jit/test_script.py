@@ -6,7 +6,7 @@ import io
 import os
 import subprocess
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -366,7 +366,7 @@ def test_numbers_used_as_constants_specialize_the_graph(tmp_path):
 
     def from_loop(x, n: int):
         for i in range(n):
-            x = x + x[i]
+            x = x + dtorch.ones(i + 1).sum()
         return x
 
     with pytest.raises(jit.frontend.NotSupportedError, match="computed at run time"):
@@ -445,8 +445,30 @@ def test_list_and_string_arguments_are_compiled_as_constants(tmp_path):
     _close(loaded(x, [1, 2], "sum"), scaled(x, [1, 2]))
     with pytest.raises(RuntimeError, match="specialized on factors=\\[1, 2\\], mode='sum'"):
         loaded(x, [3], "mean")
-    with pytest.raises(RuntimeError, match="list of tensors"):
+    with pytest.raises(RuntimeError, match="Expected a value of type 'List\\[int\\]' for argument 'factors'"):
         s(x, [x])
+
+
+def rnn(x, state: Tuple[dtorch.Tensor, dtorch.Tensor]):
+    h, c = state
+    for t in range(x.size(0)):
+        h = (x[t] + h).tanh()
+        c = c + h[-1] + x[:, t - 1].sum()
+    return h, c
+
+
+def test_tensor_tuple_arguments_and_indexing_with_the_loop_counter(tmp_path):
+    s = jit.script(rnn)
+    x, state = dtorch.randn(4, 4), (dtorch.zeros(4), dtorch.ones(4))
+    _close(s(x, state), rnn(x, state))
+    assert [v.name for v in s.graph.inputs] == ["x", "state.0", "state.1"]
+    s.save(tmp_path / "rnn.pt")
+    _close(jit.load(tmp_path / "rnn.pt")(x, state), rnn(x, state))
+    xg = x.clone().requires_grad_()
+    s(xg, state)[1].sum().backward()
+    xe = x.clone().requires_grad_()
+    rnn(xe, state)[1].sum().backward()
+    _close(xg.grad, xe.grad)
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------

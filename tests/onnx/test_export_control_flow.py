@@ -3,6 +3,7 @@ onnx.checker (full) and equal to dtorch in ONNX Runtime on inputs that take each
 from __future__ import annotations
 
 import io
+from typing import Tuple
 
 import numpy as np
 import pytest
@@ -54,6 +55,24 @@ def test_break_becomes_the_loop_condition(opset):
     for v in (0.1, 1.0, 5.0):
         x = dtorch.full((2,), v)
         np.testing.assert_allclose(_run(sess, (x,))[0], first_big(x).numpy(), rtol=1e-6)
+
+
+def rnn(x, state: Tuple[dtorch.Tensor, dtorch.Tensor]):
+    h, c = state
+    for t in range(x.size(0)):
+        h = (x[t] + h).tanh()
+        c = c + h
+    return h, c
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_tuple_state_and_loop_counter_indexing(opset):
+    s = jit.script(rnn)
+    x, state = dtorch.randn(5, 3), (dtorch.zeros(3), dtorch.ones(3))
+    proto, sess = _export(s, (x, state), opset)
+    got = sess.run(None, {"input": x.numpy(), "input_1": state[0].numpy(), "input_2": state[1].numpy()})
+    for g, w in zip(got, rnn(x, state)):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
 
 
 class Gated(nn.Module):
