@@ -115,10 +115,25 @@ def wait_status(pid: int) -> str | None:
     return f"exit status {code >> 8}"
 
 
+def last_ran(pid: int) -> float | None:
+    """When a process that has ended last ran (ms on the scheduler's clock, ``/proc/PID/sched``), while it
+    is not yet reaped and the kernel has scheduler statistics; else None."""
+    try:
+        with open(f"/proc/{pid}/sched") as f:
+            for line in f:
+                if line.startswith("se.exec_start"):
+                    return float(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class PidWatch(threading.Thread):
     """Notes the ranks whose processes end, in order (``ended``: batches of (rank, pid, wait status or None),
-    one per wake-up: a batch of several could have ended in any order), from the pid files the workers
-    write. Same host only (dtorch-run's mpiexec mode); ``stop()`` ends it."""
+    one per wake-up), from the pid files the workers write. Same host only (dtorch-run's mpiexec mode);
+    ``stop()`` ends it. A batch of several (a busy machine let mpiexec's clean-up kills land before this
+    thread ran) is ordered by when each process last ran; one already reaped comes first (mpiexec's proxy
+    reaps them in the order they end)."""
 
     def __init__(self, run_dir: Path, nproc: int) -> None:
         super().__init__(name="rank-pids", daemon=True)
@@ -147,10 +162,11 @@ class PidWatch(threading.Thread):
             for fd in ready:
                 if fd != self._stop_r:
                     rank, pid = fds.pop(fd)
-                    batch.append((rank, pid, wait_status(pid)))
+                    batch.append((last_ran(pid), (rank, pid, wait_status(pid))))
                     os.close(fd)
             if batch:
-                self.ended.append(batch)
+                batch.sort(key=lambda e: -1.0 if e[0] is None else e[0])
+                self.ended.append([e for _, e in batch])
             if self._stop_r in ready:
                 for fd in fds:
                     os.close(fd)
@@ -160,22 +176,22 @@ class PidWatch(threading.Thread):
 def dead_ranks_message(run_dir: Path, found: list[tuple[int, str, str]],
                        ended: list[list[tuple[int, int, str | None]]] = ()) -> str | None:
     """One line naming the rank that ended the job, or None. In order of trust: a rank that left on its
-    own with a non-zero status (its RANK.exit); the first rank whose process ended (``PidWatch``; among
-    several seen at once, the one mpiexec's banner names); mpiexec's banner alone (it names the first
-    rank it saw end, which with 3 ranks was once one it had killed itself); a rank whose job returned
-    while the others still needed it."""
+    own with a non-zero status or that a same-node rank saw die (its RANK.exit, the earliest); the first
+    rank whose process ended (``PidWatch``, in mpiexec's banner words when the banner names the same pid);
+    mpiexec's banner alone (it names the first rank it saw end, which with 3 ranks was once one it had
+    killed itself); a rank whose job returned while the others still needed it."""
     ranks = ranks_by_pid(run_dir)
     pids = {rank: pid for pid, rank in ranks.items()}
     records = exit_records(run_dir)
     failed = sorted((r for r in records if records[r]["status"] != 0), key=lambda r: records[r]["time"])
     if failed:
         rec = records[failed[0]]
-        return (f"rank {failed[0]} (pid {pids.get(failed[0], '?')}) ended the job: {rec['how']}, exit status "
-                f"{rec['status']}; the last collective it entered: {rec['last']}")
+        status = f", exit status {rec['status']}" if rec["status"] > 0 else ""  # < 0: how names the signal
+        return (f"rank {failed[0]} (pid {pids.get(failed[0], '?')}) ended the job: {rec['how']}{status}; "
+                f"the last collective it entered: {rec['last']}")
     banner = {pid: (host, how) for pid, host, how in found}
     if ended:
-        first = ended[0]
-        rank, pid, status = next((e for e in first if e[1] in banner), first[0])
+        rank, pid, status = ended[0][0]
         if pid in banner:
             return _banner_line(rank, pid, *banner[pid])
         return f"rank {rank} (pid {pid}) ended first ({status or 'its wait status was not visible'})"

@@ -7,7 +7,8 @@ ranks are busy computing or stuck outside MPI.
 
 A second small table says how each rank of the node lives: its pid, and whether it is
 running, leaving (with its exit status) or done (``destroy_process_group``), and whether
-its leaving was already reported (``leaving.py`` writes and reads it).
+its leaving was already reported (``leaving.py`` writes and reads it), and a robust lock per rank that
+the rank holds while it lives (``_lifelock``: a peer waiting on it wakes as the rank dies).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 
 import numpy as np
 
+from . import _lifelock
 from ._node import SharedWindow, split_node
 
 MAX_GROUPS = 64
@@ -31,15 +33,19 @@ class ArrivalBoard:
         self.node = split_node(world, world.Get_rank())
         self.local_rank = self.node.Get_rank()
         n = self.node.Get_size()
-        self.window = SharedWindow(self.node, n * (MAX_GROUPS * 2 + 4) * 8)
+        self.window = SharedWindow(self.node, n * ((MAX_GROUPS * 2 + 4) * 8 + _lifelock.SIZE))
         self.table = self.window.array(np.int64, (n, MAX_GROUPS, 2))
         self.life = self.window.array(np.int64, (n, 4), offset=self.table.nbytes)
+        self.locks = self.window.array(np.uint8, (n, _lifelock.SIZE), offset=self.table.nbytes + self.life.nbytes)
+        self.has_locks = _lifelock.available()
         if self.local_rank == 0:
             self.table[...] = 0
             self.life[...] = 0
         self.node.Barrier()
         self.mine = self.table[self.local_rank]
         self.life[self.local_rank, PID] = os.getpid()  # the Allgather below orders it before any reader
+        if self.has_locks:  # held by the thread that starts the group, before any peer waits on it
+            _lifelock.init_and_lock(self.locks[self.local_rank].ctypes.data)
         ranks = np.zeros(n, np.int64)
         self.node.Allgather(np.array([world.Get_rank()], np.int64), ranks)
         self.local_of = {int(g): i for i, g in enumerate(ranks)}  # global rank -> row
@@ -76,6 +82,16 @@ class ArrivalBoard:
         self.life[self.local_rank, STATUS] = status
         self.life[self.local_rank, REPORTED] = int(reported)
         self.life[self.local_rank, STATE] = state
+
+    def release_life_lock(self) -> None:
+        """This rank leaves cleanly: the peers' ``wait_for_death`` on it returns False."""
+        if self.has_locks:
+            _lifelock.unlock(self.locks[self.local_rank].ctypes.data)
+
+    def wait_for_death(self, row: int, timeout: float) -> bool | None:
+        """Block (GIL released) up to ``timeout`` s until local ``row`` dies (True) or releases its life
+        lock (False); None: neither yet."""
+        return _lifelock.wait(self.locks[row].ctypes.data, timeout)
 
     def free(self) -> None:
         self.window.free()

@@ -10,10 +10,11 @@ collective it entered (the arrival board's row):
   Status 0 waits for the node's other ranks to leave too (a rendezvous on the board, like the barrier
   ``destroy_process_group`` is): everyone leaving at the same sequence numbers is a clean end; a peer
   that has entered a collective this rank never will is an error, named at once.
-* Deaths no Python code sees (SIGKILL, a crash, ``os._exit`` through a C library): the other ranks of
-  the node hold a pidfd per peer and wait on them instead of sleeping in long waits
-  (``work.WaitHooks.pause``), so a rank waiting in a collective sees the death within a nap and names
-  it, with the status read from ``/proc`` while the process is not yet reaped.
+* Deaths no Python code sees (SIGKILL, a crash, ``os._exit`` through a C library): each rank holds a
+  robust lock on the arrival board while it lives (``_lifelock``), and every other rank of the node has
+  a daemon thread blocked on it (no GIL, no cost). The kernel releases the lock as it starts tearing the
+  dead rank down, before mpiexec hears of the death and kills the others, so the lowest other rank
+  names it at once, with the status the kernel has already set (``/proc/PID/stat``).
 
 Ranks on other nodes are not visible: their deaths end the job through the launcher (mpiexec, srun),
 their leaving through the collective deadline. Measurements and the choice: docs/distributed.md.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import select
 import signal
 import sys
 import threading
@@ -34,13 +34,17 @@ from .work import WaitHooks, abort_job as _abort_job
 _REAL_SYS_EXIT = sys.exit
 _REAL_OS_EXIT = os._exit
 _UNSET = object()
+_PF_EXITING = 0x4  # /proc/PID/stat's flags: the process is being torn down
 
 
 class _Watch:
     runtime = None           # process_group.RUNTIME while a group lives
     pid = 0
     exit_status = _UNSET     # what the sys.exit that ends the program was given
-    pidfds: dict = {}        # pidfd -> board row of a same-node peer
+    watchers: list = []      # a _watch_peer thread per same-node peer
+    dead: set = set()        # board rows seen dying unreported
+    lock = threading.Lock()
+    stopping = False
     prev_sigterm = None
     hooks: list = []         # callables(rank, status, how, last) run before this rank's leaving is reported
 
@@ -48,20 +52,18 @@ class _Watch:
 def install(runtime) -> None:
     """Watch this rank's exits and its same-node peers' deaths from now on."""
     _Watch.runtime, _Watch.pid, _Watch.exit_status = runtime, os.getpid(), _UNSET
-    board = runtime.board
-    _Watch.pidfds = {}
-    for row in range(board.life.shape[0]):
-        if row != board.local_rank:
-            try:
-                _Watch.pidfds[os.pidfd_open(int(board.life[row, PID]))] = row
-            except (OSError, AttributeError):  # no pidfds (Linux < 5.3): deaths end the job through mpiexec
-                pass
     atexit.register(_at_exit)
     sys.exit, os._exit = _sys_exit, _os_exit
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         _Watch.prev_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
-    WaitHooks.pause, WaitHooks.aborting = _pause, _aborting
+    WaitHooks.aborting = _aborting
+    board = runtime.board
+    _Watch.dead, _Watch.stopping = set(), False
+    _Watch.watchers = [threading.Thread(target=_watch_peer, args=(row,), name=f"dtorch-peer-{row}", daemon=True)
+                       for row in range(board.life.shape[0]) if row != board.local_rank and board.has_locks]
+    for t in _Watch.watchers:  # no glibc robust mutexes: deaths end the job through mpiexec, unnamed
+        t.start()
 
 
 def uninstall() -> None:
@@ -73,16 +75,20 @@ def uninstall() -> None:
     if _Watch.prev_sigterm is not None and signal.getsignal(signal.SIGTERM) is _on_sigterm:
         signal.signal(signal.SIGTERM, _Watch.prev_sigterm)
     _Watch.prev_sigterm = None
-    WaitHooks.pause, WaitHooks.aborting = time.sleep, lambda: None
-    for fd in _Watch.pidfds:
-        os.close(fd)
-    _Watch.pidfds = {}
+    WaitHooks.aborting = lambda: None
+    if _Watch.runtime is not None:
+        _Watch.runtime.board.release_life_lock()
+    _Watch.stopping = True
+    for t in _Watch.watchers:  # each ends as its peer releases its lock too, or within a second
+        t.join()
+    _Watch.watchers = []
     _Watch.runtime = None
 
 
 def on_leave(hook) -> None:
-    """Call ``hook(rank, status, how, last_collective)`` when this rank leaves with its group alive
-    (the launcher's worker records it for dtorch-run's report)."""
+    """Call ``hook(rank, status, how, last_collective)`` when this rank leaves with its group alive, or
+    names a same-node peer that died (``rank`` is then the peer's; ``status`` minus the signal that
+    killed it). The launcher's worker records it for dtorch-run's report."""
     _Watch.hooks.append(hook)
 
 
@@ -138,11 +144,12 @@ def depart() -> bool:
     return all(int(board.life[row, STATE]) == DONE for row in range(board.life.shape[0]))
 
 
-def _run_hooks(status: int, how: str) -> str:
-    last = own_last_collective()
+def _run_hooks(status: int, how: str, rank: int | None = None, last: str | None = None) -> str:
+    """Tell the ``on_leave`` hooks that ``rank`` (default: this rank) left; its last collective."""
+    last = own_last_collective() if last is None else last
     for hook in _Watch.hooks:
         try:
-            hook(_me(), status, how, last)
+            hook(_me() if rank is None else rank, status, how, last)
         except Exception:  # a record that cannot be written must not keep the job alive
             pass
     return last
@@ -177,51 +184,66 @@ def rendezvous(what: str, timeout: float | None) -> None:
         if limit is not None and time.perf_counter() > limit:
             abort_job(f"rank {_me()} {what}; timed out after {timeout:.1f} s waiting for ranks "
                       f"{sorted(set(waiting))} to leave too")
-        _pause(0.001)
+        time.sleep(0.001)
 
 
-def _pause(seconds: float) -> None:
-    """Sleep, unless a same-node peer dies meanwhile: then name it and end the job."""
-    if not _Watch.pidfds:
-        time.sleep(seconds)
-        return
-    ready, _, _ = select.select(list(_Watch.pidfds), [], [], seconds)
-    for fd in ready:
-        _peer_died(fd)
+def _watch_peer(row: int) -> None:
+    """A daemon thread per same-node peer: blocks (GIL released) on the peer's life lock, and names the
+    peer at once if it dies unreported (under plain mpiexec the others are SIGKILLed ~0.5 ms after its
+    parent hears of the death; the lock wakes us while the kernel is still tearing the peer down)."""
+    board = _Watch.runtime.board
+    while not _Watch.stopping:  # a wake-up a second: ``uninstall`` waits for this thread before the board goes
+        died = board.wait_for_death(row, 1.0)
+        if died is not None:
+            if died:
+                with _Watch.lock:
+                    _peer_died(board, row)
+            return
 
 
-def _peer_died(fd: int) -> None:
-    row = _Watch.pidfds.pop(fd)
-    os.close(fd)
-    rt = _Watch.runtime
-    board = rt.board
+def _peer_died(board, row: int) -> None:
+    """Name the first same-node peer this rank sees die unreported, if this is the lowest other rank of
+    the node. Later deaths are mpiexec's clean-up; two peers found dying at once are not told apart."""
     life = [int(v) for v in board.life[row]]
-    if life[STATE] == DONE or life[REPORTED] or (life[STATE] == LEAVING and life[STATUS] == 0):
+    if not _alive() or life[STATE] == DONE or life[REPORTED] or (life[STATE] == LEAVING and life[STATUS] == 0):
         return  # left cleanly, reported itself, or is being waited for at exit
-    how = _exit_status(life[PID])
-    live = [r for r in range(board.life.shape[0]) if r == board.local_rank or
-            (r != row and r in _Watch.pidfds.values())]
-    if min(live) != board.local_rank:
-        return  # the lowest live rank of the node reports; this one is ended with the job
+    first = not _Watch.dead
+    _Watch.dead.add(row)
+    if not first or any(int(board.life[r, REPORTED]) for r in range(board.life.shape[0])):
+        return  # a rank already said why the job ends: this death is the launcher's clean-up
+    ending = exit_status(life[PID])
+    if ending is None:
+        return  # the thread that started the group ended, not the process: no longer watched
+    others = [r for r in range(board.life.shape[0]) if r not in (row, board.local_rank)]
+    if any(r < board.local_rank for r in others) or \
+            any(exit_status(int(board.life[r, PID]), tries=1) is not None for r in others):
+        return  # a lower rank reports; or another peer is dying too and which died first is not known
     rank = next(g for g, r in board.local_of.items() if r == row)
     board.set_life(LEAVING, 1, reported=True)
+    status, how = ending
+    last = _run_hooks(status, how, rank, last_collective(row))
     abort_job(f"rank {rank} (pid {life[PID]}) died ({how}) without destroy_process_group(); "
-              f"the last collective it entered: {last_collective(row)}")
+              f"the last collective it entered: {last}")
 
 
-def _exit_status(pid: int) -> str:
-    """How ``pid`` ended, from /proc while its parent has not reaped it (its last field is the wait status)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        if fields[0] != "Z" or len(fields) < 50:
-            raise OSError
-        code = int(fields[-1])
-    except (OSError, ValueError, IndexError):
-        return "exit status not visible: already reaped"
-    if code & 0x7F:
-        return f"killed by signal {code & 0x7F} ({signal.Signals(code & 0x7F).name})"
-    return f"exit status {code >> 8}"
+def exit_status(pid: int, tries: int = 20) -> tuple[int, str] | None:
+    """(status, how) of a process that is ending: its exit code, or minus the signal that killed it, as
+    ``subprocess`` gives them; None while ``pid`` lives on. The kernel sets the code (a wait status)
+    before it tears the process down (flag PF_EXITING) and keeps it while the process is a zombie."""
+    for _ in range(tries):  # the thread holding the lock may die a moment before the process's main thread
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            state, flags, code = fields[0], int(fields[6]), int(fields[-1])
+        except (OSError, ValueError, IndexError):
+            return 1, "exit status not visible: already reaped"
+        if state in ("Z", "X") or flags & _PF_EXITING:
+            if code & 0x7F:
+                return -(code & 0x7F), f"killed by signal {code & 0x7F} ({signal.Signals(code & 0x7F).name})"
+            return code >> 8, f"exit status {code >> 8}"
+        if tries > 1:
+            time.sleep(0.001)
+    return None
 
 
 def abort_job(message: str, code: int = 1) -> None:

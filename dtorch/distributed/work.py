@@ -68,8 +68,8 @@ class Work:
 
 
 class WaitHooks:
-    """Set by ``leaving.py`` while a process group lives: ``pause`` naps in long waits and watches same-node
-    peers' pids; ``aborting`` marks this rank's leaving as reported before ``abort_job`` ends the job."""
+    """``pause``: the nap in long waits. ``aborting``, set by ``leaving.py`` while a process group lives,
+    marks this rank's leaving as reported before ``abort_job`` ends the job."""
     pause: Callable[[float], None] = time.sleep
     aborting: Callable[[], None] = staticmethod(lambda: None)
 
