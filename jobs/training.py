@@ -174,7 +174,8 @@ def fit(cfg: dict, model: dtorch.nn.Module, loss_fn: Callable[[Any, Any], dtorch
         sched.step()
         step += 1
         loss, signalled = mean_over_ranks(local, world)
-        stopped = stop_requested() or ("a signal on another rank" if signalled else None)
+        # only the all-reduced flag: a signal landing after this rank's share was sent is seen next step
+        stopped = (stop_requested() or "a signal on another rank") if signalled else None
         if startup is None:
             startup = startup_seconds()
             if startup is not None:

@@ -112,6 +112,9 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_weights(tmp_path):
     run_dir = _run_dir(interrupted)
     _wait_for(lambda: _logged_steps(run_dir) >= 200, 30, "200 steps")
     proc.send_signal(signal.SIGTERM)
+    # SIGTERM to exit measured 3.8-6.1 s (15 runs, load ~8: the loss plot ~2 s, exit ~1.6 s; 1.4 s of CPU).
+    # The one CI failure here was no slowness: a SIGTERM landing during the step's all-reduce made one rank
+    # stop alone and the other wait out the 300 s deadline (jobs/training.py now stops on the reduced flag).
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     stopped = json.loads((run_dir / "result.json").read_text())["result"]
