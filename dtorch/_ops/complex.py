@@ -67,6 +67,14 @@ def is_complex(input: Tensor) -> bool:
     return input.is_complex()
 
 
+def _cfloat(self: Tensor) -> Tensor:
+    return self.to(_dtype.complex64)
+
+
+def _cdouble(self: Tensor) -> Tensor:
+    return self.to(_dtype.complex128)
+
+
 tensor_fn("conj", conj)
 tensor_fn("conj_physical", conj_physical)
 
@@ -252,6 +260,6 @@ def angle(input: Tensor) -> Tensor:
 
 attach(__name__, {
     "conj": conj, "conj_physical": conj_physical, "resolve_conj": resolve_conj, "resolve_neg": resolve_neg,
-    "is_conj": is_conj, "angle": angle,
+    "is_conj": is_conj, "angle": angle, "cfloat": _cfloat, "cdouble": _cdouble,
     "real": property(real, _set_real), "imag": property(imag, _set_imag),
 })

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _dtype
 from .._device import xp_of
-from .._dispatch import ARRAY_NS, apply, apply_unary, defop, tensor_fn
+from .._dispatch import ARRAY_NS, REGISTRY, apply, apply_unary, defop, tensor_fn
 from ..tensor import Tensor
 from ._helpers import attach, wrap_int
 from ._inplace import inplace_unary
@@ -73,7 +73,6 @@ __all__ = [
 _NO_COMPLEX = {  # torch's refusals of complex inputs, by op
     "floor": "floor is not supported for complex inputs", "ceil": "ceil is not supported for complex inputs",
     "trunc": "trunc is not supported for complex inputs", "frac": "\"frac_cpu\" not implemented for '{}'",
-    "sign": "Unlike NumPy, torch.sign is not intended to support complex numbers. Please use torch.sgn instead.",
     "relu": "clamp is not supported for complex types", "hardtanh": "clamp is not supported for complex types",
     "erf": "\"erf_vml_cpu\" not implemented for '{}'", "softplus": "\"softplus_cpu\" not implemented for '{}'",
     "elu": "\"elu_cpu\" not implemented for '{}'", "leaky_relu": "\"leaky_relu_cpu\" not implemented for '{}'",
@@ -178,8 +177,17 @@ def _sign_fwd(a):
     return r
 
 
-sign, sign_ = _unary("sign", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
-sgn, sgn_ = _unary("sgn", _sign_fwd, lambda ns, ctx, g: (g * 0,), floating=False)
+def _sgn_bw(ns, ctx, g, a):
+    if not (a.is_complex() if isinstance(a, Tensor) else a.dtype.kind == "c"):
+        return (g * 0,)
+    # z / |z| of a complex z: torch's sgn_backward (g - sgn Re(conj(sgn) g)) / |z|, 0 where z is 0
+    s, mag = ns.sgn(a), ns.abs(a)
+    return ((g - s * ns.real(ns.conj_physical(s) * g)) / (mag + (mag == 0)) * (mag != 0),)
+
+
+sign, sign_ = _unary("sign", _sign_fwd, _sgn_bw, save_in=True, floating=False)
+sgn, sgn_ = _unary("sgn", _sign_fwd, _sgn_bw, save_in=True, floating=False)
+REGISTRY["sign"].node_cls._conj_wrap = REGISTRY["sgn"].node_cls._conj_wrap = False  # torch's convention already
 ARRAY_NS.sign = lambda a: xp_of(a).sign(a)  # inside backward formulas (relu's mask, abs): the bare ufunc
 reciprocal, reciprocal_ = _unary("reciprocal", lambda a: 1 / a, lambda ns, ctx, g, out: (-g * out * out,),
                                  save_out=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dtorch
-from dtorch.autograd import gradcheck
+from dtorch.autograd import gradcheck, gradgradcheck
 
 
 def _np(t) -> np.ndarray:
@@ -122,6 +122,7 @@ def test_view_as_real_and_complex_share_storage():
     lambda L, z: z.var() + z.std(1, correction=0).sum(),
     lambda L, z: z.norm() + L.linalg.vector_norm(z, 1, dim=1).sum() + L.linalg.vector_norm(z, 3, dim=0).sum(),
     lambda L, z: L.linalg.vector_norm(z, float("inf")) + L.linalg.vector_norm(z, 0.5),
+    lambda L, z: (L.sgn(z) * (1 + 2j)).real.sum(),
 ])
 def test_gradients_match_torch(fn, torch):
     x = _z()
@@ -162,6 +163,21 @@ def test_real_inputs_get_real_gradients_like_torch(fn, torch):
 def test_gradcheck_complex_inputs(fn):
     z = dtorch.tensor(_z((2, 2)) + 3, requires_grad=True)
     assert gradcheck(fn, (z,))
+
+
+def test_gradgradcheck_complex():
+    z = dtorch.tensor(_z((3,)), requires_grad=True)
+    for fn in (lambda z: z * z.exp(), lambda z: z.abs() ** 3, lambda z: z.angle() * z.imag,
+               lambda z: dtorch.linalg.vector_norm(z, 3), lambda z: dtorch.view_as_real(z.sqrt())):
+        assert gradgradcheck(fn, (z,))
+
+
+def test_cfloat_cdouble():
+    x = dtorch.ones(2, requires_grad=True)
+    y = x.cfloat() * 1j
+    assert y.dtype is dtorch.complex64 and x.cdouble().dtype is dtorch.complex128
+    y.abs().sum().backward()
+    assert x.grad.dtype is dtorch.float32 and x.grad.tolist() == [1.0, 1.0]
 
 
 def test_gradcheck_real_to_complex():
@@ -225,7 +241,7 @@ _Z = [1 + 2j, 3j]
     lambda t: t.tensor(_Z).max(), lambda t: t.tensor(_Z).min(), lambda t: t.tensor(_Z).max(0),
     lambda t: t.tensor(_Z).argmax(), lambda t: t.tensor(_Z).argmin(0), lambda t: t.tensor(_Z).amax(),
     lambda t: t.maximum(t.tensor(_Z), t.tensor(_Z)), lambda t: t.relu(t.tensor(_Z)),
-    lambda t: t.clamp(t.tensor(_Z), min=0), lambda t: t.tensor(_Z).floor(), lambda t: t.tensor(_Z).sign(),
+    lambda t: t.clamp(t.tensor(_Z), min=0), lambda t: t.tensor(_Z).floor(),
     lambda t: t.tensor(_Z).frac(), lambda t: t.nn.functional.hardtanh(t.tensor(_Z)),
     lambda t: t.nn.functional.gelu(t.tensor(_Z)), lambda t: t.nn.functional.elu(t.tensor(_Z)),
 ])
