@@ -37,7 +37,11 @@ def row_sums(a):
         return a.sum(axis=-1, keepdims=True)
     ones = _ONES.get((n, a.dtype))
     if ones is None:
-        ones = _ONES[(n, a.dtype)] = np.ones((n, 1), a.dtype)
+        if len(_ONES) >= 64:
+            _ONES.clear()
+        ones = np.ones((n, 1), a.dtype)
+        ones.flags.writeable = False
+        _ONES[(n, a.dtype)] = ones
     return (a.reshape(-1, n) @ ones).reshape(a.shape[:-1] + (1,))
 
 
