@@ -19,8 +19,8 @@ from ._dispatch import apply_unary, defop
 from ._ops.layout import roll
 from .tensor import Tensor, _make, _wrap_dim
 
-__all__ = ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn",
-           "rfftn", "irfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
+__all__ = ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "hfft2", "ihfft2",
+           "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
 
 _NORMS = ("backward", "ortho", "forward")
 _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
@@ -226,6 +226,14 @@ def irfft2(input: Tensor, s=None, dim=(-2, -1), norm: str | None = None) -> Tens
     return _c2r_public(input, s, dim, norm, default_all=False)
 
 
+def hfft2(input: Tensor, s=None, dim=(-2, -1), norm: str | None = None) -> Tensor:
+    return _c2r_public(_prepared(input).conj(), s, dim, _DUAL[_norm(norm)], default_all=False)
+
+
+def ihfft2(input: Tensor, s=None, dim=(-2, -1), norm: str | None = None) -> Tensor:
+    return _r2c_public(input, s, dim, _DUAL[_norm(norm)], "ihfftn", default_all=False).conj()
+
+
 def fftn(input: Tensor, s=None, dim=None, norm: str | None = None) -> Tensor:
     """N-dimensional transform over ``dim`` (all dimensions, or the last len(s), by default)."""
     return _c2c_public(input, s, dim, norm, True)
@@ -241,6 +249,15 @@ def rfftn(input: Tensor, s=None, dim=None, norm: str | None = None) -> Tensor:
 
 def irfftn(input: Tensor, s=None, dim=None, norm: str | None = None) -> Tensor:
     return _c2r_public(input, s, dim, norm)
+
+
+def hfftn(input: Tensor, s=None, dim=None, norm: str | None = None) -> Tensor:
+    """The n-dimensional hfft: a Hermitian-symmetric signal given by half of its last dimension."""
+    return _c2r_public(_prepared(input).conj(), s, dim, _DUAL[_norm(norm)])
+
+
+def ihfftn(input: Tensor, s=None, dim=None, norm: str | None = None) -> Tensor:
+    return _r2c_public(input, s, dim, _DUAL[_norm(norm)], "ihfftn").conj()
 
 
 # ---- frequencies and shifts -------------------------------------------------------------------

@@ -35,6 +35,10 @@ CASES = [
     ("rfftn", (2, 3, 4), False, {"s": (3, 6)}),
     ("irfftn", (2, 3, 3), True, {}),
     ("irfftn", (2, 3, 3), True, {"s": (2, 4), "dim": (0, 2), "norm": "forward"}),
+    ("hfft2", (3, 4), True, {"s": (3, 5), "norm": "ortho"}),
+    ("ihfft2", (3, 6), False, {}),
+    ("hfftn", (2, 3, 3), True, {"norm": "forward"}),
+    ("ihfftn", (2, 3, 4), False, {"dim": (0, 2)}),
 ]
 
 

@@ -16,6 +16,7 @@ from .._dispatch import apply, apply_same, defop, tensor_fn
 from ..tensor import Tensor, _wrap_dim
 from ._helpers import attach, broadcast_shape
 from .arithmetic import mul
+from .complex import conj_physical
 from .view import permute, reshape
 
 __all__ = [
@@ -210,6 +211,8 @@ def dot(input: Tensor, other: Tensor) -> Tensor:
 def vdot(input: Tensor, other: Tensor) -> Tensor:
     """``dot`` with the first argument conjugated (the same for real tensors)."""
     _check_dot(input, other, "vdot")
+    if input._data.dtype.kind == "c":
+        return apply_same(_dot, conj_physical(input), other)
     return apply_same(_vdot, input, other)
 
 

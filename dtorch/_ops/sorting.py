@@ -98,6 +98,7 @@ _sort.backward(_index_bw)
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
     """(values, indices) sorted along dim; the sort is always stable."""
+    _no_complex(input, "Sort")
     d = _one_dim(input, dim)
     values, idx = apply_unary(_sort, input, {"dim": d, "descending": bool(descending)})
     return _SortResult(values, _make(idx))
@@ -108,7 +109,13 @@ def _argsort(a, dim, descending=False):
     return _argsort_array(a, dim, descending)
 
 
+def _no_complex(input: Tensor, what: str) -> None:
+    if input._data.dtype.kind == "c":
+        raise RuntimeError(f" {what} does not support complex dtypes on {'CPU' if input.is_cpu else 'CUDA'}")
+
+
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    _no_complex(input, "Sort")
     return apply_unary(_argsort, input, {"dim": _one_dim(input, dim), "descending": bool(descending)})
 
 
@@ -128,6 +135,7 @@ _topk.backward(_index_bw)
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """The k largest (or smallest) elements along dim and their indices, in sorted order."""
+    _no_complex(input, "topk")
     d = _one_dim(input, dim)
     size = input._data.shape[d] if input._data.ndim else 1
     if not 0 <= k <= size:

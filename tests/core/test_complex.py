@@ -123,6 +123,7 @@ def test_view_as_real_and_complex_share_storage():
     lambda L, z: z.norm() + L.linalg.vector_norm(z, 1, dim=1).sum() + L.linalg.vector_norm(z, 3, dim=0).sum(),
     lambda L, z: L.linalg.vector_norm(z, float("inf")) + L.linalg.vector_norm(z, 0.5),
     lambda L, z: (L.sgn(z) * (1 + 2j)).real.sum(),
+    lambda L, z: L.vdot(z[0], z[1] * 1j).abs() + L.dot(z[1], z[2]).real,
 ])
 def test_gradients_match_torch(fn, torch):
     x = _z()
@@ -244,6 +245,7 @@ _Z = [1 + 2j, 3j]
     lambda t: t.clamp(t.tensor(_Z), min=0), lambda t: t.tensor(_Z).floor(),
     lambda t: t.tensor(_Z).frac(), lambda t: t.nn.functional.hardtanh(t.tensor(_Z)),
     lambda t: t.nn.functional.gelu(t.tensor(_Z)), lambda t: t.nn.functional.elu(t.tensor(_Z)),
+    lambda t: t.tensor(_Z).sort(), lambda t: t.tensor(_Z).argsort(), lambda t: t.tensor(_Z).topk(1),
 ])
 def test_orderless_ops_refuse_complex_like_torch(call, torch):
     with pytest.raises(Exception) as theirs:
