@@ -10,6 +10,7 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass
@@ -21,16 +22,21 @@ class Reply:
 
 @dataclass
 class Job:
-    """One inference request: its fields ``(name, content type, bytes)`` and where its answer goes."""
+    """One inference request: its fields ``(name, content type, bytes)`` and where its answer goes.
+
+    ``on_answer`` is called once, with the first reply (the worker's, a timeout's or a refusal's).
+    """
     fields: list[tuple[str, str, bytes]]
     headers: dict[str, str]
-    future: asyncio.Future
+    on_answer: Callable[[Reply], None]
     enqueued: float = field(default_factory=time.perf_counter)
     tries: int = 0
+    done: bool = False
 
     def answer(self, reply: Reply) -> None:
-        if not self.future.done():
-            self.future.set_result(reply)
+        if not self.done:
+            self.done = True
+            self.on_answer(reply)
 
 
 class JobQueue:
@@ -56,7 +62,7 @@ class JobQueue:
     def put(self, job: Job) -> bool:
         """False when the queue is full (the caller answers 503)."""
         if len(self.items) >= self.maxsize:      # drop the ones already answered (timed out) first
-            self.items = deque(j for j in self.items if not j.future.done())
+            self.items = deque(j for j in self.items if not j.done)
             if len(self.items) >= self.maxsize:
                 return False
         if not self._hand_over(job):
@@ -74,7 +80,7 @@ class JobQueue:
         """The next live job."""
         while self.items:
             job = self.items.popleft()
-            if not job.future.done():
+            if not job.done:
                 return job
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
@@ -93,7 +99,7 @@ class JobQueue:
         out = []
         while self.items and len(out) < n:
             job = self.items.popleft()
-            if not job.future.done():
+            if not job.done:
                 out.append(job)
         return out
 
@@ -127,7 +133,7 @@ async def next_batch(queue: JobQueue, batch_size: int, max_delay_ms: float) -> l
     except asyncio.CancelledError:          # the worker is stopping: the job in hand goes back
         queue.put_front(first)
         raise
-    return [j for j in [first, *queue.take(batch_size - 1)] if not j.future.done()]
+    return [j for j in [first, *queue.take(batch_size - 1)] if not j.done]
 
 
 def error(status: int, kind: str, message: str) -> Reply:

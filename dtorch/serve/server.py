@@ -1,7 +1,8 @@
-"""One dtorch-serve process: the registry, three Uvicorn servers on one event loop, the token, shutdown.
+"""One dtorch-serve process: the registry, the three listeners on one event loop, the token, shutdown.
 
-SIGTERM/SIGINT stop the listeners, let in-flight requests finish (Uvicorn's graceful shutdown), then stop the
-workers. The management token is written to ``STATE_DIR/token`` (mode 0600) and printed.
+Inference is ``http.py``'s listener; management and metrics are Starlette apps on Uvicorn. SIGTERM/SIGINT stop
+the listeners, let in-flight requests finish (graceful shutdown), then stop the workers. The management token
+is written to ``STATE_DIR/token`` (mode 0600) and printed.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any
 
 import uvicorn
 
-from .api import inference_app
+from .api import InferenceAPI
 from .config import split_address
+from .http import Listener
 from .management import management_app, metrics_app
 from .metrics import Metrics
 from .registry import Registry, ServeError
@@ -50,6 +52,9 @@ class Serve:
         self.token_file = self.state_dir / "token"
         self.token = secrets.token_urlsafe(32) if cfg["token_auth"] else None
         self.servers: list[_Server] = []
+        self.listener = Listener(InferenceAPI(self))
+        self.inference_started = False
+        self.stopping: asyncio.Event | None = None
 
     def _uvicorn(self, app: Any, address: str) -> _Server:
         host, port = split_address(address)
@@ -67,9 +72,23 @@ class Serve:
     def stop(self) -> None:
         for s in self.servers:
             s.should_exit = True
+        if self.stopping is not None:
+            self.stopping.set()
+
+    async def _serve_inference(self) -> None:
+        address = self.cfg["inference_address"]
+        try:
+            await self.listener.start(*split_address(address))
+        except OSError as e:
+            print(f"dtorch-serve: error: inference_address {address}: {e}", file=sys.stderr)
+            self.stop()
+            return
+        self.inference_started = True
+        await self.listener.serve(self.stopping)
 
     async def run(self, models: list[tuple[str | None, str]]) -> int:
         loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         try:
@@ -81,8 +100,7 @@ class Serve:
             await self.registry.close()
             return 1
         cfg = self.cfg
-        self.servers = [self._uvicorn(inference_app(self), cfg["inference_address"]),
-                        self._uvicorn(management_app(self), cfg["management_address"]),
+        self.servers = [self._uvicorn(management_app(self), cfg["management_address"]),
                         self._uvicorn(metrics_app(self), cfg["metrics_address"])]
         if self.token:
             write_private(self.token_file, self.token + "\n")
@@ -91,11 +109,11 @@ class Serve:
                  **{k: cfg[k] for k in ("inference_address", "management_address", "metrics_address")}}
         write_private(self.state_dir / "serve.json", json.dumps(state))
         try:
-            await asyncio.gather(*(self._serve(s) for s in self.servers))
+            await asyncio.gather(self._serve_inference(), *(self._serve(s) for s in self.servers))
         finally:
             await self.registry.close()
             with contextlib.suppress(OSError):
                 (self.state_dir / "serve.json").unlink()
             with contextlib.suppress(OSError):
                 self.registry.extract_root.rmdir()
-        return 0 if all(s.started for s in self.servers) else 1
+        return 0 if self.inference_started and all(s.started for s in self.servers) else 1

@@ -255,7 +255,7 @@ class Worker:
     async def _replace(self, batch: list[Job], reply: Reply, retry: bool) -> None:
         await self.kill()
         for job in reversed(batch):
-            if retry and self.version.retry_on_crash and job.tries == 0 and not job.future.done():
+            if retry and self.version.retry_on_crash and job.tries == 0 and not job.done:
                 job.tries += 1
                 self.version.queue.put_front(job)
             else:

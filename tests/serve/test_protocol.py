@@ -60,7 +60,7 @@ def test_a_stream_that_ends_inside_a_frame():
 
 
 def _jobs(loop: asyncio.AbstractEventLoop, n: int) -> list[Job]:
-    return [Job([("body", "application/json", b"%d" % i)], {}, loop.create_future()) for i in range(n)]
+    return [Job([("body", "application/json", b"%d" % i)], {}, lambda reply: None) for i in range(n)]
 
 
 def test_a_full_batch_does_not_wait_for_the_delay():

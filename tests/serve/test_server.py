@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -218,6 +219,47 @@ def test_handler_crash_is_retried_once_then_500(server):
             break
         time.sleep(0.1)
     assert code == 200 and body["echo"] == {"n": 1}
+
+
+def _responses(sock: socket.socket, n: int) -> list[tuple[int, dict, bytes]]:
+    """Read ``n`` HTTP responses off one connection (content-length bodies), then what follows (b'' if closed)."""
+    data, out = b"", []
+    while len(out) < n:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(out)} responses"
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        while len(data) < int(headers["content-length"]):
+            data += sock.recv(65536)
+        size = int(headers["content-length"])
+        out.append((int(lines[0].split()[1]), headers, data[:size]))
+        data = data[size:]
+    return out
+
+
+def test_keep_alive_pipelining_and_bad_requests(server):
+    xs = np.random.default_rng(8).random((2, 64), dtype=np.float32)
+    posts = b"".join(b"POST /predictions/mlp HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(b), b) for b in (json.dumps(x.tolist()).encode() for x in xs))
+    with socket.create_connection(("127.0.0.1", server.ports["inference"]), timeout=60) as sock:
+        sock.sendall(posts + b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        (c1, _, b1), (c2, _, b2), (c3, _, b3), (c4, _, _) = _responses(sock, 4)      # in order, one connection
+        assert (c1, c2, c3, c4) == (200, 200, 200, 404)
+        np.testing.assert_allclose(np.array([json.loads(b1), json.loads(b2)]), expected(server.model, xs),
+                                   rtol=1e-5, atol=1e-6)
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")                     # still open
+        assert _responses(sock, 1)[0][0] == 200
+    for request, status in ((b"GET /ping HTTP/1.0\r\n\r\n", 200),                    # HTTP/1.0: then closed
+                            (b"NOT HTTP AT ALL\r\n\r\n", 400),
+                            (b"GET /ping HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431)):
+        with socket.create_connection(("127.0.0.1", server.ports["inference"]), timeout=60) as sock:
+            sock.sendall(request)
+            [(code, headers, _)] = _responses(sock, 1)
+            assert code == status and headers.get("connection") == "close"
+            assert sock.recv(100) == b""
 
 
 def test_a_batch_whose_worker_dies_midway_answers_every_request(server):
