@@ -17,6 +17,7 @@ times the input for the whole step.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -73,16 +74,33 @@ def _inner(ranges) -> tuple:
     return (Ellipsis,) + tuple(slice(a, b) for a, b in ranges)
 
 
-def _zero_outside(a, ranges) -> None:
-    """Zero the trailing dims of ``a`` outside ``ranges`` (the outputs that read padding)."""
-    nd = len(ranges)
-    for i, ((o0, o1), n) in enumerate(zip(ranges, a.shape[-nd:])):
+def _outside(ranges, out) -> tuple:
+    """Index tuples of the trailing dims outside ``ranges`` (the outputs that read padding)."""
+    nd, idx = len(ranges), []
+    for i, ((o0, o1), n) in enumerate(zip(ranges, out)):
         lead = (Ellipsis,) + (slice(None),) * i
         tail = (slice(None),) * (nd - 1 - i)
         if o0:
-            a[lead + (slice(0, o0),) + tail] = 0
+            idx.append(lead + (slice(0, o0),) + tail)
         if o1 < n:
-            a[lead + (slice(o1, n),) + tail] = 0
+            idx.append(lead + (slice(o1, n),) + tail)
+    return tuple(idx)
+
+
+def _plan(kernel, size, stride, padding, dilation, out) -> tuple:
+    """Per kernel position: the input slice it reads, the outputs that read inside the input, and the
+    outputs that read padding; cached per geometry (every batch chunk and step reuses it)."""
+    return _cached_plan(tuple(kernel), tuple(size), tuple(stride), tuple(tuple(p) for p in padding),
+                        tuple(dilation), tuple(out))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(kernel, size, stride, padding, dilation, out) -> tuple:
+    plan = []
+    for pos in _positions(kernel):
+        ranges, src = _clipped(pos, size, stride, padding, dilation, out)
+        plan.append((src, _inner(ranges), _outside(ranges, out)))
+    return tuple(plan)
 
 
 def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool = False):
@@ -102,11 +120,11 @@ def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool 
     else:
         cols = xp_of(x).empty((n, c, kk) + out, x.dtype)
         planes = cols.swapaxes(0, 2)
-    for p, pos in enumerate(_positions(kernel)):
-        ranges, src = _clipped(pos, size, stride, padding, dilation, out)
+    for p, (src, inner, outside) in enumerate(_plan(kernel, size, stride, padding, dilation, out)):
         plane = planes[p] if batch_minor else planes[p].swapaxes(0, 1)
-        _zero_outside(plane, ranges)
-        plane[_inner(ranges)] = x[src]
+        for idx in outside:
+            plane[idx] = 0
+        plane[inner] = x[src]
     if batch_minor:
         return cols.reshape(groups, -1, n * math.prod(out)), out
     return cols.reshape(n, groups, -1, math.prod(out)), out
@@ -131,9 +149,8 @@ def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=Non
     else:
         planes = cols.reshape((cols.shape[0], channels, kk) + osize).swapaxes(0, 2).swapaxes(1, 2)
         dst_arr = out
-    for p, pos in enumerate(_positions(kernel)):
-        ranges, dst = _clipped(pos, size, stride, padding, dilation, osize)
-        dst_arr[dst] += planes[p][_inner(ranges)]
+    for p, (dst, inner, _) in enumerate(_plan(kernel, size, stride, padding, dilation, osize)):
+        dst_arr[dst] += planes[p][inner]
     return out
 
 
