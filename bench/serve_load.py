@@ -10,8 +10,8 @@ model ``batching_speedup_64`` (throughput with batching over without, 64 clients
 forward on one input, in process) and ``overhead_ms_1`` (p50 at 1 client without batching minus that
 forward); ``load_avg`` (the 1-minute load average before and after: other jobs on the machine skew every
 figure); ``http_stack`` (the choice measured: keep-alive POSTs of 3 KB against an echo route on stdlib
-ThreadingHTTPServer, Starlette on Uvicorn, and a plain ASGI app on Uvicorn as dtorch-serve's inference API
-is, 1 and 64 clients).
+ThreadingHTTPServer, Starlette on Uvicorn, a plain ASGI app on Uvicorn, and dtorch-serve's own inference
+listener ``dtorch/serve/http.py``; 1 and 64 clients, and the server process's CPU time per request at 64).
 
 Clients are asyncio connections in this process (keep-alive, hand-written HTTP/1.1), the same for both
 settings, so the client shares the machine's cores with the server and its worker. One process is enough:
@@ -159,6 +159,22 @@ async def app(scope, receive, send):
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, http="httptools",
             lifespan="off", proxy_headers=False)
 '''
+OWN = r'''
+import asyncio, sys
+from dtorch.serve.batching import Reply
+from dtorch.serve.http import Listener
+class Echo:
+    max_body = 1 << 20
+    def accept(self, req):
+        return None, None
+    def handle(self, req, answer):
+        answer(Reply(200, b'{"n": %d}' % sum(map(len, req.body))))
+async def main():
+    listener = Listener(Echo())
+    await listener.start("127.0.0.1", int(sys.argv[1]))
+    await listener.serve(asyncio.Event())
+asyncio.run(main())
+'''
 ASGI = r'''
 import sys, uvicorn
 from starlette.applications import Starlette
@@ -171,9 +187,17 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 '''
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_stacks(seconds: float) -> dict:
     out = {}
-    for name, src in (("stdlib_threading", STDLIB), ("starlette_uvicorn", ASGI), ("raw_asgi_uvicorn", RAW_ASGI)):
+    for name, src in (("stdlib_threading", STDLIB), ("starlette_uvicorn", ASGI), ("raw_asgi_uvicorn", RAW_ASGI),
+                      ("dtorch_serve_http", OWN)):
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-c", src, str(port)])
         try:
@@ -184,8 +208,11 @@ def http_stacks(seconds: float) -> dict:
                 except OSError:
                     time.sleep(0.05)
             one = closed_loop(port, "/p", b"x" * 3000, 1, seconds)
+            cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
             many = closed_loop(port, "/p", b"x" * 3000, 64, seconds)
-            out[name] = {"p50_ms_1": one["p50_ms"], "rps_64": many["rps"]}
+            per_request = (cpu_seconds(proc.pid) - cpu0) / (many["rps"] * (time.perf_counter() - t0))
+            out[name] = {"p50_ms_1": one["p50_ms"], "rps_64": many["rps"],
+                         "server_cpu_us_per_request_64": round(per_request * 1e6, 1)}
         finally:
             proc.terminate()
             proc.wait()
