@@ -37,7 +37,7 @@ class ArrivalBoard:
         self.table = self.window.array(np.int64, (n, MAX_GROUPS, 2))
         self.life = self.window.array(np.int64, (n, 4), offset=self.table.nbytes)
         self.locks = self.window.array(np.uint8, (n, _lifelock.SIZE), offset=self.table.nbytes + self.life.nbytes)
-        self.has_locks = _lifelock.available()
+        self.has_locks = _lifelock.available()  # and, once taken below, this rank still holds its own
         if self.local_rank == 0:
             self.table[...] = 0
             self.life[...] = 0
@@ -85,8 +85,8 @@ class ArrivalBoard:
 
     def release_life_lock(self) -> None:
         """This rank leaves cleanly: the peers' ``wait_for_death`` on it returns False."""
-        if self.has_locks:
-            _lifelock.unlock(self.locks[self.local_rank].ctypes.data)
+        if self.has_locks and _lifelock.unlock(self.locks[self.local_rank].ctypes.data):
+            self.has_locks = False
 
     def wait_for_death(self, row: int, timeout: float) -> bool | None:
         """Block (GIL released) up to ``timeout`` s until local ``row`` dies (True) or releases its life
@@ -94,6 +94,8 @@ class ArrivalBoard:
         return _lifelock.wait(self.locks[row].ctypes.data, timeout)
 
     def free(self) -> None:
+        if self.has_locks:  # still held (destroyed from another thread than the one that started the group):
+            return  # glibc links held robust mutexes into their thread's list, so their memory must stay
         self.window.free()
         try:
             self.node.Free()
