@@ -4,7 +4,8 @@ Each layer and direction keeps its input and hidden weights as two ``LinearPacke
 plus scale and zero point per tensor or per output channel, or float16; float32 bias), so the
 state_dict holds the small weights. Activations are quantized per call as torch's fbgemm path does
 (``_rnn_layer.py``). Like torch's: no ``proj_size``, batched (3-D) input only, and the float module
-needs biases. Beyond torch, a cell's ``bias_ih``/``bias_hh`` are the biases it runs with.
+needs biases. Beyond torch, a cell's ``bias_ih``/``bias_hh`` are the biases it runs with. As with the
+dynamic Linear (numpy has no int8 GEMM), these layers save memory, not time: bench/deploy.py's ``lstm_lm``.
 """
 from __future__ import annotations
 
