@@ -13,10 +13,10 @@ figure); ``http_stack`` (the choice measured: keep-alive POSTs of 3 KB against a
 ThreadingHTTPServer, Starlette on Uvicorn, a plain ASGI app on Uvicorn, and dtorch-serve's own inference
 listener ``dtorch/serve/http.py``; 1 and 64 clients, and the server process's CPU time per request at 64).
 
-Clients are asyncio connections in this process (keep-alive, hand-written HTTP/1.1), the same for both
-settings, so the client shares the machine's cores with the server and its worker. One process is enough:
-its ``client_cpu`` stays well under one core at 64 clients (the server's event loop saturates first), and
-more client processes would only take cores from the server on a 2-core machine.
+Clients are asyncio connections in this process (keep-alive, hand-written HTTP/1.1, one protocol object per
+connection, no coroutine per request), the same for both settings; they share the machine's cores with the
+server and its worker. One client process is enough: its ``client_cpu`` stays well under one core at 64
+clients, and more client processes would only take cores from the server and worker on a 2-core machine.
 """
 from __future__ import annotations
 
@@ -51,19 +51,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _client(port: int, request: bytes, until: float, lat: list[float]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while time.perf_counter() < until:
-        t0 = time.perf_counter()
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-        body = await reader.readexactly(length)
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"{head[:40]!r} {body[:200]!r}")
-        lat.append(time.perf_counter() - t0)
-    writer.close()
+class _Client(asyncio.Protocol):
+    """One keep-alive connection in a closed loop: send, read the whole answer, send again until ``until``.
+
+    A protocol rather than streams: no coroutine or future per request, so the load generator costs the
+    shared cores as little as it can.
+    """
+
+    def __init__(self, request: bytes, until: float, lat: list[float], done: asyncio.Future) -> None:
+        self.request, self.until, self.lat, self.done = request, until, lat, done
+        self.buf, self.need, self.t0 = b"", -1, 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._send()
+
+    def _send(self) -> None:
+        self.t0 = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            if not head.startswith(b"http/1.1 200"):
+                self._finish(RuntimeError(f"{self.buf[:300]!r}"))
+                return
+            self.need = end + 4 + int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+        if len(self.buf) < self.need:
+            return
+        now = time.perf_counter()
+        self.lat.append(now - self.t0)
+        self.buf, self.need = self.buf[self.need:], -1
+        if now < self.until:
+            self._send()
+        else:
+            self._finish(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(exc or RuntimeError("the server closed the connection"))
+
+    def _finish(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc) if exc else self.done.set_result(None)
+        self.transport.close()
 
 
 def closed_loop(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
@@ -71,9 +106,12 @@ def closed_loop(port: int, path: str, body: bytes, clients: int, seconds: float)
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     async def run() -> list[float]:
-        lat: list[float] = []
+        loop, lat = asyncio.get_running_loop(), []
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(port, request, until, lat) for _ in range(clients)))
+        done = [loop.create_future() for _ in range(clients)]
+        for d in done:
+            await loop.create_connection(lambda d=d: _Client(request, until, lat, d), "127.0.0.1", port)
+        await asyncio.gather(*done)
         return lat
     t0, cpu0 = time.perf_counter(), time.process_time()
     lat = asyncio.run(run())
