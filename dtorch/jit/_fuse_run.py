@@ -24,6 +24,9 @@ ELEMENTWISE = {"add": (2, {"alpha"}, ()), "sub": (2, {"alpha"}, ()), "mul": (2, 
                "where": (3, {"dtype"}, (0,))}
 ROW_OPS = {"softmax": (1, {"dim"}, ()), "native_layer_norm": (3, {"n_axes", "eps"}, ())}
 SPECS = {**ELEMENTWISE, **ROW_OPS, PRIM_CONSTANT: (0, {"value"}, ())}
+PARAM_TYPES = {"alpha": (int, float), "approximate": (str,), "rounding_mode": (str, type(None)),
+               "dim": (int, tuple, list), "n_axes": (int,), "eps": (float, int), "dtype": (type(None), np.dtype),
+               "value": (bool, int, float)}
 MAX_BODY = 4096
 _PROGRAMS: dict[int, tuple] = {}
 _WARNED: list = []
@@ -54,6 +57,10 @@ def _check(body, outputs, n_in: int) -> tuple[tuple, tuple]:
         params = dict(params)
         if op == PRIM_CONSTANT and not isinstance(params.get("value"), (bool, int, float)):
             raise _bad(f"entry {e}: a constant must be a number")
+        for k, v in params.items():
+            if not isinstance(v, PARAM_TYPES[k]) or (k == "dim" and isinstance(v, (tuple, list))
+                                                     and not all(type(d) is int for d in v)):
+                raise _bad(f"entry {e} ({op}): parameter {k!r} has the wrong type ({type(v).__name__})")
         entries.append((op, tuple(args), params))
     if (not isinstance(outputs, (tuple, list)) or not outputs
             or not all(type(o) is int and 0 <= o < n_in + len(entries) for o in outputs)):
@@ -75,8 +82,10 @@ class Program:
         """Per input "f" (float32) or "b" (bool mask), or None when the body has no C form."""
         n_in, kinds = self.n_in, [None] * self.n_in
         last = len(self.body) - 1
-        for e, (op, args, _) in enumerate(self.body):
+        for e, (op, args, params) in enumerate(self.body):
             if op in ROW_OPS and (e != last or (op == "native_layer_norm" and not all(a < n_in for a in args[1:]))):
+                return None
+            if (op == "div" and params.get("rounding_mode") is not None) or (op == "where" and params.get("dtype")):
                 return None
             masks = SPECS[op][2]
             for pos, a in enumerate(args):
