@@ -20,6 +20,7 @@ from dtorch._creation import from_numpy
 from dtorch._safetensors import read
 from dtorch.autograd.grad_mode import no_grad
 
+from . import codec
 from .loading import import_file, load_model
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -84,7 +85,7 @@ def to_array(value: Any, float_dtype: str = "float32") -> np.ndarray:
         if value.startswith(NPY_MAGIC) or _is_safetensors(value):
             return _binary_array(value)
         try:
-            value = json.loads(value)
+            value = codec.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise BadInput("request body is neither JSON nor a .npy array") from None
     if isinstance(value, dict):

@@ -8,9 +8,10 @@ with ``ProtocolError`` before anything is allocated for it.
 """
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any, BinaryIO
+
+from . import codec
 
 _PREFIX = struct.Struct("<IQ")
 PREFIX_SIZE = _PREFIX.size
@@ -30,7 +31,7 @@ def encode(header: dict[str, Any], parts: list[bytes] = ()) -> bytes:
     for p in parts:
         spans.append([offset, len(p)])
         offset += len(p)
-    head = json.dumps({**header, "parts": spans}, separators=(",", ":")).encode()
+    head = codec.dumps({**header, "parts": spans})
     return b"".join([_PREFIX.pack(len(head), offset), head, *parts])
 
 
@@ -47,7 +48,7 @@ def decode_header(prefix: bytes) -> tuple[int, int]:
 def split(head: bytes, payload: bytes) -> Frame:
     """The header dict and the payload slices it names."""
     try:
-        header = json.loads(head)
+        header = codec.loads(head)
         spans = header.pop("parts")
         parts = []
         for o, n in spans:

@@ -13,6 +13,7 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
+from . import codec
 from .handlers import Context, make_handler
 from .protocol import encode, read_frame
 
@@ -25,7 +26,7 @@ def _rows(header: dict[str, Any], parts: list[bytes]) -> tuple[list[dict[str, An
             raw = parts[idx]
             if ctype.split(";")[0].strip() == "application/json":
                 try:
-                    row[name] = json.loads(raw)
+                    row[name] = codec.loads(raw)
                 except (UnicodeDecodeError, json.JSONDecodeError) as e:
                     row[name] = ValueError(f"field {name!r}: invalid JSON ({e})")
             else:
@@ -42,7 +43,7 @@ def _encode_item(item: Any) -> tuple[dict[str, Any], bytes | None]:
         return {"status": 200, "content_type": "application/octet-stream"}, bytes(item)
     if isinstance(item, str):
         return {"status": 200, "content_type": "text/plain; charset=utf-8"}, item.encode()
-    return {"status": 200, "content_type": "application/json"}, _JSON.encode(item).encode()
+    return {"status": 200, "content_type": "application/json"}, codec.dumps(item, default=_jsonable)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -50,8 +51,6 @@ def _jsonable(obj: Any) -> Any:
         return obj.tolist()
     raise TypeError(f"handler output of type {type(obj).__name__} is not JSON serializable")
 
-
-_JSON = json.JSONEncoder(default=_jsonable)         # one encoder: json.dumps(default=...) builds one per call
 
 
 def _run(handler: Any, context: Context, rows: list[dict[str, Any]]) -> list[Any]:

@@ -114,3 +114,23 @@ def test_inference_routes_refused(method, path, status):
     with pytest.raises(ServeError) as e:
         route(method, path)
     assert e.value.status == status
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_json_codec_gives_the_standard_librarys_results(fast, monkeypatch):
+    from dtorch.serve import codec
+    if not fast:
+        monkeypatch.setattr(codec, "orjson", None)
+    elif codec.orjson is None:
+        pytest.skip("orjson is not installed (the serve extra's fast JSON)")
+    assert codec.loads(b'{"data": [1, 2.5, -3e-2]}') == {"data": [1, 2.5, -0.03]}
+    assert [str(v) for v in codec.loads(b"[NaN, Infinity]")] == ["nan", "inf"]           # json's extensions
+    with pytest.raises(json.JSONDecodeError):
+        codec.loads(b"[1, ")
+    with pytest.raises(UnicodeDecodeError):
+        codec.loads(b'"\xff\xfe\xfa"')
+    assert json.loads(codec.dumps({1: "a", "b": [0.1, 2**70]})) == {"1": "a", "b": [0.1, 2**70]}
+    assert codec.dumps([0.6369616985321045, "x"]) == b'[0.6369616985321045,"x"]'
+    assert codec.dumps({"a": frozenset([2, 1])}, default=sorted) == b'{"a":[1,2]}'
+    with pytest.raises(TypeError):
+        codec.dumps(object())
