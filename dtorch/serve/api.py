@@ -152,6 +152,9 @@ class InferenceAPI:
         except ServeError as e:
             answer(error(e.status, e.kind, str(e)))
             return
+        except Exception as e:  # noqa: BLE001 - whatever the form parser trips on, the request is answered
+            answer(error(400, "BadRequestException", f"malformed multipart form data: {type(e).__name__}: {e}"))
+            return
         self.predict(mv, fields, headers, answer)
 
     def predict(self, mv: Any, fields: list[tuple[str, str, bytes]], headers: dict[str, str],

@@ -130,6 +130,9 @@ def test_unknown_paths_methods_and_uploads_over_the_limit(server, tmp_path):
     (tmp_path / "big.json").write_bytes(b"[" + b"1," * 60000 + b"1]")
     code, body = server.curl("-T", str(tmp_path / "big.json"), server.url("inference", "/predictions/mlp"))
     assert code == 413 and body["type"] == "PayloadTooLargeException"              # refused before the upload
+    for ctype in ("multipart/form-data", "multipart/form-data; boundary=xyz"):
+        code, body, _ = server.request("POST", "/predictions/mlp", b"garbage", headers={"Content-Type": ctype})
+        assert code == 400 and body["type"] == "BadRequestException", body
 
 
 def _fire(server, path: str, bodies: list[bytes], results: list, headers=None) -> None:
