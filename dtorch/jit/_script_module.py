@@ -326,6 +326,10 @@ class ScriptedFunction(ScriptFunction):
         return self._graph
 
     @property
+    def inlined_graph(self) -> Graph:
+        return self.graph
+
+    @property
     def code(self) -> str:
         return code_text(self.graph)
 
@@ -406,6 +410,10 @@ class RecursiveScriptModule(ScriptModule):
         if self._graph is None:
             raise _no_graph(f"{self.original_name}.forward")
         return self._graph
+
+    @property
+    def inlined_graph(self) -> Graph:
+        return self.graph
 
     @property
     def code(self) -> str:
