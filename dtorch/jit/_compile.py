@@ -2,8 +2,9 @@
 
 The guard of a cache entry is the inputs' shapes, dtypes, devices and requires_grad, the other
 (hashable) arguments, grad mode and the module's training flag. Inference calls (no grad needed)
-run a frozen, optimized graph on raw arrays, re-frozen when a parameter changed (its version
-counter or array moved: an optimizer step, ``.to()``); calls that need grad run the traced graph
+run a frozen, optimized graph on raw arrays (elementwise groups fused into generated C, ``_fuse.py``),
+re-frozen when a parameter changed (its version counter or array moved: an optimizer step, ``.to()``); calls
+that need grad run the traced graph
 through the recorded ops. What cannot be captured runs eagerly, with one warning naming why
 (``fullgraph=True`` raises instead).
 """
