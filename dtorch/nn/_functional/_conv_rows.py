@@ -21,6 +21,8 @@ ROWS_MIN_RUN = 32
 # the sub-pixel gather, whose extra window row and column cost more at wider C; the gather's GEMM has
 # prod(stride) * C columns, far below BLAS's speed under SUBPIXEL_MIN_COLS (DCGAN's RGB layer: 3x slower)
 SUBPIXEL_MAX_C = 32
+# the stride-1 input gradient as a full correlation while the input has at most this many times g's pixels
+FULL_MAX_GROWTH = 1.5
 SUBPIXEL_MIN_COLS = 64
 
 
@@ -100,10 +102,16 @@ def forward(x, w, y, stride, padding, dilation, chunks) -> None:
 
 def _full_correlation(g, kernel, stride, padding, dilation):
     """At stride 1 the input gradient is the full correlation of ``g`` with the flipped kernel: its padding,
-    or None where the conv's padding passes the kernel's reach (that would crop) or ``g`` is too narrow."""
+    or None where the conv's padding passes the kernel's reach (that would crop), ``g`` is too narrow, or
+    the input has many more pixels than ``g`` (DCGAN's 1x1 noise to 4x4: the GEMM would multiply by 16x
+    more, mostly zero, rows than the scatter's)."""
     full = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
-    ok = all(s == 1 for s in stride) and min(min(f) for f in full) >= 0 and use_rows(g, g.shape[1], kernel, 1)
-    return full if ok else None
+    if not all(s == 1 for s in stride) or min(min(f) for f in full) < 0:
+        return None
+    size = math.prod(n + lo + hi - d * (k - 1) for n, (lo, hi), k, d in zip(g.shape[2:], full, kernel, dilation))
+    if size > FULL_MAX_GROWTH * math.prod(g.shape[2:]) or not use_rows(g, g.shape[1], kernel, 1):
+        return None
+    return full
 
 
 def _subpixel_fits(g, channels: int, kernel, stride, dilation, groups: int) -> bool:
