@@ -1,14 +1,14 @@
 """The inference port's HTTP/1.1: an ``asyncio.Protocol`` per connection on the httptools parser.
 
 Why not Uvicorn here (it still serves management and metrics): per request Uvicorn builds an ASGI scope, a
-task and two coroutine sends, and writes the status line and the body in two syscalls; on an echo route that is
-~3x the server CPU of this file (bench/serve_load.py ``http_stack``). Here a request is parsed in the
-protocol's callbacks, handed to ``handler`` (api.py) with a function that answers it, and the answer goes out
-in one write. What a client may rely on: keep-alive (HTTP/1.1, or ``Connection: keep-alive``), requests
-pipelined on one connection answered in order, chunked request bodies, ``Expect: 100-continue`` (the 100 goes
-out only after the path, model and declared length are accepted, so a refusal comes before the upload),
-``TCP_NODELAY``, idle connections closed after ``keep_alive`` seconds, graceful shutdown (stop listening, answer
-what is in flight, then close).
+task and two coroutine sends, and writes the status line and the body in two syscalls; on an echo route that
+is 1.2-2x the server CPU of this file, 2-3x with Starlette (bench/serve_load.py ``http_stack``). Here a
+request is parsed in the protocol's callbacks, handed to ``handler`` (api.py) with a function that answers
+it, and the answer goes out in one write. What a client may rely on: keep-alive (HTTP/1.1, or
+``Connection: keep-alive``), requests pipelined on one connection answered in order, chunked request bodies,
+``Expect: 100-continue`` (the 100 goes out only after the path, model and declared length are accepted, so a
+refusal comes before the upload), ``TCP_NODELAY``, idle connections closed after ``keep_alive`` seconds,
+graceful shutdown (stop listening, answer what is in flight, then close).
 """
 from __future__ import annotations
 
