@@ -236,6 +236,12 @@ def _loaded_args(graph: Graph, name: str, args: tuple, kwargs: dict) -> list:
     if kwargs or len(args) > len(user) or any(v.kind != "None" for v in user[len(args):]):
         raise RuntimeError(f"{name}() expected {graph.n_user} positional argument(s) but got {len(args)}"
                            + (f" and keywords {sorted(kwargs)}" if kwargs else ""))
+    for v, a in zip(user, args):
+        if isinstance(a, Tensor) and v.shape is not None and tuple(a.shape) != tuple(v.shape):
+            raise RuntimeError(f"{name}(): this loaded scripted graph was compiled for argument {v.name!r} of shape "
+                               f"{list(v.shape)} but got {list(a.shape)}: a scripted graph is built per input "
+                               "signature and may hold sizes read from its inputs as constants; script the model "
+                               "from source for other shapes (jit.trace keeps a dynamic batch dimension)")
     return list(args) + [None] * (len(user) - len(args))
 
 

@@ -256,6 +256,28 @@ def test_scripted_models_equal_eager_and_round_trip(make, shape):
         _close(jit.load(buf)(x), want)
 
 
+def rows_loop(x):
+    total = x[0] * 0
+    for i in range(x.size(0)):
+        total = total + x[i]
+    return total
+
+
+def test_a_loaded_scripted_graph_refuses_other_shapes_instead_of_reusing_baked_sizes():
+    x = dtorch.randn(3, 4)
+    s = jit.script(rows_loop)
+    _close(s(x), x.sum(0))
+    longer = dtorch.randn(5, 4)
+    _close(s(longer), longer.sum(0))  # in process: a graph per input signature
+    buf = io.BytesIO()
+    jit.save(s, buf)
+    buf.seek(0)
+    loaded = jit.load(buf)
+    _close(loaded(longer), longer.sum(0))  # the graph of the last call is the one saved
+    with pytest.raises(RuntimeError, match=r"compiled for argument 'x' of shape \[5, 4\] but got \[3, 4\]"):
+        loaded(x)
+
+
 def test_module_list_methods_ignore_unused_export():
     dtorch.manual_seed(0)
     net = Net()
