@@ -86,10 +86,7 @@ def _can_join(group: _Group, node: Node, at: dict, users: dict) -> bool:
 
 
 def _groups(graph: Graph) -> list[_Group]:
-    users: dict[int, list[Node]] = {}
-    for n in graph.nodes:
-        for v in n.inputs:
-            users.setdefault(v.id, []).append(n)
+    users = graph.users()
     outputs = {v.id for v in graph.outputs}
     family = mutated_family(graph)
     at = {id(n): i for i, n in enumerate(graph.nodes)}
@@ -146,10 +143,7 @@ def _fused_node(group: _Group, graph: Graph) -> Node:
 def _split_bias(graph: Graph) -> None:
     """``linear(x, W, b)`` whose one reader is fusible -> ``linear(x, W)`` then ``add(., b)``, so the bias joins
     the reader's group (bias + activation, bias + residual add) instead of taking a pass of its own."""
-    users: dict[int, list[Node]] = {}
-    for n in graph.nodes:
-        for v in n.inputs:
-            users.setdefault(v.id, []).append(n)
+    users = graph.users()
     outputs = {v.id for v in graph.outputs}
     family = mutated_family(graph)
     nodes = []

@@ -29,11 +29,11 @@ class _GraphRunner:
 
     @property
     def inlined_graph(self) -> Graph:
-        return self._graph
+        return self.graph
 
     @property
     def code(self) -> str:
-        return code_text(self._graph)
+        return code_text(self.graph)
 
     def _run(self, name: str, args: tuple, extra: list[Tensor]) -> Any:
         graph = self._graph

@@ -22,7 +22,6 @@ from ._exec import Plan
 from ._ir import Graph, is_array
 from ._module import ScriptFunction, ScriptModule, build_hierarchy
 from ._prims import Error
-from ._printer import code_text
 from ._script import Compiler, Frame, Raises, modifier, source_of
 from ._script_control import emit_if
 from ._script_stmt import run_function
@@ -209,11 +208,7 @@ def build_graph(fn: Callable, names: list[str], values: list, module: Module | N
             stand_ins.append(v)
     graph.n_user = len(graph.inputs)
     if module is not None:
-        seen: set[int] = set()
-        for qname, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if id(t) not in seen:
-                seen.add(id(t))
-                tracer.bind(t, graph.add_input(qname, t._data, t._rg))
+        tracer.bind_module_state(graph, module)
     outer, AUTOCAST.tracer = AUTOCAST.tracer, None  # called inside jit.trace: compile outside that trace
     try:
         with tracing(tracer), no_grad():
@@ -331,14 +326,6 @@ class ScriptedFunction(ScriptFunction):
             raise _no_graph(self.name)
         return self._graph
 
-    @property
-    def inlined_graph(self) -> Graph:
-        return self.graph
-
-    @property
-    def code(self) -> str:
-        return code_text(self.graph)
-
     def graph_for(self, *args, **kwargs) -> Graph:
         """The graph for these inputs (built if needed; it becomes ``.graph``)."""
         if self._spec is None:
@@ -416,14 +403,6 @@ class RecursiveScriptModule(ScriptModule):
         if self._graph is None:
             raise _no_graph(f"{self.original_name}.forward")
         return self._graph
-
-    @property
-    def inlined_graph(self) -> Graph:
-        return self.graph
-
-    @property
-    def code(self) -> str:
-        return code_text(self.graph)
 
     def forward(self, *args, **kwargs):
         if self._source is None:

@@ -84,11 +84,7 @@ def record(fn: Callable, inputs: tuple, module: Module | None = None, strict: bo
             tracer.bind(t, v)
     graph.n_user = len(inputs)
     if module is not None:
-        seen: set[int] = set()
-        for qname, t in list(module.named_parameters()) + list(module.named_buffers()):
-            if id(t) not in seen:
-                seen.add(id(t))
-                tracer.bind(t, graph.add_input(qname, t._data, t._rg))
+        tracer.bind_module_state(graph, module)
     with tracing(tracer):
         out = fn(*inputs)
     flat, spec = flatten_outputs(out, "dtorch.jit.trace")

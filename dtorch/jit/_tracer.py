@@ -61,6 +61,15 @@ class Tracer:
         if t._data.dtype.kind in "biu" and (v.node is None or v.node.op != "prim::Constant"):
             self._index_like.append(t._data)
 
+    def bind_module_state(self, graph, module) -> None:
+        """Each parameter and buffer of ``module`` (once, however often it is shared) becomes a graph input
+        named by its qualified name."""
+        seen: set[int] = set()
+        for qname, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                self.bind(t, graph.add_input(qname, t._data, t._rg))
+
     def _copies_traced(self, a) -> bool:
         """``a`` (an unknown array) equals an integer array the trace computed: a copy made outside."""
         return a.dtype.kind in "biu" and any(
