@@ -22,17 +22,23 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None or not __import__("importlib").u
                                 reason="needs mpi4py and mpiexec (pip install 'dtorch[mpi]')")
 
 SCRIPT = """
-import datetime, os, signal, sys, time
+import datetime, os, signal, sys, threading, time
 import dtorch, dtorch.distributed as dist
 kind, stamp = sys.argv[1], sys.argv[2]
-dist.init_process_group(timeout=datetime.timedelta(seconds=60))
+start = lambda: dist.init_process_group(timeout=datetime.timedelta(seconds=60))
+if kind == "thread_init":  # a thread that then ends starts the group: its life lock's owner is gone
+    t = threading.Thread(target=start)
+    t.start()
+    t.join()
+else:
+    start()
 r, n = dist.get_rank(), dist.get_world_size()
 t = dtorch.ones(4)
 dist.all_reduce(t)
 dist.broadcast(t, 0)
 if kind == "all_return":
     sys.exit(0)
-if kind == "clean":
+if kind in ("clean", "thread_init"):
     dist.destroy_process_group()
     sys.exit(0)
 if r != n - 1:
@@ -123,9 +129,9 @@ def test_sigkilled_rank_is_named(script, n):
                             f"{AT}. Aborting the job."), out
 
 
-@pytest.mark.parametrize("kind", ["clean", "all_return", "caught"])
+@pytest.mark.parametrize("kind", ["clean", "all_return", "caught", "thread_init"])
 def test_leaving_together_stays_clean(script, kind):
-    """destroy_process_group() then exit, every rank ending its script at the same collective, and a
-    caught sys.exit: exit 0, nothing said."""
+    """destroy_process_group() then exit, every rank ending its script at the same collective, a
+    caught sys.exit, and a group started by a thread that has ended: exit 0, nothing said."""
     rc, out, _ = run(script, kind, 3)
     assert rc == 0 and not lines(out), out
