@@ -1,6 +1,8 @@
 """The timing loop the step benchmarks share: implementations stepped in turn, medians of per-step rates."""
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -70,3 +72,29 @@ def run_per_thread(script: str, threads: list[int], argv: list[str], profile: in
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         out[f"threads_{n}"] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
+
+
+def step_arguments(doc: str, rounds: int, steps: int) -> argparse.ArgumentParser:
+    """The options every step benchmark takes: --rounds, --steps, --threads, --clock, --profile (and the
+    internal --worker)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--steps", type=int, default=steps, help="training steps per timed round")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the calling thread's CPU time (meaningful at 1 thread only)")
+    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def clock_of(name: str) -> Callable[[], float]:
+    return time.perf_counter if name == "wall" else time.thread_time
+
+
+def run_worker(impls: dict, args: argparse.Namespace) -> None:
+    """A ``--worker`` process: profile dtorch's step, or print the interleaved rates as one JSON line."""
+    if args.profile:
+        profile_steps(*impls["dtorch"], args.profile, top=30)
+    else:
+        print(json.dumps(steps_per_s(impls, args.rounds, args.steps, clock_of(args.clock))))

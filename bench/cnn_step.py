@@ -11,13 +11,11 @@ Usage: ``python bench/cnn_step.py [--rounds 7] [--steps 10] [--threads 1 2] [--c
 """
 from __future__ import annotations
 
-import argparse
 import json
-import time
 
 import numpy as np
 
-from _interleave import profile_steps, run_per_thread, steps_per_s
+from _interleave import run_per_thread, run_worker, step_arguments
 
 BATCH = 64
 LR = 0.01
@@ -148,22 +146,11 @@ def make_impls(threads: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the calling thread's CPU time (meaningful at 1 thread only)")
-    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    ap = step_arguments(__doc__, rounds=7, steps=10)
     args = ap.parse_args()
     if args.worker is not None:
         impls = make_impls(args.worker)
-        if args.profile:
-            profile_steps(*impls["dtorch"], args.profile, top=30)
-        else:
-            clock = time.perf_counter if args.clock == "wall" else time.thread_time
-            print(json.dumps(steps_per_s(impls, args.rounds, args.steps, clock)))
+        run_worker(impls, args)
         return
     result = {"bench": "cnn_step", "batch": BATCH, "dtype": "float32", "optimizer": "SGD(lr=0.01)",
               "clock": args.clock}

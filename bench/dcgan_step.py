@@ -19,14 +19,12 @@ Usage: ``python bench/dcgan_step.py [--rounds 5] [--steps 4] [--threads 1 2] [--
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
-import time
 
 import numpy as np
 
-from _interleave import profile_steps, run_per_thread, steps_per_s
+from _interleave import run_per_thread, run_worker, step_arguments
 
 NZ, NC, IMAGE, LR, BETAS = 100, 3, 64, 2e-4, (0.5, 0.999)
 
@@ -133,24 +131,13 @@ def make_impls(threads: int, width: int, batch: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=4, help="training steps per timed round")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the calling thread's CPU time (meaningful at 1 thread only)")
+    ap = step_arguments(__doc__, rounds=5, steps=4)
     ap.add_argument("--ngf", type=int, default=16, help="ngf = ndf, the models' base width")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         impls = make_impls(args.worker, args.ngf, args.batch)
-        if args.profile:
-            profile_steps(*impls["dtorch"], args.profile, top=30)
-        else:
-            clock = time.perf_counter if args.clock == "wall" else time.thread_time
-            print(json.dumps(steps_per_s(impls, args.rounds, args.steps, clock)))
+        run_worker(impls, args)
         return
     result = {"bench": "dcgan_step", "image": IMAGE, "nz": NZ, "ngf": args.ngf, "ndf": args.ngf,
               "batch": args.batch, "dtype": "float32", "optimizer": "Adam(0.5, 0.999) x2", "clock": args.clock}

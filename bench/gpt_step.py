@@ -21,7 +21,6 @@ Usage: ``python bench/gpt_step.py [--rounds 5] [--steps 6] [--threads 1 2] [--cl
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,7 +28,7 @@ import subprocess
 import sys
 
 import numpy as np
-from _interleave import profile_steps
+from _interleave import profile_steps, step_arguments
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -282,17 +281,9 @@ def profile(steps: int, attn: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=6, help="training steps per timed round")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the calling thread's CPU time, which other load on a shared machine does not inflate "
-                         "(meaningful at 1 thread only: BLAS helper threads are not counted)")
+    ap = step_arguments(__doc__, rounds=5, steps=6)
     ap.add_argument("--attn", nargs="+", choices=("manual", "sdpa"), default=["manual", "sdpa"],
                     help="attention implementations, each its own subprocess; the first is the top-level report")
-    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         if args.profile:

@@ -16,7 +16,6 @@ Usage: ``python bench/mingpt_step.py [--rounds 5] [--steps 20] [--threads 1 2] [
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -26,7 +25,7 @@ import sys
 
 import numpy as np
 
-from _interleave import profile_steps, steps_per_s
+from _interleave import profile_steps, step_arguments, steps_per_s
 from gpt_step import MMAP_THRESHOLD, ROOT, THREAD_VARS
 
 NDIGIT, BATCH, VOCAB = 2, 64, 10
@@ -182,17 +181,10 @@ def profile(steps: int, shape) -> None:
 def main() -> None:
     import time
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20, help="training steps per timed round")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the calling thread's CPU time (meaningful at 1 thread only)")
+    ap = step_arguments(__doc__, rounds=5, steps=20)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--heads", type=int, default=3)
     ap.add_argument("--width", type=int, default=48)
-    ap.add_argument("--profile", type=int, default=None, metavar="STEPS", help="cProfile dtorch's step at 1 thread")
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     shape = (args.layers, args.heads, args.width)
     if args.worker is not None:
