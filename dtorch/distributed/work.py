@@ -68,9 +68,9 @@ class Work:
 
 
 class WaitHooks:
-    """``pause``: the nap in long waits. ``aborting``, set by ``leaving.py`` while a process group lives,
-    marks this rank's leaving as reported before ``abort_job`` ends the job."""
-    pause: Callable[[float], None] = time.sleep
+    """``aborting``, set by ``leaving.py`` while a process group lives, marks this rank's leaving as reported
+    before ``abort_job`` ends the job."""
+
     aborting: Callable[[], None] = staticmethod(lambda: None)
 
 
@@ -101,7 +101,7 @@ def wait_until(done: Callable[[], bool], limit: float, describe: Callable[[], st
             if now > deadline:
                 abort_job(f"timed out after {limit:.1f} s waiting for {describe()}")
             if now - start > 0.01:
-                WaitHooks.pause(0.0002)  # long waits need not burn a core
+                time.sleep(0.0002)  # long waits need not burn a core
 
 
 def abort_job(message: str, code: int = 1) -> None:
