@@ -115,25 +115,37 @@ def wait_status(pid: int) -> str | None:
     return f"exit status {code >> 8}"
 
 
-def last_ran(pid: int) -> float | None:
-    """When a process that has ended last ran (ms on the scheduler's clock, ``/proc/PID/sched``), while it
-    is not yet reaped and the kernel has scheduler statistics; else None."""
+def last_ran(pid: int) -> tuple[int, float] | None:
+    """(CPU, when it last ran there) of a process that has ended, while it is not yet reaped and the kernel
+    has scheduler statistics (``/proc/PID/stat``'s processor, ``/proc/PID/sched``'s exec_start); else None.
+    exec_start is a per-CPU clock (it leaves out interrupt and steal time), so only times on one CPU compare."""
     try:
+        with open(f"/proc/{pid}/stat") as f:
+            cpu = int(f.read().rsplit(")", 1)[1].split()[36])
         with open(f"/proc/{pid}/sched") as f:
             for line in f:
                 if line.startswith("se.exec_start"):
-                    return float(line.split(":", 1)[1])
-    except (OSError, ValueError):
+                    return cpu, float(line.split(":", 1)[1])
+    except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def death_order(batch: list) -> list:
+    """Ends seen in one wake-up, as (last_ran or None, entry): a reaped process first (mpiexec's proxy reaps in
+    the order they end), then by when each last ran if all last ran on one CPU; else as the pidfds woke."""
+    reaped = [e for t, e in batch if t is None]
+    timed = [(t, e) for t, e in batch if t is not None]
+    if len({cpu for (cpu, _), _ in timed}) == 1:
+        timed.sort(key=lambda te: te[0][1])
+    return reaped + [e for _, e in timed]
 
 
 class PidWatch(threading.Thread):
     """Notes the ranks whose processes end, in order (``ended``: batches of (rank, pid, wait status or None),
     one per wake-up), from the pid files the workers write. Same host only (dtorch-run's mpiexec mode);
     ``stop()`` ends it. A batch of several (a busy machine let mpiexec's clean-up kills land before this
-    thread ran) is ordered by when each process last ran; one already reaped comes first (mpiexec's proxy
-    reaps them in the order they end)."""
+    thread ran) is put in ``death_order``."""
 
     def __init__(self, run_dir: Path, nproc: int) -> None:
         super().__init__(name="rank-pids", daemon=True)
@@ -165,8 +177,7 @@ class PidWatch(threading.Thread):
                     batch.append((last_ran(pid), (rank, pid, wait_status(pid))))
                     os.close(fd)
             if batch:
-                batch.sort(key=lambda e: -1.0 if e[0] is None else e[0])
-                self.ended.append([e for _, e in batch])
+                self.ended.append(death_order(batch))
             if self._stop_r in ready:
                 for fd in fds:
                     os.close(fd)

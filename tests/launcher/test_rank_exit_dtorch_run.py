@@ -110,7 +110,9 @@ def test_pid_watch_orders_deaths_seen_at_once(tmp_path):
     """Two ranks already dead when the watch first looks (one wake-up, one batch): the one that died
     first comes first, whatever the order of their pidfds (a busy machine once let mpiexec's clean-up kill
     land in the same wake-up as the SIGKILL that ended the job, and the wrong rank was named)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+    cpu = min(os.sched_getaffinity(0))  # exec_start compares only on one CPU: both ranks run there
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              preexec_fn=lambda: os.sched_setaffinity(0, {cpu})) for _ in range(2)]
     try:
         for rank, p in enumerate(procs):
             rank_watch.write_pid(tmp_path, rank, p.pid)
@@ -131,3 +133,9 @@ def test_pid_watch_orders_deaths_seen_at_once(tmp_path):
             p.wait()
     assert [[rank for rank, _, _ in batch] for batch in watch.ended] == [[1, 0]]
     assert [how for _, _, how in watch.ended[0]] == ["killed by signal 9 (SIGKILL)"] * 2
+
+
+def test_death_order_compares_run_times_only_on_one_cpu():
+    a, b, c = (0, 1, "x"), (1, 2, "y"), (2, 3, "z")
+    assert rank_watch.death_order([((0, 5.0), a), ((0, 2.0), b), (None, c)]) == [c, b, a]
+    assert rank_watch.death_order([((0, 5.0), a), ((1, 2.0), b)]) == [a, b]  # per-CPU clocks: wake order kept
