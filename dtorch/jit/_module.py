@@ -39,19 +39,36 @@ class _GraphRunner:
         graph = self._graph
         if len(args) != graph.n_user:
             raise RuntimeError(f"{name}() expected {graph.n_user} argument(s) but got {len(args)}")
-        for i, a in enumerate(args):
-            if not isinstance(a, Tensor):
-                raise RuntimeError(f"{name}(): expected a Tensor for argument {graph.inputs[i].name!r} "
+        for v, a in zip(graph.inputs, args):
+            if v.kind == "Tensor" and not isinstance(a, Tensor):
+                raise RuntimeError(f"{name}(): expected a Tensor for argument {v.name!r} "
                                    f"but got {type(a).__name__}")
-        tensors = list(args) + extra
-        if STATE.enabled and any(t._rg for t in tensors):
-            flat = self._plan.run_tensors(tensors)
-            flat = [o if isinstance(o, Tensor) or not _array(o) else _make(o) for o in flat]
-        else:
-            ins = {v.id: t for v, t in zip(graph.inputs, tensors)}
-            arrays = self._plan.run_arrays([t._data for t in tensors])
-            flat = [ins[v.id] if v.id in ins else _make(a) for v, a in zip(graph.outputs, arrays)]
-        return unflatten(flat, graph.out_spec)[0]
+        check_guards(graph, list(args))
+        return run_values(graph, self._plan, list(args) + list(extra))
+
+
+def guards_hold(graph: Graph, values: list) -> bool:
+    return all(type(values[i]) is type(v) and values[i] == v for i, v in graph.guards.items())
+
+
+def check_guards(graph: Graph, args: list) -> None:
+    """A scripted graph specialized on some number arguments (``Graph.guards``) runs only with those values."""
+    if not guards_hold(graph, args):
+        names = ", ".join(f"{graph.inputs[i].name}={v!r}" for i, v in graph.guards.items())
+        raise RuntimeError(f"this scripted graph was specialized on {names} (numbers the source uses as constants, "
+                           "such as a view's size) and cannot run with other values; script it from source instead")
+
+
+def run_values(graph: Graph, plan: Plan, values: list) -> Any:
+    """Run ``graph`` on its input values (tensors, and the numbers of a scripted graph): on raw arrays, or through
+    the recorded ops when a gradient is needed; outputs in the graph's structure."""
+    if STATE.enabled and any(isinstance(t, Tensor) and t._rg for t in values):
+        flat = [o if isinstance(o, Tensor) or not _array(o) else _make(o) for o in plan.run_tensors(values)]
+    else:
+        ins = {v.id: t for v, t in zip(graph.inputs, values)}
+        arrays = plan.run_arrays([t._data if isinstance(t, Tensor) else t for t in values])
+        flat = [ins[v.id] if v.id in ins else (_make(a) if _array(a) else a) for v, a in zip(graph.outputs, arrays)]
+    return unflatten(flat, graph.out_spec)[0]
 
 
 class ScriptFunction(_GraphRunner):

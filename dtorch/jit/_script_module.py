@@ -15,12 +15,12 @@ from collections import OrderedDict
 from typing import Any, Callable, Union, get_args, get_origin
 
 from .._dispatch import AUTOCAST
-from ..autograd.grad_mode import STATE, no_grad
+from ..autograd.grad_mode import no_grad
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _make
 from ._exec import Plan
 from ._ir import Graph, is_array
-from ._module import ScriptFunction, ScriptModule, build_hierarchy
+from ._module import ScriptFunction, ScriptModule, build_hierarchy, check_guards, guards_hold, run_values
 from ._prims import Error
 from ._script import Compiler, Frame, Raises, modifier, source_of
 from ._script_control import emit_if
@@ -240,27 +240,14 @@ def _loaded_args(graph: Graph, name: str, args: tuple, kwargs: dict) -> list:
     return list(args) + [None] * (len(user) - len(args))
 
 
-def _guards_hold(graph: Graph, values: list) -> bool:
-    return all(type(values[i]) is type(v) and values[i] == v for i, v in graph.guards.items())
-
-
 def run_graph(runner, args: list, extra: list) -> Any:
     """Run ``runner``'s graph on user values ``args`` and parameters ``extra`` (through the ops under grad)."""
     graph, plan = runner._graph, runner._plan
-    if not _guards_hold(graph, args):
-        names = ", ".join(f"{graph.inputs[i].name}={v!r}" for i, v in graph.guards.items())
-        raise RuntimeError(f"this scripted graph was specialized on {names} (numbers the source uses as constants, "
-                           "such as a view's size) and cannot run with other values; script it from source instead")
+    check_guards(graph, args)
     values = list(args) + list(extra)
     if AUTOCAST.tracer is not None:
         return _paste_into_trace(graph, plan, values)
-    if STATE.enabled and any(isinstance(t, Tensor) and t._rg for t in values):
-        flat = [_make(o) if is_array(o) else o for o in plan.run_tensors(values)]
-    else:
-        ins = {v.id: t for v, t in zip(graph.inputs, values)}
-        arrays = plan.run_arrays([t._data if isinstance(t, Tensor) else t for t in values])
-        flat = [ins[v.id] if v.id in ins else (_make(a) if is_array(a) else a) for v, a in zip(graph.outputs, arrays)]
-    return unflatten(flat, graph.out_spec)[0]
+    return run_values(graph, plan, values)
 
 
 def _paste_into_trace(graph: Graph, plan: Plan, values: list) -> Any:
@@ -292,7 +279,7 @@ class _Specializations:
     def graph_for(self, values: list, module, extra_key=()) -> Graph:
         key = (self.sig.key(values), extra_key)
         graphs = self.graphs.setdefault(key, [])
-        graph = next((g for g in graphs if _guards_hold(g, flat_args(values))), None)
+        graph = next((g for g in graphs if guards_hold(g, flat_args(values))), None)
         if graph is None:
             names = [p.name for p in self.sig.params]
             graph = build_graph(self.fn, names, values, module, f"dtorch.jit.script({self.sig.fn_name})")

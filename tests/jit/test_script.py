@@ -697,3 +697,34 @@ def test_same_module_outputs_as_torch_jit_script(torch):
             x = (rng.standard_normal((3, 4)) * sign).astype(np.float32)
             np.testing.assert_allclose(ds(dtorch.tensor(x), n).detach().numpy(),
                                        ts(torch.tensor(x), n).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+class _LoopNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, n: int):
+        y = self.bn(self.conv(x)).relu().mean((2, 3))
+        if y.sum() > 0:
+            y = y * 2
+        for _ in range(n):
+            y = self.fc(y).relu()
+        return y
+
+
+def test_freeze_and_optimize_for_inference_keep_a_scripted_modules_control_flow_and_number_arguments():
+    dtorch.manual_seed(0)
+    model = _LoopNet().eval()
+    x = dtorch.randn(2, 3, 8, 8)
+    s = jit.script(model)
+    with dtorch.no_grad():
+        s(x, 1)
+        for optimized in (jit.freeze(s), jit.optimize_for_inference(s)):
+            assert not list(optimized.parameters())
+            for n in (0, 1, 3):
+                _close(optimized(x, n), model(x, n))
+            with pytest.raises(RuntimeError, match="expected a Tensor for argument 'x'"):
+                optimized(1.0, 2)
