@@ -116,6 +116,9 @@ class RNNBase(Module):
         if input.dtype != w.dtype:
             raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({w.dtype}). Convert "
                              f"input: input.to({w.dtype}), or convert model: model.to({input.dtype})")
+        self._check_input_shape(input, batch_sizes)
+
+    def _check_input_shape(self, input: Tensor, batch_sizes) -> None:
         expected = 2 if batch_sizes is not None else 3
         if input.dim() != expected:
             raise RuntimeError(f"input must have {expected} dimensions, got {input.dim()}")

@@ -141,13 +141,7 @@ class RNNBase(Module):
     def __repr__(self) -> str:
         return _short_repr(self, (PackedParameter, ModuleList))
 
-    def check_input(self, input: Tensor, batch_sizes: Tensor | None) -> None:
-        expected_input_dim = 2 if batch_sizes is not None else 3
-        if input.dim() != expected_input_dim:
-            raise RuntimeError(f"input must have {expected_input_dim} dimensions, got {input.dim()}")
-        if self.input_size != input.size(-1):
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {input.size(-1)}")
+    check_input = _FloatRNNBase._check_input_shape  # int8 weights: no dtype match to check
 
     # ---- weights ----
     def _cells(self) -> list:
