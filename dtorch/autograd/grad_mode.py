@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 
-class _State:
-    __slots__ = ("enabled", "inference")
-
+class _State(threading.local):
     def __init__(self) -> None:
         self.enabled = True
         self.inference = False
 
 
-# One global state: the hot path reads ``STATE.enabled`` as a plain attribute.
+# Per thread, as torch's (a new thread starts with grad enabled); the hot path reads ``STATE.enabled``.
 STATE = _State()
 
 
