@@ -4,7 +4,8 @@ Each size (default 15 MB and 100 MB) is a training loop's state: an MLP's parame
 moment buffers (plus step counts). Per size, medians over interleaved rounds of this one run:
 
 - plain_save: ``dtorch.save({"model": ..., "optimizer": ...}, path)`` — atomic (temporary file,
-  fsync, rename, fsync of the directory) with a sha256 over the header and data, all inside the timing;
+  fsync, rename, fsync of the directory) with a blake3 (format dtorch.v3) over the header and data, hashed
+  as the data is written (as it is read, by plain_load), all inside the timing;
   raw_save: ``os.write`` of the same arrays + fsync; torch_save: torch.save + fsync. All three replace
   the previous round's file (rename over it, or truncate it), so each pays for freeing the old blocks.
 - plain_load / raw_load / torch_load are COLD reads: every file is fsynced and its pages dropped from the
@@ -16,9 +17,9 @@ moment buffers (plus step counts). Per size, medians over interleaved rounds of 
   (a save followed by one step, beyond the step alone).
 
 Ratios ``*_vs_raw`` are raw time / dtorch time (1.0 = the disk's speed); ``*_vs_raw_best`` the same with
-each column's fastest round (what a quiet moment allows: dtorch's sha256 needs CPU while raw I/O mostly
-waits, so on a busy machine dtorch loses more). ``load_avg`` is the machine's 1-minute load before and
-after: on a busy machine compare the ratios, not the MB/s.
+each column's fastest round (what a quiet moment allows: dtorch's checksum needs CPU while raw I/O
+mostly waits, so on a busy machine dtorch loses more; dcp_* hash each file with a sha256). ``load_avg`` is
+the machine's 1-minute load before and after: on a busy machine compare the ratios, not the MB/s.
 Usage: python bench/ckpt_io.py [--sizes 15 100] [--rounds 5] [--dir /tmp]
 """
 from __future__ import annotations

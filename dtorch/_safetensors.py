@@ -252,8 +252,8 @@ def read_stream(f: BinaryIO, source: str, magic_check=None, hasher=None
                 ) -> tuple[dict[str, Entry], dict[str, str], memoryview, str | None]:
     """Read a file object only as far as its header says: (entries, metadata, the data section in a
     private buffer, its hash). ``magic_check(first 8 bytes)`` may name a foreign file (pickle, zip) when
-    the header cannot be read; ``hasher(entries, metadata)`` may give a hashlib object to feed the data
-    section to as it is read (the last item is then its hexdigest, else None)."""
+    the header cannot be read; ``hasher(entries, metadata)`` may give a hash object (hashlib's interface) to
+    feed the data section to as it is read (the last item is then its hexdigest, else None)."""
     size = _known_size(f)
     prefix = memoryview(bytearray(8))
     got = _read_into(f, prefix, source)

@@ -3,9 +3,11 @@
 ``save`` takes any nesting of dicts (str or int keys), lists and tuples of tensors,
 numbers, strings, bools and None. The file is a plain safetensors file: a flat
 ``{name: tensor}`` dict (a model's state_dict) is stored under its own names, so other
-frameworks read it directly; the structure of anything else and a sha256 live in the
-header's ``__metadata__``. The sha256 covers the whole header (every dtype, shape, offset
-and the structure with its Python values) and all the data. Loading never executes code.
+frameworks read it directly; the structure of anything else and a checksum live in the
+header's ``__metadata__``. The checksum covers the whole header (every dtype, shape, offset
+and the structure with its Python values) and all the data: a BLAKE3 under the key ``blake3``
+in format dtorch.v3 (what ``save`` writes), a sha256 under ``sha256`` in dtorch.v2 (still read).
+Loading never executes code.
 
 Saving to a path is atomic: the file is written under a temporary name beside the target,
 fsynced and renamed over it (then the directory is fsynced), so the target holds the old or
@@ -22,6 +24,7 @@ import re
 import zipfile
 from typing import Any
 
+import blake3
 import numpy as np
 
 from . import _safetensors
@@ -32,12 +35,15 @@ from ._torch_format import load_torch_zip, save_torch_zip
 from .tensor import Tensor, _make
 from .utils import _fileio
 
-FORMAT = "dtorch.v2"
+FORMAT = "dtorch.v3"
+# format -> (the metadata key of its checksum over the header and the data, a new hash object)
+DIGESTS = {"dtorch.v3": ("blake3", blake3.blake3), "dtorch.v2": ("sha256", hashlib.sha256)}
 OLD_FORMATS = ("dtorch.v1",)   # their checksum covered tensor names and bytes only, not the header
+_META_KEYS = frozenset(("format", "structure", "devices", "requires_grad"))   # a dtorch file's, but its checksum
 MAX_DEPTH = 200                # nesting levels of a saved structure (each is two JSON levels)
 _TAGS = ("__tensor__", "__dict__", "__list__", "__tuple__", "__float__", "__ndarray__", "__namespace__", "__module__")
 _DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
-_PLACEHOLDER = "0" * 64   # the sha256's place in the header while the data is written and hashed
+_PLACEHOLDER = "0" * 64   # the digest's place in the header while the data is written and hashed (both 32 bytes)
 
 
 class _Flattener:
@@ -102,15 +108,18 @@ class _Flattener:
 
 
 def _header_hash(entries: dict[str, _safetensors.Entry], meta: dict[str, str]):
-    """A sha256 fed with the whole header (tensor table and metadata but the digest itself); the data follows."""
+    """The hash of ``meta``'s format fed with the whole header (tensor table and metadata but the digest
+    itself); the data follows."""
+    key, new_hash = DIGESTS[meta["format"]]
     table = sorted([name, e.code, list(e.shape), e.begin, e.end] for name, e in entries.items())
-    rest = {k: v for k, v in meta.items() if k != "sha256"}
-    return hashlib.sha256(json.dumps({"metadata": rest, "tensors": table}, sort_keys=True,
-                                     separators=(",", ":")).encode())
+    rest = {k: v for k, v in meta.items() if k != key}
+    h = new_hash()
+    h.update(json.dumps({"metadata": rest, "tensors": table}, sort_keys=True, separators=(",", ":")).encode())
+    return h
 
 
 def _digest(entries: dict[str, _safetensors.Entry], meta: dict[str, str], data: list) -> str:
-    """sha256 of the whole header and then the data bytes."""
+    """The checksum of ``meta``'s format: the whole header and then the data bytes."""
     h = _header_hash(entries, meta)
     for b in data:
         mv = memoryview(b)
@@ -121,10 +130,15 @@ def _digest(entries: dict[str, _safetensors.Entry], meta: dict[str, str], data: 
 
 def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True) -> None:
     """Write ``obj`` to a path (atomically) or a binary file object as safetensors + JSON structure."""
+    _save(obj, f, FORMAT)
+
+
+def _save(obj: Any, f, fmt: str) -> None:
+    """``save`` in format ``fmt`` (a key of DIGESTS: the tests write the older dtorch.v2 with it)."""
     fl = _Flattener()
     structure = fl.encode(obj, "")
     entries, buffers = _safetensors.layout(fl.arrays)
-    meta = {"format": FORMAT, "structure": json.dumps(structure, separators=(",", ":"))}
+    meta = {"format": fmt, "structure": json.dumps(structure, separators=(",", ":"))}
     if fl.devices:
         meta["devices"] = json.dumps(fl.devices)
     if fl.requires_grad:
@@ -132,7 +146,7 @@ def save(obj: Any, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile
     if isinstance(f, (str, os.PathLike)):
         _fileio.write_atomically(f, lambda fd: _write_hashed(fd, entries, meta, buffers))
         return
-    meta["sha256"] = _digest(entries, meta, buffers)
+    meta[DIGESTS[fmt][0]] = _digest(entries, meta, buffers)
     f.write(_safetensors.encode_header(entries, meta))
     for b in buffers:
         if b.size:
@@ -152,9 +166,10 @@ def save_torch(obj: Any, f) -> None:
 
 def _write_hashed(fd: int, entries: dict, meta: dict, buffers: list) -> None:
     """Header with a placeholder digest, the data hashed as it is written, then the digest in its place."""
+    key = DIGESTS[meta["format"]][0]
     h = _header_hash(entries, meta)
-    head = _safetensors.encode_header(entries, dict(meta, sha256=_PLACEHOLDER))
-    at = head.rindex(f'"sha256":"{_PLACEHOLDER}"'.encode()) + len('"sha256":"')
+    head = _safetensors.encode_header(entries, {**meta, key: _PLACEHOLDER})
+    at = head.rindex(f'"{key}":"{_PLACEHOLDER}"'.encode()) + len(f'"{key}":"')
     _fileio.write_all(fd, head)
     _fileio.write_and_hash(fd, buffers, h, offset=len(head))
     os.pwrite(fd, h.hexdigest().encode(), at)
@@ -228,20 +243,33 @@ def _json_meta(meta: dict, key: str, default: str, kind: type, source: str) -> A
 
 
 def _hasher(entries: dict, meta: dict):
-    return _header_hash(entries, meta) if meta.get("format") == FORMAT else None
+    return _header_hash(entries, meta) if meta.get("format") in DIGESTS else None
+
+
+def _check_digest(meta: dict, digest: str | None, source: str) -> None:
+    """The file's checksum (under its format's key) against ``digest``, computed as the file was read."""
+    fmt = meta["format"]
+    key = DIGESTS[fmt][0]
+    if key not in meta:
+        unknown = sorted(set(meta) - _META_KEYS)
+        if unknown:
+            raise SafetensorsError(f"{source}: unknown checksum {', '.join(map(repr, unknown))} in a {fmt} file "
+                                   f"(its checksum is {key!r})")
+    if digest != meta.get(key):
+        raise SafetensorsError(f"{source}: checksum mismatch: the header or the tensor data was modified or corrupted")
 
 
 def _dtorch_meta(entries: dict, meta: dict, digest: str | None, source: str) -> tuple[Any, dict, set]:
-    """(structure, devices, requires_grad names) of a dtorch file after checking its sha256."""
+    """(structure, devices, requires_grad names) of a dtorch file after checking its checksum."""
     fmt = meta.get("format")
+    readable = " and ".join(DIGESTS)
     if fmt in OLD_FORMATS:
         raise SafetensorsError(
             f"{source}: written by an older dtorch (format {fmt}), whose checksum did not cover the header; this "
-            f"dtorch reads format {FORMAT} only (its tensors load as a flat dict with safetensors.numpy.load_file)")
-    if fmt != FORMAT:
-        raise SafetensorsError(f"{source}: unknown dtorch format {fmt!r} (this dtorch reads {FORMAT})")
-    if digest != meta.get("sha256"):
-        raise SafetensorsError(f"{source}: checksum mismatch: the header or the tensor data was modified or corrupted")
+            f"dtorch reads formats {readable} only (its tensors load as a flat dict with safetensors.numpy.load_file)")
+    if fmt not in DIGESTS:
+        raise SafetensorsError(f"{source}: unknown dtorch format {fmt!r} (this dtorch reads {readable})")
+    _check_digest(meta, digest, source)
     if "structure" not in meta:
         raise SafetensorsError(f"{source}: dtorch metadata lacks 'structure'")
     structure = _json_meta(meta, "structure", "null", object, source)

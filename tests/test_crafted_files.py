@@ -23,9 +23,11 @@ def _raw(header: dict | bytes | str, data: bytes = b"", n: int | None = None) ->
     return struct.pack("<Q", len(body) if n is None else n) + body + data
 
 
-def _good() -> bytes:
-    return serialization.save_to_bytes({"epoch": 3, "w": dtorch.arange(4, dtype=dtorch.float32),
-                                        "i": dtorch.arange(2)})
+def _good(fmt: str = serialization.FORMAT) -> bytes:
+    """A small good file; ``fmt`` "dtorch.v2" writes the previous format (a sha256 instead of a blake3)."""
+    buf = io.BytesIO()
+    serialization._save({"epoch": 3, "w": dtorch.arange(4, dtype=dtorch.float32), "i": dtorch.arange(2)}, buf, fmt)
+    return buf.getvalue()
 
 
 def _split(data: bytes) -> tuple[dict, bytes]:
@@ -33,14 +35,25 @@ def _split(data: bytes) -> tuple[dict, bytes]:
     return json.loads(data[8:8 + n]), data[8 + n:]
 
 
-def _edited(edit, resign: bool) -> bytes:
-    """The good file with its header edited; ``resign`` recomputes the sha256 so only the other checks see it."""
-    header, data = _split(_good())
+def _edited(edit, resign: bool, fmt: str = serialization.FORMAT) -> bytes:
+    """The good file with its header edited; ``resign`` recomputes the checksum (of a format this dtorch reads)
+    so only the other checks see it."""
+    header, data = _split(_good(fmt))
     edit(header, header["__metadata__"])
-    if resign:
+    if resign and header["__metadata__"]["format"] in serialization.DIGESTS:
         entries, meta, _ = parse_header(json.dumps(header).encode())
-        header["__metadata__"]["sha256"] = serialization._digest(entries, meta, [data])
+        header["__metadata__"][serialization.DIGESTS[meta["format"]][0]] = serialization._digest(entries, meta, [data])
     return _raw(header, data)
+
+
+def _flip_last(fmt: str):
+    return lambda d: _good(fmt)[:-1] + bytes([_good(fmt)[-1] ^ 1])
+
+
+def _rename(old: str, new: str):
+    def edit(header, meta):
+        meta[new] = meta.pop(old)
+    return edit
 
 
 def _structure(text: str):
@@ -133,8 +146,23 @@ CASES = {
                                        SafetensorsError, "checksum mismatch"),
     "saved value edited epoch 3 -> 2": (_edited(lambda h, m: m.update(structure=m["structure"].replace(
         '["epoch",3]', '["epoch",2]')), False), SafetensorsError, "checksum mismatch"),
-    "sha256 removed": (_edited(lambda h, m: m.pop("sha256"), False), SafetensorsError, "checksum mismatch"),
-    "data byte flipped": (lambda d: _good()[:-1] + bytes([_good()[-1] ^ 1]), SafetensorsError, "checksum mismatch"),
+    "blake3 removed": (_edited(lambda h, m: m.pop("blake3"), False), SafetensorsError, "checksum mismatch"),
+    "data byte flipped": (_flip_last("dtorch.v3"), SafetensorsError, "checksum mismatch"),
+    "blake3 of the wrong length": (_edited(_set(["__metadata__", "blake3"], "ab" * 16), False), SafetensorsError,
+                                   "checksum mismatch"),
+    "blake3 renamed to an unknown checksum": (_edited(_rename("blake3", "xxh3"), False), SafetensorsError,
+                                              "unknown checksum 'xxh3' in a dtorch.v3 file (its checksum is 'blake3')"),
+    "v3 with a sha256 instead of its blake3": (_edited(_rename("blake3", "sha256"), False), SafetensorsError,
+                                               "unknown checksum 'sha256' in a dtorch.v3 file"),
+    "v2: data byte flipped": (_flip_last("dtorch.v2"), SafetensorsError, "checksum mismatch"),
+    "v2: dtype edited F32 -> I32": (_edited(_set(["w", "dtype"], "I32"), False, "dtorch.v2"), SafetensorsError,
+                                    "checksum mismatch"),
+    "v2: sha256 removed": (_edited(lambda h, m: m.pop("sha256"), False, "dtorch.v2"), SafetensorsError,
+                           "checksum mismatch"),
+    "v2 relabelled v3 (sha256 kept)": (_edited(_set(["__metadata__", "format"], "dtorch.v3"), False, "dtorch.v2"),
+                                       SafetensorsError, "unknown checksum 'sha256' in a dtorch.v3 file"),
+    "v3 relabelled v2 (blake3 kept)": (_edited(_set(["__metadata__", "format"], "dtorch.v2"), False),
+                                       SafetensorsError, "unknown checksum 'blake3' in a dtorch.v2 file"),
     "old format v1": (_edited(_set(["__metadata__", "format"], "dtorch.v1"), True), SafetensorsError,
                       "older dtorch (format dtorch.v1)"),
     "future format": (_edited(_set(["__metadata__", "format"], "dtorch.v9"), True), SafetensorsError,
@@ -189,8 +217,10 @@ def test_table_is_big_enough_and_the_good_file_loads():
     assert len(CASES) >= 40
     back = dtorch.load(io.BytesIO(_good()))
     assert back["epoch"] == 3 and back["w"].tolist() == [0, 1, 2, 3]
-    resigned = dtorch.load(io.BytesIO(_edited(lambda h, m: None, True)))   # _edited's re-signing is faithful
-    assert resigned["epoch"] == 3
+    for fmt in serialization.DIGESTS:
+        assert dtorch.load(io.BytesIO(_good(fmt)))["i"].tolist() == [0, 1]
+        resigned = dtorch.load(io.BytesIO(_edited(lambda h, m: None, True, fmt)))   # _edited's re-signing is faithful
+        assert resigned["epoch"] == 3
 
 
 def test_directory_and_missing_file_are_os_errors(tmp_path):

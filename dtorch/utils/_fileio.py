@@ -2,9 +2,10 @@
 
 Writes go out in STEP-sized pieces with the disk's writeback started every CHUNK bytes (Linux
 sync_file_range), so the fsync at the end has little left to flush; reads go in READ_STEP pieces
-with the kernel told to read ahead (posix_fadvise). The sha256 runs in a helper thread (hashlib
-releases the GIL) beside the writes or a piece behind the reads, so a file costs the longer of its
-I/O and its hashing, not their sum; small files are hashed inline. Files replace their targets
+with the kernel told to read ahead (posix_fadvise). The checksum (any object with hashlib's ``update``,
+e.g. blake3 or a sha256, both release the GIL) runs in a helper thread beside the writes or a piece
+behind the reads, so a file costs the longer of its I/O and its hashing, not their sum; small files
+are hashed inline. Files replace their targets
 atomically: temporary file beside the target, fsync, rename, fsync of the directory.
 """
 from __future__ import annotations
