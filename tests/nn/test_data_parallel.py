@@ -322,19 +322,29 @@ def test_training_through_data_parallel_updates_the_module():
     assert tuple(out.shape) == (2, 1)
 
 
+def _gpu_ids(kind: str) -> list:
+    n = dtorch.cuda.device_count() if dtorch.cuda.is_available() else 0
+    return {"one": [0], "twice-on-0": ["cuda:0", "cuda:0"], "all": list(range(n))}[kind]
+
+
 @pytest.mark.cuda
-@pytest.mark.skipif(dtorch.cuda.device_count() < 2, reason="needs two GPUs")
-def test_data_parallel_over_all_gpus_matches_the_module():
-    ids = list(range(dtorch.cuda.device_count()))
+@pytest.mark.skipif(not dtorch.cuda.is_available(), reason="no CUDA device (cupy + NVIDIA GPU)")
+@pytest.mark.parametrize("kind", ["one", "twice-on-0", "all"])
+def test_data_parallel_on_gpus_matches_the_module(kind):
+    """device_ids=[0]; two replicas on GPU 0; every GPU (needs two): output on device_ids[0], same grads."""
+    ids = _gpu_ids(kind)
+    if kind == "all" and len(ids) < 2:
+        pytest.skip("needs two GPUs")
     model = _mlp()
     x = dtorch.randn(4 * len(ids) + 1, 5, dtype=dtorch.float64)
     want = model(x)
     want.sum().backward()
     want_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    with pytest.raises(RuntimeError, match=r"module must have its parameters and buffers on device cuda:0 "
-                                            r"\(device_ids\[0\]\) but found one of them on device: cpu"):
-        nn.DataParallel(model, device_ids=ids)(x)
+    if len(ids) > 1:  # one device: DataParallel moves the module itself
+        with pytest.raises(RuntimeError, match=r"module must have its parameters and buffers on device cuda:0 "
+                                                r"\(device_ids\[0\]\) but found one of them on device: cpu"):
+            nn.DataParallel(model, device_ids=ids)(x)
     dp = nn.DataParallel(model.to("cuda:0"), device_ids=ids)
     got = dp(x)  # inputs on the CPU, output on device_ids[0]
     assert got.device == dtorch.device("cuda:0")
@@ -343,4 +353,5 @@ def test_data_parallel_over_all_gpus_matches_the_module():
     for p, g in zip(model.parameters(), want_grads):
         assert p.grad.device == dtorch.device("cuda:0")
         np.testing.assert_allclose(p.grad.cpu().numpy(), g.numpy(), rtol=1e-10, atol=1e-12)
-    assert dp.gather([t.to(f"cuda:{i}") for i, t in enumerate(x.chunk(len(ids)))], -1).device.type == "cpu"
+    parts = [t.to(dtorch.device(d)) for d, t in zip(ids, x.chunk(len(ids)))]
+    np.testing.assert_array_equal(dp.gather(parts, -1).numpy(), x.numpy())
