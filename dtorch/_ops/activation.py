@@ -48,12 +48,14 @@ def max_const(a, c: float, out=None):
 
 
 def _relu_bw(ns, ctx, g, out):
-    # out >= 0, so sign(out) is the 0/1 mask and stays differentiable (create_graph). On arrays the bool
-    # mask is cast to floats first: numpy's bool-to-float cast is vectorized, a bool operand of a multiply is not
+    # out >= 0, so sign(out) is the 0/1 mask and stays differentiable (create_graph). On arrays, as torch's
+    # threshold_backward, a NaN passes the gradient; the bool mask is cast to floats first: numpy's bool-to-float
+    # cast is vectorized, a bool operand of a multiply is not
     if ns is ARRAY_NS:
+        keep = ~(out <= 0)
         if g.dtype.kind != "f":
-            return (g * (out > 0),)
-        m = (out > 0).astype(g.dtype)
+            return (g * keep,)
+        m = keep.astype(g.dtype)
         m *= g
         return (m,)
     return (g * ns.sign(out),)

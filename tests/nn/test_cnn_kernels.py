@@ -1,6 +1,7 @@
-"""The fast paths of the CNN programs' kernels against torch, edge values included: leaky_relu
-(max(x, slope * x) forward, g * fmax(sign(x), slope) backward) for every slope regime, functional and in place,
-and its float64 gradcheck and double backward (the recorded formula); batch_norm's training kernels on arrays
+"""The fast paths of the CNN programs' kernels against torch, edge values included: relu and leaky_relu
+(max(x, slope * x) forward, g * max(x > 0, slope) backward, a maximum with a scalar taken as rows of a constant
+row from 8192 floats on) for every slope regime, functional and in place, and their float64 gradcheck and double
+backward (the recorded formula; in place from the saved result); batch_norm's training kernels on arrays
 (per-channel sums, a three-pass backward) in float32 for every affine combination, with and without the input's
 gradient, the running statistics, and float64 gradcheck."""
 from __future__ import annotations
@@ -36,6 +37,29 @@ def test_leaky_relu_edges_match_torch(slope, inplace, torch):
 def test_leaky_relu_gradcheck_and_double_backward():
     x = rand(4, 5)
     check_grads(lambda x: F.leaky_relu(x, 0.2), x)
+    check_grads(lambda x: F.leaky_relu(x * 1, 0.2, inplace=True), x)
+
+
+@pytest.mark.parametrize("op,inplace", [("relu", False), ("relu", True), ("leaky_relu", False),
+                                        ("leaky_relu", True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_family_long_inputs_match_torch(op, inplace, dtype, torch):
+    """Past 8192 floats (the constant-row maximum) with a tail, edge values spread through."""
+    x = np.random.default_rng(2).standard_normal(3 * 8192 + 5).astype(dtype)
+    x[::997] = np.resize(EDGES, x[::997].shape)
+    g = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+    outs, grads, names = [], [], []
+    for lib in (dtorch, torch):
+        leaf = lib.from_numpy(x.copy()).requires_grad_()
+        args = (0.2,) if op == "leaky_relu" else ()
+        y = getattr(lib.nn.functional, op)(leaf * 1, *args, inplace=inplace)
+        names.append(type(y.grad_fn).__name__ if lib is torch else y.grad_fn.name())
+        y.backward(lib.from_numpy(g))
+        outs.append(y.detach().numpy())
+        grads.append(leaf.grad.numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert names[0] == names[1]
 
 
 @pytest.mark.parametrize("affine", ["both", "none", "weight", "bias"])
