@@ -1,5 +1,6 @@
-"""The convolution kernels' three layouts (per-sample column GEMMs, batch-minor columns with one GEMM per batch
-chunk, channels-last rows, whose stride-1 input gradient is a full correlation) and their batch chunking:
+"""The convolution kernels' layouts (per-sample column GEMMs, batch-minor columns with one GEMM per batch
+chunk, channels-last rows, whose stride-1 input gradient is a full correlation or one BLAS-accumulated GEMM per
+kernel row, 'taps') and their batch chunking:
 conv2d, conv_transpose2d and conv1d forward and backward against torch over a table of stride / padding /
 dilation / groups, and float64 gradcheck + gradgradcheck, each layout forced."""
 from __future__ import annotations
@@ -8,7 +9,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.nn._functional import _conv_rows, conv
+from dtorch.nn._functional import _conv_rows, _conv_taps, conv
 from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 F32 = dtorch.float32
@@ -41,15 +42,20 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked", "rows", "rows-chunked"])
+@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked", "rows", "rows-chunked", "taps",
+                        "taps-chunked"])
 def layout(request, monkeypatch):
     """Force one layout (rows where groups == 1, the strided input gradient by sub-pixel phases where the
-    kernel is a multiple of the stride); 'chunked' also makes every batch chunk one sample."""
+    kernel is a multiple of the stride; taps: rows, the stride-1 input gradient by kernel rows where it has
+    no more rows than the full correlation); 'chunked' also makes every batch chunk one sample."""
+    rows = request.param.startswith(("rows", "taps"))
     monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param == "per-sample" else 1 << 30)
-    monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if request.param.startswith("rows") else 1 << 30)
+    monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if rows else 1 << 30)
     monkeypatch.setattr(_conv_rows, "SUBPIXEL_MIN_COLS", 0)
+    monkeypatch.setattr(_conv_taps, "TAPS_MIN_K", 0 if request.param.startswith("taps") else 1 << 30)
     if request.param.endswith("chunked"):
         monkeypatch.setitem(conv._CHUNK_BYTES, "cpu", 1)
+        monkeypatch.setattr(_conv_taps, "CHUNK_BYTES", 1)
     return request.param
 
 
@@ -101,3 +107,28 @@ def test_layouts_gradcheck_and_double_backward(layout):
                 x, w, b)
     x, w = rand(2, 3, 3, 4, dtype=d), rand(3, 2, 4, 2, dtype=d)
     check_grads(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), x, w)
+
+
+# stride 1 without padding past the kernel's reach: the input gradient by kernel rows in the taps layouts
+STRIDE1_CASES = [
+    dict(),
+    dict(dilation=(2, 1)),
+    dict(padding=(1, 0), dilation=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("kw", STRIDE1_CASES, ids=str)
+def test_stride1_input_grad_layouts_match_torch(layout, kw, torch):
+    x, w, b = rand(3, 5, 9, 8, dtype=F32), rand(6, 5, 3, 2, dtype=F32), rand(6, dtype=F32)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
+             inputs=[x, w, b], **F32_TOL)
+    x3, w3 = rand(2, 3, 5, 6, 4, dtype=F32), rand(4, 3, 2, 3, 2, dtype=F32)
+    check_op(F.conv3d, torch.nn.functional.conv3d, inputs=[x3, w3], **F32_TOL)
+
+
+def test_stride1_layouts_gradcheck_and_double_backward(layout):
+    d = dtorch.float64
+    x, w, b = rand(2, 3, 6, 5, dtype=d), rand(4, 3, 3, 2, dtype=d), rand(4, dtype=d)
+    check_grads(lambda x, w, b: F.conv2d(x, w, b, dilation=(1, 2)), x, w, b)
+    z, wt = rand(2, 4, 6, 5, dtype=d), rand(4, 3, 2, 2, dtype=d)
+    check_grads(lambda z, w: F.conv_transpose2d(z, w), z, wt)

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _conv_taps
+
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
 # below this many input channels the strided input gradient's scatter-add (runs of C floats) loses to
@@ -128,11 +130,14 @@ def input_grad_fits(g, channels: int, kernel, stride, dilation, groups: int) -> 
 
 
 def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
-    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``: at stride 1 a
-    full correlation, for a kernel a multiple of the stride and few channels by sub-pixel phases (gathers of
-    rows), else the GEMM's rows scatter-added back (row2im)."""
+    """The adjoint of conv in its input (the transposed convolution of ``g``) into NCHW ``y``: at stride 1 by
+    kernel rows (:mod:`._conv_taps`) or as a full correlation, for a kernel a multiple of the stride and few
+    channels by sub-pixel phases (gathers of rows), else the GEMM's rows scatter-added back (row2im)."""
     kernel = w.shape[2:]
     full = _full_correlation(g, kernel, stride, padding, dilation)
+    if full is not None and _conv_taps.fits(g, y.shape[1], y.shape[2:], kernel, stride, padding, dilation, 1):
+        _conv_taps.input_grad(g, w, y, padding, dilation)
+        return
     if full is not None:
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
         forward(g, w[flip].swapaxes(0, 1), y, stride, full, dilation, chunks)

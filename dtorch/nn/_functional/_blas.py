@@ -1,0 +1,100 @@
+"""``gemm``: ``c = a @ b + beta * c`` on 2-D float32/float64 views, through the BLAS numpy itself loaded.
+
+numpy's ``matmul`` cannot accumulate into its output; BLAS can (``beta = 1``), which lets a convolution sum its
+kernel taps' products straight into one output block, each product on a plain row-range view of the input.
+The library is the OpenBLAS numpy's wheel bundles (``scipy-openblas``, 64-bit integers), found among the
+libraries loaded in the process; without it (another build, a macOS Accelerate numpy) or for operands BLAS
+cannot take, ``gemm`` computes the same result with numpy.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+
+import numpy as np
+
+# the ILP64 CBLAS symbols (64-bit integers) of numpy's bundled OpenBLAS, newest naming first
+_SYMBOLS = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+            np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+def _numpy_dir() -> str:
+    return os.path.dirname(os.path.realpath(np.__file__))
+
+
+def _bind(lib: ctypes.CDLL, dtype: np.dtype):
+    real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    for name in _SYMBOLS[dtype]:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            i64, ptr, enum = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+            fn.argtypes = [enum, enum, enum, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
+            fn.restype = None
+            return fn
+    return None
+
+
+@functools.cache
+def _functions() -> dict:
+    """dtype -> the CBLAS gemm of numpy's own BLAS; empty when there is none to use."""
+    from threadpoolctl import threadpool_info
+
+    root = os.path.dirname(_numpy_dir())
+    for info in threadpool_info():
+        path = os.path.realpath(info.get("filepath") or "")
+        if info.get("user_api") != "blas" or not path.startswith(os.path.join(root, "numpy")):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = {dt: fn for dt in _SYMBOLS if (fn := _bind(lib, dt)) is not None}
+        if found:
+            return found
+    return {}
+
+
+def available(dtype) -> bool:
+    """Whether :func:`gemm` accumulates in BLAS for ``dtype`` (otherwise numpy, with a temporary)."""
+    return np.dtype(dtype) in _functions()
+
+
+def _lead(a, rows: int, cols: int):
+    """The leading dimension of row-major ``(rows, cols)`` ``a`` (unit column stride), or None."""
+    isz = a.itemsize
+    if cols > 1 and a.strides[1] != isz:
+        return None
+    if rows == 1:
+        return max(1, cols)
+    ld, rem = divmod(a.strides[0], isz)
+    return ld if not rem and ld >= max(1, cols) else None
+
+
+def _operand(a, rows: int, cols: int):
+    """``(transposed, leading dimension)`` of a BLAS operand holding ``(rows, cols)``, or None."""
+    ld = _lead(a, rows, cols)
+    if ld is not None:
+        return False, ld
+    ld = _lead(a.T, cols, rows)
+    return None if ld is None else (True, ld)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 1.0) -> None:
+    """``c[...] = a @ b + beta * c`` (``beta`` 0 or 1) for 2-D arrays of one float dtype; ``a`` and ``b`` may
+    be transposed or overlapping views (each row of ``a`` a run of memory), ``c`` a row-strided view."""
+    m, n = c.shape
+    k = a.shape[1]
+    fn = _functions().get(c.dtype) if a.dtype == b.dtype == c.dtype else None
+    ldc = _lead(c, m, n) if fn is not None and m and n and k and c.flags.writeable else None
+    if ldc is not None:
+        pa, pb = _operand(a, m, k), _operand(b, k, n)
+        if pa is not None and pb is not None:
+            fn(_ROW_MAJOR, _TRANS if pa[0] else _NO_TRANS, _TRANS if pb[0] else _NO_TRANS, m, n, k, 1.0,
+               a.ctypes.data, pa[1], b.ctypes.data, pb[1], float(beta), c.ctypes.data, ldc)
+            return
+    if beta:
+        c += a @ b
+    else:
+        np.matmul(a, b, out=c)
