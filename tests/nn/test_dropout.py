@@ -30,6 +30,27 @@ def test_dropout_reproducible_with_manual_seed():
     assert not same_values(a, F.dropout(x, 0.5))
 
 
+@pytest.mark.parametrize("dtype", [dtorch.float32, dtorch.float64, dtorch.float16])
+def test_dropout_mask_is_the_generators_uniform_draws(dtype):
+    """The mask keeps exactly the elements whose uniform draw is >= p (what a seed gave before the mask became a
+    scaled float), and scales them by 1/(1-p) rounded to the dtype."""
+    x = dtorch.randn(64, 300).to(dtype)
+    dtorch.manual_seed(7)
+    out = F.dropout(x, 0.3)
+    dtorch.manual_seed(7)
+    draw_dtype = np.float64 if dtype == dtorch.float64 else np.float32
+    u = dtorch.random.default_generator._np.random((64, 300), dtype=draw_dtype)
+    keep = u >= 0.3
+    xs = x.numpy()
+    np.testing.assert_array_equal(out.numpy(), np.where(keep, xs * xs.dtype.type(1 / 0.7), 0).astype(xs.dtype))
+
+
+@pytest.mark.parametrize("dtype,name", [(dtorch.int64, "Long"), (dtorch.bool, "Bool")])
+def test_dropout_of_integers_is_refused_as_torch(dtype, name):
+    with pytest.raises(RuntimeError, match=f"result type Float can't be cast to the desired output type {name}"):
+        F.dropout(dtorch.ones(4, dtype=dtype), 0.5)
+
+
 def test_dropout_identity_cases_and_errors():
     x = dtorch.randn(4, 5)
     assert F.dropout(x, 0.5, training=False) is x

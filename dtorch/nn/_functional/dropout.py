@@ -2,8 +2,8 @@
 
 The keep-mask is drawn from dtorch's default generator for the input's device, so
 ``dtorch.manual_seed`` makes dropout reproducible. Kept elements are scaled by 1/(1-p).
-The mask (bool, broadcastable to the input) is a parameter of the op node; the backward
-is ``g * mask * scale`` and is differentiable again.
+The mask (0 or 1/(1-p) in the input's dtype, broadcastable to the input) is a parameter
+of the op node; the backward is ``g * mask`` and is differentiable again.
 """
 from __future__ import annotations
 
@@ -29,19 +29,15 @@ def _uniform(like, shape: tuple):
 
 
 @defop("dropout")
-def _dropout(x, keep, scale):
-    out = x * keep
-    out *= scale
-    return out
+def _dropout(x, mask):
+    return x * mask
 
 
 def _dropout_bw(ns, ctx, g):
-    keep, scale = ctx._args["keep"], ctx._args["scale"]
+    mask = ctx._args["mask"]
     if ns is ARRAY_NS:
-        gx = g * keep
-        gx *= scale
-        return (gx,)
-    return (g * _make((keep * scale).astype(g._data.dtype)),)
+        return (g * mask,)
+    return (g * _make(mask),)
 
 
 _dropout.backward(_dropout_bw, "NativeDropoutBackward0")
@@ -52,15 +48,25 @@ def _check_p(p: float) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _apply_mask(input: Tensor, p: float, mask_shape: tuple, inplace: bool) -> Tensor:
+def _scaled_mask(input: Tensor, p: float, mask_shape: tuple):
+    """0 for dropped elements, 1/(1-p) for kept ones, in the input's dtype: the forward and the backward are
+    one multiply each."""
+    x = input._data
+    if x.dtype.kind not in "fcV":
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {input.dtype.scalar_name}")
     if p == 1.0:
-        keep, scale = xp_of(input._data).zeros(mask_shape, dtype=bool), 0.0
-    else:
-        keep = _uniform(input._data, mask_shape) >= p
-        scale = 1.0 / (1.0 - p)
+        return xp_of(x).zeros(mask_shape, dtype=x.dtype)
+    u = _uniform(x, mask_shape)
+    mask = (u >= p).astype(x.dtype)  # the draws and their comparison: a seed gives the masks it gave before
+    mask *= x.dtype.type(1.0 / (1.0 - p))
+    return mask
+
+
+def _apply_mask(input: Tensor, p: float, mask_shape: tuple, inplace: bool) -> Tensor:
+    mask = _scaled_mask(input, p, mask_shape)
     if inplace:
-        return input.mul_(_make(keep.astype(input._data.dtype) * input._data.dtype.type(scale)))
-    return apply(_dropout, (input,), {"keep": keep, "scale": scale})
+        return input.mul_(_make(mask))
+    return apply(_dropout, (input,), {"mask": mask})
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
