@@ -36,8 +36,8 @@ def addcdiv_(xp, a, t1, t2, value: float, tmp) -> None:
 
 def add_scaled_(xp, a, b, alpha: float, tmp) -> None:
     """``a.add_(b, alpha=alpha)``: a + alpha*b."""
-    if alpha == 1:
-        xp.add(a, b, out=a)
+    if alpha == 1 or alpha == -1:  # a - b is a + (-1)*b exactly: one pass
+        (xp.add if alpha == 1 else xp.subtract)(a, b, out=a)
         return
     xp.multiply(b, alpha, out=tmp)
     xp.add(a, tmp, out=a)
