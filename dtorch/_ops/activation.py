@@ -52,7 +52,8 @@ def _relu_bw(ns, ctx, g, out):
     # threshold_backward, a NaN passes the gradient; the bool mask is cast to floats first: numpy's bool-to-float
     # cast is vectorized, a bool operand of a multiply is not
     if ns is ARRAY_NS:
-        keep = ~(out <= 0)
+        keep = out <= 0
+        keep ^= True  # in place on arrays (a 0-d result is a numpy scalar: rebound)
         if g.dtype.kind != "f":
             return (g * keep,)
         m = keep.astype(g.dtype)
