@@ -108,6 +108,15 @@ def xp_of(arr):
     return _cupy if _cupy is not None else cupy_module()
 
 
+def array_device_scope(arr):
+    """A context making ``arr``'s GPU the current one (CuPy runs kernels on the current device); None for host
+    arrays and Tensors' host data."""
+    data = getattr(arr, "_data", arr)
+    if type(data) is np.ndarray or isinstance(data, np.generic) or _cupy is None:
+        return None
+    return _cupy.cuda.Device(data.device.id)
+
+
 def as_device(d) -> device:
     if isinstance(d, device):
         return d

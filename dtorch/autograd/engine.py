@@ -12,6 +12,7 @@ import sys
 import numpy as _np
 
 from .. import _dtype
+from .._device import array_device_scope
 from ..tensor import Tensor, _make
 from . import anomaly_mode
 from .grad_mode import STATE
@@ -168,7 +169,13 @@ def _call(node, grads: list, retain_graph: bool, create_graph: bool, anomaly: bo
         return None
     elif getattr(node, "_materialize", True):  # set_materialize_grads(False) passes None on
         grads = tuple(_zeros_for(node, i, create_graph) if g is None else g for i, g in enumerate(grads))
-    in_grads = node._apply(grads, create_graph)
+    g0 = grads[0] if grads[0] is not None else next(g for g in grads if g is not None)
+    scope = None if type(g0) is _np.ndarray else array_device_scope(g0)
+    if scope is None:
+        in_grads = node._apply(grads, create_graph)
+    else:  # a replica's node on another GPU (DataParallel) runs its kernels there
+        with scope:
+            in_grads = node._apply(grads, create_graph)
     if in_grads is not None:
         if node._hooks is not None:
             in_grads = _run_post_hooks(node, in_grads, grads, create_graph)
