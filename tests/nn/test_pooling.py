@@ -40,6 +40,26 @@ def test_max_pool2d_indices_and_ties_as_torch(torch):
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("n,kw", [(2, dict(kernel_size=2)), (2, dict(kernel_size=2, padding=1)),
+                                  (2, dict(kernel_size=(2, 3), stride=(3, 4), ceil_mode=True)),
+                                  (1, dict(kernel_size=3, stride=4, padding=1)),
+                                  (3, dict(kernel_size=2, ceil_mode=True))], ids=str)
+def test_max_pool_disjoint_windows_backward_with_ties_as_torch(n, kw, torch):
+    """Windows that share no input (the flat-index scatter): ties (ReLU's zeros) go to the first maximum."""
+    shape = (3, 4) + (9, 11, 7)[:n]
+    x = np.maximum(np.random.default_rng(2).integers(-2, 3, shape), 0).astype(np.float32)
+    g = None
+    grads = []
+    for lib in (dtorch, torch):
+        t = lib.tensor(x, requires_grad=True)
+        out = getattr(lib.nn.functional, f"max_pool{n}d")(t, **kw)
+        if g is None:
+            g = np.random.default_rng(3).standard_normal(tuple(out.shape)).astype(np.float32)
+        out.backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 def test_max_pool2d_nan_propagates():
     x = dtorch.tensor([[[[1.0, float("nan")], [3.0, 2.0]]]])
     assert np.isnan(F.max_pool2d(x, 2).item())

@@ -128,14 +128,10 @@ def _max_pool_scatter(g, idx, size, kernel, stride, padding, dilation, out):
     acc = (xp.empty if tiled else xp.zeros)(tuple(size[:-nd]) + padded, g.dtype)
     for p, pos in enumerate(_positions(kernel)):
         sl = _slice_at(pos, stride, dilation, out)
-        # the product is formed contiguous and then written through the strided slice; the bool mask is cast
-        # to floats first (numpy's multiply with a bool operand and a strided output: 2x slower)
-        part = (idx == p).astype(g.dtype) if g.dtype.kind == "f" else idx == p
-        part = xp.multiply(part, g, out=part) if part.dtype == g.dtype else g * part
         if disjoint:
-            acc[sl] = part
+            xp.multiply(g, idx == p, out=acc[sl])
         else:
-            acc[sl] += part
+            acc[sl] += g * (idx == p)
     return xp.ascontiguousarray(_crop(acc, pairs, size[-nd:]))
 
 
