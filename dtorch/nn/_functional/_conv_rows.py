@@ -181,12 +181,28 @@ def _input_grad_subpixel(g, w, y, stride, padding, chunks) -> None:
     q = tuple(b - a + 1 for a, b in zip(qmin, qmax))
     wc = _subpixel_weight(w, stride)
     start = tuple(lo - a * s for a, s, (lo, _) in zip(qmin, stride, padding))
-    keep = (slice(None), slice(None)) + tuple(slice(st, st + n) for st, n in zip(start, size))
-    order = (0, 2 * nd + 1) + tuple(x for i in range(nd) for x in (1 + i, 1 + nd + i))
     for sl in chunks:
         t = im2row(gc[sl], kq, (1,) * nd, pads, (1,) * nd, q) @ wc
-        t = t.reshape((t.shape[0] // math.prod(q),) + q + tuple(stride) + (y.shape[1],)).transpose(order)
-        y[sl] = t.reshape(t.shape[:2] + tuple(a * s for a, s in zip(q, stride)))[keep]
+        _depth_to_space_into(t.reshape((t.shape[0] // math.prod(q),) + q + tuple(stride) + (y.shape[1],)),
+                             y[sl], start)
+
+
+def _depth_to_space_into(t, y, start) -> None:
+    """``y[:, :, i...] = t[:, Q..., r..., :]`` for ``i = Q * s + r - start`` (per dim) inside ``y``: one strided
+    copy per phase ``r``, straight from the GEMM's rows."""
+    nd = y.ndim - 2
+    q, stride = t.shape[1:1 + nd], t.shape[1 + nd:1 + 2 * nd]
+    yl = np.moveaxis(y, 1, -1)
+    for r in np.ndindex(*stride):
+        src, dst = [slice(None)], [slice(None)]
+        for qn, s, ri, st, n in zip(q, stride, r, start, y.shape[2:]):
+            q0 = max(0, -((ri - st) // s))  # the first Q whose row Q * s + r - start is >= 0
+            q1 = min(qn, (n - 1 - ri + st) // s + 1)
+            src.append(slice(q0, max(q0, q1)))
+            dst.append(slice(q0 * s + ri - st, None, s))
+        part = t[tuple(src) + tuple(r) + (slice(None),)]
+        yl[tuple(dst[:1]) + tuple(slice(d.start, d.start + s * p, s) if p else slice(0, 0) for d, s, p in
+                                  zip(dst[1:], stride, part.shape[1:-1]))] = part
 
 
 def weight_grad(x, g, kernel, stride, padding, dilation, chunks):

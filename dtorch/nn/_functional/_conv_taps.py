@@ -20,7 +20,7 @@ from ._blas import gemm
 # a window row (prod(kernel[1:]) * C floats) at least this wide: narrower GEMMs run far below BLAS's speed
 TAPS_MIN_K = 32
 # bytes of g rows + windows per batch chunk: the chunk's products run at BLAS's peak while they stay in cache
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 21
 
 
 def _span(size, kernel, padding, dilation) -> int:
