@@ -197,12 +197,10 @@ def _depth_to_space_into(t, y, start) -> None:
         src, dst = [slice(None)], [slice(None)]
         for qn, s, ri, st, n in zip(q, stride, r, start, y.shape[2:]):
             q0 = max(0, -((ri - st) // s))  # the first Q whose row Q * s + r - start is >= 0
-            q1 = min(qn, (n - 1 - ri + st) // s + 1)
-            src.append(slice(q0, max(q0, q1)))
-            dst.append(slice(q0 * s + ri - st, None, s))
-        part = t[tuple(src) + tuple(r) + (slice(None),)]
-        yl[tuple(dst[:1]) + tuple(slice(d.start, d.start + s * p, s) if p else slice(0, 0) for d, s, p in
-                                  zip(dst[1:], stride, part.shape[1:-1]))] = part
+            q1 = max(q0, min(qn, (n - 1 - ri + st) // s + 1))
+            src.append(slice(q0, q1))
+            dst.append(slice(q0 * s + ri - st, q1 * s + ri - st, s) if q1 > q0 else slice(0, 0))
+        yl[tuple(dst)] = t[tuple(src) + tuple(r) + (slice(None),)]
 
 
 def weight_grad(x, g, kernel, stride, padding, dilation, chunks):
