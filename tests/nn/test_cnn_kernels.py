@@ -2,8 +2,9 @@
 (max(x, slope * x) forward, g * max(x > 0, slope) backward, a maximum with a scalar taken as rows of a constant
 row from 8192 floats on) for every slope regime, functional and in place, and their float64 gradcheck and double
 backward (the recorded formula; in place from the saved result); batch_norm's training kernels on arrays
-(per-channel sums, a three-pass backward) in float32 for every affine combination, with and without the input's
-gradient, the running statistics, and float64 gradcheck."""
+(per-channel sums over short and long planes, per-channel factors as rows of a sample, a three-pass backward)
+in float32 for every affine combination, with and without the input's gradient, the running statistics, and
+float64 gradcheck."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,8 +65,9 @@ def test_relu_family_long_inputs_match_torch(op, inplace, dtype, torch):
 
 @pytest.mark.parametrize("affine", ["both", "none", "weight", "bias"])
 @pytest.mark.parametrize("x_grad", [True, False])
-def test_batch_norm_training_float32_matches_torch(affine, x_grad, torch):
-    x = rand(6, 4, 5, 3, dtype=dtorch.float32, requires_grad=x_grad)
+@pytest.mark.parametrize("shape", [(6, 4, 5, 3), (3, 4, 9, 8)], ids=["short-planes", "long-planes"])
+def test_batch_norm_training_float32_matches_torch(affine, x_grad, shape, torch):
+    x = rand(*shape, dtype=dtorch.float32, requires_grad=x_grad)
     w = rand(4, dtype=dtorch.float32) if affine in ("both", "weight") else None
     b = rand(4, dtype=dtorch.float32) if affine in ("both", "bias") else None
     check_op(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
