@@ -132,3 +132,15 @@ def test_stride1_layouts_gradcheck_and_double_backward(layout):
     check_grads(lambda x, w, b: F.conv2d(x, w, b, dilation=(1, 2)), x, w, b)
     z, wt = rand(2, 4, 6, 5, dtype=d), rand(4, 3, 2, 2, dtype=d)
     check_grads(lambda z, w: F.conv_transpose2d(z, w), z, wt)
+
+
+def test_3d_phases_match_torch(layout, torch):
+    """3-D kernels a multiple of the stride: the strided input gradient by sub-pixel phases in three dims."""
+    x, w = rand(2, 3, 5, 6, 4, dtype=F32), rand(4, 3, 2, 4, 2, dtype=F32)
+    kw = dict(stride=(2, 2, 1), padding=(1, 0, 1))
+    check_op(lambda x, w: F.conv3d(x, w, **kw), lambda x, w: torch.nn.functional.conv3d(x, w, **kw),
+             inputs=[x, w], **F32_TOL)
+    z, wt = rand(2, 4, 3, 3, 2, dtype=F32), rand(4, 3, 4, 2, 2, dtype=F32)
+    kw = dict(stride=2, padding=1, output_padding=(1, 0, 1))
+    check_op(lambda z, w: F.conv_transpose3d(z, w, **kw), lambda z, w: torch.nn.functional.conv_transpose3d(z, w, **kw),
+             inputs=[z, wt], **F32_TOL)
