@@ -57,7 +57,12 @@ def _scaled_mask(input: Tensor, p: float, mask_shape: tuple):
     if p == 1.0:
         return xp_of(x).zeros(mask_shape, dtype=x.dtype)
     u = _uniform(x, mask_shape)
-    mask = (u >= p).astype(x.dtype)  # the draws and their comparison: a seed gives the masks it gave before
+    keep = u >= p  # the draws and their comparison: a seed gives the masks it gave before
+    if u.dtype == x.dtype:  # the draws' buffer becomes the mask
+        xp_of(u).copyto(u, keep)
+        mask = u
+    else:
+        mask = keep.astype(x.dtype)
     mask *= x.dtype.type(1.0 / (1.0 - p))
     return mask
 
