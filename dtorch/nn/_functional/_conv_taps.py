@@ -49,8 +49,9 @@ def _weight_rows(w):
 def _full_height(g, q: int):
     """``(N, O, *out)`` -> contiguous ``(N * q * span, O)`` rows, zero past the ``out[0]`` output rows."""
     n, o = g.shape[:2]
-    rows = np.zeros((n, q) + g.shape[3:] + (o,), g.dtype)
+    rows = np.empty((n, q) + g.shape[3:] + (o,), g.dtype)
     rows[:, :g.shape[2]] = np.moveaxis(g, 1, -1)
+    rows[:, g.shape[2]:] = 0
     return rows.reshape(-1, o)
 
 
@@ -79,10 +80,11 @@ def input_grad(g, w, y, padding, dilation) -> None:
         n = sl.stop - sl.start
         m = n * q * span - last  # the last sample's final rows are past every output row
         rows = _full_height(g[sl], q)[:m]
-        windows = np.zeros((n * q * span, k_rest), g.dtype)
+        windows = np.empty((n * q * span, k_rest), g.dtype)
+        windows[m:] = 0  # kernel row 0 sets rows [0, m), the others add
         for kh in range(kernel[0]):
             off = kh * dilation[0] * span
-            gemm(rows, wr[kh], windows[off:off + m], beta=1.0)
+            gemm(rows, wr[kh], windows[off:off + m], beta=1.0 if kh else 0.0)
         dxc = np.zeros((n,) + padded + (y.shape[1],), g.dtype)
         _fold(dxc, windows, kernel[1:], dilation[1:], g.shape[3:])
         np.moveaxis(y[sl], 1, -1)[...] = dxc[crop]
