@@ -20,9 +20,10 @@ from . import _conv_taps
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
 # below this many input channels the strided input gradient's scatter-add (runs of C floats) loses to
-# the sub-pixel gather, whose extra window row and column cost more at wider C; the gather's GEMM has
-# prod(stride) * C columns, far below BLAS's speed under SUBPIXEL_MIN_COLS (DCGAN's RGB layer: 3x slower)
-SUBPIXEL_MAX_C = 32
+# the sub-pixel gather, whose extra window row and column cost more at wider C (DCGAN's 4x4 stride 2: faster
+# at 32 channels, slower at 48); the gather's GEMM has prod(stride) * C columns, far below BLAS's speed under
+# SUBPIXEL_MIN_COLS (DCGAN's RGB layer: 3x slower)
+SUBPIXEL_MAX_C = 48
 # the stride-1 input gradient as a full correlation while the input has at most this many times g's pixels
 FULL_MAX_GROWTH = 1.5
 SUBPIXEL_MIN_COLS = 64
