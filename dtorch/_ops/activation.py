@@ -28,14 +28,15 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 _CONST_ROW = 8192
+_ROW_TYPES = (np.float32, np.float64)
 
 
 def max_const(a, c: float, out=None):
     """``maximum(a, c)`` for a scalar ``c``. numpy's maximum vectorizes only array-with-array loops (with a
     scalar it runs 3x slower), so a contiguous float32/float64 numpy ``a`` is taken as rows of a constant row."""
-    if type(a) is not np.ndarray or a.dtype.type not in (np.float32, np.float64) or a.size < _CONST_ROW \
+    if a.size < _CONST_ROW or type(a) is not np.ndarray or a.dtype.type not in _ROW_TYPES \
             or not a.flags.c_contiguous:
-        return xp_of(a).maximum(a, a.dtype.type(c), out=out)
+        return xp_of(a).maximum(a, c) if out is None else xp_of(a).maximum(a, c, out=out)
     if out is None:
         out = np.empty_like(a)
     flat, dst = a.reshape(-1), out.reshape(-1)
