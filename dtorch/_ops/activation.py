@@ -34,9 +34,10 @@ _ROW_TYPES = (np.float32, np.float64)
 def max_const(a, c: float, out=None):
     """``maximum(a, c)`` for a scalar ``c``. numpy's maximum vectorizes only array-with-array loops (with a
     scalar it runs 3x slower), so a contiguous float32/float64 numpy ``a`` is taken as rows of a constant row."""
-    if a.size < _CONST_ROW or type(a) is not np.ndarray or a.dtype.type not in _ROW_TYPES \
+    if type(a) is not np.ndarray or a.size < _CONST_ROW or a.dtype.type not in _ROW_TYPES \
             or not a.flags.c_contiguous:
-        return xp_of(a).maximum(a, c) if out is None else xp_of(a).maximum(a, c, out=out)
+        xp = np if type(a) is np.ndarray else xp_of(a)
+        return xp.maximum(a, c) if out is None else xp.maximum(a, c, out=out)
     if out is None:
         out = np.empty_like(a)
     flat, dst = a.reshape(-1), out.reshape(-1)
@@ -63,7 +64,13 @@ def _relu_bw(ns, ctx, g, out):
     return (g * ns.sign(out),)
 
 
-relu, relu_ = _unary("relu", lambda a: max_const(a, 0), _relu_bw, save_out=True, floating=False,
+def _relu_fwd(a):
+    if type(a) is np.ndarray and a.size < _CONST_ROW:  # the small-tensor path, kept free of max_const's checks
+        return np.maximum(a, 0.0 if a.dtype.kind == "f" else 0)  # a float scalar resolves faster than an int
+    return max_const(a, 0)
+
+
+relu, relu_ = _unary("relu", _relu_fwd, _relu_bw, save_out=True, floating=False,
                     no_bool=(RuntimeError, "Boolean inputs not supported for relu"))
 
 
