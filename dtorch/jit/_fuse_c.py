@@ -121,29 +121,23 @@ def _constants() -> str:
     return "\n".join(lines)
 
 
+# the C form of each elementwise entry without parameters, over its operands' expressions {0}, {1}, {2}
+_FORMS = {"mul": "({0} * {1})", "div": "({0} / {1})", "neg": "(-{0})", "relu": "({0} < 0.0f ? 0.0f : {0})",
+          "exp": "dt_exp({0})", "masked_fill": "({1} ? {2} : {0})", "where": "({0} ? {1} : {2})"}
+
+
 def _expr(op: str, a: list[str], params: dict) -> str:
     """The C expression of one elementwise entry over its operands' expressions."""
     if op in ("add", "sub"):
         alpha = params.get("alpha", 1)
         b = a[1] if alpha == 1 else f"({_float(alpha)} * {a[1]})"
         return f"({a[0]} {'+' if op == 'add' else '-'} {b})"
-    if op == "mul":
-        return f"({a[0]} * {a[1]})"
-    if op == "div":
-        return f"({a[0]} / {a[1]})"
-    if op == "neg":
-        return f"(-{a[0]})"
-    if op == "relu":
-        return f"({a[0]} < 0.0f ? 0.0f : {a[0]})"
-    if op == "exp":
-        return f"dt_exp({a[0]})"
     if op == "gelu":
         return f"dt_gelu_tanh({a[0]})" if params.get("approximate", "none") == "tanh" else f"dt_gelu({a[0]})"
-    if op == "masked_fill":
-        return f"({a[1]} ? {a[2]} : {a[0]})"
-    if op == "where":
-        return f"({a[0]} ? {a[1]} : {a[2]})"
-    raise ValueError(f"no C form for {op!r}")
+    form = _FORMS.get(op)
+    if form is None:
+        raise ValueError(f"no C form for {op!r}")
+    return form.format(*a)
 
 
 def _literal(value) -> str:

@@ -12,6 +12,15 @@ def mlp(lib, sizes=(8, 16, 4)):
     return nn.Sequential(*layers[:-1])
 
 
+# a function with data-dependent control flow, for jit.script and its ONNX If
+def branchy(x, y):
+    if x.sum() > 0:
+        z = x * 2
+    else:
+        z = -y
+    return z + 1
+
+
 def cnn(lib):
     nn = lib.nn
 

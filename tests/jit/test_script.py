@@ -15,17 +15,9 @@ import dtorch
 import dtorch.nn as nn
 import dtorch.nn.functional as F
 from dtorch import jit
-from tests.jit.models import cnn, gpt_block, mlp
+from tests.jit.models import branchy, cnn, gpt_block, mlp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def branchy(x, y):
-    if x.sum() > 0:
-        z = x * 2
-    else:
-        z = -y
-    return z + 1
 
 
 def looped(x, n: int):

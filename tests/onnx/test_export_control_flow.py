@@ -11,17 +11,10 @@ import pytest
 import dtorch
 import dtorch.nn as nn
 from dtorch import jit
+from tests.jit.models import branchy
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-
-
-def branchy(x, y):
-    if x.sum() > 0:
-        z = x * 2
-    else:
-        z = -y
-    return z + 1
 
 
 def halve(x):

@@ -213,14 +213,20 @@ def test_kill_9_a_worker_under_load(server):
     assert _metric(server, "dtorch_serve_workers_alive", model="mlp") == 1
 
 
-def test_handler_crash_is_retried_once_then_500(server):
-    code, body, _ = server.request("POST", "/predictions/echo", b'{"crash": true}')
-    assert code == 500 and "crashed" in body["message"] and "asked to crash" in body["message"]
-    for _ in range(100):                     # the worker comes back
-        code, body, _ = server.request("POST", "/predictions/echo", b'{"n": 1}')
+def _until_answered(server, model: str, request: dict, tries: int = 100) -> tuple[int, dict]:
+    """POST ``request`` to ``model`` until it answers 200 (a restarting worker) or ``tries`` run out."""
+    for _ in range(tries):
+        code, body, _ = server.request("POST", f"/predictions/{model}", json.dumps(request).encode())
         if code == 200:
             break
         time.sleep(0.1)
+    return code, body
+
+
+def test_handler_crash_is_retried_once_then_500(server):
+    code, body, _ = server.request("POST", "/predictions/echo", b'{"crash": true}')
+    assert code == 500 and "crashed" in body["message"] and "asked to crash" in body["message"]
+    code, body = _until_answered(server, "echo", {"n": 1})   # the worker comes back
     assert code == 200 and body["echo"] == {"n": 1}
 
 
@@ -275,11 +281,7 @@ def test_a_batch_whose_worker_dies_midway_answers_every_request(server):
     assert all("crashed while running this request's batch" in r[1]["message"] for r in results if r[0] == 500)
     assert all(r[1]["echo"] == {"n": i} for i, r in enumerate(results) if r[0] == 200)
     assert _metric(server, "dtorch_serve_worker_restarts_total", model="echo8") >= restarts0 + 2
-    for _ in range(100):                                # the worker comes back
-        code, body, _ = server.request("POST", "/predictions/echo8", b'{"n": 9}')
-        if code == 200:
-            break
-        time.sleep(0.1)
+    code, body = _until_answered(server, "echo8", {"n": 9})  # the worker comes back
     assert code == 200 and body["echo"] == {"n": 9}
 
 
