@@ -9,7 +9,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.nn._functional import _conv_rows, _conv_taps, conv
+from dtorch.nn._functional import _conv_c, _conv_rows, _conv_taps, conv
 from tests.oracle import F32_TOL, check_grads, check_op, rand
 
 F32 = dtorch.float32
@@ -42,14 +42,19 @@ TRANSPOSE_CASES = [
 ]
 
 
-@pytest.fixture(params=["per-sample", "batch-minor", "batch-minor-chunked", "rows", "rows-chunked", "taps",
-                        "taps-chunked"])
+@pytest.fixture(params=["per-sample", "per-sample-numpy", "batch-minor", "batch-minor-numpy", "batch-minor-chunked",
+                        "rows", "rows-chunked", "taps", "taps-chunked"])
 def layout(request, monkeypatch):
     """Force one layout (rows where groups == 1, the strided input gradient by sub-pixel phases where the
     kernel is a multiple of the stride; taps: rows, the stride-1 input gradient by kernel rows where it has
-    no more rows than the full correlation); 'chunked' also makes every batch chunk one sample."""
+    no more rows than the full correlation); 'chunked' also makes every batch chunk one sample. The columns
+    come from the C kernels, or with 'numpy' from numpy's loops (as without a C compiler)."""
     rows = request.param.startswith(("rows", "taps"))
-    monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param == "per-sample" else 1 << 30)
+    monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param.startswith("per-sample") else 1 << 30)
+    if rows:
+        monkeypatch.setattr(conv, "_COLUMNS_FROM", dict.fromkeys(conv._COLUMNS_FROM, 1 << 30))
+    if request.param.endswith("numpy"):
+        monkeypatch.setitem(_conv_c._STATE, "fns", {})
     monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if rows else 1 << 30)
     monkeypatch.setattr(_conv_rows, "SUBPIXEL_MIN_COLS", 0)
     monkeypatch.setattr(_conv_taps, "TAPS_MIN_K", 0 if request.param.startswith("taps") else 1 << 30)

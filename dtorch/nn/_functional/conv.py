@@ -13,11 +13,12 @@ Kernels take ``stride``, ``dilation`` (tuples, one per spatial dim), ``padding``
 ``(N, groups, C/groups * prod(kernel), L)`` so that the forward product is one batched
 GEMM whose result is already NCHW. The weight gradient rebuilds the columns rather than
 keeping them on the node: one copy is cheaper than holding (and re-faulting) ``prod(kernel)``
-times the input for the whole step.
+times the input for the whole step. The columns come from ``_conv_cols`` (C kernels where a compiler
+exists); layers with few output pixels take the channels-last rows of ``_conv_rows`` instead, whose GEMMs
+have the whole batch chunk as their long side (``_COLUMNS_FROM``).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -25,133 +26,11 @@ import numpy as np
 from ..._dispatch import apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
-from . import _conv_rows
+from . import _blas, _conv_c, _conv_rows
+from ._conv_cols import col2im, im2col, out_size
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "unfold", "fold"]
-
-
-# ---- array helpers ------------------------------------------------------------------------------
-def pad_zeros(x, padding):
-    """Zero-pad the trailing ``len(padding)`` dims of ``x`` by ``(lo, hi)`` pairs (non-negative)."""
-    if not any(lo or hi for lo, hi in padding):
-        return x
-    nd = len(padding)
-    lead = x.shape[:x.ndim - nd]
-    shape = lead + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[-nd:], padding))
-    out = xp_of(x).zeros(shape, x.dtype)
-    out[(Ellipsis,) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[-nd:], padding))] = x
-    return out
-
-
-def out_size(size, kernel, stride, padding, dilation) -> tuple:
-    return tuple((s + lo + hi - d * (k - 1) - 1) // st + 1
-                 for s, k, st, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
-
-
-def _positions(kernel) -> list[tuple]:
-    """Every kernel position, row-major (the order of the weight's trailing dims)."""
-    pos = [()]
-    for k in kernel:
-        pos = [p + (i,) for p in pos for i in range(k)]
-    return pos
-
-
-def _clipped(pos, size, stride, padding, dilation, out) -> tuple:
-    """For kernel position ``pos``: per dim, the ``[o0, o1)`` range of outputs whose input lies inside
-    the unpadded input, and the strided input slice they read."""
-    ranges, src = [], []
-    for q, n, s, (lo, _), d, o in zip(pos, size, stride, padding, dilation, out):
-        off = q * d - lo  # input index read by output 0
-        o0 = min(o, max(0, -(off // s)))
-        o1 = max(o0, min(o, (n - 1 - off) // s + 1))
-        ranges.append((o0, o1))
-        src.append(slice(o0 * s + off, (o1 - 1) * s + off + 1, s) if o1 > o0 else slice(0, 0))
-    return ranges, (Ellipsis,) + tuple(src)
-
-
-def _inner(ranges) -> tuple:
-    return (Ellipsis,) + tuple(slice(a, b) for a, b in ranges)
-
-
-def _outside(ranges, out) -> tuple:
-    """Index tuples of the trailing dims outside ``ranges`` (the outputs that read padding)."""
-    nd, idx = len(ranges), []
-    for i, ((o0, o1), n) in enumerate(zip(ranges, out)):
-        lead = (Ellipsis,) + (slice(None),) * i
-        tail = (slice(None),) * (nd - 1 - i)
-        if o0:
-            idx.append(lead + (slice(0, o0),) + tail)
-        if o1 < n:
-            idx.append(lead + (slice(o1, n),) + tail)
-    return tuple(idx)
-
-
-def _plan(kernel, size, stride, padding, dilation, out) -> tuple:
-    """Per kernel position: the input slice it reads, the outputs that read inside the input, and the
-    outputs that read padding; cached per geometry (every batch chunk and step reuses it)."""
-    return _cached_plan(tuple(kernel), tuple(size), tuple(stride), tuple(tuple(p) for p in padding),
-                        tuple(dilation), tuple(out))
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_plan(kernel, size, stride, padding, dilation, out) -> tuple:
-    plan = []
-    for pos in _positions(kernel):
-        ranges, src = _clipped(pos, size, stride, padding, dilation, out)
-        plan.append((src, _inner(ranges), _outside(ranges, out)))
-    return tuple(plan)
-
-
-def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool = False):
-    """Contiguous columns and the output size: ``(N, groups, C/groups * prod(kernel), L)``, or with
-    ``batch_minor`` ``(groups, C/groups * prod(kernel), N * L)`` (the whole batch in one GEMM operand).
-
-    One strided copy per kernel position straight from ``x``; the outputs that read the
-    padding are zeroed instead, so no padded copy of ``x`` is made.
-    """
-    n, c = x.shape[:2]
-    size = x.shape[2:]
-    out = out_size(size, kernel, stride, padding, dilation)
-    kk = math.prod(kernel)
-    if batch_minor:
-        cols = xp_of(x).empty((c, kk, n) + out, x.dtype)
-        x, planes = x.swapaxes(0, 1), cols.swapaxes(0, 1)
-    else:
-        cols = xp_of(x).empty((n, c, kk) + out, x.dtype)
-        planes = cols.swapaxes(0, 2)
-    for p, (src, inner, outside) in enumerate(_plan(kernel, size, stride, padding, dilation, out)):
-        plane = planes[p] if batch_minor else planes[p].swapaxes(0, 1)
-        for idx in outside:
-            plane[idx] = 0
-        plane[inner] = x[src]
-    if batch_minor:
-        return cols.reshape(groups, -1, n * math.prod(out)), out
-    return cols.reshape(n, groups, -1, math.prod(out)), out
-
-
-def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=None, batch_minor: bool = False):
-    """Adjoint of :func:`im2col`: add every column entry back into its input position.
-
-    cols: ``(N, C * prod(kernel), L)`` (``batch_minor``: ``(C * prod(kernel), N * L)`` and ``out`` given);
-    one strided add per kernel position into a contiguous ``(N, C, *size)`` result, ``out`` when given
-    (entries that fall on the padding are dropped).
-    """
-    osize = out_size(size, kernel, stride, padding, dilation)
-    kk = math.prod(kernel)
-    if out is None:
-        out = xp_of(cols).zeros((cols.shape[0], channels) + tuple(size), cols.dtype)
-    else:
-        out[...] = 0
-    if batch_minor:
-        planes = cols.reshape((channels, kk, out.shape[0]) + osize).swapaxes(0, 1)
-        dst_arr = out.swapaxes(0, 1)
-    else:
-        planes = cols.reshape((cols.shape[0], channels, kk) + osize).swapaxes(0, 2).swapaxes(1, 2)
-        dst_arr = out
-    for p, (dst, inner, _) in enumerate(_plan(kernel, size, stride, padding, dilation, osize)):
-        dst_arr[dst] += planes[p][inner]
-    return out
 
 
 # Bytes of columns per batch chunk: on the CPU small enough to stay cache-warm and come back
@@ -192,6 +71,15 @@ def _from_minor(ym, out) -> None:
     out.reshape(n, c, -1).swapaxes(0, 1)[...] = ym.reshape(c, n, -1)
 
 
+# With the C column kernels (_conv_c) the per-sample column GEMMs, ``L`` output pixels wide, beat the channels-last
+# rows of _conv_rows from this many output pixels on, per kernel (measured on MNIST's, the CNN's and DCGAN's layers)
+_COLUMNS_FROM = {"forward": 256, "weight": 512, "input": 128}
+
+
+def _columns_first(a, length: int, spatial_dims: int, kind: str) -> bool:
+    return length >= _COLUMNS_FROM[kind] and _conv_c.available(a, spatial_dims)
+
+
 def _needs(ctx, i: int) -> bool:
     return ctx.next_functions[i][0] is not None
 
@@ -212,7 +100,7 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
-    if _conv_rows.use_rows(x, x.shape[1], kernel, groups):
+    if not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
         chunks = []
     for sl in chunks:
@@ -251,7 +139,8 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     gm = g.reshape(n, groups, o // groups, -1)
     y = xp.empty((n, cin) + tuple(size), g.dtype)
     chunks = _batch_chunks(g, n, w[0].size * groups * length * g.itemsize)
-    if _conv_rows.input_grad_fits(g, cin, w.shape[2:], stride, dilation, groups):
+    if (not _columns_first(g, length, len(size), "input")
+            and _conv_rows.input_grad_fits(g, cin, w.shape[2:], stride, dilation, groups)):
         _conv_rows.input_grad(g, w, y, stride, padding, dilation, chunks)
         chunks = []
     for sl in chunks:
@@ -286,18 +175,25 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     k = x.shape[1] // groups * math.prod(kernel)
     length = math.prod(g.shape[2:])
     chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
-    if _conv_rows.use_rows(x, x.shape[1], kernel, groups):
+    if not _columns_first(x, length, len(kernel), "weight") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         return _conv_rows.weight_grad(x, g, kernel, stride, padding, dilation, chunks)
     minor = _batch_minor(length)
     if minor:  # (G, O/G, K): already the weight's layout
         gw = xp.zeros((groups, o // groups, k), g.dtype)
-    else:  # (N, G, L, O/G) contiguous: BLAS runs cols @ g^T much faster than g @ cols^T here
-        gt = xp.ascontiguousarray(g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2))
+    else:  # (K, O/G) per group: BLAS runs cols @ g^T much faster than g @ cols^T here
         gw = xp.zeros((groups, k, o // groups), g.dtype)
+        accumulate = xp is np and _blas.available(g.dtype)
+        gt = g.reshape(n, groups, o // groups, -1).swapaxes(-1, -2)
+        if not accumulate:  # (N, G, L, O/G) contiguous for one batched matmul per chunk
+            gt = xp.ascontiguousarray(gt)
     for sl in chunks:
         cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
         if minor:
             gw += xp.matmul(_to_minor(g[sl], groups), cols.swapaxes(-1, -2))
+        elif accumulate:  # each sample's product summed by BLAS into gw, g transposed in the call
+            for i, gi in enumerate(range(sl.start, sl.stop)):
+                for grp in range(groups):
+                    _blas.gemm(cols[i, grp], gt[gi, grp], gw[grp])
         else:
             gw += xp.matmul(cols, gt[sl]).sum(0)
     if not minor:

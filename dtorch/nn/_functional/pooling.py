@@ -14,7 +14,8 @@ import numpy as np
 from ..._dispatch import apply, defop, tensor_fn
 from ..._device import xp_of
 from ...tensor import Tensor, _make
-from .conv import ntuple, pad_zeros
+from ._conv_cols import pad_zeros
+from .conv import ntuple
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",

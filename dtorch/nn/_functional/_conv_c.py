@@ -1,0 +1,173 @@
+"""im2col and col2im in C for conv.py's columns (1-D and 2-D, float32/float64, on the CPU).
+
+numpy moves a column block one output row at a time (``out_w`` floats per copy, a few for strided layers), and
+its per-copy overhead made the columns cost as much as their GEMM; a C loop copies the same rows at memory
+speed, so the column layout (a GEMM whose result is already NCHW, no transposes) is the fast one again.
+The library is compiled once per machine with the system C compiler (``cpp_extension.build_c_library``,
+cached) and loaded with ctypes; without a compiler ``available()`` is False and conv.py keeps numpy's loops.
+Both are pure copies and adds in the same order, so their results are identical.
+
+Parameters travel as one ``int64`` array: ``n, c, h, w`` (input), the input's element strides ``(n, c, h, w)``,
+``kh, kw, sh, sw, ph, pw, dh, dw, oh, ow``, and the columns' element strides per sample and per column row.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+
+_SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+typedef int64_t i64;
+
+/* the int64 parameters, in the order _params writes them */
+typedef struct {
+    i64 n, c, h, w, sn, sc, sh, sw;  /* image size and element strides */
+    i64 kh, kw, st_h, st_w, pad_h, pad_w, dil_h, dil_w, oh, ow;
+    i64 cols_n, cols_row;  /* the columns' element strides per sample and per row (c, kernel position) */
+} dt_geom;
+
+/* the output columns [*lo, *hi) whose input column wo * sw + off lies in [0, w) */
+static void dt_span(i64 off, i64 sw, i64 w, i64 ow, i64 *lo, i64 *hi) {
+    i64 a = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    i64 b = w - 1 - off < 0 ? 0 : (w - 1 - off) / sw + 1;
+    if (a > ow) a = ow;
+    if (b > ow) b = ow;
+    if (b < a) b = a;
+    *lo = a; *hi = b;
+}
+"""
+
+_TYPED = r"""
+void dt_im2col_SUF(const REAL *restrict x, REAL *restrict cols, const dt_geom *gp) {
+    const dt_geom G = *gp, *g = &G;  /* locals: no reloads through the pointer in the loops */
+    for (i64 s = 0; s < g->n; s++)
+        for (i64 ch = 0; ch < g->c; ch++) {
+            const REAL *xc = x + s * g->sn + ch * g->sc;
+            for (i64 a = 0; a < g->kh; a++)
+                for (i64 b = 0; b < g->kw; b++) {
+                    REAL *col = cols + s * g->cols_n + ((ch * g->kh + a) * g->kw + b) * g->cols_row;
+                    const i64 off = b * g->dil_w - g->pad_w, ow = g->ow;
+                    i64 lo, hi;
+                    dt_span(off, g->st_w, g->w, ow, &lo, &hi);
+                    for (i64 ho = 0; ho < g->oh; ho++, col += ow) {
+                        const i64 r = ho * g->st_h + a * g->dil_h - g->pad_h;
+                        if (r < 0 || r >= g->h || lo == hi) {
+                            memset(col, 0, ow * sizeof(REAL));
+                            continue;
+                        }
+                        const REAL *xr = xc + r * g->sh;
+                        for (i64 o = 0; o < lo; o++) col[o] = 0;
+                        if (g->st_w == 1 && g->sw == 1)
+                            memcpy(col + lo, xr + lo + off, (hi - lo) * sizeof(REAL));
+                        else
+                            for (i64 o = lo; o < hi; o++) col[o] = xr[(o * g->st_w + off) * g->sw];
+                        for (i64 o = hi; o < ow; o++) col[o] = 0;
+                    }
+                }
+        }
+}
+
+/* y = 0, then every column entry added onto its input position, kernel positions in row-major order */
+void dt_col2im_SUF(const REAL *restrict cols, REAL *restrict y, const dt_geom *gp) {
+    const dt_geom G = *gp, *g = &G;
+    for (i64 s = 0; s < g->n; s++)
+        for (i64 ch = 0; ch < g->c; ch++) {
+            REAL *yc = y + s * g->sn + ch * g->sc;
+            for (i64 r = 0; r < g->h; r++) {
+                if (g->sw == 1) memset(yc + r * g->sh, 0, g->w * sizeof(REAL));
+                else for (i64 i = 0; i < g->w; i++) yc[r * g->sh + i * g->sw] = 0;
+            }
+            for (i64 a = 0; a < g->kh; a++)
+                for (i64 b = 0; b < g->kw; b++) {
+                    const REAL *col = cols + s * g->cols_n + ((ch * g->kh + a) * g->kw + b) * g->cols_row;
+                    const i64 off = b * g->dil_w - g->pad_w, ow = g->ow;
+                    i64 lo, hi;
+                    dt_span(off, g->st_w, g->w, ow, &lo, &hi);
+                    for (i64 ho = 0; ho < g->oh; ho++, col += ow) {
+                        const i64 r = ho * g->st_h + a * g->dil_h - g->pad_h;
+                        if (r < 0 || r >= g->h) continue;
+                        REAL *yr = yc + r * g->sh;
+                        if (g->st_w == 1 && g->sw == 1) {
+                            REAL *yo = yr + off;
+                            for (i64 o = lo; o < hi; o++) yo[o] += col[o];
+                        } else {
+                            for (i64 o = lo; o < hi; o++) yr[(o * g->st_w + off) * g->sw] += col[o];
+                        }
+                    }
+                }
+        }
+}
+"""
+
+_SUFFIX = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+# without -ffast-math: the adds stay in numpy's order (bit-identical results)
+CFLAGS = ("-O3", "-march=native", "-std=c99", "-fno-math-errno", "-ffp-contract=off")
+
+_LOCK = threading.Lock()
+_STATE: dict = {}  # "fns": {(kind, dtype): function} or {} after a failed build
+
+
+def _build() -> dict:
+    from ...utils.cpp_extension import build_c_library
+
+    text = _SOURCE + "".join(_TYPED.replace("SUF", suf).replace("REAL", ct) for ct, suf in _SUFFIX.values())
+    lib = ctypes.CDLL(str(build_c_library("dtorch_conv_cols", text, CFLAGS)))
+    fns = {}
+    for dt, (_, suf) in _SUFFIX.items():
+        for kind in ("im2col", "col2im"):
+            fn = getattr(lib, f"dt_{kind}_{suf}")
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            fn.restype = None
+            fns[(kind, dt)] = fn
+    return fns
+
+
+def _functions() -> dict:
+    fns = _STATE.get("fns")
+    if fns is None:
+        with _LOCK:
+            fns = _STATE.get("fns")
+            if fns is None:
+                try:
+                    fns = _build()
+                except (RuntimeError, OSError):
+                    fns = {}
+                _STATE["fns"] = fns
+    return fns
+
+
+def available(a, spatial_dims: int) -> bool:
+    """Whether the C kernels serve array ``a`` of a convolution with ``spatial_dims`` dims (1 or 2; a CPU
+    float32/float64 array; a compiler found once)."""
+    return type(a) is np.ndarray and a.dtype in _SUFFIX and spatial_dims <= 2 and bool(_functions())
+
+
+def _params(img, kernel, stride, padding, dilation, out, cols_strides) -> np.ndarray:
+    """The kernels' int64 parameters for NC(H)W ``img`` (1-D convolutions as height 1)."""
+    isz = img.itemsize
+    st = [s // isz for s in img.strides]
+    if img.ndim == 3:  # (N, C, W): a height-1 image
+        shape, st = (img.shape[0], img.shape[1], 1, img.shape[2]), [st[0], st[1], 0, st[2]]
+        kernel, stride, dilation, out = ((1,) + tuple(v) for v in (kernel, stride, dilation, out))
+        padding = ((0, 0),) + tuple(padding)
+    else:
+        shape = img.shape
+    return np.array(list(shape) + st + list(kernel) + list(stride) + [padding[0][0], padding[1][0]]
+                    + list(dilation) + list(out) + list(cols_strides), np.int64)
+
+
+def im2col_into(x, cols, kernel, stride, padding, dilation, out, cols_strides) -> None:
+    """Write the columns of ``x`` into ``cols``: entry ``(sample s, row (c, kernel...), output pixel l)`` at
+    element ``s * cols_strides[0] + row * cols_strides[1] + l`` (zero where the kernel reads padding)."""
+    p = _params(x, kernel, stride, padding, dilation, out, cols_strides)
+    _functions()[("im2col", x.dtype)](x.ctypes.data, cols.ctypes.data, p.ctypes.data)
+
+
+def col2im_into(cols, y, kernel, stride, padding, dilation, out, cols_strides) -> None:
+    """``y`` (any strides) = the sum of every column entry onto its input position (the adjoint of
+    :func:`im2col_into`; entries that fall on the padding are dropped)."""
+    p = _params(y, kernel, stride, padding, dilation, out, cols_strides)
+    _functions()[("col2im", y.dtype)](cols.ctypes.data, y.ctypes.data, p.ctypes.data)
