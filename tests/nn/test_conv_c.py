@@ -1,5 +1,5 @@
-"""The C column kernels (nn/_functional/_conv_c.py): the same columns and the same sums as numpy's loops, bit for
-bit, over strides, padding, dilation, groups, both column layouts, 1-D and 2-D, float32 and float64 and
+"""The C kernels of the convolutions (nn/_functional/_conv_c.py): the same columns, rows and sums as numpy's loops,
+bit for bit, over strides, padding, dilation, groups, both column layouts, 1-D and 2-D, float32 and float64 and
 non-contiguous inputs; a machine without a C compiler falls back to numpy; the convolutions agree either way."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.nn._functional import _conv_c, _conv_cols
+from dtorch.nn._functional import _conv_c, _conv_cols, _conv_rows
 
 GEOMETRIES = [  # (spatial size, kernel, stride, padding (lo, hi) per dim, dilation)
     ((9, 11), (3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1)),
@@ -77,6 +77,20 @@ def test_columns_and_sums_equal_numpy(geom, dtype, batch_minor, groups):
     sums_c = sums()
     assert sums_c.dtype == dtype
     np.testing.assert_array_equal(sums_c, sums_np)
+
+
+@pytest.mark.parametrize("geom", [g for g in GEOMETRIES if len(g[0]) == 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_rows_equal_numpy(geom, dtype):
+    size, kernel, stride, padding, dilation = geom
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 20) + size[::-1]).astype(dtype)[:, 1::3].swapaxes(2, 3)  # 7 channels, strided
+    out = _conv_cols.out_size(size, kernel, stride, padding, dilation)
+    rows_c = _conv_rows.im2row(x, kernel, stride, padding, dilation, out)
+    with numpy_loops():
+        rows_np = _conv_rows.im2row(x, kernel, stride, padding, dilation, out)
+    assert rows_c.shape == rows_np.shape == (2 * out[0] * out[1], 7 * kernel[0] * kernel[1])
+    np.testing.assert_array_equal(rows_c, rows_np)
 
 
 def test_col2im_into_a_strided_output():

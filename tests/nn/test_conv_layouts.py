@@ -43,12 +43,12 @@ TRANSPOSE_CASES = [
 
 
 @pytest.fixture(params=["per-sample", "per-sample-numpy", "batch-minor", "batch-minor-numpy", "batch-minor-chunked",
-                        "rows", "rows-chunked", "taps", "taps-chunked"])
+                        "rows", "rows-numpy", "rows-chunked", "taps", "taps-chunked"])
 def layout(request, monkeypatch):
     """Force one layout (rows where groups == 1, the strided input gradient by sub-pixel phases where the
     kernel is a multiple of the stride; taps: rows, the stride-1 input gradient by kernel rows where it has
-    no more rows than the full correlation); 'chunked' also makes every batch chunk one sample. The columns
-    come from the C kernels, or with 'numpy' from numpy's loops (as without a C compiler)."""
+    no more rows than the full correlation); 'chunked' also makes every batch chunk one sample. Columns and
+    rows come from the C kernels, or with 'numpy' from numpy's loops (as without a C compiler)."""
     rows = request.param.startswith(("rows", "taps"))
     monkeypatch.setattr(conv, "_MINOR_BELOW", 0 if request.param.startswith("per-sample") else 1 << 30)
     if rows:

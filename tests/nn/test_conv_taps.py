@@ -67,19 +67,22 @@ def test_numpy_bundled_openblas_is_found():
 
 
 def test_kernel_rows_serve_unpadded_stride1_input_grad_by_default(torch, monkeypatch):
-    """Without the C column kernels, a conv like MNIST's second (32 channels, 3x3, no padding) takes the
-    kernel-row input gradient at the default thresholds; it agrees with torch, chunked and not. With them, its
-    182 output pixels take the columns."""
+    """A conv like MNIST's second (32 channels, 3x3, no padding) with fewer than 256 output pixels takes the
+    kernel-row input gradient at the default thresholds; it agrees with torch, chunked and not. With 256 or
+    more, the C column kernels serve it, unless there is no C compiler."""
     calls = []
     real = _conv_taps.input_grad
     monkeypatch.setattr(_conv_taps, "input_grad", lambda *a: calls.append(a[0].shape) or real(*a))
     f32 = dtorch.float32
     x, w, b = rand(3, 32, 16, 15, dtype=f32), rand(16, 32, 3, 3, dtype=f32), rand(16, dtype=f32)
     assert _conv_rows.use_rows(x._data, 32, (3, 3), 1)
-    check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[x, w, b], **F32_TOL)
-    assert calls == [] and _conv_c.available(x._data, 2)
-    monkeypatch.setitem(_conv_c._STATE, "fns", {})
     for chunk in (_conv_taps.CHUNK_BYTES, 1):
         monkeypatch.setattr(_conv_taps, "CHUNK_BYTES", chunk)
         check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[x, w, b], **F32_TOL)
     assert calls == [(3, 16, 14, 13)] * 2
+    wide = rand(2, 32, 18, 18, dtype=f32)  # 16 x 16 outputs
+    check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[wide, w, b], **F32_TOL)
+    assert len(calls) == 2 and _conv_c.available(wide._data, 2)
+    monkeypatch.setitem(_conv_c._STATE, "fns", {})
+    check_op(F.conv2d, torch.nn.functional.conv2d, inputs=[wide, w, b], **F32_TOL)
+    assert calls[2:] == [(2, 16, 16, 16)]

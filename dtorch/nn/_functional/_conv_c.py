@@ -13,6 +13,7 @@ Parameters travel as one ``int64`` array: ``n, c, h, w`` (input), the input's el
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 
 import numpy as np
@@ -70,6 +71,46 @@ void dt_im2col_SUF(const REAL *restrict x, REAL *restrict cols, const dt_geom *g
         }
 }
 
+/* rows[s, ho, wo, (kh, kw, c)] (channels-last receptive fields, _conv_rows' layout): each sample is first
+   transposed into buf, (h, wp, c) with the left and right zero padding of its rows, in L1-sized tiles; then
+   every kernel row of a receptive field is one copy of kw * c contiguous values (dilation 1) */
+void dt_im2row_SUF(const REAL *restrict x, REAL *restrict rows, REAL *restrict buf, const dt_geom *gp) {
+    const dt_geom G = *gp, *g = &G;
+    const i64 c = g->c, wp = (g->ow - 1) * g->st_w + (g->kw - 1) * g->dil_w + 1;
+    const i64 lpad = g->pad_w < wp ? g->pad_w : wp;
+    i64 wc = wp - lpad < g->w ? wp - lpad : g->w;
+    if (wc < 0) wc = 0;
+    for (i64 s = 0; s < g->n; s++) {
+        const REAL *xs = x + s * g->sn;
+        for (i64 r = 0; r < g->h; r++) {
+            REAL *br = buf + r * wp * c, *bi = br + lpad * c;
+            memset(br, 0, lpad * c * sizeof(REAL));
+            for (i64 j0 = 0; j0 < wc; j0 += 16)
+                for (i64 c0 = 0; c0 < c; c0 += 16) {
+                    const i64 j1 = j0 + 16 < wc ? j0 + 16 : wc, c1 = c0 + 16 < c ? c0 + 16 : c;
+                    for (i64 j = j0; j < j1; j++)
+                        for (i64 ch = c0; ch < c1; ch++) bi[j * c + ch] = xs[ch * g->sc + r * g->sh + j * g->sw];
+                }
+            memset(bi + wc * c, 0, (wp - lpad - wc) * c * sizeof(REAL));
+        }
+        for (i64 ho = 0; ho < g->oh; ho++)
+            for (i64 wo = 0; wo < g->ow; wo++)
+                for (i64 a = 0; a < g->kh; a++) {
+                    const i64 r = ho * g->st_h + a * g->dil_h - g->pad_h, run = g->kw * c;
+                    if (r < 0 || r >= g->h) {
+                        memset(rows, 0, run * sizeof(REAL));
+                    } else {
+                        const REAL *src = buf + (r * wp + wo * g->st_w) * c;
+                        if (g->dil_w == 1) memcpy(rows, src, run * sizeof(REAL));
+                        else
+                            for (i64 b = 0; b < g->kw; b++)
+                                memcpy(rows + b * c, src + b * g->dil_w * c, c * sizeof(REAL));
+                    }
+                    rows += run;
+                }
+    }
+}
+
 /* y = 0, then every column entry added onto its input position, kernel positions in row-major order */
 void dt_col2im_SUF(const REAL *restrict cols, REAL *restrict y, const dt_geom *gp) {
     const dt_geom G = *gp, *g = &G;
@@ -117,9 +158,9 @@ def _build() -> dict:
     lib = ctypes.CDLL(str(build_c_library("dtorch_conv_cols", text, CFLAGS)))
     fns = {}
     for dt, (_, suf) in _SUFFIX.items():
-        for kind in ("im2col", "col2im"):
+        for kind in ("im2col", "col2im", "im2row"):
             fn = getattr(lib, f"dt_{kind}_{suf}")
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            fn.argtypes = [ctypes.c_void_p] * (4 if kind == "im2row" else 3)
             fn.restype = None
             fns[(kind, dt)] = fn
     return fns
@@ -171,3 +212,14 @@ def col2im_into(cols, y, kernel, stride, padding, dilation, out, cols_strides) -
     :func:`im2col_into`; entries that fall on the padding are dropped)."""
     p = _params(y, kernel, stride, padding, dilation, out, cols_strides)
     _functions()[("col2im", y.dtype)](cols.ctypes.data, y.ctypes.data, p.ctypes.data)
+
+
+def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
+    """Contiguous channels-last rows ``(N * L, prod(kernel) * C)`` of 2-D ``x``, columns in ``(kernel..., C)``
+    order (``_conv_rows.im2row``'s layout) in one pass over ``x``."""
+    p = _params(x, kernel, stride, padding, dilation, out, (0, 0))
+    n, c, h = x.shape[:3]
+    rows = np.empty((n * math.prod(out), math.prod(kernel) * c), x.dtype)
+    buf = np.empty((h, (out[1] - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1, c), x.dtype)
+    _functions()[("im2row", x.dtype)](x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
+    return rows

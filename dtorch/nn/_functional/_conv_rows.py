@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _conv_taps
+from . import _conv_c, _conv_taps
 
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
@@ -53,6 +53,8 @@ def _window(xh, kernel, stride, dilation, out):
 
 def im2row(x, kernel, stride, padding, dilation, out):
     """Contiguous rows ``(N * L, prod(kernel) * C)``, the columns in ``(kernel..., C)`` order."""
+    if len(kernel) == 2 and _conv_c.available(x, 2):
+        return _conv_c.im2row(x, kernel, stride, padding, dilation, out)
     win = _window(_channels_last(x, padding), kernel, stride, dilation, out)
     rows = np.empty(win.shape, x.dtype)
     np.copyto(rows, win)

@@ -73,7 +73,7 @@ def _from_minor(ym, out) -> None:
 
 # With the C column kernels (_conv_c) the per-sample column GEMMs, ``L`` output pixels wide, beat the channels-last
 # rows of _conv_rows from this many output pixels on, per kernel (measured on MNIST's, the CNN's and DCGAN's layers)
-_COLUMNS_FROM = {"forward": 256, "weight": 512, "input": 128}
+_COLUMNS_FROM = {"forward": 512, "weight": 512, "input": 256}
 
 
 def _columns_first(a, length: int, spatial_dims: int, kind: str) -> bool:
