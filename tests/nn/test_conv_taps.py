@@ -40,6 +40,23 @@ def test_gemm_matches_numpy_on_views(dtype, beta):
     assert _blas.available(np.float16) is False
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("blas", [True, False])
+def test_gemm_sum_adds_every_product(dtype, blas, monkeypatch):
+    """c += sum_i a[i] @ b[i]: a's products transposed (a conv's columns against g^T), b negative-strided."""
+    if not blas:
+        monkeypatch.setattr(_blas, "_functions", lambda: {})
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 6, 5)).astype(dtype)
+    b = rng.standard_normal((4, 3, 6)).astype(dtype).swapaxes(1, 2)[::-1]  # (4, 6, 3) transposed, reversed
+    a = a.swapaxes(1, 2)  # (4, 5, 6), each a[i] a transposed view
+    c = np.full((5, 3), 2.0, dtype)
+    want = 2.0 + sum(a[i].astype(np.float64) @ b[i].astype(np.float64) for i in range(4))
+    _blas.gemm_sum(a, b, c)
+    tol = 2e-2 if dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(c, want, rtol=tol, atol=tol)
+
+
 def test_gemm_leaves_rows_between_a_strided_output_alone():
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)

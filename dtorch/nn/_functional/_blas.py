@@ -81,6 +81,25 @@ def _operand(a, rows: int, cols: int):
     return None if ld is None else (True, ld)
 
 
+def gemm_sum(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c += sum_i a[i] @ b[i]`` over the leading dim of 3-D ``a`` and ``b`` (each ``a[i]``, ``b[i]`` as :func:`gemm`
+    takes them): the operands are checked once and BLAS is called per product with offset pointers."""
+    m, n = c.shape
+    k = a.shape[2]
+    fn = _functions().get(c.dtype) if a.dtype == b.dtype == c.dtype else None
+    ldc = _lead(c, m, n) if fn is not None and m and n and k and c.flags.writeable else None
+    pa = _operand(a[0], m, k) if ldc is not None and len(a) else None
+    pb = _operand(b[0], k, n) if pa is not None else None
+    if pb is None:
+        for ai, bi in zip(a, b):
+            gemm(ai, bi, c)
+        return
+    ta, tb = _TRANS if pa[0] else _NO_TRANS, _TRANS if pb[0] else _NO_TRANS
+    a0, b0, c0 = a.ctypes.data, b.ctypes.data, c.ctypes.data
+    for i in range(a.shape[0]):
+        fn(_ROW_MAJOR, ta, tb, m, n, k, 1.0, a0 + i * a.strides[0], pa[1], b0 + i * b.strides[0], pb[1], 1.0, c0, ldc)
+
+
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 1.0) -> None:
     """``c[...] = a @ b + beta * c`` (``beta`` 0 or 1) for 2-D arrays of one float dtype; ``a`` and ``b`` may
     be transposed or overlapping views (each row of ``a`` a run of memory), ``c`` a row-strided view."""

@@ -191,9 +191,8 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
         if minor:
             gw += xp.matmul(_to_minor(g[sl], groups), cols.swapaxes(-1, -2))
         elif accumulate:  # each sample's product summed by BLAS into gw, g transposed in the call
-            for i, gi in enumerate(range(sl.start, sl.stop)):
-                for grp in range(groups):
-                    _blas.gemm(cols[i, grp], gt[gi, grp], gw[grp])
+            for grp in range(groups):
+                _blas.gemm_sum(cols[:, grp], gt[sl, grp], gw[grp])
         else:
             gw += xp.matmul(cols, gt[sl]).sum(0)
     if not minor:
