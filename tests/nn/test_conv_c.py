@@ -93,6 +93,20 @@ def test_channels_last_rows_equal_numpy(geom, dtype):
     np.testing.assert_array_equal(rows_c, rows_np)
 
 
+@pytest.mark.parametrize("geom", GEOMETRIES[:3] + GEOMETRIES[-2:])
+def test_ones_row_for_the_bias(geom):
+    """Per-sample columns with a row of ones appended (the forward adds its bias inside the GEMM)."""
+    size, kernel, stride, padding, dilation = geom
+    x = np.random.default_rng(9).standard_normal((2, 3) + size)
+    plain, out = _conv_cols.im2col(x, kernel, stride, padding, dilation, 1)
+    for loops in (contextlib.nullcontext, numpy_loops):
+        with loops():
+            cols, _ = _conv_cols.im2col(x, kernel, stride, padding, dilation, 1, ones_row=True)
+        assert cols.shape == (2, 1, plain.shape[2] + 1, plain.shape[3])
+        np.testing.assert_array_equal(cols[:, :, :-1], plain)
+        assert np.all(cols[:, :, -1] == 1)
+
+
 def test_col2im_into_a_strided_output():
     rng = np.random.default_rng(3)
     size, kernel, stride, padding = (7, 6), (3, 3), (2, 1), ((1, 1), (1, 1))

@@ -87,9 +87,11 @@ def _cached_plan(kernel, size, stride, padding, dilation, out) -> tuple:
     return tuple(plan)
 
 
-def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool = False):
+def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool = False, ones_row: bool = False):
     """Contiguous columns and the output size: ``(N, groups, C/groups * prod(kernel), L)``, or with
     ``batch_minor`` ``(groups, C/groups * prod(kernel), N * L)`` (the whole batch in one GEMM operand).
+    ``ones_row`` (one group, per-sample columns) appends a row of ones to each sample's columns, so that a bias
+    appended to the weight's rows is added by the GEMM itself.
 
     One strided copy per kernel position straight from ``x``; the outputs that read the
     padding are zeroed instead, so no padded copy of ``x`` is made.
@@ -99,25 +101,33 @@ def im2col(x, kernel, stride, padding, dilation, groups: int, batch_minor: bool 
     out = out_size(size, kernel, stride, padding, dilation)
     kk = math.prod(kernel)
     length = math.prod(out)
+    rows = c * kk + ones_row
     if _conv_c.available(x, len(size)):
-        cols = np.empty((c * kk, n, length) if batch_minor else (n, c * kk, length), x.dtype)
+        cols = np.empty((c * kk, n, length) if batch_minor else (n, rows, length), x.dtype)
         _conv_c.im2col_into(x, cols, kernel, stride, padding, dilation, out,
-                            (length, n * length) if batch_minor else (c * kk * length, length))
-        return cols.reshape((groups, -1, n * length) if batch_minor else (n, groups, -1, length)), out
-    if batch_minor:
+                            (length, n * length) if batch_minor else (rows * length, length))
+    elif batch_minor:
         cols = xp_of(x).empty((c, kk, n) + out, x.dtype)
-        x, planes = x.swapaxes(0, 1), cols.swapaxes(0, 1)
+        _fill_columns(x.swapaxes(0, 1), cols.swapaxes(0, 1), True, kernel, stride, padding, dilation, out)
     else:
-        cols = xp_of(x).empty((n, c, kk) + out, x.dtype)
-        planes = cols.swapaxes(0, 2)
+        cols = xp_of(x).empty((n, rows, length), x.dtype)
+        body = cols[:, :c * kk].reshape((n, c, kk) + out)  # a view: rows split, L unfolded
+        _fill_columns(x, body.swapaxes(0, 2), False, kernel, stride, padding, dilation, out)
+    if batch_minor:
+        return cols.reshape(groups, -1, n * length), out
+    if ones_row:
+        cols[:, -1] = 1
+    return cols.reshape(n, groups, -1, length), out
+
+
+def _fill_columns(x, planes, batch_minor: bool, kernel, stride, padding, dilation, out) -> None:
+    """numpy's columns: one strided copy per kernel position into ``planes`` (indexed by position first)."""
+    size = x.shape[2:]
     for p, (src, inner, outside) in enumerate(_plan(kernel, size, stride, padding, dilation, out)):
         plane = planes[p] if batch_minor else planes[p].swapaxes(0, 1)
         for idx in outside:
             plane[idx] = 0
         plane[inner] = x[src]
-    if batch_minor:
-        return cols.reshape(groups, -1, n * length), out
-    return cols.reshape(n, groups, -1, length), out
 
 
 def col2im(cols, channels: int, size, kernel, stride, padding, dilation, out=None, batch_minor: bool = False):

@@ -103,13 +103,16 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     if not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
         chunks = []
+    fold_bias = b is not None and groups == 1 and not minor and bool(chunks)  # the bias as one more GEMM column
+    if fold_bias:
+        wm = xp.concatenate([wm, b.reshape(1, o, 1).astype(wm.dtype, copy=False)], axis=-1)
     for sl in chunks:
-        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor)
+        cols, _ = im2col(x[sl], kernel, stride, padding, dilation, groups, batch_minor=minor, ones_row=fold_bias)
         if minor:
             _from_minor(xp.matmul(wm, cols), y[sl])
         else:
             xp.matmul(wm, cols, out=y[sl].reshape(-1, groups, o // groups, length))
-    if b is not None:
+    if b is not None and not fold_bias:
         y += b.reshape((o,) + (1,) * len(out))
     return y
 
