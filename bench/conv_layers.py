@@ -47,11 +47,11 @@ class _Call:
             return 0.0
         from dtorch.nn._functional import _conv_c
 
-        saved, _conv_c._STATE["fns"] = _conv_c._STATE["fns"], {}
+        saved, _conv_c.KERNELS.fns = _conv_c.KERNELS.get(), {}
         try:
             self.fn()
         finally:
-            _conv_c._STATE["fns"] = saved
+            _conv_c.KERNELS.fns = saved
         return 0.0
 
 
@@ -84,7 +84,7 @@ def _worker(args) -> dict:
     from dtorch.nn._functional import _conv_c
 
     torch.set_num_threads(args.worker)
-    assert _conv_c._functions(), "no C compiler: dtorch runs numpy's loops"
+    assert _conv_c.KERNELS.get(), "no C compiler: dtorch runs numpy's loops"
     rng = np.random.default_rng(0)
     out = {}
     for name, (cin, size, cout, k, s, p, kinds) in LAYERS.items():

@@ -9,6 +9,7 @@ import numpy as np
 from .._device import xp_of
 from .._dispatch import ARRAY_NS, apply_unary, defop, tensor_fn
 from ..tensor import Tensor
+from . import _pointwise_c
 from ._helpers import attach
 from ._inplace import inplace_unary
 from .unary import _check_kind, _erf_array, _erfc_abs, _or_sign_of, _sigmoid_fwd, _unary
@@ -54,6 +55,9 @@ def _relu_bw(ns, ctx, g, out):
     # threshold_backward, a NaN passes the gradient; the bool mask is cast to floats first: numpy's bool-to-float
     # cast is vectorized, a bool operand of a multiply is not
     if ns is ARRAY_NS:
+        d = _pointwise_c.relu_grad(out, g)
+        if d is not None:
+            return (d,)
         keep = out <= 0
         keep ^= True  # in place on arrays (a 0-d result is a numpy scalar: rebound)
         if g.dtype.kind != "f":
@@ -215,6 +219,9 @@ elu, elu_ = _unary("elu", _elu_fwd, _elu_bw, save_in=True, params=("alpha",), fl
 def _leaky_fwd(a, negative_slope=0.01):
     xp = xp_of(a)
     if 0 < negative_slope <= 1:  # max(a, slope * a): a multiply and a max, 20x faster than numpy's where
+        out = _pointwise_c.leaky(a, negative_slope)
+        if out is not None:
+            return out
         out = (a * negative_slope).astype(a.dtype, copy=False)
         return xp.maximum(a, out, out=out)
     return xp.where(a > 0, a, a * negative_slope).astype(a.dtype, copy=False)
@@ -223,6 +230,9 @@ def _leaky_fwd(a, negative_slope=0.01):
 def _leaky_bw(ns, ctx, g, a):
     slope = ctx._args.get("negative_slope", 0.01) if ctx._args else 0.01
     if ns is ARRAY_NS and 0 < slope <= 1:  # g * max(a > 0, slope): 1 where a > 0, else slope (NaN too)
+        d = _pointwise_c.leaky_grad(a, g, slope)
+        if d is not None:
+            return (d,)
         if a.dtype.kind == "f":
             f = (a > 0).astype(a.dtype)
             max_const(f, slope, out=f)

@@ -28,8 +28,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 from types import ModuleType
-from typing import Sequence
+from typing import Callable, Sequence
 
 try:
     import setuptools
@@ -327,6 +328,51 @@ def build_c_library(name: str, source: str, extra_cflags: Sequence[str] = (), bu
                 raise RuntimeError(f"Error building {name!r}: C compiler {cc!r} not found") from e
             os.replace(tmp, library)
     return library
+
+
+# flags of dtorch's own C kernels: no -ffast-math and no contraction, so they round as numpy does
+KERNEL_CFLAGS = ("-O3", "-march=native", "-std=c99", "-fno-math-errno", "-ffp-contract=off")
+# numpy dtype -> (C type, function-name suffix) of the float kernels
+REAL_TYPES = {"float32": ("float", "f32"), "float64": ("double", "f64")}
+
+
+def real_variants(template: str) -> str:
+    """``template`` once per entry of :data:`REAL_TYPES`, ``REAL`` and ``SUF`` replaced by its type and suffix."""
+    return "".join(template.replace("SUF", suf).replace("REAL", ct) for ct, suf in REAL_TYPES.values())
+
+
+class CFunctions:
+    """The functions ``signatures`` names (name -> ctypes argument types, no result), from one C source compiled
+    by :func:`build_c_library` on first use and bound with ctypes. ``get()`` is empty, and stays so, when there
+    is no compiler or the build fails: callers then run their numpy code. ``fns`` may be set to ``{}`` to force
+    that (tests, benchmarks)."""
+
+    def __init__(self, name: str, source: Callable[[], str], cflags: Sequence[str],
+                 signatures: dict[str, list]) -> None:
+        self.name, self.source, self.cflags, self.signatures = name, source, tuple(cflags), signatures
+        self.fns: dict | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dict:
+        fns = self.fns
+        if fns is None:
+            with self._lock:
+                if self.fns is None:
+                    try:
+                        self.fns = self._build()
+                    except (RuntimeError, OSError):
+                        self.fns = {}
+                fns = self.fns
+        return fns
+
+    def _build(self) -> dict:
+        lib = ctypes.CDLL(str(build_c_library(self.name, self.source(), self.cflags)))
+        fns = {}
+        for fname, argtypes in self.signatures.items():
+            fn = getattr(lib, fname)
+            fn.argtypes, fn.restype = argtypes, None
+            fns[fname] = fn
+        return fns
 
 
 def _module_def(functions) -> str:

@@ -30,12 +30,12 @@ GEOMETRIES = [  # (spatial size, kernel, stride, padding (lo, hi) per dim, dilat
 @contextlib.contextmanager
 def numpy_loops():
     """Run a block as on a machine without a C compiler."""
-    saved = _conv_c._functions()
-    _conv_c._STATE["fns"] = {}
+    saved = _conv_c.KERNELS.get()
+    _conv_c.KERNELS.fns = {}
     try:
         yield
     finally:
-        _conv_c._STATE["fns"] = saved
+        _conv_c.KERNELS.fns = saved
 
 
 def test_kernels_are_built_where_a_compiler_exists():
@@ -143,7 +143,7 @@ def test_convolution_agrees_without_a_compiler(kw):
 def test_no_compiler_falls_back_to_numpy(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("DTORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
-    monkeypatch.setattr(_conv_c, "_STATE", {})
+    monkeypatch.setattr(_conv_c.KERNELS, "fns", None)
     x = np.ones((1, 1, 4, 4), np.float32)
     assert not _conv_c.available(x, 2)
     cols, _ = _conv_cols.im2col(x, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)

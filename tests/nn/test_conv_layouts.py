@@ -54,7 +54,7 @@ def layout(request, monkeypatch):
     if rows:
         monkeypatch.setattr(conv, "_COLUMNS_FROM", dict.fromkeys(conv._COLUMNS_FROM, 1 << 30))
     if request.param.endswith("numpy"):
-        monkeypatch.setitem(_conv_c._STATE, "fns", {})
+        monkeypatch.setattr(_conv_c.KERNELS, "fns", {})
     monkeypatch.setattr(_conv_rows, "ROWS_MIN_RUN", 0 if rows else 1 << 30)
     monkeypatch.setattr(_conv_rows, "SUBPIXEL_MIN_COLS", 0)
     monkeypatch.setattr(_conv_taps, "TAPS_MIN_K", 0 if request.param.startswith("taps") else 1 << 30)

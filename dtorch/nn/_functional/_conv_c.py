@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import math
-import threading
 
 import numpy as np
+
+from ...utils.cpp_extension import KERNEL_CFLAGS, REAL_TYPES, CFunctions, real_variants
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -143,47 +144,25 @@ void dt_col2im_SUF(const REAL *restrict cols, REAL *restrict y, const dt_geom *g
 }
 """
 
-_SUFFIX = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
-# without -ffast-math: the adds stay in numpy's order (bit-identical results)
-CFLAGS = ("-O3", "-march=native", "-std=c99", "-fno-math-errno", "-ffp-contract=off")
 
-_LOCK = threading.Lock()
-_STATE: dict = {}  # "fns": {(kind, dtype): function} or {} after a failed build
+def _source() -> str:
+    return _SOURCE + real_variants(_TYPED)
 
 
-def _build() -> dict:
-    from ...utils.cpp_extension import build_c_library
-
-    text = _SOURCE + "".join(_TYPED.replace("SUF", suf).replace("REAL", ct) for ct, suf in _SUFFIX.values())
-    lib = ctypes.CDLL(str(build_c_library("dtorch_conv_cols", text, CFLAGS)))
-    fns = {}
-    for dt, (_, suf) in _SUFFIX.items():
-        for kind in ("im2col", "col2im", "im2row"):
-            fn = getattr(lib, f"dt_{kind}_{suf}")
-            fn.argtypes = [ctypes.c_void_p] * (4 if kind == "im2row" else 3)
-            fn.restype = None
-            fns[(kind, dt)] = fn
-    return fns
+_P = ctypes.c_void_p
+KERNELS = CFunctions("dtorch_conv_cols", _source, KERNEL_CFLAGS,
+                     {f"dt_{kind}_{suf}": [_P] * (4 if kind == "im2row" else 3)
+                      for _, suf in REAL_TYPES.values() for kind in ("im2col", "col2im", "im2row")})
 
 
-def _functions() -> dict:
-    fns = _STATE.get("fns")
-    if fns is None:
-        with _LOCK:
-            fns = _STATE.get("fns")
-            if fns is None:
-                try:
-                    fns = _build()
-                except (RuntimeError, OSError):
-                    fns = {}
-                _STATE["fns"] = fns
-    return fns
+def _fn(kind: str, dtype):
+    return KERNELS.get()[f"dt_{kind}_{REAL_TYPES[dtype.name][1]}"]
 
 
 def available(a, spatial_dims: int) -> bool:
     """Whether the C kernels serve array ``a`` of a convolution with ``spatial_dims`` dims (1 or 2; a CPU
     float32/float64 array; a compiler found once)."""
-    return type(a) is np.ndarray and a.dtype in _SUFFIX and spatial_dims <= 2 and bool(_functions())
+    return type(a) is np.ndarray and a.dtype.name in REAL_TYPES and spatial_dims <= 2 and bool(KERNELS.get())
 
 
 def _params(img, kernel, stride, padding, dilation, out, cols_strides) -> np.ndarray:
@@ -204,14 +183,14 @@ def im2col_into(x, cols, kernel, stride, padding, dilation, out, cols_strides) -
     """Write the columns of ``x`` into ``cols``: entry ``(sample s, row (c, kernel...), output pixel l)`` at
     element ``s * cols_strides[0] + row * cols_strides[1] + l`` (zero where the kernel reads padding)."""
     p = _params(x, kernel, stride, padding, dilation, out, cols_strides)
-    _functions()[("im2col", x.dtype)](x.ctypes.data, cols.ctypes.data, p.ctypes.data)
+    _fn("im2col", x.dtype)(x.ctypes.data, cols.ctypes.data, p.ctypes.data)
 
 
 def col2im_into(cols, y, kernel, stride, padding, dilation, out, cols_strides) -> None:
     """``y`` (any strides) = the sum of every column entry onto its input position (the adjoint of
     :func:`im2col_into`; entries that fall on the padding are dropped)."""
     p = _params(y, kernel, stride, padding, dilation, out, cols_strides)
-    _functions()[("col2im", y.dtype)](cols.ctypes.data, y.ctypes.data, p.ctypes.data)
+    _fn("col2im", y.dtype)(cols.ctypes.data, y.ctypes.data, p.ctypes.data)
 
 
 def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
@@ -221,5 +200,5 @@ def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
     n, c, h = x.shape[:3]
     rows = np.empty((n * math.prod(out), math.prod(kernel) * c), x.dtype)
     buf = np.empty((h, (out[1] - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1, c), x.dtype)
-    _functions()[("im2row", x.dtype)](x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
+    _fn("im2row", x.dtype)(x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
     return rows
