@@ -2,10 +2,10 @@
 the manifest and the problem, and latest() skips them for the newest good checkpoint instead of raising."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
+import blake3
 import pytest
 
 import dtorch
@@ -111,7 +111,7 @@ CASES = {
     "file name hidden": (_rename_file(".model.safetensors", False), "not a plain file name", False),
     "file entry a list": (_doc_edit(lambda d, c: d["files"].__setitem__("model.safetensors", [1])), "is list",
                           False),
-    "sha256 not hex": (_model_file(lambda f: f.__setitem__("sha256", "z" * 64)), "is not 64 hex digits", False),
+    "blake3 not hex": (_model_file(lambda f: f.__setitem__("blake3", "z" * 64)), "is not 64 hex digits", False),
     "bytes negative": (_model_file(lambda f: f.__setitem__("bytes", -1)), "bytes -1", False),
     "bytes text": (_model_file(lambda f: f.__setitem__("bytes", "12")), "bytes '12'", False),
     "tensors a list": (_model_file(lambda f: f.__setitem__("tensors", [])), "tensors is not an object", False),
@@ -156,14 +156,14 @@ def test_table_is_big_enough():
 
 
 def test_a_name_outside_the_checkpoint_is_never_read(tmp_path):
-    """The issue's case: a manifest naming ../evil.safetensors with that file's real sha256 and size."""
+    """The issue's case: a manifest naming ../evil.safetensors with that file's real checksum and size."""
     bad = dcp.save(_state(2), tmp_path / "step_0002")
     outside = tmp_path / "evil.safetensors"
     outside.write_bytes((bad / "model.safetensors").read_bytes())
     m = bad / "manifest.json"
     doc = json.loads(m.read_bytes())
     info = doc["files"].pop("model.safetensors")
-    info["sha256"] = hashlib.sha256(outside.read_bytes()).hexdigest()
+    info["blake3"] = blake3.blake3(outside.read_bytes()).hexdigest()
     doc["files"]["../evil.safetensors"] = info
     doc["entries"]["model"]["file"] = "../evil.safetensors"
     os.unlink(bad / "model.safetensors")

@@ -42,10 +42,10 @@ def test_roundtrip_in_place_and_manifest(tmp_path):
     assert dst["model"].weight is weight and dtorch.equal(weight, src["model"].weight)
     assert dst["step"] == 1 and dst["note"] == "hello" and dtorch.equal(dst["scale"], src["scale"])
     doc = json.loads((path / "manifest.json").read_text())
-    assert doc["format"] == "dtorch.checkpoint" and doc["version"] == 1 and doc["world_size"] == 1
+    assert doc["format"] == "dtorch.checkpoint" and doc["version"] == 2 and doc["world_size"] == 1
     assert doc["metadata"] == {"user": [1, 2]} and out["__manifest__"]["step"] == 1
     info = doc["files"]["model.safetensors"]
-    assert info["tensors"]["weight"] == {"dtype": "F32", "shape": [4, 8]} and len(info["sha256"]) == 64
+    assert info["tensors"]["weight"] == {"dtype": "F32", "shape": [4, 8]} and len(info["blake3"]) == 64
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -90,7 +90,7 @@ def _corrupt_cases():
         m.write_text(json.dumps({"format": "something.else"}))
 
     return {"truncated file": (truncate, "model.safetensors", "bytes"),
-            "flipped byte": (flip, "model.safetensors", "sha256 mismatch"),
+            "flipped byte": (flip, "model.safetensors", "blake3 mismatch"),
             "missing file": (missing, "model.safetensors", "missing"),
             "manifest edited": (edit_manifest, "manifest.json", "edited"),
             "manifest truncated": (truncate_manifest, "manifest.json", "JSON"),
@@ -107,7 +107,7 @@ def test_refusals_name_file_and_problem(tmp_path, case):
         dcp.load(_state(), path)
     assert fname in str(ei.value) and words in str(ei.value)
     assert dcp.latest(tmp_path, verify=True) is None
-    if case != "flipped byte":      # same size: only the sha256 check (load, verify=True) sees it
+    if case != "flipped byte":      # same size: only the checksum (load, verify=True) sees it
         assert dcp.latest(tmp_path) is None
 
 
@@ -129,9 +129,9 @@ def test_bad_tensor_header_refused(tmp_path):
     f.write_bytes(bytes(raw))
     m = path / "manifest.json"
     doc = json.loads(m.read_text())
-    import hashlib
+    import blake3
 
-    doc["files"]["model.safetensors"]["sha256"] = hashlib.sha256(bytes(raw)).hexdigest()
+    doc["files"]["model.safetensors"]["blake3"] = blake3.blake3(bytes(raw)).hexdigest()
     from dtorch.distributed.checkpoint import _manifest
 
     m.write_bytes(_manifest.encode(doc))

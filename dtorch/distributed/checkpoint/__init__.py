@@ -10,7 +10,7 @@ if (ckpt := dcp.latest(run)) is not None:
     dcp.load(state, ckpt)                                       # in place; state["step"] is updated
 ```
 
-A checkpoint is a directory: ``manifest.json`` (format version, world size, per-file sha256
+A checkpoint is a directory: ``manifest.json`` (format version, world size, per-file blake3
 and size, per-tensor dtype and shape, structure, user metadata, its own checksum) and plain
 safetensors files. ``<key>.safetensors`` holds a replicated entry, so ``model.safetensors`` is
 the model's ``state_dict`` under its own names, readable elsewhere::

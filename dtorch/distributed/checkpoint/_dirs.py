@@ -20,13 +20,13 @@ def tmp_dir(target: Path, nonce: str) -> Path:
 
 def _created(ckpt: Path, verify: bool = False) -> int | None:
     """created_ns of a complete checkpoint (manifest valid, files present; with ``verify`` every
-    file's sha256 checked too), else None."""
+    file's checksum checked too), else None."""
     try:
         doc = _manifest.read(ckpt)
         _manifest.check_files_present(ckpt, doc)
         if verify:
-            for name, info in doc["files"].items():
-                read_file(ckpt, name, info)
+            for name in doc["files"]:
+                read_file(ckpt, name, doc)
     except (CheckpointError, OSError):   # CheckpointError: any refused manifest or file (a ValueError)
         return None
     return int(doc.get("created_ns", 0))
@@ -59,7 +59,7 @@ def latest(run_dir: str | os.PathLike, verify: bool = False) -> Path | None:
     """The newest complete checkpoint directory under ``run_dir``, or None when there is none.
 
     Complete: a valid manifest and every file present with its recorded size; ``verify=True``
-    also reads every file and checks its sha256 (slow for big checkpoints; ``load`` always does).
+    also reads every file and checks its checksum (slow for big checkpoints; ``load`` always does).
     The ``latest`` pointer file names the newest checkpoint written; this function still checks
     every candidate's manifest, so a stale or dangling pointer (a crash between the rename of a
     new checkpoint and the pointer update) never hides a complete checkpoint.

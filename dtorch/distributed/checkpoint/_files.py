@@ -1,11 +1,11 @@
 """File-level primitives: hashed writes and reads, fsync, atomic small-file replacement."""
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -13,14 +13,15 @@ from ...utils._fileio import fsync_dir, read_and_hash, write_and_hash
 from ._errors import CheckpointError
 
 
-def _write_and_hash(fd: int, buffers: list) -> tuple[str, int]:
-    h = hashlib.sha256()
+def _write_and_hash(fd: int, buffers: list, new_hash: Callable) -> tuple[str, int]:
+    h = new_hash()
     size = write_and_hash(fd, buffers, h)
     return h.hexdigest(), size
 
 
-def write_hashed(files: dict[Path, list]) -> dict[Path, tuple[str, int]]:
-    """Write each path's buffers to it and fsync them all; returns {path: (sha256 hex, size)}.
+def write_hashed(files: dict[Path, list], new_hash: Callable) -> dict[Path, tuple[str, int]]:
+    """Write each path's buffers to it and fsync them all; returns {path: (hex digest, size)}, the digests by
+    ``new_hash`` (a hashlib-style constructor).
 
     One thread per file writes and hashes (``os.write`` and ``hashlib`` release the GIL on large
     buffers), reading each piece from memory once. On Linux writeback starts chunk by chunk
@@ -32,10 +33,11 @@ def write_hashed(files: dict[Path, list]) -> dict[Path, tuple[str, int]]:
         for path in files:
             fds[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         if len(files) <= 1:
-            results = {path: _write_and_hash(fds[path], buffers) for path, buffers in files.items()}
+            results = {path: _write_and_hash(fds[path], buffers, new_hash) for path, buffers in files.items()}
         else:
             with ThreadPoolExecutor(len(files), thread_name_prefix="ckpt-write") as ex:
-                futures = {path: ex.submit(_write_and_hash, fds[path], buffers) for path, buffers in files.items()}
+                futures = {path: ex.submit(_write_and_hash, fds[path], buffers, new_hash)
+                           for path, buffers in files.items()}
                 results = {path: f.result() for path, f in futures.items()}
         for fd in fds.values():
             os.fsync(fd)
@@ -45,13 +47,13 @@ def write_hashed(files: dict[Path, list]) -> dict[Path, tuple[str, int]]:
     return results
 
 
-def read_hashed(path: Path) -> tuple[memoryview, str]:
+def read_hashed(path: Path, new_hash: Callable) -> tuple[memoryview, str]:
     """Read a whole file into a private buffer, hashing each piece right after reading it (still in the CPU
-    cache); returns (the buffer, sha256 hex). Files are read in parallel by the caller."""
+    cache); returns (the buffer, its ``new_hash`` hex digest). Files are read in parallel by the caller."""
     try:
         size = os.path.getsize(path)
         mv = memoryview(np.empty(size, np.uint8)).cast("B")
-        h = hashlib.sha256()
+        h = new_hash()
         with open(path, "rb", buffering=0) as f:
             pos = read_and_hash(f.readinto, mv, h)
     except FileNotFoundError:

@@ -15,14 +15,15 @@ from ._group import rank_world
 from ._state import PER_RANK, restore, unflatten, unwrap
 
 
-def read_file(ckpt: Path, name: str, info: dict) -> dict:
-    """One data file's arrays, after checking its sha256 and its tensor table against the manifest."""
-    path = ckpt / name
-    data, sha = read_hashed(path)
+def read_file(ckpt: Path, name: str, doc: dict) -> dict:
+    """One data file's arrays, after checking its checksum and its tensor table against the manifest ``doc``."""
+    path, info = ckpt / name, doc["files"][name]
+    key, new_hash = _manifest.file_digest(doc)
+    data, digest = read_hashed(path, new_hash)
     if len(data) != info["bytes"]:
         raise CheckpointError(f"{path}: {len(data)} bytes, the manifest says {info['bytes']} (truncated?)")
-    if sha != info["sha256"]:
-        raise CheckpointError(f"{path}: sha256 mismatch (file {sha[:12]}…, manifest {info['sha256'][:12]}…): "
+    if digest != info[key]:
+        raise CheckpointError(f"{path}: {key} mismatch (file {digest[:12]}…, manifest {info[key][:12]}…): "
                               "the file was modified or corrupted")
     try:
         arrays, _ = _safetensors.read(data, str(path), copy=False)   # views of the private read buffer
@@ -44,17 +45,16 @@ class _Reader:
         if len(names) < 2:
             return
         with ThreadPoolExecutor(len(names), thread_name_prefix="ckpt-read") as ex:
-            futures = {n: ex.submit(read_file, self.ckpt, n, self.doc["files"][n]) for n in names}
+            futures = {n: ex.submit(read_file, self.ckpt, n, self.doc) for n in names}
             self._cache.update({n: f.result() for n, f in futures.items()})
 
     def arrays(self, name: str | None) -> dict:
         if name is None:
             return {}
         if name not in self._cache:
-            info = self.doc["files"].get(name)
-            if info is None:
+            if name not in self.doc["files"]:
                 raise CheckpointError(f"{self.ckpt / _manifest.MANIFEST}: names no file {name!r}")
-            self._cache[name] = read_file(self.ckpt, name, info)
+            self._cache[name] = read_file(self.ckpt, name, self.doc)
         return self._cache[name]
 
     def replicated(self, key: str) -> Any:
@@ -88,7 +88,7 @@ def load(state: dict, checkpoint_dir: str | os.PathLike, *, strict: bool = True,
     Stateful objects get ``load_state_dict``; tensors are copied into in place (so views, e.g. an
     optimizer's flat buffers, stay valid); other values are replaced in ``state``. Keys of ``state``
     absent from the checkpoint raise KeyError when ``strict``. Every file read is checked against the
-    manifest's sha256 first; nothing is unpickled or executed. Per-rank entries saved at world size W
+    manifest's checksum first; nothing is unpickled or executed. Per-rank entries saved at world size W
     and loaded at W' != W go through the object's ``reshard_state_dict(states, rank, world_size)`` when
     it has one; otherwise ranks below W take their own entry and new ranks keep theirs (with a warning).
     """

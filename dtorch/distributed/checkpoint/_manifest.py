@@ -1,18 +1,20 @@
 """The manifest: ``manifest.json`` at the top of a checkpoint directory.
 
 ```
-{"format": "dtorch.checkpoint", "version": 1, "world_size": W, "created_ns": ..., "step": ...,
+{"format": "dtorch.checkpoint", "version": 2, "world_size": W, "created_ns": ..., "step": ...,
  "metadata": {...user JSON...},
  "entries": {key: {"scope": "replicated" | "per_rank", "stateful": bool,
                    "structure": <JSON tree> (replicated) | [<JSON tree> per rank] (per_rank)}},
- "files": {"model.safetensors": {"sha256": hex, "bytes": n,
+ "files": {"model.safetensors": {"blake3": hex, "bytes": n,
                                  "tensors": {name: {"dtype": "F32", "shape": [...]}}}, ...},
  "manifest_sha256": hex of this document without this field}
 ```
 
 Structure trees are ``dtorch.serialization``'s: tensors appear as ``{"__tensor__": name}``
 and are found in the entry's file (replicated: ``files[entry_file(key)]``; per-rank:
-``files[rank_file(r)]``). The self-checksum catches an edited or damaged manifest.
+``files[rank_file(r)]``). The self-checksum catches an edited or damaged manifest. Version 1, which
+dtorch wrote before, is still read: its files' checksums are sha256 (key ``"sha256"``), 2.5x slower to
+compute than blake3.
 """
 from __future__ import annotations
 
@@ -22,17 +24,21 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import blake3
 
 from ..._safetensors import CODE_DTYPES
 from ._errors import CheckpointError
 
 FORMAT = "dtorch.checkpoint"
-VERSION = 1
+VERSION = 2
+# format version -> each file's checksum: its key in "files" and its hash
+FILE_DIGESTS: dict[int, tuple[str, Callable]] = {1: ("sha256", hashlib.sha256), 2: ("blake3", blake3.blake3)}
 MANIFEST = "manifest.json"
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.safetensors")   # what entry_file and rank_file give
-_SHA = re.compile(r"[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST = 256 << 20
 SCOPES = ("replicated", "per_rank")
 
@@ -90,9 +96,10 @@ def read(ckpt_dir: Path) -> dict[str, Any]:
     fmt = doc.get("format") if isinstance(doc, dict) else None
     if fmt != FORMAT:
         raise CheckpointError(f"{path}: not a dtorch checkpoint manifest (format {_short(fmt)})")
-    if doc.get("version") != VERSION:
-        raise CheckpointError(f"{path}: format version {_short(doc.get('version'))}; this dtorch reads version "
-                              f"{VERSION}")
+    version = doc.get("version")
+    if type(version) is not int or version not in FILE_DIGESTS:
+        raise CheckpointError(f"{path}: format version {_short(version)}; this dtorch reads versions "
+                              f"{', '.join(map(str, FILE_DIGESTS))}")
     try:
         ok = doc.get("manifest_sha256") == _digest(doc)
     except (TypeError, ValueError, RecursionError):   # keys json.dumps cannot sort, nesting too deep
@@ -103,6 +110,11 @@ def read(ckpt_dir: Path) -> dict[str, Any]:
     if problem:
         raise CheckpointError(f"{path}: {problem}")
     return doc
+
+
+def file_digest(doc: dict) -> tuple[str, Callable]:
+    """The checksum of a (checked) manifest's files: its key in each file's record and its hash."""
+    return FILE_DIGESTS[doc["version"]]
 
 
 def _short(x: Any) -> str:
@@ -130,7 +142,7 @@ def _problem(doc: dict) -> str | None:
     if not isinstance(doc["files"], dict):
         return f"files is {type(doc['files']).__name__}, not an object"
     for name, info in doc["files"].items():
-        problem = _file_problem(name, info)
+        problem = _file_problem(name, info, file_digest(doc)[0])
         if problem:
             return f"files[{_short(name)}]: {problem}"
     if not isinstance(doc["entries"], dict):
@@ -145,13 +157,13 @@ def _problem(doc: dict) -> str | None:
     return None
 
 
-def _file_problem(name: str, info: Any) -> str | None:
+def _file_problem(name: str, info: Any, key: str) -> str | None:
     if not _FILE.fullmatch(name):
         return "not a plain file name of this checkpoint (NAME.safetensors, no '/' or '..')"
     if not isinstance(info, dict):
         return f"is {type(info).__name__}, not an object"
-    if not (isinstance(info.get("sha256"), str) and _SHA.fullmatch(info["sha256"])):
-        return f"sha256 {_short(info.get('sha256'))} is not 64 hex digits"
+    if not (isinstance(info.get(key), str) and _HEX64.fullmatch(info[key])):
+        return f"{key} {_short(info.get(key))} is not 64 hex digits"
     if not _is_int(info.get("bytes")):
         return f"bytes {_short(info.get('bytes'))} is not an integer >= 0"
     tensors = info.get("tensors")

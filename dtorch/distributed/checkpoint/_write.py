@@ -26,13 +26,14 @@ _DONE = "rank{:05d}.done.json"
 def _write_files(tmp: Path, plan: Plan) -> dict:
     """This rank's safetensors files, written and hashed; their manifest records by file name."""
     encoded = {name: _safetensors.encode(flat.arrays, _ST_METADATA) for name, flat in plan.files.items()}
-    written = write_hashed({tmp / name: [head, *buffers] for name, (head, buffers) in encoded.items()})
+    key, new_hash = _manifest.FILE_DIGESTS[_manifest.VERSION]
+    written = write_hashed({tmp / name: [head, *buffers] for name, (head, buffers) in encoded.items()}, new_hash)
     records = {}
     for name in plan.files:
-        sha, size = written[tmp / name]
+        digest, size = written[tmp / name]
         tensors = {t: {"dtype": _safetensors.DTYPE_CODES[a.dtype], "shape": list(a.shape)}
                    for t, a in plan.files[name].arrays.items()}
-        records[name] = {"sha256": sha, "bytes": size, "tensors": tensors}
+        records[name] = {key: digest, "bytes": size, "tensors": tensors}
     return records
 
 
