@@ -1,14 +1,18 @@
-"""im2col and col2im in C for conv.py's columns (1-D and 2-D, float32/float64, on the CPU).
+"""The convolutions' patch matrices in C (float32/float64, on the CPU): ``im2col`` and ``col2im`` for the
+columns of ``_conv_cols`` (1-D and 2-D), ``im2row`` for the channels-last rows of ``_conv_rows`` (2-D).
 
 numpy moves a column block one output row at a time (``out_w`` floats per copy, a few for strided layers), and
 its per-copy overhead made the columns cost as much as their GEMM; a C loop copies the same rows at memory
-speed, so the column layout (a GEMM whose result is already NCHW, no transposes) is the fast one again.
-The library is compiled once per machine with the system C compiler (``cpp_extension.build_c_library``,
-cached) and loaded with ctypes; without a compiler ``available()`` is False and conv.py keeps numpy's loops.
-Both are pure copies and adds in the same order, so their results are identical.
+speed, so the column layout (a GEMM whose result is already NCHW, no transposes) is the fast one again on
+wide layers. ``im2row`` transposes each sample to channels-last in L1-sized tiles and copies every kernel row
+of a receptive field at once, one pass instead of numpy's two. The library is built on first use by
+``cpp_extension.CFunctions`` (the system C compiler, cached) and loaded with ctypes; without a compiler
+``available()`` is False and the callers keep numpy's loops. Both are pure copies and adds in the same order,
+so their results are identical.
 
-Parameters travel as one ``int64`` array: ``n, c, h, w`` (input), the input's element strides ``(n, c, h, w)``,
-``kh, kw, sh, sw, ph, pw, dh, dw, oh, ow``, and the columns' element strides per sample and per column row.
+Parameters travel as one ``int64`` array (``dt_geom``): ``n, c, h, w`` (input), the input's element strides
+``(n, c, h, w)``, ``kh, kw, sh, sw, ph, pw, dh, dw, oh, ow``, and the columns' element strides per sample and
+per column row.
 """
 from __future__ import annotations
 
