@@ -103,7 +103,8 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     if not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
         chunks = []
-    fold_bias = b is not None and groups == 1 and not minor and bool(chunks)  # the bias as one more GEMM column
+    # on the CPU, the bias as one more GEMM column (the columns get a row of ones)
+    fold_bias = b is not None and groups == 1 and not minor and bool(chunks) and xp is np
     if fold_bias:
         wm = xp.concatenate([wm, b.reshape(1, o, 1).astype(wm.dtype, copy=False)], axis=-1)
     for sl in chunks:
