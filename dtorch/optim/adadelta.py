@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..tensor import Tensor
+from . import _fused_cpu
 from ._flat_optimizer import to_scalar
 from ._kernel_optimizer import KernelOptimizer, check_lr
 from ._math import add_scaled_, addcmul_
@@ -33,6 +34,8 @@ class Adadelta(KernelOptimizer):
     def _update(self, group: dict, xp, P, g, S: dict, scalars: dict, step: float, tmp) -> dict:
         rho, eps = group["rho"], group["eps"]
         sq, acc = S["square_avg"], S["acc_delta"]
+        if _fused_cpu.adadelta(P, g, sq, acc, rho, eps, -to_scalar(group["lr"])):
+            return {}
         std, delta = tmp("t"), tmp("u")
         xp.multiply(sq, rho, out=sq)
         addcmul_(xp, sq, g, g, 1 - rho, std)

@@ -10,6 +10,7 @@ from .._device import xp_of
 from .._dtype import float32
 from ..cuda.fused import optim as cuda_optim
 from ..tensor import Tensor, _make
+from . import _fused_cpu
 from ._flat import FlatBucket
 from ._flat_optimizer import FlatOptimizer, check_tensor_lr, lr_div, one_minus_lr_times, to_scalar
 from ._math import addcdiv_, addcmul_, flat_grad, lerp, lerp_, ref_grad
@@ -144,14 +145,17 @@ class Adam(FlatOptimizer):
         if wd != 0 and decoupled:
             xp.multiply(P, one_minus_lr_times(lr, wd), out=P)
         g = flat_grad(b, grads, group["maximize"], 0 if decoupled else wd)
-        t = b.scratch("t")
         m, v = b.state_flat["exp_avg"], b.state_flat["exp_avg_sq"]
-        lerp_(xp, m, g, 1 - beta1, t)
-        xp.multiply(v, beta2, out=v)
-        addcmul_(xp, v, g, g, 1 - beta2, t)
         bias_correction1 = 1 - beta1 ** step
         bias_correction2 = 1 - beta2 ** step
         step_size = lr_div(lr, bias_correction1)
+        vmax = b.state_flat["max_exp_avg_sq"] if group["amsgrad"] else None
+        if _fused_cpu.adam(P, g, m, v, vmax, 1 - beta1, beta2, bias_correction2 ** 0.5, eps, -step_size):
+            return
+        t = b.scratch("t")
+        lerp_(xp, m, g, 1 - beta1, t)
+        xp.multiply(v, beta2, out=v)
+        addcmul_(xp, v, g, g, 1 - beta2, t)
         if group["amsgrad"]:
             vmax = b.state_flat["max_exp_avg_sq"]
             xp.maximum(vmax, v, out=vmax)
