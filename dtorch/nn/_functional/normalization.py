@@ -20,6 +20,7 @@ import numpy as np
 from ..._dispatch import ARRAY_NS, apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
+from . import _batch_norm_c
 
 __all__ = ["layer_norm", "group_norm", "batch_norm", "instance_norm", "normalize"]
 
@@ -221,8 +222,12 @@ def _channel_sum(a):
 @defop("native_batch_norm", save=(0, 1), extra=True)
 def _batch_norm_train(x, w, b, eps):
     """``extra``: the centred input ``x - mean`` and ``rstd`` for the backward, the batch mean and variance."""
-    xc, mean, var, rstd = _bn_stats(ARRAY_NS, x, eps)
     cs = _channel_shape(x, x.shape[1])
+    fast = _batch_norm_c.forward(x, w, b, eps)
+    if fast is not None:
+        out, xc, mean, var, rstd = fast
+        return out, (xc, rstd.reshape(cs), mean, var)
+    xc, mean, var, rstd = _bn_stats(ARRAY_NS, x, eps)
     if _channel_dots(x):
         out = _by_channel(np.multiply, xc, rstd.reshape(-1) if w is None else rstd.reshape(-1) * w)
         if b is not None:
@@ -264,10 +269,12 @@ def _batch_norm_bw_arrays(g, xc, rstd, w, need):
     """The backward on arrays from two per-channel sums over the centred input ``xc``:
     ``gx = k * (g - mean(g) - xc * rstd^2 * mean(g * xc))`` with ``k = weight * rstd``, in three passes."""
     r = rstd.reshape(-1)
-    sg = _channel_sum(g)
-    sgxc = _channel_dot(g, xc)
-    gx = None
-    if need[0]:
+    fast = _batch_norm_c.backward(g, xc, r, w, need[0])
+    if fast is not None:
+        gx, sg, sgxc = fast
+    else:
+        gx, sg, sgxc = None, _channel_sum(g), _channel_dot(g, xc)
+    if need[0] and fast is None:
         k = r if w is None else w * r
         inv_m = g.shape[1] / g.size
         gx = _by_channel(np.multiply, g, k)
