@@ -11,7 +11,7 @@ import ctypes
 
 import numpy as np
 
-from ..utils.cpp_extension import KERNEL_CFLAGS, REAL_TYPES, CFunctions, real_variants
+from ..utils.cpp_extension import KERNEL_CFLAGS, CFunctions, real_signatures, real_variants
 
 _TYPED = r"""
 /* d = 0 where out <= 0 (ReLU's result), else g: torch's threshold_backward (a NaN output passes g) */
@@ -43,26 +43,16 @@ def _source() -> str:
 
 
 _P, _N, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
-KERNELS = CFunctions("dtorch_pointwise", _source, KERNEL_CFLAGS, {
-    name: sig for suf in ("f32", "f64") for name, sig in (
-        (f"dt_relu_grad_{suf}", [_P, _P, _P, _N]), (f"dt_leaky_{suf}", [_P, _P, _N, _D]),
-        (f"dt_leaky_grad_{suf}", [_P, _P, _P, _N, _D]))})
-
-
-def _serves(*arrays) -> bool:
-    a = arrays[0]
-    return (type(a) is np.ndarray and a.size >= MIN_SIZE and a.dtype.name in REAL_TYPES
-            and all(type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape and b.flags.c_contiguous
-                    for b in arrays) and bool(KERNELS.get()))
+KERNELS = CFunctions("dtorch_pointwise", _source, KERNEL_CFLAGS, real_signatures({
+    "dt_relu_grad_SUF": [_P, _P, _P, _N], "dt_leaky_SUF": [_P, _P, _N, _D], "dt_leaky_grad_SUF": [_P, _P, _P, _N, _D]}))
 
 
 def _run(name: str, inputs: tuple, *scalars):
     """The kernel ``name`` on ``inputs`` into a new array like the first, or None where it does not serve them."""
-    if not _serves(*inputs):
+    if not KERNELS.serves(inputs, MIN_SIZE):
         return None
     out = np.empty_like(inputs[0])
-    fn = KERNELS.get()[f"dt_{name}_{REAL_TYPES[out.dtype.name][1]}"]
-    fn(*(a.ctypes.data for a in inputs), out.ctypes.data, out.size, *scalars)
+    KERNELS.real(f"dt_{name}", out.dtype)(*(a.ctypes.data for a in inputs), out.ctypes.data, out.size, *scalars)
     return out
 
 

@@ -11,7 +11,7 @@ import ctypes
 
 import numpy as np
 
-from ..utils.cpp_extension import KERNEL_CFLAGS, REAL_TYPES, CFunctions, real_variants
+from ..utils.cpp_extension import KERNEL_CFLAGS, CFunctions, real_signatures, real_variants
 
 _TYPED = r"""
 /* adam.py's _flat_update after the weight decay: lerp_ (w1 = 1 - beta1; big: |w1| >= 0.5, torch's other form),
@@ -75,35 +75,25 @@ KERNELS = CFunctions(
     "dtorch_fused_cpu",
     lambda: "#include <stdint.h>\n#include <math.h>\ntypedef int64_t i64;\n" + real_variants(_TYPED),
     KERNEL_CFLAGS,
-    {name: sig for suf in ("f32", "f64") for name, sig in (
-        (f"dt_adam_{suf}", [_P, _P, _P, _P, _P, ctypes.c_int64, _P]),
-        (f"dt_adadelta_{suf}", [_P, _P, _P, _P, ctypes.c_int64, _P]))})
+    real_signatures({"dt_adam_SUF": [_P, _P, _P, _P, _P, ctypes.c_int64, _P],
+                     "dt_adadelta_SUF": [_P, _P, _P, _P, ctypes.c_int64, _P]}))
 
 
-def _serves(*arrays) -> bool:
-    a = arrays[0]
-    return (type(a) is np.ndarray and a.dtype.name in REAL_TYPES
-            and all(type(b) is np.ndarray and b.dtype == a.dtype and b.size == a.size and b.flags.c_contiguous
-                    for b in arrays) and bool(KERNELS.get()))
-
-
-def _call(name: str, arrays: list, scalars: list) -> None:
+def _call(name: str, arrays: list, scalars: list) -> bool:
+    """Run kernel ``name`` on ``arrays`` (None: a NULL pointer) and ``scalars``; False where it does not serve."""
+    if not KERNELS.serves([a for a in arrays if a is not None]):
+        return False
     s = np.array(scalars, np.float64)
     ptrs = [None if a is None else a.ctypes.data for a in arrays]
-    KERNELS.get()[f"dt_{name}_{REAL_TYPES[arrays[0].dtype.name][1]}"](*ptrs, arrays[0].size, s.ctypes.data)
+    KERNELS.real(f"dt_{name}", arrays[0].dtype)(*ptrs, arrays[0].size, s.ctypes.data)
+    return True
 
 
 def adam(P, g, m, v, vmax, w1: float, beta2: float, bc2_sqrt: float, eps: float, value: float) -> bool:
     """Adam's step in place (as ``adam.py``'s numpy ops after the weight decay); False where it does not serve."""
-    if not _serves(P, g, m, v, *(() if vmax is None else (vmax,))):
-        return False
-    _call("adam", [P, g, m, v, vmax], [w1, 1 - w1, beta2, 1 - beta2, bc2_sqrt, eps, value, abs(w1) >= 0.5])
-    return True
+    return _call("adam", [P, g, m, v, vmax], [w1, 1 - w1, beta2, 1 - beta2, bc2_sqrt, eps, value, abs(w1) >= 0.5])
 
 
 def adadelta(P, g, sq, acc, rho: float, eps: float, alpha: float) -> bool:
     """Adadelta's step in place (``adadelta.py``'s numpy ops); False where it does not serve the arrays."""
-    if not _serves(P, g, sq, acc):
-        return False
-    _call("adadelta", [P, g, sq, acc], [rho, 1 - rho, eps, alpha, alpha == -1])
-    return True
+    return _call("adadelta", [P, g, sq, acc], [rho, 1 - rho, eps, alpha, alpha == -1])

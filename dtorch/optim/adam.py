@@ -156,8 +156,7 @@ class Adam(FlatOptimizer):
         lerp_(xp, m, g, 1 - beta1, t)
         xp.multiply(v, beta2, out=v)
         addcmul_(xp, v, g, g, 1 - beta2, t)
-        if group["amsgrad"]:
-            vmax = b.state_flat["max_exp_avg_sq"]
+        if vmax is not None:
             xp.maximum(vmax, v, out=vmax)
             v = vmax
         xp.sqrt(v, out=t)

@@ -32,6 +32,8 @@ import threading
 from types import ModuleType
 from typing import Callable, Sequence
 
+import numpy as np
+
 try:
     import setuptools
     from setuptools.command.build_ext import build_ext
@@ -341,6 +343,12 @@ def real_variants(template: str) -> str:
     return "".join(template.replace("SUF", suf).replace("REAL", ct) for ct, suf in REAL_TYPES.values())
 
 
+def real_signatures(signatures: dict[str, list]) -> dict[str, list]:
+    """``{name: argtypes}`` of a :func:`real_variants` source: each name once per suffix (``dt_x_SUF``)."""
+    return {name.replace("SUF", suf): argtypes for name, argtypes in signatures.items()
+            for _, suf in REAL_TYPES.values()}
+
+
 class CFunctions:
     """The functions ``signatures`` names (name -> ctypes argument types, no result), from one C source compiled
     by :func:`build_c_library` on first use and bound with ctypes. ``get()`` is empty, and stays so, when there
@@ -364,6 +372,18 @@ class CFunctions:
                         self.fns = {}
                 fns = self.fns
         return fns
+
+    def real(self, name: str, dtype):
+        """The ``dtype`` variant of :func:`real_variants` function ``name`` (``dt_x`` -> ``dt_x_f32``)."""
+        return self.get()[f"{name}_{REAL_TYPES[dtype.name][1]}"]
+
+    def serves(self, arrays, min_size: int = 0) -> bool:
+        """Whether the :func:`real_variants` kernels take ``arrays``: numpy, one float dtype of REAL_TYPES, one
+        size (at least ``min_size``), C-contiguous, and the library built."""
+        a = arrays[0]
+        return (type(a) is np.ndarray and a.size >= min_size and a.dtype.name in REAL_TYPES
+                and all(type(b) is np.ndarray and b.dtype == a.dtype and b.size == a.size and b.flags.c_contiguous
+                        for b in arrays) and bool(self.get()))
 
     def _build(self) -> dict:
         lib = ctypes.CDLL(str(build_c_library(self.name, self.source(), self.cflags)))

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ...utils.cpp_extension import KERNEL_CFLAGS, REAL_TYPES, CFunctions, real_variants
+from ...utils.cpp_extension import KERNEL_CFLAGS, REAL_TYPES, CFunctions, real_signatures, real_variants
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -154,13 +154,8 @@ def _source() -> str:
 
 
 _P = ctypes.c_void_p
-KERNELS = CFunctions("dtorch_conv_cols", _source, KERNEL_CFLAGS,
-                     {f"dt_{kind}_{suf}": [_P] * (4 if kind == "im2row" else 3)
-                      for _, suf in REAL_TYPES.values() for kind in ("im2col", "col2im", "im2row")})
-
-
-def _fn(kind: str, dtype):
-    return KERNELS.get()[f"dt_{kind}_{REAL_TYPES[dtype.name][1]}"]
+KERNELS = CFunctions("dtorch_conv_cols", _source, KERNEL_CFLAGS, real_signatures(
+    {"dt_im2col_SUF": [_P] * 3, "dt_col2im_SUF": [_P] * 3, "dt_im2row_SUF": [_P] * 4}))
 
 
 def available(a, spatial_dims: int) -> bool:
@@ -187,14 +182,14 @@ def im2col_into(x, cols, kernel, stride, padding, dilation, out, cols_strides) -
     """Write the columns of ``x`` into ``cols``: entry ``(sample s, row (c, kernel...), output pixel l)`` at
     element ``s * cols_strides[0] + row * cols_strides[1] + l`` (zero where the kernel reads padding)."""
     p = _params(x, kernel, stride, padding, dilation, out, cols_strides)
-    _fn("im2col", x.dtype)(x.ctypes.data, cols.ctypes.data, p.ctypes.data)
+    KERNELS.real("dt_im2col", x.dtype)(x.ctypes.data, cols.ctypes.data, p.ctypes.data)
 
 
 def col2im_into(cols, y, kernel, stride, padding, dilation, out, cols_strides) -> None:
     """``y`` (any strides) = the sum of every column entry onto its input position (the adjoint of
     :func:`im2col_into`; entries that fall on the padding are dropped)."""
     p = _params(y, kernel, stride, padding, dilation, out, cols_strides)
-    _fn("col2im", y.dtype)(cols.ctypes.data, y.ctypes.data, p.ctypes.data)
+    KERNELS.real("dt_col2im", y.dtype)(cols.ctypes.data, y.ctypes.data, p.ctypes.data)
 
 
 def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
@@ -204,5 +199,5 @@ def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
     n, c, h = x.shape[:3]
     rows = np.empty((n * math.prod(out), math.prod(kernel) * c), x.dtype)
     buf = np.empty((h, (out[1] - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1, c), x.dtype)
-    _fn("im2row", x.dtype)(x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
+    KERNELS.real("dt_im2row", x.dtype)(x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
     return rows

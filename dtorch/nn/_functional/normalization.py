@@ -274,12 +274,12 @@ def _batch_norm_bw_arrays(g, xc, rstd, w, need):
         gx, sg, sgxc = fast
     else:
         gx, sg, sgxc = None, _channel_sum(g), _channel_dot(g, xc)
-    if need[0] and fast is None:
-        k = r if w is None else w * r
-        inv_m = g.shape[1] / g.size
-        gx = _by_channel(np.multiply, g, k)
-        gx -= _by_channel(np.multiply, xc, k * r * r * sgxc * inv_m)
-        _by_channel(np.subtract, gx, k * sg * inv_m, out=gx)
+        if need[0]:
+            k = r if w is None else w * r
+            inv_m = g.shape[1] / g.size
+            gx = _by_channel(np.multiply, g, k)
+            gx -= _by_channel(np.multiply, xc, k * r * r * sgxc * inv_m)
+            _by_channel(np.subtract, gx, k * sg * inv_m, out=gx)
     gw = (sgxc * r).astype(g.dtype, copy=False) if w is not None and need[1] else None
     gb = sg.astype(g.dtype, copy=False) if len(need) > 2 and need[2] else None
     return gx, gw, gb
