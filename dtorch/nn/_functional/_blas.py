@@ -37,8 +37,8 @@ def _bind(lib: ctypes.CDLL, dtype: np.dtype):
 
 
 @functools.cache
-def _functions() -> dict:
-    """dtype -> the CBLAS gemm of numpy's own BLAS; empty when there is none to use."""
+def _library() -> ctypes.CDLL | None:
+    """numpy's own BLAS (the first library it loaded that has a CBLAS gemm of ours), or None."""
     from threadpoolctl import threadpool_info
 
     root = os.path.dirname(_numpy_dir())
@@ -50,10 +50,33 @@ def _functions() -> dict:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        found = {dt: fn for dt in _SYMBOLS if (fn := _bind(lib, dt)) is not None}
-        if found:
-            return found
-    return {}
+        if any(getattr(lib, name, None) is not None for names in _SYMBOLS.values() for name in names):
+            return lib
+    return None
+
+
+@functools.cache
+def _functions() -> dict:
+    """dtype -> the CBLAS gemm of numpy's own BLAS; empty when there is none to use."""
+    lib = _library()
+    return {} if lib is None else {dt: fn for dt in _SYMBOLS if (fn := _bind(lib, dt)) is not None}
+
+
+@functools.cache
+def _thread_count():
+    lib = _library()
+    for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+        fn = getattr(lib, name, None) if lib is not None else None
+        if fn is not None:
+            fn.argtypes, fn.restype = [], ctypes.c_int
+            return fn
+    return None
+
+
+def threads() -> int | None:
+    """The threads numpy's BLAS runs a GEMM on now (``set_num_threads`` changes it), None where unknown."""
+    fn = _thread_count()
+    return None if fn is None else fn()
 
 
 def available(dtype) -> bool:

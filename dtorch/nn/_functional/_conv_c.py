@@ -79,25 +79,29 @@ void dt_im2col_SUF(const REAL *restrict x, REAL *restrict cols, const dt_geom *g
 /* rows[s, ho, wo, (kh, kw, c)] (channels-last receptive fields, _conv_rows' layout): each sample is first
    transposed into buf, (h, wp, c) with the left and right zero padding of its rows, in L1-sized tiles; then
    every kernel row of a receptive field is one copy of kw * c contiguous values (dilation 1) */
+static void dt_cl_rows_SUF(const REAL *restrict xs, REAL *restrict buf, const dt_geom *gp, i64 wp, i64 lpad) {
+    const i64 c = gp->c, h = gp->h, sc = gp->sc, sh = gp->sh, sw = gp->sw;
+    i64 wc = wp - lpad < gp->w ? wp - lpad : gp->w;
+    if (wc < 0) wc = 0;
+    for (i64 r = 0; r < h; r++) {
+        REAL *br = buf + r * wp * c, *bi = br + lpad * c;
+        memset(br, 0, lpad * c * sizeof(REAL));
+        for (i64 j0 = 0; j0 < wc; j0 += 16)
+            for (i64 c0 = 0; c0 < c; c0 += 16) {
+                const i64 j1 = j0 + 16 < wc ? j0 + 16 : wc, c1 = c0 + 16 < c ? c0 + 16 : c;
+                for (i64 j = j0; j < j1; j++)
+                    for (i64 ch = c0; ch < c1; ch++) bi[j * c + ch] = xs[ch * sc + r * sh + j * sw];
+            }
+        memset(bi + wc * c, 0, (wp - lpad - wc) * c * sizeof(REAL));
+    }
+}
+
 void dt_im2row_SUF(const REAL *restrict x, REAL *restrict rows, REAL *restrict buf, const dt_geom *gp) {
     const dt_geom G = *gp, *g = &G;
     const i64 c = g->c, wp = (g->ow - 1) * g->st_w + (g->kw - 1) * g->dil_w + 1;
     const i64 lpad = g->pad_w < wp ? g->pad_w : wp;
-    i64 wc = wp - lpad < g->w ? wp - lpad : g->w;
-    if (wc < 0) wc = 0;
     for (i64 s = 0; s < g->n; s++) {
-        const REAL *xs = x + s * g->sn;
-        for (i64 r = 0; r < g->h; r++) {
-            REAL *br = buf + r * wp * c, *bi = br + lpad * c;
-            memset(br, 0, lpad * c * sizeof(REAL));
-            for (i64 j0 = 0; j0 < wc; j0 += 16)
-                for (i64 c0 = 0; c0 < c; c0 += 16) {
-                    const i64 j1 = j0 + 16 < wc ? j0 + 16 : wc, c1 = c0 + 16 < c ? c0 + 16 : c;
-                    for (i64 j = j0; j < j1; j++)
-                        for (i64 ch = c0; ch < c1; ch++) bi[j * c + ch] = xs[ch * g->sc + r * g->sh + j * g->sw];
-                }
-            memset(bi + wc * c, 0, (wp - lpad - wc) * c * sizeof(REAL));
-        }
+        dt_cl_rows_SUF(x + s * g->sn, buf, g, wp, lpad);
         for (i64 ho = 0; ho < g->oh; ho++)
             for (i64 wo = 0; wo < g->ow; wo++)
                 for (i64 a = 0; a < g->kh; a++) {
@@ -113,6 +117,22 @@ void dt_im2row_SUF(const REAL *restrict x, REAL *restrict rows, REAL *restrict b
                     }
                     rows += run;
                 }
+    }
+}
+
+/* out (n, hp, wp, c): x channels-last with pad_h zero rows above and pad_w zero columns left, zeros below and
+   right up to hp x wp */
+void dt_channels_last_SUF(const REAL *restrict x, REAL *restrict out, const dt_geom *gp, i64 hp, i64 wp) {
+    const dt_geom G = *gp, *g = &G;
+    const i64 row = wp * g->c, top = g->pad_h < hp ? g->pad_h : hp;
+    const i64 h = hp - top < g->h ? hp - top : g->h;
+    for (i64 s = 0; s < g->n; s++) {
+        REAL *o = out + s * hp * row;
+        memset(o, 0, top * row * sizeof(REAL));
+        dt_geom gs = G;
+        gs.h = h;
+        dt_cl_rows_SUF(x + s * g->sn, o + top * row, &gs, wp, g->pad_w < wp ? g->pad_w : wp);
+        memset(o + (top + h) * row, 0, (hp - top - h) * row * sizeof(REAL));
     }
 }
 
@@ -155,7 +175,8 @@ def _source() -> str:
 
 _P = ctypes.c_void_p
 KERNELS = CFunctions("dtorch_conv_cols", _source, KERNEL_CFLAGS, real_signatures(
-    {"dt_im2col_SUF": [_P] * 3, "dt_col2im_SUF": [_P] * 3, "dt_im2row_SUF": [_P] * 4}))
+    {"dt_im2col_SUF": [_P] * 3, "dt_col2im_SUF": [_P] * 3, "dt_im2row_SUF": [_P] * 4,
+     "dt_channels_last_SUF": [_P] * 3 + [ctypes.c_int64] * 2}))
 
 
 def available(a, spatial_dims: int) -> bool:
@@ -201,3 +222,15 @@ def im2row(x, kernel, stride, padding, dilation, out) -> np.ndarray:
     buf = np.empty((h, (out[1] - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1, c), x.dtype)
     KERNELS.real("dt_im2row", x.dtype)(x.ctypes.data, rows.ctypes.data, buf.ctypes.data, p.ctypes.data)
     return rows
+
+
+def channels_last(x, padding) -> np.ndarray:
+    """2-D ``x`` ``(N, C, H, W)`` as a contiguous zero-padded ``(N, H + pads, W + pads, C)`` (padding: ``(lo, hi)``
+    pairs)."""
+    (top, bottom), (left, right) = padding
+    n, c, h, w = x.shape
+    out = np.empty((n, h + top + bottom, w + left + right, c), x.dtype)
+    p = _params(x, (1, 1), (1, 1), padding, (1, 1), (1, 1), (0, 0))
+    KERNELS.real("dt_channels_last", x.dtype)(x.ctypes.data, out.ctypes.data, p.ctypes.data, out.shape[1],
+                                              out.shape[2])
+    return out

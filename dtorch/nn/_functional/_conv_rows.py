@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _conv_c, _conv_taps
+from . import _conv_c, _conv_taps, _gemm_c
 
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
@@ -35,6 +35,8 @@ def use_rows(x, channels: int, kernel, groups: int) -> bool:
 
 def _channels_last(x, padding):
     """``(N, C, *S)`` -> a contiguous zero-padded ``(N, *S_padded, C)``."""
+    if x.ndim == 4 and _conv_c.available(x, 2):
+        return _conv_c.channels_last(x, padding)
     shape = (x.shape[0],) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], padding)) + (x.shape[1],)
     out = np.empty(shape, x.dtype) if not any(lo or hi for lo, hi in padding) else np.zeros(shape, x.dtype)
     inner = (slice(None),) + tuple(slice(lo, lo + s) for s, (lo, _) in zip(x.shape[2:], padding))
@@ -100,9 +102,17 @@ def from_rows(r, y) -> None:
 # ---- the three kernels of conv.py on rows; ``chunks``: slices of the batch --------------------------------
 def forward(x, w, y, stride, padding, dilation, chunks) -> None:
     """``y = conv(x, w)`` into NCHW ``y``."""
-    wr = weight_rows(w)
+    kernel, out = w.shape[2:], y.shape[2:]
+    wt = weight_rows(w).T
+    direct = _gemm_c.conv_serves(x, w.shape[0], dilation)
+    if direct:
+        wt = np.ascontiguousarray(wt)
     for sl in chunks:
-        from_rows(im2row(x[sl], w.shape[2:], stride, padding, dilation, y.shape[2:]) @ wr.T, y[sl])
+        if direct:
+            rows = _gemm_c.conv_forward(_channels_last(x[sl], padding), wt, kernel, stride, dilation, out)
+        else:
+            rows = _gemm_c.matmul(im2row(x[sl], kernel, stride, padding, dilation, out), wt)
+        from_rows(rows, y[sl])
 
 
 def _full_correlation(g, kernel, stride, padding, dilation):
@@ -150,7 +160,7 @@ def input_grad(g, w, y, stride, padding, dilation, chunks) -> None:
         return
     wr = weight_rows(w)
     for sl in chunks:
-        row2im_into(to_rows(g[sl]) @ wr, y[sl], w.shape[2:], stride, padding, dilation, g.shape[2:])
+        row2im_into(_gemm_c.matmul(to_rows(g[sl]), wr), y[sl], w.shape[2:], stride, padding, dilation, g.shape[2:])
 
 
 def _subpixel_weight(w, stride):
@@ -185,7 +195,7 @@ def _input_grad_subpixel(g, w, y, stride, padding, chunks) -> None:
     wc = _subpixel_weight(w, stride)
     start = tuple(lo - a * s for a, s, (lo, _) in zip(qmin, stride, padding))
     for sl in chunks:
-        t = im2row(gc[sl], kq, (1,) * nd, pads, (1,) * nd, q) @ wc
+        t = _gemm_c.matmul(im2row(gc[sl], kq, (1,) * nd, pads, (1,) * nd, q), wc)
         _depth_to_space_into(t.reshape((t.shape[0] // math.prod(q),) + q + tuple(stride) + (y.shape[1],)),
                              y[sl], start)
 
@@ -208,7 +218,13 @@ def _depth_to_space_into(t, y, start) -> None:
 
 def weight_grad(x, g, kernel, stride, padding, dilation, chunks):
     """The adjoint of conv in its weight: ``(O, C, *kernel)``."""
-    gw = np.zeros((g.shape[1], math.prod(kernel) * x.shape[1]), g.dtype)
+    out = g.shape[2:]
+    gwt = np.zeros((math.prod(kernel) * x.shape[1], g.shape[1]), g.dtype)
+    direct = _gemm_c.conv_serves(x, g.shape[1], dilation)
     for sl in chunks:
-        gw += to_rows(g[sl]).T @ im2row(x[sl], kernel, stride, padding, dilation, g.shape[2:])
-    return rows_weight(gw, (g.shape[1], x.shape[1]) + tuple(kernel))
+        if direct:
+            _gemm_c.conv_weight_grad_add(_channels_last(x[sl], padding), to_rows(g[sl]), gwt, kernel, stride,
+                                         dilation, out)
+        else:
+            _gemm_c.add_tn(im2row(x[sl], kernel, stride, padding, dilation, out), to_rows(g[sl]), gwt)
+    return rows_weight(gwt.T, (g.shape[1], x.shape[1]) + tuple(kernel))
