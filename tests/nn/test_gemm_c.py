@@ -197,3 +197,36 @@ def test_dcgan_layer_matches_torch_at_one_thread(torch):
     yt.backward(torch.tensor(g))
     for a, b in ((yd.detach(), yt.detach()), (xd.grad, xt.grad), (wd.grad, wt.grad)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
+
+NCHW = [  # (channels, size, out channels, kernel, stride, padding): output rows a multiple of 16 wide
+    (3, (64, 64), 16, (4, 4), (2, 2), ((1, 1), (1, 1))),  # DCGAN's RGB layer
+    (16, (32, 32), 32, (4, 4), (2, 2), ((1, 1), (1, 1))),  # its second layer: 256 taps, padded weight rows
+    (2, (18, 34), 5, (3, 3), (1, 1), ((0, 0), (0, 0))),  # 5 output channels: every tile height's tail
+    (4, (10, 47), 40, (2, 3), (3, 3), ((2, 1), (0, 2))),  # stride 3, uneven padding, 24 + 16 channels
+    (1, (5, 16), 17, (1, 1), (1, 1), ((0, 0), (0, 0))),
+]
+
+
+@pytest.mark.parametrize("conv", NCHW)
+def test_nchw_convolution_equals_the_float64_product(conv):
+    c, size, o, kernel, stride, padding = conv
+    rng = np.random.default_rng(o)
+    wide = rng.standard_normal((3, c + 1) + size).astype(np.float32)
+    x = wide[:, 1:]  # not contiguous
+    w = rng.standard_normal((o, c) + kernel).astype(np.float32)
+    rows, out = _reference(x, w, stride, padding, (1, 1))
+    want = (rows @ _conv_rows.weight_rows(w).T.astype(np.float64)).reshape((3,) + out + (o,))
+    y = np.full((3, o) + out, np.nan, np.float32)
+    with one_thread():
+        assert _gemm_c.nchw_serves(x, w, stride, (1, 1), out)
+        _gemm_c.conv_nchw(x, w, y, stride, padding)
+    _close(y, np.moveaxis(want, -1, 1), rows.shape[1])
+
+
+def test_nchw_convolution_is_not_taken_where_it_cannot_be():
+    x, w = np.zeros((1, 3, 8, 40), np.float32), np.zeros((16, 3, 3, 3), np.float32)
+    with one_thread():
+        assert not _gemm_c.nchw_serves(x, w, (1, 1), (1, 1), (6, 38))  # rows of 38
+        assert not _gemm_c.nchw_serves(x, w, (1, 1), (1, 2), (6, 36))
+        assert not _gemm_c.nchw_serves(x.astype(np.float64), w, (1, 1), (1, 1), (6, 32))

@@ -26,7 +26,7 @@ import numpy as np
 from ..._dispatch import apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
-from . import _blas, _conv_c, _conv_rows
+from . import _blas, _conv_c, _conv_rows, _gemm_c
 from ._conv_cols import col2im, im2col, out_size
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -100,7 +100,11 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
-    if not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
+    if groups == 1 and _gemm_c.nchw_serves(x, w, stride, dilation, out):
+        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
+            _gemm_c.conv_nchw(x[sl], w, y[sl], stride, padding)
+        chunks = []
+    elif not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
         chunks = []
     # on the CPU, the bias as one more GEMM column (the columns get a row of ones)
