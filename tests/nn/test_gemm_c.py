@@ -219,14 +219,28 @@ def test_nchw_convolution_equals_the_float64_product(conv):
     want = (rows @ _conv_rows.weight_rows(w).T.astype(np.float64)).reshape((3,) + out + (o,))
     y = np.full((3, o) + out, np.nan, np.float32)
     with one_thread():
-        assert _gemm_c.nchw_serves(x, w, stride, (1, 1), out)
+        assert _gemm_c.nchw_serves(x, (1, 1), out)
         _gemm_c.conv_nchw(x, w, y, stride, padding)
     _close(y, np.moveaxis(want, -1, 1), rows.shape[1])
 
 
 def test_nchw_convolution_is_not_taken_where_it_cannot_be():
-    x, w = np.zeros((1, 3, 8, 40), np.float32), np.zeros((16, 3, 3, 3), np.float32)
+    x = np.zeros((1, 3, 8, 40), np.float32)
     with one_thread():
-        assert not _gemm_c.nchw_serves(x, w, (1, 1), (1, 1), (6, 38))  # rows of 38
-        assert not _gemm_c.nchw_serves(x, w, (1, 1), (1, 2), (6, 36))
-        assert not _gemm_c.nchw_serves(x.astype(np.float64), w, (1, 1), (1, 1), (6, 32))
+        assert not _gemm_c.nchw_serves(x, (1, 1), (6, 38))  # rows of 38
+        assert not _gemm_c.nchw_serves(x, (1, 2), (6, 36))
+        assert not _gemm_c.nchw_serves(x.astype(np.float64), (1, 1), (6, 32))
+
+
+@pytest.mark.parametrize("conv", NCHW)
+def test_nchw_weight_gradient_equals_the_float64_product(conv):
+    c, size, o, kernel, stride, padding = conv
+    rng = np.random.default_rng(o + 1)
+    x = rng.standard_normal((3, c) + size).astype(np.float32)
+    rows, out = _reference(x, np.zeros((o, c) + kernel), stride, padding, (1, 1))
+    gy = rng.standard_normal((3, o) + out).astype(np.float32)
+    gw = np.ones((o, c) + kernel, np.float32)
+    with one_thread():
+        _gemm_c.conv_nchw_weight_grad(x, gy, gw, stride, padding)
+    want = 1 + _conv_rows.rows_weight(_conv_rows.to_rows(gy).T.astype(np.float64) @ rows, gw.shape)
+    _close(gw, want, rows.shape[0])

@@ -237,6 +237,58 @@ void dt_conv_nchw_forward(const float *xq, const float *w, float *y, const i64 *
             }
         }
 }
+
+/* gw[a, b] += the dot product of the runs G + go[a] + gi[i] and X + bo[b] + xi[i] (16 floats each) over i < n,
+   for MO rows a by MT columns b: 16-lane partial sums, the lanes added at the end */
+#define DOT_TILE(MO, MT) \
+static void dot_##MO##_##MT(i64 n, const float *restrict G, const i64 *restrict go, const i64 *restrict gi, \
+                            const float *restrict X, const i64 *restrict bo, const i64 *restrict xi, \
+                            float *restrict gw, i64 ldw) { \
+    v16 c[MO][MT]; \
+    UNROLL for (int a = 0; a < MO; a++) UNROLL for (int b = 0; b < MT; b++) c[a][b] = (v16){0}; \
+    for (i64 i = 0; i < n; i++) { \
+        v16 g[MO]; \
+        UNROLL for (int a = 0; a < MO; a++) g[a] = LD(G + go[a] + gi[i]); \
+        UNROLL for (int b = 0; b < MT; b++) { \
+            const v16 x = LD(X + bo[b] + xi[i]); \
+            UNROLL for (int a = 0; a < MO; a++) c[a][b] += g[a] * x; \
+        } \
+    } \
+    UNROLL for (int a = 0; a < MO; a++) UNROLL for (int b = 0; b < MT; b++) { \
+        float t = 0; \
+        UNROLL for (int l = 0; l < 16; l++) t += c[a][b][l]; \
+        gw[a * ldw + b] += t; \
+    } \
+}
+DOT_TILE(4, 6) DOT_TILE(4, 1) DOT_TILE(1, 6) DOT_TILE(1, 1)
+
+/* gw (o, c * kh * kw) += the weight gradient of dt_conv_nchw_forward for its output gradient gy (n, o, oh, ow):
+   tiles of 4 output channels by 6 taps, each summing over every 16 output columns of the batch. g as there. */
+void dt_conv_nchw_weight_grad(const float *xq, const float *gy, float *gw, const i64 *g) {
+    const i64 n = g[0], c = g[1], hp = g[2], wq = g[3], o = g[4], kh = g[5], kw = g[6], sh = g[7], sw = g[8];
+    const i64 oh = g[9], ow = g[10], taps = c * kh * kw, row = sw * wq, rows = n * oh * (ow / 16);
+    i64 bo[taps > 0 ? taps : 1], go[4], gi[rows > 0 ? rows : 1], xi[rows > 0 ? rows : 1];
+    for (i64 ch = 0, i = 0; ch < c; ch++)
+        for (i64 a = 0; a < kh; a++)
+            for (i64 b = 0; b < kw; b++, i++) bo[i] = (ch * hp + a) * row + (b % sw) * wq + b / sw;
+    for (int a = 0; a < 4; a++) go[a] = a * oh * ow;
+    for (i64 s = 0, i = 0; s < n; s++)
+        for (i64 y = 0; y < oh; y++)
+            for (i64 x0 = 0; x0 < ow; x0 += 16, i++) {
+                gi[i] = s * o * oh * ow + y * ow + x0;
+                xi[i] = (s * c * hp + y * sh) * row + x0;
+            }
+    for (i64 m = 0; m < o; ) {
+        const int mo = o - m >= 4 ? 4 : 1;
+        const float *G = gy + m * oh * ow;
+        i64 t = 0;
+        for (; t + 6 <= taps; t += 6)
+            (mo == 4 ? dot_4_6 : dot_1_6)(rows, G, go, gi, xq, bo + t, xi, gw + m * taps + t, taps);
+        for (; t < taps; t++)
+            (mo == 4 ? dot_4_1 : dot_1_1)(rows, G, go, gi, xq, bo + t, xi, gw + m * taps + t, taps);
+        m += mo;
+    }
+}
 """
 
 # below this many rows on the long side BLAS is as fast (its packing is paid back)
@@ -250,7 +302,8 @@ KERNELS = CFunctions("dtorch_gemm", lambda: _SOURCE,
                      [f for f in KERNEL_CFLAGS if not f.startswith("-ffp-contract")] + ["-ffp-contract=fast"],
                      {"dt_gemm_nn": _ARGS, "dt_gemm_tn": _ARGS,
                       "dt_conv_rows_forward": _CONV_ARGS, "dt_conv_rows_weight_grad": _CONV_ARGS,
-                      "dt_phase_split": [_P] * 3, "dt_conv_nchw_forward": _CONV_ARGS})
+                      "dt_phase_split": [_P] * 3, "dt_conv_nchw_forward": _CONV_ARGS,
+                      "dt_conv_nchw_weight_grad": _CONV_ARGS})
 
 
 def _single_core() -> bool:
@@ -321,27 +374,42 @@ def conv_weight_grad_add(xp: np.ndarray, gr: np.ndarray, gwt: np.ndarray, kernel
     KERNELS.get()["dt_conv_rows_weight_grad"](xp.ctypes.data, gr.ctypes.data, gwt.ctypes.data, geom.ctypes.data)
 
 
-def nchw_serves(x, w, stride, dilation, out) -> bool:
-    """Whether :func:`conv_nchw` takes the 2-D convolution of ``x`` with ``w``: float32, output rows a multiple of
-    16 wide, no dilation."""
-    return (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 4 and w.dtype == np.float32
-            and out[1] % 16 == 0 and tuple(dilation) == (1, 1) and _single_core())
+def nchw_serves(x, dilation, out) -> bool:
+    """Whether :func:`conv_nchw` and :func:`conv_nchw_weight_grad` take a 2-D convolution of ``x``: float32,
+    output rows a multiple of 16 wide, no dilation."""
+    return (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 4 and out[1] % 16 == 0
+            and tuple(dilation) == (1, 1) and _single_core())
 
 
-def conv_nchw(x: np.ndarray, w: np.ndarray, y: np.ndarray, stride, padding) -> None:
-    """``y`` (contiguous NCHW) = the convolution of ``x`` with ``w`` (dilation 1), computed in NCHW: 16 output
-    columns per vector, the input's padded rows split into their ``stride`` column phases first."""
+def _phase_split(x, stride, padding) -> tuple[np.ndarray, list]:
+    """The input's zero-padded rows split into their ``stride`` column phases, ``(N, C, H, stride, Wq)``, and the
+    geometry's first entries for the kernels (``n, c, hp, wq``)."""
     n, c, h, wd = x.shape
     (top, bottom), (left, right) = padding
     sw = stride[1]
     hp, wq = h + top + bottom, -(-(wd + left + right) // sw)
     xq = np.empty((n, c, hp, sw, wq), np.float32)
     split = np.array([n, c, h, wd, *(s // 4 for s in x.strides), top, left, hp, sw, wq], np.int64)
-    fns = KERNELS.get()
-    fns["dt_phase_split"](x.ctypes.data, xq.ctypes.data, split.ctypes.data)
+    KERNELS.get()["dt_phase_split"](x.ctypes.data, xq.ctypes.data, split.ctypes.data)
+    return xq, [n, c, hp, wq]
+
+
+def conv_nchw(x: np.ndarray, w: np.ndarray, y: np.ndarray, stride, padding) -> None:
+    """``y`` (contiguous NCHW) = the convolution of ``x`` with ``w`` (dilation 1), computed in NCHW: 16 output
+    columns per vector, the input's padded rows split into their ``stride`` column phases first."""
+    xq, geom = _phase_split(x, stride, padding)
     taps = w[0].size
     ldw = taps + 16 if taps % 256 == 0 else taps  # rows a multiple of 1 KiB apart would share L1 sets
     wc = np.empty((w.shape[0], ldw), np.float32)
     wc[:, :taps] = w.reshape(w.shape[0], -1)
-    geom = np.array([n, c, hp, wq, w.shape[0], *w.shape[2:], *stride, *y.shape[2:], ldw], np.int64)
-    fns["dt_conv_nchw_forward"](xq.ctypes.data, wc.ctypes.data, y.ctypes.data, geom.ctypes.data)
+    geom = np.array(geom + [w.shape[0], *w.shape[2:], *stride, *y.shape[2:], ldw], np.int64)
+    KERNELS.get()["dt_conv_nchw_forward"](xq.ctypes.data, wc.ctypes.data, y.ctypes.data, geom.ctypes.data)
+
+
+def conv_nchw_weight_grad(x: np.ndarray, gy: np.ndarray, gw: np.ndarray, stride, padding) -> None:
+    """``gw`` (contiguous ``(O, C, *kernel)``) += the weight gradient of :func:`conv_nchw` for output gradient
+    ``gy``."""
+    xq, geom = _phase_split(x, stride, padding)
+    gy = np.ascontiguousarray(gy, np.float32)
+    geom = np.array(geom + [gw.shape[0], *gw.shape[2:], *stride, *gy.shape[2:], 0], np.int64)
+    KERNELS.get()["dt_conv_nchw_weight_grad"](xq.ctypes.data, gy.ctypes.data, gw.ctypes.data, geom.ctypes.data)

@@ -100,7 +100,7 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
-    if groups == 1 and _gemm_c.nchw_serves(x, w, stride, dilation, out):
+    if groups == 1 and w.dtype == x.dtype and _gemm_c.nchw_serves(x, dilation, out):
         for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
             _gemm_c.conv_nchw(x[sl], w, y[sl], stride, padding)
         chunks = []
@@ -183,6 +183,11 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     k = x.shape[1] // groups * math.prod(kernel)
     length = math.prod(g.shape[2:])
     chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
+    if groups == 1 and g.dtype == x.dtype and _gemm_c.nchw_serves(x, dilation, g.shape[2:]):
+        gw = np.zeros((o, x.shape[1]) + tuple(kernel), np.float32)
+        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
+            _gemm_c.conv_nchw_weight_grad(x[sl], g[sl], gw, stride, padding)
+        return gw
     if not _columns_first(x, length, len(kernel), "weight") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         return _conv_rows.weight_grad(x, g, kernel, stride, padding, dilation, chunks)
     minor = _batch_minor(length)
