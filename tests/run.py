@@ -7,13 +7,15 @@
    (tests/launcher/test_installed_wheel.py; about a minute, most of it pip);
 4. slurm: the `slurm`-marked tests on a single-node Slurm started for them (tests/launcher/slurm_phase.py).
 
-Extra arguments go to every pytest call, e.g. `python tests/run.py -x -k allreduce`.
+Extra arguments go to every pytest call, e.g. `python tests/run.py -x -k allreduce`. After each phase the
+shared-memory segments MPICH left in /dev/shm (the tests kill ranks; about 40 per run) are removed.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,25 @@ def phases(extra: list[str]) -> list[tuple[str, list[str] | None, str]]:
     return out
 
 
+def sweep_mpich_shm(since: float) -> int:
+    """Remove the ``/dev/shm/mpich_shm_*`` segments made since ``since`` that no process maps any more."""
+    mapped = set()
+    for maps in pathlib.Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped.update(re.findall(r"/dev/shm/(mpich_shm_\S+)", maps.read_text()))
+        except OSError:
+            continue
+    removed = 0
+    for seg in pathlib.Path("/dev/shm").glob("mpich_shm_*"):
+        try:
+            if seg.stat().st_mtime >= since and seg.name not in mapped:
+                seg.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def main() -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     results = []
@@ -54,6 +75,8 @@ def main() -> int:
         print(f"== {name}: {' '.join(cmd)}", flush=True)
         start = time.monotonic()
         rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        if swept := sweep_mpich_shm(time.time() - (time.monotonic() - start) - 1):
+            print(f"== {name}: removed {swept} shared-memory segments MPICH left in /dev/shm", flush=True)
         # pytest exits 5 when it selects no test (e.g. no mpi tests matched by -k)
         ok = rc == 0 or rc == 5
         results.append((name, "passed" if ok else f"FAILED (exit {rc})", time.monotonic() - start))

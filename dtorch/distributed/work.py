@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -116,4 +117,9 @@ def abort_job(message: str, code: int = 1) -> None:
     # mpiexec forwards a rank's output through its proxy; an immediate Abort tears the proxy
     # down first about one time in four here, and the message that says why is lost
     time.sleep(float(os.environ.get("DTORCH_ABORT_GRACE_S", "0.5")))
+    # MPICH's MPI_Abort has hung in its teardown (seen once in many CI runs, the peers left waiting for the
+    # collective deadline): past this, the rank ends itself, and mpiexec ends the job on its exit status
+    watchdog = threading.Timer(float(os.environ.get("DTORCH_ABORT_EXIT_S", "10")), os._exit, args=(code,))
+    watchdog.daemon = True
+    watchdog.start()
     MPI.COMM_WORLD.Abort(code)

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 import dtorch
 import dtorch.nn.functional as F
-from dtorch.nn._functional import _blas, _conv_c, _conv_rows, _gemm_c
+from dtorch.nn._functional import _blas, _conv_c, _conv_nchw_c, _conv_rows, _gemm_c
 
 
 @contextlib.contextmanager
@@ -25,12 +25,14 @@ def one_thread():
 @contextlib.contextmanager
 def blas_only():
     """Run a block as on a machine without a C compiler."""
-    saved = _gemm_c.KERNELS.get()
-    _gemm_c.KERNELS.fns = {}
+    saved = [(lib, lib.get()) for lib in (_gemm_c.KERNELS, _conv_nchw_c.KERNELS)]
+    for lib, _ in saved:
+        lib.fns = {}
     try:
         yield
     finally:
-        _gemm_c.KERNELS.fns = saved
+        for lib, fns in saved:
+            lib.fns = fns
 
 
 def _close(got, want, k: int):
@@ -219,17 +221,17 @@ def test_nchw_convolution_equals_the_float64_product(conv):
     want = (rows @ _conv_rows.weight_rows(w).T.astype(np.float64)).reshape((3,) + out + (o,))
     y = np.full((3, o) + out, np.nan, np.float32)
     with one_thread():
-        assert _gemm_c.nchw_serves(x, (1, 1), out)
-        _gemm_c.conv_nchw(x, w, y, stride, padding)
+        assert _conv_nchw_c.serves(x, (1, 1), out)
+        _conv_nchw_c.forward(x, w, y, stride, padding)
     _close(y, np.moveaxis(want, -1, 1), rows.shape[1])
 
 
 def test_nchw_convolution_is_not_taken_where_it_cannot_be():
     x = np.zeros((1, 3, 8, 40), np.float32)
     with one_thread():
-        assert not _gemm_c.nchw_serves(x, (1, 1), (6, 38))  # rows of 38
-        assert not _gemm_c.nchw_serves(x, (1, 2), (6, 36))
-        assert not _gemm_c.nchw_serves(x.astype(np.float64), (1, 1), (6, 32))
+        assert not _conv_nchw_c.serves(x, (1, 1), (6, 38))  # rows of 38
+        assert not _conv_nchw_c.serves(x, (1, 2), (6, 36))
+        assert not _conv_nchw_c.serves(x.astype(np.float64), (1, 1), (6, 32))
 
 
 @pytest.mark.parametrize("conv", NCHW)
@@ -241,6 +243,6 @@ def test_nchw_weight_gradient_equals_the_float64_product(conv):
     gy = rng.standard_normal((3, o) + out).astype(np.float32)
     gw = np.ones((o, c) + kernel, np.float32)
     with one_thread():
-        _gemm_c.conv_nchw_weight_grad(x, gy, gw, stride, padding)
+        _conv_nchw_c.weight_grad(x, gy, gw, stride, padding)
     want = 1 + _conv_rows.rows_weight(_conv_rows.to_rows(gy).T.astype(np.float64) @ rows, gw.shape)
     _close(gw, want, rows.shape[0])

@@ -26,7 +26,7 @@ import numpy as np
 from ..._dispatch import apply, defop
 from ..._device import xp_of
 from ...tensor import Tensor
-from . import _blas, _conv_c, _conv_rows, _gemm_c
+from . import _blas, _conv_c, _conv_nchw_c, _conv_rows
 from ._conv_cols import col2im, im2col, out_size
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -100,9 +100,9 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
-    if groups == 1 and w.dtype == x.dtype and _gemm_c.nchw_serves(x, dilation, out):
+    if groups == 1 and w.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, out):
         for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
-            _gemm_c.conv_nchw(x[sl], w, y[sl], stride, padding)
+            _conv_nchw_c.forward(x[sl], w, y[sl], stride, padding)
         chunks = []
     elif not _columns_first(x, length, len(kernel), "forward") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         _conv_rows.forward(x, w, y, stride, padding, dilation, chunks)
@@ -183,10 +183,10 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     k = x.shape[1] // groups * math.prod(kernel)
     length = math.prod(g.shape[2:])
     chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
-    if groups == 1 and g.dtype == x.dtype and _gemm_c.nchw_serves(x, dilation, g.shape[2:]):
+    if groups == 1 and g.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, g.shape[2:]):
         gw = np.zeros((o, x.shape[1]) + tuple(kernel), np.float32)
         for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
-            _gemm_c.conv_nchw_weight_grad(x[sl], g[sl], gw, stride, padding)
+            _conv_nchw_c.weight_grad(x[sl], g[sl], gw, stride, padding)
         return gw
     if not _columns_first(x, length, len(kernel), "weight") and _conv_rows.use_rows(x, x.shape[1], kernel, groups):
         return _conv_rows.weight_grad(x, g, kernel, stride, padding, dilation, chunks)
