@@ -93,6 +93,22 @@ def test_channels_last_rows_equal_numpy(geom, dtype):
     np.testing.assert_array_equal(rows_c, rows_np)
 
 
+@pytest.mark.parametrize("geom", [g for g in GEOMETRIES if len(g[0]) == 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_added_back_equal_numpy(geom, dtype):
+    size, kernel, stride, padding, dilation = geom
+    rng = np.random.default_rng(8)
+    out = _conv_cols.out_size(size, kernel, stride, padding, dilation)
+    rows = rng.standard_normal((2 * out[0] * out[1], 7 * kernel[0] * kernel[1])).astype(dtype)
+    y_c = np.full((2, 9) + size, np.nan, dtype)[:, 1:8]  # a strided output
+    y_np = np.full((2, 7) + size, np.nan, dtype)
+    _conv_rows.row2im_into(rows, y_c, kernel, stride, padding, dilation, out)
+    with numpy_loops():
+        _conv_rows.row2im_into(rows, y_np, kernel, stride, padding, dilation, out)
+    np.testing.assert_array_equal(y_c, y_np)
+    assert not np.isnan(y_c).any()
+
+
 @pytest.mark.parametrize("geom", GEOMETRIES[:3] + GEOMETRIES[-2:])
 def test_ones_row_for_the_bias(geom):
     """Per-sample columns with a row of ones appended (the forward adds its bias inside the GEMM)."""

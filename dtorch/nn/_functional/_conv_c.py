@@ -120,6 +120,39 @@ void dt_im2row_SUF(const REAL *restrict x, REAL *restrict rows, REAL *restrict b
     }
 }
 
+/* y = the adjoint of dt_im2row: per sample, every row entry added onto its place in buf, (hp, wp, c) channels-last
+   with the padding, one kernel position at a time as numpy's loop adds them (so the sums round alike); then buf
+   without its padding transposed into y (any strides) in L1-sized tiles */
+void dt_row2im_SUF(const REAL *restrict rows, REAL *restrict y, REAL *restrict buf, const dt_geom *gp, i64 hp,
+                   i64 wp) {
+    const dt_geom G = *gp, *g = &G;
+    const i64 c = g->c, run = g->kh * g->kw * c, pixels = g->oh * g->ow;
+    for (i64 s = 0; s < g->n; s++) {
+        const REAL *rs = rows + s * pixels * run;
+        memset(buf, 0, hp * wp * c * sizeof(REAL));
+        for (i64 a = 0; a < g->kh; a++)
+            for (i64 b = 0; b < g->kw; b++) {
+                const REAL *src = rs + (a * g->kw + b) * c;
+                for (i64 ho = 0; ho < g->oh; ho++)
+                    for (i64 wo = 0; wo < g->ow; wo++) {
+                        REAL *d = buf + ((ho * g->st_h + a * g->dil_h) * wp + wo * g->st_w + b * g->dil_w) * c;
+                        const REAL *r = src + (ho * g->ow + wo) * run;
+                        for (i64 ch = 0; ch < c; ch++) d[ch] += r[ch];
+                    }
+            }
+        REAL *ys = y + s * g->sn;
+        for (i64 r = 0; r < g->h; r++) {
+            const REAL *br = buf + ((r + g->pad_h) * wp + g->pad_w) * c;
+            for (i64 j0 = 0; j0 < g->w; j0 += 16)
+                for (i64 c0 = 0; c0 < c; c0 += 16) {
+                    const i64 j1 = j0 + 16 < g->w ? j0 + 16 : g->w, c1 = c0 + 16 < c ? c0 + 16 : c;
+                    for (i64 ch = c0; ch < c1; ch++)
+                        for (i64 j = j0; j < j1; j++) ys[ch * g->sc + r * g->sh + j * g->sw] = br[j * c + ch];
+                }
+        }
+    }
+}
+
 /* out (n, hp, wp, c): x channels-last with pad_h zero rows above and pad_w zero columns left, zeros below and
    right up to hp x wp */
 void dt_channels_last_SUF(const REAL *restrict x, REAL *restrict out, const dt_geom *gp, i64 hp, i64 wp) {
@@ -176,7 +209,7 @@ def _source() -> str:
 _P = ctypes.c_void_p
 KERNELS = CFunctions("dtorch_conv_cols", _source, KERNEL_CFLAGS, real_signatures(
     {"dt_im2col_SUF": [_P] * 3, "dt_col2im_SUF": [_P] * 3, "dt_im2row_SUF": [_P] * 4,
-     "dt_channels_last_SUF": [_P] * 3 + [ctypes.c_int64] * 2}))
+     "dt_channels_last_SUF": [_P] * 3 + [ctypes.c_int64] * 2, "dt_row2im_SUF": [_P] * 4 + [ctypes.c_int64] * 2}))
 
 
 def available(a, spatial_dims: int) -> bool:
@@ -234,3 +267,13 @@ def channels_last(x, padding) -> np.ndarray:
     KERNELS.real("dt_channels_last", x.dtype)(x.ctypes.data, out.ctypes.data, p.ctypes.data, out.shape[1],
                                               out.shape[2])
     return out
+
+
+def row2im_into(rows, y, kernel, stride, padding, dilation, out) -> None:
+    """``y`` (2-D, any strides) = the adjoint of :func:`im2row`: every entry of the contiguous ``rows`` added onto
+    its input position (entries on the padding dropped)."""
+    n, c, h, w = y.shape
+    hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
+    p = _params(y, kernel, stride, padding, dilation, out, (0, 0))
+    buf = np.empty((hp, wp, c), y.dtype)
+    KERNELS.real("dt_row2im", y.dtype)(rows.ctypes.data, y.ctypes.data, buf.ctypes.data, p.ctypes.data, hp, wp)

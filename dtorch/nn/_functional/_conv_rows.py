@@ -20,10 +20,11 @@ from . import _conv_c, _conv_taps, _gemm_c
 # rows pay off once a kernel row of channels (kernel_w * C floats) is this many floats
 ROWS_MIN_RUN = 32
 # below this many input channels the strided input gradient's scatter-add (runs of C floats) loses to
-# the sub-pixel gather, whose extra window row and column cost more at wider C (DCGAN's 4x4 stride 2: faster
-# at 32 channels, slower at 48); the gather's GEMM has prod(stride) * C columns, far below BLAS's speed under
-# SUBPIXEL_MIN_COLS (DCGAN's RGB layer: 3x slower)
-SUBPIXEL_MAX_C = 48
+# the sub-pixel gather, whose extra window row and column cost more at wider C (DCGAN's 4x4 stride 2, numpy's
+# scatter: faster at 32 channels, slower at 48; the C scatter of _conv_c: 3.2 against 3.9 ms at 32, even at 16);
+# the gather's GEMM has prod(stride) * C columns, far below BLAS's speed under SUBPIXEL_MIN_COLS (DCGAN's RGB
+# layer: 3x slower)
+SUBPIXEL_MAX_C = {"numpy": 48, "c": 32}
 # the stride-1 input gradient as a full correlation while the input has at most this many times g's pixels
 FULL_MAX_GROWTH = 1.5
 SUBPIXEL_MIN_COLS = 64
@@ -65,6 +66,9 @@ def im2row(x, kernel, stride, padding, dilation, out):
 
 def row2im_into(rows, y, kernel, stride, padding, dilation, out) -> None:
     """Adjoint of :func:`im2row`: add every row entry back into its input position, written to NCHW ``y``."""
+    if len(kernel) == 2 and _conv_c.available(y, 2):
+        _conv_c.row2im_into(np.ascontiguousarray(rows), y, kernel, stride, padding, dilation, out)
+        return
     n, c = y.shape[:2]
     size = y.shape[2:]
     buf = np.zeros((n,) + tuple(s + lo + hi for s, (lo, hi) in zip(size, padding)) + (c,), rows.dtype)
@@ -132,7 +136,7 @@ def _full_correlation(g, kernel, stride, padding, dilation):
 def _subpixel_fits(g, channels: int, kernel, stride, dilation, groups: int) -> bool:
     """Strided, the kernel a multiple of the stride, and few input channels (the scatter-add's runs)."""
     return (groups == 1 and any(s > 1 for s in stride) and SUBPIXEL_MIN_COLS <= channels * math.prod(stride)
-            and channels < SUBPIXEL_MAX_C
+            and channels < SUBPIXEL_MAX_C["c" if _conv_c.available(g, len(kernel)) else "numpy"]
             and all(d == 1 and k % s == 0 for k, s, d in zip(kernel, stride, dilation))
             and use_rows(g, g.shape[1], tuple(k // s for k, s in zip(kernel, stride)), 1))
 
