@@ -93,6 +93,7 @@ def test_blas_runs_where_the_kernels_do_not_serve():
     b32 = rng.standard_normal((40, 32)).astype(np.float32)
     cases = [(a, rng.standard_normal((40, 24)).astype(np.float32)),  # 24 columns: not a multiple of 16
              (a[:100], b32),  # a short product
+             (np.broadcast_to(a[0], (512, 40)), b32),  # rows that overlap (stride 0)
              (a.astype(np.float64), b32.astype(np.float64))]
     with one_thread():
         for x, y in cases:

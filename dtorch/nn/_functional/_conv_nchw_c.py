@@ -53,7 +53,7 @@ void dt_phase_split(const float *restrict x, float *restrict xq, const i64 *g) {
             for (i64 r = 0; r < hp; r++) {
                 float *o = xq + ((s * c + ch) * hp + r) * sw * wq;
                 const i64 y = r - ph;
-                const float *xr = x + s * sn + ch * sc + y * sh;
+                const float *xr = x + s * sn + ch * sc + (y >= 0 && y < h ? y * sh : 0);
                 for (i64 p = 0; p < sw; p++) {
                     float *op = o + p * wq;
                     /* the columns q whose input column q * sw + p - pw lies in [0, w) */
@@ -62,8 +62,7 @@ void dt_phase_split(const float *restrict x, float *restrict xq, const i64 *g) {
                     if (hi > wq) hi = wq;
                     if (lo > hi) lo = hi;
                     for (i64 q = 0; q < lo; q++) op[q] = 0.0f;
-                    const float *xp = xr + (p - pw) * sw_;
-                    for (i64 q = lo; q < hi; q++) op[q] = xp[q * sw * sw_];
+                    for (i64 q = lo; q < hi; q++) op[q] = xr[(q * sw + p - pw) * sw_];
                     for (i64 q = hi; q < wq; q++) op[q] = 0.0f;
                 }
             }
@@ -71,12 +70,12 @@ void dt_phase_split(const float *restrict x, float *restrict xq, const i64 *g) {
 
 /* y (n, o, oh, ow) = the convolution of xq (dt_phase_split's layout: c channels, hp rows, sw phases of wq) with
    w (o, c, kh, kw), stride (sh, sw), dilation 1; ow a multiple of 16: tiles of output channels by 16-32 output
-   columns of one row, the taps' inputs found through an offset table. g: n, c, hp, wq, o, kh, kw, sh, sw, oh, ow
-   and ldw, the floats from one output channel's weights to the next */
-void dt_conv_nchw_forward(const float *xq, const float *w, float *y, const i64 *g) {
+   columns of one row, the taps' inputs found through an offset table (bo, c * kh * kw entries, scratch). g: n, c,
+   hp, wq, o, kh, kw, sh, sw, oh, ow and ldw, the floats from one output channel's weights to the next */
+void dt_conv_nchw_forward(const float *xq, const float *w, float *y, const i64 *g, i64 *bo) {
     const i64 n = g[0], c = g[1], hp = g[2], wq = g[3], o = g[4], kh = g[5], kw = g[6], sh = g[7], sw = g[8];
     const i64 oh = g[9], ow = g[10], ldw = g[11], taps = c * kh * kw, row = sw * wq;
-    i64 bo[taps > 0 ? taps : 1], ro[24];
+    i64 ro[24];
     for (i64 ch = 0, i = 0; ch < c; ch++)
         for (i64 a = 0; a < kh; a++)
             for (i64 b = 0; b < kw; b++, i++) bo[i] = (ch * hp + a) * row + (b % sw) * wq + b / sw;
@@ -119,11 +118,13 @@ static void dot_##MO##_##MT(i64 n, const float *restrict G, const i64 *restrict 
 DOT_TILE(4, 6) DOT_TILE(4, 1) DOT_TILE(1, 6) DOT_TILE(1, 1)
 
 /* gw (o, c * kh * kw) += the weight gradient of dt_conv_nchw_forward for its output gradient gy (n, o, oh, ow):
-   tiles of 4 output channels by 6 taps, each summing over every 16 output columns of the batch. g as there. */
-void dt_conv_nchw_weight_grad(const float *xq, const float *gy, float *gw, const i64 *g) {
+   tiles of 4 output channels by 6 taps, each summing over every 16 output columns of the batch. g as there;
+   scratch for the offset tables: bo (c * kh * kw entries), gi and xi (n * oh * ow / 16 each) */
+void dt_conv_nchw_weight_grad(const float *xq, const float *gy, float *gw, const i64 *g, i64 *bo, i64 *gi,
+                              i64 *xi) {
     const i64 n = g[0], c = g[1], hp = g[2], wq = g[3], o = g[4], kh = g[5], kw = g[6], sh = g[7], sw = g[8];
     const i64 oh = g[9], ow = g[10], taps = c * kh * kw, row = sw * wq, rows = n * oh * (ow / 16);
-    i64 bo[taps > 0 ? taps : 1], go[4], gi[rows > 0 ? rows : 1], xi[rows > 0 ? rows : 1];
+    i64 go[4];
     for (i64 ch = 0, i = 0; ch < c; ch++)
         for (i64 a = 0; a < kh; a++)
             for (i64 b = 0; b < kw; b++, i++) bo[i] = (ch * hp + a) * row + (b % sw) * wq + b / sw;
@@ -149,7 +150,7 @@ void dt_conv_nchw_weight_grad(const float *xq, const float *gy, float *gw, const
 
 _P = ctypes.c_void_p
 KERNELS = CFunctions("dtorch_conv_nchw", lambda: _SOURCE, TILE_CFLAGS, {
-    "dt_phase_split": [_P] * 3, "dt_conv_nchw_forward": [_P] * 4, "dt_conv_nchw_weight_grad": [_P] * 4})
+    "dt_phase_split": [_P] * 3, "dt_conv_nchw_forward": [_P] * 5, "dt_conv_nchw_weight_grad": [_P] * 7})
 
 
 def serves(x, dilation, out) -> bool:
@@ -181,7 +182,9 @@ def forward(x: np.ndarray, w: np.ndarray, y: np.ndarray, stride, padding) -> Non
     wc = np.empty((w.shape[0], ldw), np.float32)
     wc[:, :taps] = w.reshape(w.shape[0], -1)
     geom = np.array(geom + [w.shape[0], *w.shape[2:], *stride, *y.shape[2:], ldw], np.int64)
-    KERNELS.get()["dt_conv_nchw_forward"](xq.ctypes.data, wc.ctypes.data, y.ctypes.data, geom.ctypes.data)
+    bo = np.empty(taps, np.int64)
+    KERNELS.get()["dt_conv_nchw_forward"](xq.ctypes.data, wc.ctypes.data, y.ctypes.data, geom.ctypes.data,
+                                          bo.ctypes.data)
 
 
 def weight_grad(x: np.ndarray, gy: np.ndarray, gw: np.ndarray, stride, padding) -> None:
@@ -190,4 +193,6 @@ def weight_grad(x: np.ndarray, gy: np.ndarray, gw: np.ndarray, stride, padding) 
     xq, geom = _phase_split(x, stride, padding)
     gy = np.ascontiguousarray(gy, np.float32)
     geom = np.array(geom + [gw.shape[0], *gw.shape[2:], *stride, *gy.shape[2:], 0], np.int64)
-    KERNELS.get()["dt_conv_nchw_weight_grad"](xq.ctypes.data, gy.ctypes.data, gw.ctypes.data, geom.ctypes.data)
+    bo, rows = np.empty(gw[0].size, np.int64), np.empty((2, gy.shape[0] * gy.shape[2] * (gy.shape[3] // 16)), np.int64)
+    KERNELS.get()["dt_conv_nchw_weight_grad"](xq.ctypes.data, gy.ctypes.data, gw.ctypes.data, geom.ctypes.data,
+                                              bo.ctypes.data, rows[0].ctypes.data, rows[1].ctypes.data)

@@ -186,10 +186,12 @@ def single_core(kernels: CFunctions = KERNELS) -> bool:
 
 
 def _rows(a) -> int | None:
-    """The row stride in floats of 2-D float32 ``a`` with unit column stride, or None."""
+    """The row stride in floats of 2-D float32 ``a`` with unit column stride and rows that do not overlap, or None."""
     if type(a) is not np.ndarray or a.dtype != np.float32 or a.ndim != 2 or a.strides[1] != 4 or a.strides[0] % 4:
         return None
-    return max(a.strides[0] // 4, a.shape[1])
+    if a.shape[0] <= 1:
+        return a.shape[1]
+    return a.strides[0] // 4 if a.strides[0] >= 4 * a.shape[1] else None
 
 
 def _serves(a, b, long: int, out_cols: int) -> bool:
