@@ -105,7 +105,7 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     y = xp.empty((n, o) + out, x.dtype)
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
     if groups == 1 and w.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, out):
-        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
+        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):  # a sample and its column phases
             _conv_nchw_c.forward(x[sl], w, y[sl], stride, padding)
         chunks = []
     elif (not _columns_first(x, length, len(kernel), "forward", o, dilation)
@@ -190,7 +190,7 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
     if groups == 1 and g.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, g.shape[2:]):
         gw = np.zeros((o, x.shape[1]) + tuple(kernel), np.float32)
-        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):
+        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):  # a sample and its column phases
             _conv_nchw_c.weight_grad(x[sl], g[sl], gw, stride, padding)
         return gw
     if (not _columns_first(x, length, len(kernel), "weight", o, dilation)
