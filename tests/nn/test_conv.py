@@ -91,6 +91,18 @@ def test_conv_transpose1d_parity(torch):
              lambda x, w: torch.nn.functional.conv_transpose1d(x, w, stride=2, padding=1), inputs=[x, w], **F32_TOL)
 
 
+@pytest.mark.parametrize("name,x_shape,w_shape,kw", [
+    ("conv2d", (0, 4, 9, 9), (8, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ("conv1d", (0, 3, 9), (16, 3, 3), dict()),
+    ("conv_transpose2d", (0, 4, 9, 9), (4, 2, 3, 3), dict(stride=2)),
+], ids=str)
+def test_an_empty_batch_matches_torch(name, x_shape, w_shape, kw, torch):
+    bias = w_shape[1] if "transpose" in name else w_shape[0]
+    x, w, b = rand(*x_shape, dtype=F32), rand(*w_shape, dtype=F32), rand(bias, dtype=F32)
+    check_op(lambda x, w, b: getattr(F, name)(x, w, b, **kw),
+             lambda x, w, b: getattr(torch.nn.functional, name)(x, w, b, **kw), inputs=[x, w, b], **F32_TOL)
+
+
 def test_conv_grad_fn_is_one_node():
     y = F.conv2d(rand(1, 2, 5, 5, dtype=F32), rand(3, 2, 3, 3, dtype=F32),
                  rand(3, dtype=F32))

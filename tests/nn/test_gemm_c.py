@@ -247,3 +247,15 @@ def test_nchw_weight_gradient_equals_the_float64_product(conv):
         _conv_nchw_c.weight_grad(x, gy, gw, stride, padding)
     want = 1 + _conv_rows.rows_weight(_conv_rows.to_rows(gy).T.astype(np.float64) @ rows, gw.shape)
     _close(gw, want, rows.shape[0])
+
+
+@pytest.mark.parametrize("c,size,o", [(3, 64, 16), (16, 16, 32)])  # the NCHW tiles, the rows read in place
+def test_an_empty_batch(c, size, o):
+    with one_thread():
+        x = dtorch.zeros(0, c, size, size, requires_grad=True)
+        w = dtorch.ones(o, c, 4, 4, requires_grad=True)
+        y = F.conv2d(x, w, stride=2, padding=1)
+        y.sum().backward()
+    assert tuple(y.shape) == (0, o, size // 2, size // 2)
+    assert tuple(x.grad.shape) == (0, c, size, size)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((o, c, 4, 4), np.float32))

@@ -103,9 +103,11 @@ def _convolution(x, w, b, stride, padding, dilation, groups):
     minor = _batch_minor(length)
     wm = w.reshape(groups, o // groups, -1)
     y = xp.empty((n, o) + out, x.dtype)
+    if n == 0:  # an empty batch (torch allows it): the layouts below reshape by the batch
+        return y
     chunks = _batch_chunks(x, n, w[0].size * groups * length * x.itemsize)
     if groups == 1 and w.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, out):
-        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):  # a sample and its column phases
+        for sl in _batch_chunks(x, n, math.prod(x.shape[1:]) * x.itemsize * 2):  # a sample and its phases
             _conv_nchw_c.forward(x[sl], w, y[sl], stride, padding)
         chunks = []
     elif (not _columns_first(x, length, len(kernel), "forward", o, dilation)
@@ -149,8 +151,10 @@ def _conv_input_grad(g, w, b, size, stride, padding, dilation, groups):
     length = math.prod(g.shape[2:])
     minor = _batch_minor(length)
     wt = w.reshape(groups, o // groups, -1).swapaxes(-1, -2)
-    gm = g.reshape(n, groups, o // groups, -1)
     y = xp.empty((n, cin) + tuple(size), g.dtype)
+    if n == 0:
+        return y
+    gm = g.reshape(n, groups, o // groups, -1)
     chunks = _batch_chunks(g, n, w[0].size * groups * length * g.itemsize)
     if (not _columns_first(g, length, len(size), "input")
             and _conv_rows.input_grad_fits(g, cin, w.shape[2:], stride, dilation, groups)):
@@ -186,11 +190,13 @@ def _conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     xp = xp_of(x)
     n, o = g.shape[:2]
     k = x.shape[1] // groups * math.prod(kernel)
+    if n == 0:
+        return xp.zeros((o, x.shape[1] // groups) + tuple(kernel), g.dtype)
     length = math.prod(g.shape[2:])
     chunks = _batch_chunks(x, n, groups * k * length * x.itemsize)
     if groups == 1 and g.dtype == x.dtype and _conv_nchw_c.serves(x, dilation, g.shape[2:]):
         gw = np.zeros((o, x.shape[1]) + tuple(kernel), np.float32)
-        for sl in _batch_chunks(x, n, x[0].size * x.itemsize * 2):  # a sample and its column phases
+        for sl in _batch_chunks(x, n, math.prod(x.shape[1:]) * x.itemsize * 2):  # a sample and its phases
             _conv_nchw_c.weight_grad(x[sl], g[sl], gw, stride, padding)
         return gw
     if (not _columns_first(x, length, len(kernel), "weight", o, dilation)
